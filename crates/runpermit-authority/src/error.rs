@@ -1,0 +1,132 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Bad input gets a status that says whose fault it is and a body that names each field:
+//!
+//! ```json
+//! { "error": "invalid_input", "message": "…", "errors": [ { "field": "tokens", "message": "…" } ] }
+//! ```
+//!
+//! Internal failures get generic text; their detail goes to the log only.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use runpermit_compute::{FieldError, InvalidInput};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An error an API handler returns.
+#[derive(Debug)]
+pub enum ApiError {
+    /// One or more fields are invalid (422).
+    Invalid(Vec<FieldError>),
+    /// The request cannot be read at all: not JSON, wrong content type, too large.
+    BadRequest {
+        /// 400, 413 or 415.
+        status: StatusCode,
+        /// What is wrong.
+        message: String,
+    },
+    /// A failure that is not the caller's fault (500); the detail is logged, not returned.
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, errors) = match &self {
+            ApiError::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                InvalidInput {
+                    errors: errors.clone(),
+                }
+                .to_string(),
+                errors.as_slice(),
+            ),
+            ApiError::BadRequest { status, message } => {
+                (*status, "bad_request", message.clone(), &[][..])
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; the authority has logged the details".to_owned(),
+                    &[][..],
+                )
+            }
+        };
+        let body = ErrorBody {
+            error: code,
+            message,
+            errors,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(e: InvalidInput) -> Self {
+        ApiError::Invalid(e.errors)
+    }
+}
+
+/// A JSON body whose deserialization errors name the field (`hardware.count: invalid type`).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_content = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json_content {
+            return Err(ApiError::BadRequest {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: "expected a body with content-type application/json".to_owned(),
+            });
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| ApiError::BadRequest {
+                status: rejection.status(),
+                message: rejection.body_text(),
+            })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                ApiError::Invalid(vec![FieldError {
+                    field: if path == "." { String::new() } else { path },
+                    message: inner.to_string(),
+                    suggestions: Vec::new(),
+                }])
+            } else {
+                not_json(&inner)
+            }
+        })?;
+        de.end().map_err(|e| not_json(&e))?;
+        Ok(ApiJson(value))
+    }
+}
+
+fn not_json(e: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest {
+        status: StatusCode::BAD_REQUEST,
+        message: format!("the body is not valid JSON: {e}"),
+    }
+}
