@@ -28,8 +28,42 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// No valid token (401).
+    Unauthorized(String),
+    /// The caller's role may not do this (403).
+    Forbidden(String),
+    /// No such resource, or one the caller may not see (404).
+    NotFound(String),
+    /// The request conflicts with the resource's state: an invalid transition, a concurrent
+    /// update, a reused idempotency key (409).
+    Conflict(String),
     /// A failure that is not the caller's fault (500); the detail is logged, not returned.
     Internal(String),
+}
+
+impl ApiError {
+    /// 422 for one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+            suggestions: Vec::new(),
+        }])
+    }
+}
+
+impl From<runpermit_store::StoreError> for ApiError {
+    fn from(e: runpermit_store::StoreError) -> Self {
+        use runpermit_store::StoreError;
+        match e {
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Conflict(m) => ApiError::Conflict(format!(
+                "{m}; the resource changed meanwhile: read it again and retry"
+            )),
+            StoreError::Duplicate(m) => ApiError::Conflict(format!("already exists: {m}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -55,6 +89,12 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { status, message } => {
                 (*status, "bad_request", message.clone(), &[][..])
             }
+            ApiError::Unauthorized(m) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), &[][..])
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), &[][..]),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), &[][..]),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), &[][..]),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (
@@ -70,7 +110,14 @@ impl IntoResponse for ApiError {
             message,
             errors,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

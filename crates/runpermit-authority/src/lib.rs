@@ -1,35 +1,119 @@
 //! The licensing authority's HTTP service: `runpermit serve`.
 //!
-//! So far it serves its health endpoint and the compute estimator; applications, review,
-//! permits and the transparency log come next (see ARCHITECTURE.md).
-//!
-//! Handlers are thin: they parse, call a pure core, and hand the result or error to
-//! [`error`], the one module that turns errors into HTTP responses.
+//! Handlers are thin: they authenticate ([`auth`]), authorize against the endpoint table
+//! ([`authz`]), call the pure cores (`runpermit-compute`, `runpermit-policy`,
+//! `runpermit-permit`) through [`lifecycle`], commit one atomic batch to the store with its
+//! audit events, and hand results or errors to [`error`], the one module that turns errors
+//! into HTTP responses.
 
+pub mod audit;
+pub mod auth;
+pub mod authz;
+pub mod bootstrap;
+pub mod clock;
 pub mod error;
-mod estimate;
-mod health;
+pub mod ids;
+pub mod lifecycle;
+mod routes;
+pub mod state;
+#[doc(hidden)]
+pub mod testing;
+
+use std::time::Instant;
 
 use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 
-/// Largest request body accepted, in bytes. Estimate inputs are a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use routes::ops::openapi_document;
+pub use state::AppState;
 
-/// The authority's routes.
-pub fn router() -> Router {
+/// Largest request body accepted, in bytes: a run plan is a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The authority's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    use routes::{applications, estimate, identity, ops, permits, reviews};
     Router::new()
-        .route("/healthz", get(health::healthz))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(ops::openapi))
+        .route("/.well-known/jwks.json", get(permits::jwks))
         .route("/v1/estimate", post(estimate::create))
+        .route("/v1/policy", get(ops::policy))
+        .route("/v1/whoami", get(identity::whoami))
+        .route(
+            "/v1/orgs",
+            post(identity::create_org).get(identity::list_orgs),
+        )
+        .route("/v1/orgs/{id}", get(identity::get_org))
+        .route(
+            "/v1/orgs/{id}/members",
+            post(identity::create_member).get(identity::list_members),
+        )
+        .route(
+            "/v1/members/{id}/tokens",
+            post(identity::create_token).get(identity::list_tokens),
+        )
+        .route("/v1/tokens/{id}/revoke", post(identity::revoke_token))
+        .route(
+            "/v1/applications",
+            post(applications::create).get(applications::list),
+        )
+        .route(
+            "/v1/applications/{id}",
+            get(applications::get).put(applications::update),
+        )
+        .route("/v1/applications/{id}/submit", post(applications::submit))
+        .route(
+            "/v1/applications/{id}/withdraw",
+            post(applications::withdraw),
+        )
+        .route("/v1/applications/{id}/appeal", post(applications::appeal))
+        .route(
+            "/v1/applications/{id}/reviews",
+            post(reviews::create).get(reviews::list),
+        )
+        .route(
+            "/v1/applications/{id}/permit",
+            get(permits::for_application),
+        )
+        .route("/v1/permits/{id}", get(permits::get))
+        .route("/v1/audit", get(ops::audit))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(record_metrics))
+        .with_state(state)
+}
+
+/// Counts requests and their latency by route and status (Prometheus names
+/// `runpermit_http_requests_total` and `runpermit_http_request_duration_seconds`).
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("runpermit_http_requests_total", &labels).increment(1);
+    metrics::histogram!("runpermit_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router())
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

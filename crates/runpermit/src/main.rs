@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
+mod apply;
+mod client;
 mod estimate;
+mod permit;
 mod serve;
 mod usage;
 
@@ -29,8 +33,25 @@ enum Command {
     /// with both, a warning says when they differ by more than 2×. --base-model-flop makes
     /// the estimate cumulative over a fine-tune's lineage.
     Estimate(Box<estimate::EstimateArgs>),
-    /// Run the licensing authority's HTTP service.
+    /// Run the licensing authority's HTTP service (creates its database, signing key and
+    /// bootstrap admin token on first start).
     Serve(serve::ServeArgs),
+    /// Create the authority's database, signing key and bootstrap admin token, without serving.
+    Init(serve::AuthorityArgs),
+    /// Apply for a permit with a run plan (TOML or JSON).
+    Apply(apply::ApplyArgs),
+    /// List, show, submit, update, withdraw or appeal applications.
+    Applications(apply::ApplicationsArgs),
+    /// Record a review decision on an application (authority reviewers).
+    Review(apply::ReviewArgs),
+    /// Fetch permits and verify them offline.
+    Permit(permit::PermitArgs),
+    /// Manage organizations and their members.
+    Org(admin::OrgArgs),
+    /// Manage API tokens.
+    Token(admin::TokenArgs),
+    /// Show who the current token belongs to.
+    Whoami(admin::WhoamiArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +59,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Estimate(args) => estimate::run(*args),
         Command::Serve(args) => serve::run(args),
+        Command::Init(args) => serve::init(args),
+        Command::Apply(args) => apply::apply(args),
+        Command::Applications(args) => apply::applications(args),
+        Command::Review(args) => apply::review(args),
+        Command::Permit(args) => permit::run(args),
+        Command::Org(args) => admin::org(args),
+        Command::Token(args) => admin::token(args),
+        Command::Whoami(args) => admin::whoami(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

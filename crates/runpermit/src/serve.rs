@@ -1,25 +1,130 @@
-//! `runpermit serve`: the licensing authority.
+//! `runpermit serve` and `runpermit init`: the licensing authority.
+//!
+//! Settings come from flags, then environment variables, then a TOML file (`--config`), then
+//! defaults: the raw flags ([`AuthorityArgs`]) are resolved once into [`AuthoritySettings`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use runpermit_authority::AppState;
+use runpermit_authority::bootstrap::{Prepared, Setup, prepare};
+use runpermit_authority::clock::SystemClock;
+use runpermit_policy::Policy;
+use serde::Deserialize;
 
-/// Settings of the authority's service.
+use crate::usage::UsageError;
+
+/// Where the authority keeps its state (shared by `serve` and `init`).
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        env = "RUNPERMIT_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
-    listen: SocketAddr,
+pub struct AuthorityArgs {
+    /// TOML file with any of: listen, data_dir, database_url, signing_key, issuer, policy.
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: the embedded SQLite database and the signing key [default: ./runpermit-data].
+    #[arg(long, value_name = "DIR", env = "RUNPERMIT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user@host/db) instead of the embedded SQLite database.
+    #[arg(long, value_name = "URL", env = "RUNPERMIT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Permit-signing key file (Ed25519, PKCS#8 PEM, created mode 0600 if absent)
+    /// [default: DATA_DIR/keys/permit-signing.pem]. Processes sharing a database share it.
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
+    /// Policy file (TOML) [default: the built-in policy, see docs/policy.md].
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_POLICY")]
+    policy: Option<PathBuf>,
+    /// The authority's public identifier, written as `iss` in every permit
+    /// [default: http://LISTEN].
+    #[arg(long, value_name = "URL", env = "RUNPERMIT_ISSUER")]
+    issuer: Option<String>,
 }
 
-/// Runs the service until Ctrl-C or SIGTERM.
-pub fn run(args: ServeArgs) -> Result<()> {
+/// `runpermit serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR", env = "RUNPERMIT_LISTEN")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    authority: AuthorityArgs,
+}
+
+/// The settings file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    signing_key: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    issuer: Option<String>,
+}
+
+/// Resolved settings.
+#[derive(Debug)]
+pub struct AuthoritySettings {
+    listen: SocketAddr,
+    setup: Setup,
+    policy: Policy,
+    issuer: String,
+}
+
+fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthoritySettings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            toml::from_str::<ConfigFile>(&text)
+                .map_err(|e| UsageError(format!("--config {}: {e}", path.display())))?
+        }
+        None => ConfigFile::default(),
+    };
+    let listen = listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let database_url = args.database_url.or(file.database_url);
+    if let Some(url) = &database_url
+        && !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+    {
+        return Err(UsageError(format!(
+            "--database-url {url:?}: expected postgres://USER@HOST:PORT/DB (or sqlite://PATH)"
+        ))
+        .into());
+    }
+    let policy = match args.policy.or(file.policy) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading --policy {}", path.display()))?;
+            Policy::from_toml(&text)
+                .map_err(|e| UsageError(format!("--policy {}: {e}", path.display())))?
+        }
+        None => Policy::builtin().clone(),
+    };
+    Ok(AuthoritySettings {
+        listen,
+        setup: Setup {
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("runpermit-data")),
+            database_url,
+            signing_key: args.signing_key.or(file.signing_key),
+        },
+        policy,
+        issuer: args
+            .issuer
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}")),
+    })
+}
+
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUNPERMIT_LOG")
@@ -27,15 +132,84 @@ pub fn run(args: ServeArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn report(settings: &AuthoritySettings, prepared: &Prepared) {
+    println!("database:     {}", redact(&settings.setup.database_url()));
+    println!(
+        "signing key:  {} (kid {}){}",
+        settings.setup.signing_key_path().display(),
+        prepared.signer.kid(),
+        if prepared.created_key {
+            ", created"
+        } else {
+            ""
+        }
+    );
+    println!("policy:       {}", settings.policy.version);
+    if let Some(token) = &prepared.admin_token {
+        println!();
+        println!("Bootstrap admin token (shown once; store it now):");
+        println!("  {token}");
+        println!("  export RUNPERMIT_TOKEN={token}");
+        println!();
+    }
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `runpermit init`: prepare without serving.
+pub fn init(args: AuthorityArgs) -> Result<()> {
+    let settings = resolve(None, args)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let prepared = runtime
+        .block_on(prepare(&settings.setup, &SystemClock))
+        .context("preparing the authority")?;
+    println!("runpermit authority initialized");
+    report(&settings, &prepared);
+    Ok(())
+}
+
+/// `runpermit serve`: prepare, then serve until Ctrl-C or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging();
+    let settings = resolve(args.listen, args.authority)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let prepared = prepare(&settings.setup, &SystemClock)
             .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+            .context("preparing the authority")?;
+        report(&settings, &prepared);
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .ok();
+        let state = AppState {
+            store: prepared.store,
+            clock: Arc::new(SystemClock),
+            policy: Arc::new(settings.policy),
+            signer: Arc::new(prepared.signer),
+            issuer: settings.issuer,
+            metrics,
+        };
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "runpermit authority listening");
         println!("runpermit authority listening on http://{addr}");
-        runpermit_authority::serve(listener, shutdown_signal())
+        runpermit_authority::serve(listener, state, shutdown_signal())
             .await
             .context("serving HTTP")
     })
@@ -64,4 +238,21 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/rp"),
+            "postgres://app:***@db:5432/rp"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
 }

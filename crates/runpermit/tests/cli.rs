@@ -188,16 +188,23 @@ fn missing_inputs_are_named() {
 /// `runpermit serve` over a real socket: health and the estimator.
 #[test]
 fn serve_answers_health_and_estimates() {
+    let data = std::env::temp_dir().join(format!("runpermit-cli-serve-{}", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_runpermit"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("starting runpermit serve");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("reading the listen line");
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).expect("reading stdout") > 0,
+            "serve exited"
+        );
+    }
     let addr = line
         .trim()
         .rsplit("http://")
@@ -210,6 +217,7 @@ fn serve_answers_health_and_estimates() {
     let estimate = http(&addr, "POST /v1/estimate HTTP/1.1", body);
     child.kill().expect("stopping the server");
     let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
 
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains(r#""status":"ok""#), "{health}");

@@ -21,12 +21,16 @@ mod tests {
     use serde_json::Value;
     use tower::ServiceExt;
 
+    async fn router() -> axum::Router {
+        crate::router(crate::testing::TestAuthority::new(None).await.state)
+    }
+
     async fn post(body: &str) -> (StatusCode, Value) {
         let request = Request::post("/v1/estimate")
             .header("content-type", "application/json")
             .body(Body::from(body.to_owned()))
             .unwrap();
-        let response = crate::router().oneshot(request).await.unwrap();
+        let response = router().await.oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, serde_json::from_slice(&bytes).unwrap())
@@ -79,7 +83,7 @@ mod tests {
             .header("content-type", "application/json")
             .body(Body::from(format!("{{{padding}}}")))
             .unwrap();
-        let response = crate::router().oneshot(request).await.unwrap();
+        let response = router().await.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -1,0 +1,94 @@
+//! Authentication: `Authorization: Bearer rpt_…` → the calling member.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::authz::{OrgKind, Role};
+use crate::error::ApiError;
+use crate::ids::token_hash;
+use crate::state::AppState;
+
+/// The authenticated member making a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Member id.
+    pub member_id: String,
+    /// Member name.
+    pub member_name: String,
+    /// Organization id.
+    pub org_id: String,
+    /// Organization name.
+    pub org_name: String,
+    /// Organization kind.
+    pub org_kind: OrgKind,
+    /// Role in the organization.
+    pub role: Role,
+    /// The token used.
+    pub token_id: String,
+}
+
+impl Caller {
+    /// An admin, reviewer or auditor of the authority.
+    pub fn is_authority_staff(&self) -> bool {
+        self.org_kind == OrgKind::Authority
+            && matches!(self.role, Role::Admin | Role::Reviewer | Role::Auditor)
+    }
+
+    /// May read data belonging to organization `org_id`.
+    pub fn sees_org(&self, org_id: &str) -> bool {
+        self.is_authority_staff() || self.org_id == org_id
+    }
+
+    /// May manage members and tokens of organization `org_id`.
+    pub fn manages_org(&self, org_id: &str) -> bool {
+        self.role == Role::Admin && (self.org_kind == OrgKind::Authority || self.org_id == org_id)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let now = state.clock.now_ms();
+        let principal = state
+            .store
+            .authenticate(&token_hash(secret), now)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
+        let org_kind =
+            principal.org.kind.parse().map_err(|e: String| {
+                ApiError::Internal(format!("stored organization kind: {e}"))
+            })?;
+        let role = principal
+            .member
+            .role
+            .parse()
+            .map_err(|e: String| ApiError::Internal(format!("stored role: {e}")))?;
+        Ok(Caller {
+            member_id: principal.member.id,
+            member_name: principal.member.name,
+            org_id: principal.org.id,
+            org_name: principal.org.name,
+            org_kind,
+            role,
+            token_id: principal.token.id,
+        })
+    }
+}

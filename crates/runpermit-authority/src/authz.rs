@@ -1,0 +1,232 @@
+//! Who may call what: every endpoint has an explicit rule here, and the OpenAPI document and
+//! the endpoint × role test are generated from the same table.
+//!
+//! Two layers: the *role rule* below (which organization kinds and roles may call an
+//! endpoint at all) and the *resource scope* checked in handlers with [`Caller::sees_org`]
+//! (a lab never sees another lab's applications).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// The kind of an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// The licensing office.
+    Authority,
+    /// An AI lab that applies for permits.
+    Developer,
+    /// A cloud or HPC centre that runs the gate.
+    Provider,
+    /// A safety institute or accredited third-party evaluator.
+    Evaluator,
+}
+
+/// A member's role in their organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages the organization's members and tokens (the authority's admins manage all).
+    Admin,
+    /// Reviews applications (authority).
+    Reviewer,
+    /// Reviews milestone evaluations (evaluator organizations).
+    Evaluator,
+    /// Applies for permits (developers).
+    Applicant,
+    /// Runs a provider's gate.
+    ProviderOperator,
+    /// Reads everything, changes nothing (authority).
+    Auditor,
+}
+
+macro_rules! string_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The name used in JSON, the database and the CLI.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                    format!("unknown {} {s:?}: expected one of {}", stringify!($ty), names.join(", "))
+                })
+            }
+        }
+    };
+}
+
+string_enum!(OrgKind { Authority => "authority", Developer => "developer", Provider => "provider", Evaluator => "evaluator" });
+string_enum!(Role {
+    Admin => "admin",
+    Reviewer => "reviewer",
+    Evaluator => "evaluator",
+    Applicant => "applicant",
+    ProviderOperator => "provider_operator",
+    Auditor => "auditor",
+});
+
+impl OrgKind {
+    /// Roles a member of this kind of organization may hold.
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            OrgKind::Authority => &[Role::Admin, Role::Reviewer, Role::Auditor],
+            OrgKind::Developer => &[Role::Admin, Role::Applicant],
+            OrgKind::Provider => &[Role::Admin, Role::ProviderOperator],
+            OrgKind::Evaluator => &[Role::Admin, Role::Evaluator],
+        }
+    }
+}
+
+/// Who may call an endpoint, before resource scoping.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// Any authenticated member.
+    AnyMember,
+    /// Members holding one of these (organization kind, role) pairs.
+    Only(&'static [(OrgKind, Role)]),
+}
+
+/// One endpoint: the single source for routing docs, OpenAPI and the authorization test.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template, OpenAPI style (`/v1/applications/{id}`).
+    pub path: &'static str,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// Status of a successful answer.
+    pub success: u16,
+    /// The role rule.
+    pub access: Access,
+}
+
+const AUTHORITY_STAFF: &[(OrgKind, Role)] = &[
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+];
+const ANY_ADMIN: &[(OrgKind, Role)] = &[
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Provider, Role::Admin),
+    (OrgKind::Evaluator, Role::Admin),
+];
+const APPLICANTS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+];
+const APPLICATION_READERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+];
+const PERMIT_READERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+    (OrgKind::Provider, Role::ProviderOperator),
+    (OrgKind::Provider, Role::Admin),
+];
+
+macro_rules! endpoints {
+    ($($name:ident = $method:literal $path:literal $success:literal, $tag:literal, $access:expr, $summary:literal;)+) => {
+        $(
+            #[doc = $summary]
+            pub const $name: Endpoint = Endpoint {
+                method: $method,
+                path: $path,
+                summary: $summary,
+                tag: $tag,
+                success: $success,
+                access: $access,
+            };
+        )+
+        /// Every endpoint, in documentation order.
+        pub const ENDPOINTS: &[Endpoint] = &[$($name),+];
+    };
+}
+
+endpoints! {
+    HEALTHZ = "GET" "/healthz" 200, "operations", Access::Public, "The process is up.";
+    READYZ = "GET" "/readyz" 200, "operations", Access::Public, "The process can reach its database.";
+    METRICS = "GET" "/metrics" 200, "operations", Access::Public, "Prometheus metrics.";
+    OPENAPI = "GET" "/v1/openapi.json" 200, "operations", Access::Public, "This document.";
+    JWKS = "GET" "/.well-known/jwks.json" 200, "permits", Access::Public, "The authority's permit-signing public keys (JWKS).";
+    ESTIMATE = "POST" "/v1/estimate" 200, "compute", Access::Public, "Estimate a training run's compute and the thresholds it crosses.";
+    POLICY = "GET" "/v1/policy" 200, "policy", Access::AnyMember, "The policy in force.";
+    WHOAMI = "GET" "/v1/whoami" 200, "identity", Access::AnyMember, "The calling member, organization and token.";
+    ORGS_CREATE = "POST" "/v1/orgs" 201, "identity", Access::Only(&[(OrgKind::Authority, Role::Admin)]), "Create an organization.";
+    ORGS_LIST = "GET" "/v1/orgs" 200, "identity", Access::Only(AUTHORITY_STAFF), "List organizations.";
+    ORGS_GET = "GET" "/v1/orgs/{id}" 200, "identity", Access::AnyMember, "Read an organization (authority staff, or its own members).";
+    MEMBERS_CREATE = "POST" "/v1/orgs/{id}/members" 201, "identity", Access::Only(ANY_ADMIN), "Add a member to an organization (its admins, or the authority's).";
+    MEMBERS_LIST = "GET" "/v1/orgs/{id}/members" 200, "identity", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor), (OrgKind::Developer, Role::Admin), (OrgKind::Provider, Role::Admin), (OrgKind::Evaluator, Role::Admin)]), "List an organization's members.";
+    TOKENS_CREATE = "POST" "/v1/members/{id}/tokens" 201, "identity", Access::AnyMember, "Create an API token for a member (the member, its organization's admins, or the authority's); the secret is shown once.";
+    TOKENS_LIST = "GET" "/v1/members/{id}/tokens" 200, "identity", Access::AnyMember, "List a member's tokens (never their secrets).";
+    TOKENS_REVOKE = "POST" "/v1/tokens/{id}/revoke" 200, "identity", Access::AnyMember, "Revoke a token.";
+    APPLICATIONS_CREATE = "POST" "/v1/applications" 201, "applications", Access::Only(APPLICANTS), "Apply for a permit: create an application from a run plan (and submit it unless draft).";
+    APPLICATIONS_LIST = "GET" "/v1/applications" 200, "applications", Access::Only(APPLICATION_READERS), "List applications (a developer sees its own).";
+    APPLICATIONS_GET = "GET" "/v1/applications/{id}" 200, "applications", Access::Only(APPLICATION_READERS), "Read an application.";
+    APPLICATIONS_UPDATE = "PUT" "/v1/applications/{id}" 200, "applications", Access::Only(APPLICANTS), "Replace the run plan of a draft or of an application with changes requested.";
+    APPLICATIONS_SUBMIT = "POST" "/v1/applications/{id}/submit" 200, "applications", Access::Only(APPLICANTS), "Submit (or resubmit) an application.";
+    APPLICATIONS_WITHDRAW = "POST" "/v1/applications/{id}/withdraw" 200, "applications", Access::Only(APPLICANTS), "Withdraw an application.";
+    APPLICATIONS_APPEAL = "POST" "/v1/applications/{id}/appeal" 200, "applications", Access::Only(APPLICANTS), "Appeal a denial.";
+    REVIEWS_CREATE = "POST" "/v1/applications/{id}/reviews" 201, "review", Access::Only(&[(OrgKind::Authority, Role::Reviewer)]), "Record a review decision: approve, deny or request changes, with a reason and conditions.";
+    REVIEWS_LIST = "GET" "/v1/applications/{id}/reviews" 200, "review", Access::Only(APPLICATION_READERS), "List an application's reviews.";
+    APPLICATION_PERMIT = "GET" "/v1/applications/{id}/permit" 200, "permits", Access::Only(APPLICATION_READERS), "The permit or exemption receipt issued for an application.";
+    PERMITS_GET = "GET" "/v1/permits/{id}" 200, "permits", Access::Only(PERMIT_READERS), "Read a permit and its signed token.";
+    AUDIT_LIST = "GET" "/v1/audit" 200, "audit", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor)]), "The audit trail: who did what, when and why.";
+}
+
+impl Endpoint {
+    /// Whether `caller` passes the role rule.
+    pub fn allows(&self, caller: Option<&Caller>) -> bool {
+        match (self.access, caller) {
+            (Access::Public, _) => true,
+            (_, None) => false,
+            (Access::AnyMember, Some(_)) => true,
+            (Access::Only(grants), Some(c)) => grants.contains(&(c.org_kind, c.role)),
+        }
+    }
+
+    /// Ok when `caller` passes the role rule, else 403 naming the endpoint.
+    pub fn authorize(&self, caller: &Caller) -> Result<(), ApiError> {
+        if self.allows(Some(caller)) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "a {} of a {} organization may not call {} {}",
+                caller.role, caller.org_kind, self.method, self.path
+            )))
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The application lifecycle as the authority runs it: estimate, classify, decide, and issue
+//! a permit or an exemption receipt. Pure rules come from `runpermit-policy`
+//! (`classify`, `workflow::next`, `approval_outcome`, `permit_terms`); this module applies
+//! them to stored state in atomic batches.
+//!
+//! Why the order of a permit's issuance is safe: (1) the decision and the permit's *intent*
+//! (its checked claims) are committed together with their audit events; (2) the claims are
+//! signed; (3) the token is committed. A crash after (1) leaves an intent that is visible and
+//! can be signed again; a crash can never leave a signed permit that is not recorded.
+
+use runpermit_compute::{Estimate, FieldError, HardwareTable, builtin_regimes, estimate};
+use runpermit_permit::{
+    ExemptionClaims, Holder, PermitRequest, ProviderScope, Tranche, check, sign, sign_exemption,
+};
+use runpermit_policy::workflow::{self, Action, Status};
+use runpermit_policy::{Classification, Decision, RunPlan, classify, permit_terms};
+use runpermit_store::{Application, Permit, Receipt, Write};
+use serde_json::json;
+
+use crate::audit::event;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::ids::new_id;
+use crate::state::AppState;
+
+/// Maps estimator input fields to the run-plan fields that set them.
+const ESTIMATE_FIELDS: &[(&str, &str)] = &[
+    ("parameters", "model.parameters"),
+    ("active_parameters", "model.active_parameters"),
+    ("tokens", "data.tokens"),
+    ("epochs", "data.epochs"),
+    ("synthetic_data", "data.synthetic_tokens"),
+    (
+        "synthetic_data.generator_parameters",
+        "data.synthetic_generator_parameters",
+    ),
+    ("synthetic_data.tokens_generated", "data.synthetic_tokens"),
+    ("additional_flop", "compute.additional_flop"),
+    ("hardware", "compute"),
+    ("hardware.accelerator", "compute.accelerator"),
+    ("hardware.count", "compute.accelerators"),
+    ("hardware.hours", "compute.duration_days"),
+    ("hardware.utilization", "compute.expected_utilization"),
+    ("hardware.utilization_low", "compute.utilization_low"),
+    ("hardware.utilization_high", "compute.utilization_high"),
+    ("hardware.precision", "compute.precision"),
+    ("base_model_flop", "base_model.cumulative_flop"),
+];
+
+fn in_plan(errors: Vec<FieldError>) -> ApiError {
+    ApiError::Invalid(
+        errors
+            .into_iter()
+            .map(|mut e| {
+                e.field = if e.field.is_empty() {
+                    "plan".to_owned()
+                } else {
+                    format!("plan.{}", e.field)
+                };
+                e
+            })
+            .collect(),
+    )
+}
+
+/// Validates a plan and estimates its compute; every problem named by its `plan.` path.
+pub fn assess(plan: &RunPlan) -> Result<Estimate, ApiError> {
+    plan.validate().map_err(in_plan)?;
+    estimate(
+        &plan.estimate_input(),
+        HardwareTable::builtin(),
+        builtin_regimes(),
+    )
+    .map_err(|e| {
+        in_plan(
+            e.errors
+                .into_iter()
+                .map(|mut f| {
+                    if let Some((_, plan_field)) =
+                        ESTIMATE_FIELDS.iter().find(|(est, _)| *est == f.field)
+                    {
+                        f.field = (*plan_field).to_owned();
+                    }
+                    f
+                })
+                .collect(),
+        )
+    })
+}
+
+/// The application record's plan.
+pub fn stored_plan(app: &Application) -> Result<RunPlan, ApiError> {
+    RunPlan::from_json(&app.plan_json)
+        .map_err(|e| ApiError::Internal(format!("stored plan of {}: {e:?}", app.id)))
+}
+
+fn stored_estimate(app: &Application) -> Result<Estimate, ApiError> {
+    serde_json::from_str(&app.estimate_json)
+        .map_err(|e| ApiError::Internal(format!("stored estimate of {}: {e}", app.id)))
+}
+
+fn transition(app: &Application, action: Action) -> Result<Status, ApiError> {
+    let status: Status = app
+        .status
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("stored status of {}: {e:?}", app.id)))?;
+    workflow::next(status, action).map_err(|e| ApiError::Conflict(e.to_string()))
+}
+
+/// A fresh application record (status draft) for `plan`.
+pub fn draft(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    plan: &RunPlan,
+    estimate: &Estimate,
+    classification: &Classification,
+) -> Result<Application, ApiError> {
+    let now = state.clock.now_ms();
+    Ok(Application {
+        id,
+        org_id: caller.org_id.clone(),
+        created_by: caller.member_id.clone(),
+        status: Status::Draft.as_str().to_owned(),
+        tier: classification.tier.clone(),
+        decision: decision_str(classification.decision).to_owned(),
+        approvals_required: i64::from(classification.approvals_required),
+        plan_json: serde_json::to_string(plan)
+            .map_err(|e| ApiError::Internal(format!("serializing a plan: {e}")))?,
+        plan_digest: plan.digest(),
+        estimate_json: serde_json::to_string(estimate)
+            .map_err(|e| ApiError::Internal(format!("serializing an estimate: {e}")))?,
+        policy_version: classification.policy_version.clone(),
+        version: 0,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+fn decision_str(d: Decision) -> &'static str {
+    match d {
+        Decision::Exempt => "exempt",
+        Decision::AutoPermit => "auto_permit",
+        Decision::Review => "review",
+        Decision::Deny => "deny",
+    }
+}
+
+/// Classifies `plan` under the policy in force.
+pub fn classification(state: &AppState, plan: &RunPlan, estimate: &Estimate) -> Classification {
+    classify(&state.policy, plan, estimate)
+}
+
+/// What a submission leads to: the writes to commit (after `app`'s own write) and, for
+/// permits, the intent to sign afterwards.
+#[derive(Debug)]
+pub struct Submission {
+    /// The application as it will be stored.
+    pub app: Application,
+    /// Writes besides the application's own.
+    pub writes: Vec<Write>,
+    /// A permit to sign once the writes are committed.
+    pub permit: Option<PendingPermit>,
+}
+
+/// A permit whose intent is committed with the decision and which is signed afterwards.
+#[derive(Debug)]
+pub struct PendingPermit {
+    id: String,
+    request: PermitRequest,
+}
+
+/// Applies a submission (or resubmission) of `app` by `caller`: the policy's decision for the
+/// tier, refused with 422 when the plan lacks what the tier requires.
+pub fn submit(
+    state: &AppState,
+    caller: &Caller,
+    mut app: Application,
+    action: Action,
+) -> Result<Submission, ApiError> {
+    let plan = stored_plan(&app)?;
+    let estimate = stored_estimate(&app)?;
+    let class = classification(state, &plan, &estimate);
+    if !class.missing.is_empty() {
+        return Err(in_plan(class.missing));
+    }
+    let now = state.clock.now_ms();
+    let subject = format!("application/{}", app.id);
+    app.status = transition(&app, action)?.as_str().to_owned();
+    app.tier = class.tier.clone();
+    app.decision = decision_str(class.decision).to_owned();
+    app.approvals_required = i64::from(class.approvals_required);
+    app.policy_version = class.policy_version.clone();
+    app.updated_at = now;
+    let mut writes = vec![event(
+        Some(caller),
+        now,
+        "application.submit",
+        &subject,
+        None,
+        json!({
+            "plan_digest": app.plan_digest,
+            "tier": app.tier,
+            "estimated_flop": estimate.flop,
+            "policy_version": app.policy_version,
+        }),
+    )];
+    let mut permit = None;
+    match class.decision {
+        Decision::Review => {}
+        Decision::Deny => {
+            app.status = transition(&app, Action::Deny)?.as_str().to_owned();
+            let reason = format!(
+                "policy {} denies runs of tier {} by default; you may appeal",
+                app.policy_version, app.tier
+            );
+            writes.push(event(
+                None,
+                now,
+                "application.deny",
+                &subject,
+                Some(&reason),
+                json!({"by": "policy"}),
+            ));
+        }
+        Decision::Exempt => {
+            app.status = transition(&app, Action::Exempt)?.as_str().to_owned();
+            let receipt_id = new_id("rcp");
+            let claims = ExemptionClaims {
+                iss: state.issuer.clone(),
+                jti: receipt_id.clone(),
+                iat: now.div_euclid(1000),
+                rpv: 1,
+                application_id: app.id.clone(),
+                holder: Holder {
+                    org_id: app.org_id.clone(),
+                    name: caller.org_name.clone(),
+                },
+                estimated_flop: estimate.flop,
+                policy_version: app.policy_version.clone(),
+                tier: app.tier.clone(),
+                reason: format!(
+                    "estimated {} is below every permit threshold of policy {}",
+                    estimate.flop, app.policy_version
+                ),
+            };
+            let token = sign_exemption(&claims, &state.signer);
+            writes.push(Write::InsertReceipt(Receipt {
+                id: receipt_id.clone(),
+                application_id: app.id.clone(),
+                org_id: app.org_id.clone(),
+                token,
+                created_at: now,
+            }));
+            writes.push(event(
+                None,
+                now,
+                "application.exempt",
+                &subject,
+                Some(&claims.reason),
+                json!({"receipt_id": receipt_id}),
+            ));
+        }
+        Decision::AutoPermit => {
+            app.status = transition(&app, Action::AutoApprove)?.as_str().to_owned();
+            writes.push(event(
+                None,
+                now,
+                "application.approve",
+                &subject,
+                Some("the tier's permit is issued once the plan is complete"),
+                json!({"by": "policy", "tier": app.tier}),
+            ));
+            let pending =
+                pending_permit(state, &app, &plan, &estimate, &caller.org_name, Vec::new())?;
+            writes.extend(intent_writes(state, &app, &pending)?);
+            permit = Some(pending);
+        }
+    }
+    Ok(Submission {
+        app,
+        writes,
+        permit,
+    })
+}
+
+/// The permit request for an approved application, checked at once so that a plan that cannot
+/// yield a valid permit is refused before anything is written.
+pub fn pending_permit(
+    state: &AppState,
+    app: &Application,
+    plan: &RunPlan,
+    estimate: &Estimate,
+    holder_name: &str,
+    conditions: Vec<String>,
+) -> Result<PendingPermit, ApiError> {
+    let now_s = state.clock.now_s();
+    let terms = permit_terms(&state.policy, plan, estimate, now_s);
+    let id = new_id("pmt");
+    let request = PermitRequest {
+        iss: state.issuer.clone(),
+        sub: new_id("run"),
+        jti: id.clone(),
+        nbf: terms.nbf,
+        exp: terms.exp,
+        application_id: app.id.clone(),
+        holder: Holder {
+            org_id: app.org_id.clone(),
+            name: holder_name.to_owned(),
+        },
+        providers: terms
+            .providers
+            .into_iter()
+            .map(|(provider, clusters)| ProviderScope { provider, clusters })
+            .collect(),
+        max_accelerators: terms.max_accelerators,
+        flop_budget: terms.flop_budget,
+        tranches: terms
+            .tranches
+            .into_iter()
+            .enumerate()
+            .map(|(i, flop)| Tranche {
+                index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                flop,
+            })
+            .collect(),
+        policy_version: app.policy_version.clone(),
+        tier: app.tier.clone(),
+        conditions,
+    };
+    // Checked now and again at signing: the type only exists through `check`.
+    check(request.clone(), now_s).map_err(|errors| {
+        ApiError::Invalid(
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    e.field = format!("permit.{}", e.field);
+                    e
+                })
+                .collect(),
+        )
+    })?;
+    Ok(PendingPermit { id, request })
+}
+
+pub fn intent_writes(
+    state: &AppState,
+    app: &Application,
+    pending: &PendingPermit,
+) -> Result<Vec<Write>, ApiError> {
+    let now = state.clock.now_ms();
+    let claims_json = serde_json::to_string(&pending.request)
+        .map_err(|e| ApiError::Internal(format!("serializing permit claims: {e}")))?;
+    Ok(vec![
+        Write::InsertPermit(Permit {
+            id: pending.id.clone(),
+            application_id: app.id.clone(),
+            run_id: pending.request.sub.clone(),
+            org_id: app.org_id.clone(),
+            status: "intent".to_owned(),
+            claims_json,
+            token: None,
+            kid: state.signer.kid().to_owned(),
+            policy_version: app.policy_version.clone(),
+            created_at: now,
+            issued_at: None,
+        }),
+        event(
+            None,
+            now,
+            "permit.intent",
+            &format!("permit/{}", pending.id),
+            None,
+            json!({"application_id": app.id, "run_id": pending.request.sub, "flop_budget": pending.request.flop_budget}),
+        ),
+    ])
+}
+
+/// Signs a committed intent and records the token. Returns the permit id.
+pub async fn issue(state: &AppState, pending: PendingPermit) -> Result<String, ApiError> {
+    let now_s = state.clock.now_s();
+    let checked = check(pending.request, now_s).map_err(|errors| {
+        ApiError::Internal(format!(
+            "a committed permit intent no longer checks: {errors:?}"
+        ))
+    })?;
+    let signed = sign(checked, &state.signer);
+    let now = state.clock.now_ms();
+    state
+        .store
+        .commit(vec![
+            Write::IssuePermit {
+                id: pending.id.clone(),
+                token: signed.token,
+                issued_at: now,
+            },
+            event(
+                None,
+                now,
+                "permit.issue",
+                &format!("permit/{}", pending.id),
+                None,
+                json!({"kid": signed.kid, "run_id": signed.claims.sub, "nbf": signed.claims.nbf, "exp": signed.claims.exp}),
+            ),
+        ])
+        .await?;
+    Ok(pending.id)
+}
+
+/// Commits a submission and, for a permit, signs and records it.
+pub async fn commit_submission(
+    state: &AppState,
+    first_write: Write,
+    submission: Submission,
+) -> Result<Application, ApiError> {
+    let mut writes = vec![first_write];
+    writes.extend(submission.writes);
+    state.store.commit(writes).await?;
+    if let Some(pending) = submission.permit {
+        issue(state, pending).await?;
+    }
+    Ok(submission.app)
+}
+
+/// The review decisions a reviewer can record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    /// Approve (the top tier needs two distinct reviewers).
+    Approve,
+    /// Deny.
+    Deny,
+    /// Send back to the applicant.
+    RequestChanges,
+}
+
+impl ReviewDecision {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewDecision::Approve => "approve",
+            ReviewDecision::Deny => "deny",
+            ReviewDecision::RequestChanges => "request_changes",
+        }
+    }
+}
+
+/// The writes for a transition of `app` by `action`, with its audit event.
+pub fn transition_writes(
+    state: &AppState,
+    caller: &Caller,
+    app: &mut Application,
+    action: Action,
+    audit_action: &str,
+    reason: Option<&str>,
+) -> Result<Write, ApiError> {
+    app.status = transition(app, action)?.as_str().to_owned();
+    app.updated_at = state.clock.now_ms();
+    Ok(event(
+        Some(caller),
+        app.updated_at,
+        audit_action,
+        &format!("application/{}", app.id),
+        reason,
+        json!({"status": app.status}),
+    ))
+}
+
+/// Stored estimate, for handlers.
+pub fn estimate_of(app: &Application) -> Result<Estimate, ApiError> {
+    stored_estimate(app)
+}

@@ -1,0 +1,447 @@
+//! Applications: apply, read, update, submit, withdraw, appeal.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use runpermit_compute::Estimate;
+use runpermit_policy::RunPlan;
+use runpermit_policy::workflow::{Action, Status};
+use runpermit_store::{Application, Idempotency, Write};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::audit::{event, rfc3339};
+use crate::auth::Caller;
+use crate::authz;
+use crate::error::{ApiError, ApiJson};
+use crate::ids::{new_id, sha256_hex};
+use crate::lifecycle;
+use crate::state::AppState;
+
+/// `POST /v1/applications` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplication {
+    /// The run plan (`runpermit.plan/v1`).
+    pub plan: Value,
+    /// Keep as a draft instead of submitting at once.
+    #[serde(default)]
+    pub draft: bool,
+}
+
+/// An application as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApplicationView {
+    /// Id.
+    pub id: String,
+    /// Applicant organization.
+    pub org_id: String,
+    /// Member who created it.
+    pub created_by: String,
+    /// Lifecycle status.
+    pub status: String,
+    /// Policy tier.
+    pub tier: String,
+    /// What the policy decides for the tier: exempt, auto_permit, review, deny.
+    pub decision: String,
+    /// Distinct approvals the tier needs.
+    pub approvals_required: i64,
+    /// SHA-256 of the canonical plan: what the public log will carry.
+    pub plan_digest: String,
+    /// Policy version of the latest decision.
+    pub policy_version: String,
+    /// The server's compute estimate.
+    pub estimate: Estimate,
+    /// The run plan.
+    pub plan: Value,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// The issued permit, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permit_id: Option<String>,
+    /// The exemption receipt, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_id: Option<String>,
+}
+
+/// An application view with its permit or receipt looked up.
+pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView, ApiError> {
+    let permit_id = state
+        .store
+        .permits_for_application(&app.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|p| p.status == "issued")
+        .map(|p| p.id);
+    let receipt_id = state
+        .store
+        .receipt_for_application(&app.id)
+        .await?
+        .map(|r| r.id);
+    Ok(ApplicationView {
+        estimate: lifecycle::estimate_of(&app)?,
+        plan: serde_json::from_str(&app.plan_json)
+            .map_err(|e| ApiError::Internal(format!("stored plan: {e}")))?,
+        id: app.id,
+        org_id: app.org_id,
+        created_by: app.created_by,
+        status: app.status,
+        tier: app.tier,
+        decision: app.decision,
+        approvals_required: app.approvals_required,
+        plan_digest: app.plan_digest,
+        policy_version: app.policy_version,
+        version: app.version,
+        created_at: rfc3339(app.created_at),
+        updated_at: rfc3339(app.updated_at),
+        permit_id,
+        receipt_id,
+    })
+}
+
+/// The plan in a request body, parsed with field-named errors.
+fn parse_plan(plan: &Value) -> Result<RunPlan, ApiError> {
+    RunPlan::from_json(&plan.to_string()).map_err(|e| {
+        let mut f = e.to_field_error();
+        f.field = if f.field.is_empty() {
+            "plan".into()
+        } else {
+            format!("plan.{}", f.field)
+        };
+        ApiError::Invalid(vec![f])
+    })
+}
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(IDEMPOTENCY_HEADER) {
+        None => Ok(None),
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "Idempotency-Key",
+                        "must be 1 to 200 visible ASCII characters",
+                    )
+                })?;
+            Ok(Some(key.to_owned()))
+        }
+    }
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewApplication>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authz::APPLICATIONS_CREATE.authorize(&caller)?;
+    let key = idempotency_key(&headers)?;
+    let request_hash = sha256_hex(&serde_json::to_vec(&body).unwrap_or_default());
+    const METHOD_PATH: &str = "POST /v1/applications";
+    if let Some(key) = &key
+        && let Some(previous) = state.store.idempotency(&caller.member_id, key).await?
+    {
+        return replay(previous, &request_hash, METHOD_PATH);
+    }
+    let plan = parse_plan(&body.plan)?;
+    let estimate = lifecycle::assess(&plan)?;
+    let class = lifecycle::classification(&state, &plan, &estimate);
+    // With an idempotency key the id is derived from it, so that two concurrent retries
+    // collide on the primary key instead of creating two applications.
+    let id = match &key {
+        Some(k) => format!(
+            "app_{}",
+            &sha256_hex(format!("{}\n{k}", caller.member_id).as_bytes())[..32]
+        ),
+        None => new_id("app"),
+    };
+    let app = lifecycle::draft(&state, &caller, id, &plan, &estimate, &class)?;
+    let created = event(
+        Some(&caller),
+        app.created_at,
+        "application.create",
+        &format!("application/{}", app.id),
+        None,
+        json!({"plan_digest": app.plan_digest, "tier": app.tier}),
+    );
+    let stored = if body.draft {
+        state
+            .store
+            .commit(vec![Write::InsertApplication(app.clone()), created])
+            .await?;
+        app
+    } else {
+        let mut submission = lifecycle::submit(&state, &caller, app.clone(), Action::Submit)?;
+        submission.writes.insert(0, created);
+        let first = Write::InsertApplication(submission.app.clone());
+        lifecycle::commit_submission(&state, first, submission).await?;
+        state
+            .store
+            .application(&app.id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("an application vanished after commit".into()))?
+    };
+    let body = serde_json::to_value(view(&state, stored).await?)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(key) = key {
+        state
+            .store
+            .commit(vec![Write::PutIdempotency(Idempotency {
+                principal_id: caller.member_id.clone(),
+                key,
+                method_path: METHOD_PATH.to_owned(),
+                request_hash,
+                status: 201,
+                response_json: body.to_string(),
+                created_at: state.clock.now_ms(),
+            })])
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+fn replay(
+    previous: Idempotency,
+    request_hash: &str,
+    method_path: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if previous.request_hash != request_hash || previous.method_path != method_path {
+        return Err(ApiError::Conflict(
+            "this Idempotency-Key was used for a different request".into(),
+        ));
+    }
+    let status = StatusCode::from_u16(u16::try_from(previous.status).unwrap_or(200))
+        .unwrap_or(StatusCode::OK);
+    let body = serde_json::from_str(&previous.response_json)
+        .map_err(|e| ApiError::Internal(format!("stored idempotent response: {e}")))?;
+    Ok((status, Json(body)))
+}
+
+/// The application `id`, when `caller` may see it (else 404, so that ids do not leak).
+pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Application, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no application {id}"));
+    let app = state.store.application(id).await?.ok_or_else(not_found)?;
+    if caller.sees_org(&app.org_id) {
+        Ok(app)
+    } else {
+        Err(not_found())
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ApplicationView>>, ApiError> {
+    authz::APPLICATIONS_LIST.authorize(&caller)?;
+    let filter = (!caller.is_authority_staff()).then_some(caller.org_id.as_str());
+    let mut out = Vec::new();
+    for app in state.store.applications(filter).await? {
+        out.push(view(&state, app).await?);
+    }
+    Ok(Json(out))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    authz::APPLICATIONS_GET.authorize(&caller)?;
+    let app = visible(&state, &caller, &id).await?;
+    Ok(Json(view(&state, app).await?))
+}
+
+/// `PUT /v1/applications/{id}` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanUpdate {
+    /// The new run plan.
+    pub plan: Value,
+    /// The version read; a stale one gets 409.
+    pub version: i64,
+}
+
+async fn own_application(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Application, ApiError> {
+    let app = visible(state, caller, id).await?;
+    if app.org_id != caller.org_id {
+        return Err(ApiError::Forbidden(
+            "only the applicant organization may change its application".into(),
+        ));
+    }
+    Ok(app)
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PlanUpdate>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    authz::APPLICATIONS_UPDATE.authorize(&caller)?;
+    let mut app = own_application(&state, &caller, &id).await?;
+    let status: Status = app
+        .status
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    if !matches!(status, Status::Draft | Status::ChangesRequested) {
+        return Err(ApiError::Conflict(format!(
+            "the plan of a {} application cannot change; only drafts and applications with changes requested can",
+            app.status
+        )));
+    }
+    let plan = parse_plan(&body.plan)?;
+    let estimate = lifecycle::assess(&plan)?;
+    let class = lifecycle::classification(&state, &plan, &estimate);
+    let fresh = lifecycle::draft(&state, &caller, app.id.clone(), &plan, &estimate, &class)?;
+    app.plan_json = fresh.plan_json;
+    app.plan_digest = fresh.plan_digest;
+    app.estimate_json = fresh.estimate_json;
+    app.tier = fresh.tier;
+    app.decision = fresh.decision;
+    app.approvals_required = fresh.approvals_required;
+    app.policy_version = fresh.policy_version;
+    app.updated_at = fresh.updated_at;
+    let audit = event(
+        Some(&caller),
+        app.updated_at,
+        "application.update",
+        &format!("application/{}", app.id),
+        None,
+        json!({"plan_digest": app.plan_digest, "tier": app.tier}),
+    );
+    state
+        .store
+        .commit(vec![
+            Write::UpdateApplication {
+                application: app.clone(),
+                expected_version: body.version,
+            },
+            audit,
+        ])
+        .await?;
+    let app = visible(&state, &caller, &id).await?;
+    Ok(Json(view(&state, app).await?))
+}
+
+/// Body of submit, withdraw and appeal.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// Why (required for withdraw and appeal).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(_body): ApiJson<StepBody>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    authz::APPLICATIONS_SUBMIT.authorize(&caller)?;
+    let app = own_application(&state, &caller, &id).await?;
+    let action = if app.status == Status::ChangesRequested.as_str() {
+        Action::Resubmit
+    } else {
+        Action::Submit
+    };
+    let expected_version = app.version;
+    let submission = lifecycle::submit(&state, &caller, app, action)?;
+    let first = Write::UpdateApplication {
+        application: submission.app.clone(),
+        expected_version,
+    };
+    lifecycle::commit_submission(&state, first, submission).await?;
+    let app = visible(&state, &caller, &id).await?;
+    Ok(Json(view(&state, app).await?))
+}
+
+async fn step(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    body: StepBody,
+    action: Action,
+    audit_action: &str,
+) -> Result<Json<ApplicationView>, ApiError> {
+    let reason = body
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::field("reason", "required: say why"))?
+        .to_owned();
+    let mut app = own_application(&state, &caller, &id).await?;
+    let expected_version = app.version;
+    let audit = lifecycle::transition_writes(
+        &state,
+        &caller,
+        &mut app,
+        action,
+        audit_action,
+        Some(&reason),
+    )?;
+    state
+        .store
+        .commit(vec![
+            Write::UpdateApplication {
+                application: app,
+                expected_version,
+            },
+            audit,
+        ])
+        .await?;
+    let app = visible(&state, &caller, &id).await?;
+    Ok(Json(view(&state, app).await?))
+}
+
+pub(crate) async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StepBody>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    authz::APPLICATIONS_WITHDRAW.authorize(&caller)?;
+    step(
+        state,
+        caller,
+        id,
+        body,
+        Action::Withdraw,
+        "application.withdraw",
+    )
+    .await
+}
+
+pub(crate) async fn appeal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StepBody>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    authz::APPLICATIONS_APPEAL.authorize(&caller)?;
+    step(
+        state,
+        caller,
+        id,
+        body,
+        Action::Appeal,
+        "application.appeal",
+    )
+    .await
+}

@@ -1,0 +1,149 @@
+//! Permits, exemption receipts and the public keys that verify them.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use runpermit_permit::{Jwks, PublicKey};
+use runpermit_store::Permit;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::audit::rfc3339;
+use crate::auth::Caller;
+use crate::authz::{self, OrgKind};
+use crate::error::ApiError;
+use crate::routes::applications::visible;
+use crate::state::AppState;
+
+/// A permit as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PermitView {
+    /// Always `permit`.
+    pub kind: String,
+    /// Permit id (the JWT `jti`).
+    pub id: String,
+    /// The application it answers.
+    pub application_id: String,
+    /// The run it authorizes (the JWT `sub`).
+    pub run_id: String,
+    /// Holder organization.
+    pub org_id: String,
+    /// `intent` (decided, not yet signed) or `issued`.
+    pub status: String,
+    /// The compact JWS, once issued.
+    pub token: Option<String>,
+    /// Its claims.
+    pub claims: Value,
+    /// Signing key id.
+    pub kid: String,
+    /// Policy version.
+    pub policy_version: String,
+    /// RFC 3339.
+    pub issued_at: Option<String>,
+}
+
+impl TryFrom<Permit> for PermitView {
+    type Error = ApiError;
+
+    fn try_from(p: Permit) -> Result<Self, ApiError> {
+        Ok(PermitView {
+            kind: "permit".into(),
+            claims: serde_json::from_str(&p.claims_json)
+                .map_err(|e| ApiError::Internal(format!("stored claims: {e}")))?,
+            id: p.id,
+            application_id: p.application_id,
+            run_id: p.run_id,
+            org_id: p.org_id,
+            status: p.status,
+            token: p.token,
+            kid: p.kid,
+            policy_version: p.policy_version,
+            issued_at: p.issued_at.map(rfc3339),
+        })
+    }
+}
+
+/// Whether `caller` may read permit `p`: its holder, the authority's staff, and the
+/// operators of providers the permit names.
+fn may_read(caller: &Caller, p: &Permit) -> bool {
+    if caller.sees_org(&p.org_id) {
+        return true;
+    }
+    caller.org_kind == OrgKind::Provider
+        && serde_json::from_str::<Value>(&p.claims_json)
+            .ok()
+            .and_then(|c| c.get("providers").cloned())
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|providers| {
+                providers.iter().any(|s| {
+                    s.get("provider").and_then(Value::as_str) == Some(caller.org_id.as_str())
+                })
+            })
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PermitView>, ApiError> {
+    authz::PERMITS_GET.authorize(&caller)?;
+    let not_found = || ApiError::NotFound(format!("no permit {id}"));
+    let permit = state.store.permit(&id).await?.ok_or_else(not_found)?;
+    if !may_read(&caller, &permit) {
+        return Err(not_found());
+    }
+    Ok(Json(permit.try_into()?))
+}
+
+pub(crate) async fn for_application(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authz::APPLICATION_PERMIT.authorize(&caller)?;
+    let app = visible(&state, &caller, &id).await?;
+    if let Some(permit) = state
+        .store
+        .permits_for_application(&app.id)
+        .await?
+        .into_iter()
+        .next_back()
+    {
+        let view: PermitView = permit.try_into()?;
+        return serde_json::to_value(view)
+            .map(Json)
+            .map_err(|e| ApiError::Internal(e.to_string()));
+    }
+    if let Some(receipt) = state.store.receipt_for_application(&app.id).await? {
+        return Ok(Json(serde_json::json!({
+            "kind": "exemption",
+            "id": receipt.id,
+            "application_id": receipt.application_id,
+            "org_id": receipt.org_id,
+            "status": "issued",
+            "token": receipt.token,
+            "issued_at": rfc3339(receipt.created_at),
+        })));
+    }
+    Err(ApiError::NotFound(format!(
+        "application {} ({}) has no permit or exemption receipt",
+        app.id, app.status
+    )))
+}
+
+/// `GET /.well-known/jwks.json`: every key that may still verify a permit in force. Retired
+/// keys stay until the longest permit validity has passed since their retirement.
+pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, ApiError> {
+    let now = state.clock.now_ms();
+    let keep_ms = i64::from(state.policy.permit.validity_days) * 86_400_000;
+    let mut keys = Vec::new();
+    for k in state.store.signing_keys().await? {
+        if k.retired_at.is_some_and(|at| at + keep_ms < now) {
+            continue;
+        }
+        keys.push(
+            PublicKey::from_bytes(&k.public_key)
+                .map_err(|e| ApiError::Internal(format!("stored key {}: {e}", k.kid)))?,
+        );
+    }
+    Ok(Json(Jwks::from_keys(&keys)))
+}

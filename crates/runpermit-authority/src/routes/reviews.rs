@@ -1,0 +1,252 @@
+//! Review decisions: approve (the top tier needs two distinct reviewers), deny, request
+//! changes. Nobody reviews their own organization's application.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use runpermit_policy::workflow::{Action, Approval, ApprovalOutcome, Status, approval_outcome};
+use runpermit_store::{Review, Write};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{event, rfc3339};
+use crate::auth::Caller;
+use crate::authz;
+use crate::error::{ApiError, ApiJson};
+use crate::ids::new_id;
+use crate::lifecycle::{self, ReviewDecision};
+use crate::routes::applications::{ApplicationView, view, visible};
+use crate::state::AppState;
+
+/// `POST /v1/applications/{id}/reviews` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    /// approve, deny or request_changes.
+    pub decision: ReviewDecision,
+    /// Why: recorded, audited and shown to the applicant.
+    pub reason: String,
+    /// Conditions attached to an approval; they become the permit's `conditions`.
+    #[serde(default)]
+    pub conditions: Vec<String>,
+}
+
+/// A review as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReviewView {
+    /// Id.
+    pub id: String,
+    /// Reviewer member id.
+    pub reviewer_id: String,
+    /// Reviewer organization.
+    pub reviewer_org_id: String,
+    /// start, approve, deny or request_changes.
+    pub decision: String,
+    /// Why.
+    pub reason: String,
+    /// Conditions.
+    pub conditions: Vec<String>,
+    /// Policy version in force.
+    pub policy_version: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<Review> for ReviewView {
+    fn from(r: Review) -> Self {
+        ReviewView {
+            conditions: serde_json::from_str(&r.conditions_json).unwrap_or_default(),
+            id: r.id,
+            reviewer_id: r.reviewer_id,
+            reviewer_org_id: r.reviewer_org_id,
+            decision: r.decision,
+            reason: r.reason,
+            policy_version: r.policy_version,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+/// Approvals of the current round: those after the latest deny or request for changes.
+fn current_round(reviews: &[Review]) -> Vec<&Review> {
+    let start = reviews
+        .iter()
+        .rposition(|r| r.decision == "deny" || r.decision == "request_changes")
+        .map_or(0, |i| i + 1);
+    reviews[start..]
+        .iter()
+        .filter(|r| r.decision == "approve")
+        .collect()
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewReview>,
+) -> Result<(StatusCode, Json<ApplicationView>), ApiError> {
+    authz::REVIEWS_CREATE.authorize(&caller)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::field("reason", "required: say why"));
+    }
+    if let Some(i) = body.conditions.iter().position(|c| c.trim().is_empty()) {
+        return Err(ApiError::field(
+            format!("conditions[{i}]"),
+            "must not be empty",
+        ));
+    }
+    let mut app = visible(&state, &caller, &id).await?;
+    if app.org_id == caller.org_id {
+        return Err(ApiError::Forbidden(
+            "separation of duties: nobody reviews their own organization's application".into(),
+        ));
+    }
+    let expected_version = app.version;
+    let now = state.clock.now_ms();
+    let mut writes = Vec::new();
+    let status: Status = app
+        .status
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
+    if matches!(status, Status::Submitted | Status::Appealed) {
+        writes.push(lifecycle::transition_writes(
+            &state,
+            &caller,
+            &mut app,
+            Action::StartReview,
+            "application.review_start",
+            None,
+        )?);
+    }
+    let review = Review {
+        id: new_id("rev"),
+        application_id: app.id.clone(),
+        reviewer_id: caller.member_id.clone(),
+        reviewer_org_id: caller.org_id.clone(),
+        decision: body.decision.as_str().to_owned(),
+        reason: reason.to_owned(),
+        conditions_json: serde_json::to_string(&body.conditions).unwrap_or_else(|_| "[]".into()),
+        policy_version: state.policy.version.clone(),
+        created_at: now,
+    };
+    let subject = format!("application/{}", app.id);
+    let mut permit = None;
+    match body.decision {
+        ReviewDecision::RequestChanges => writes.push(lifecycle::transition_writes(
+            &state,
+            &caller,
+            &mut app,
+            Action::RequestChanges,
+            "application.request_changes",
+            Some(reason),
+        )?),
+        ReviewDecision::Deny => writes.push(lifecycle::transition_writes(
+            &state,
+            &caller,
+            &mut app,
+            Action::Deny,
+            "application.deny",
+            Some(reason),
+        )?),
+        ReviewDecision::Approve => {
+            if app.status != Status::UnderReview.as_str() {
+                return Err(ApiError::Conflict(format!(
+                    "a {} application cannot be approved; only one under review can",
+                    app.status
+                )));
+            }
+            let mut reviews = state.store.reviews(&app.id).await?;
+            if current_round(&reviews)
+                .iter()
+                .any(|r| r.reviewer_id == caller.member_id)
+            {
+                return Err(ApiError::Conflict(
+                    "you have already approved this application; another reviewer must approve"
+                        .into(),
+                ));
+            }
+            reviews.push(review.clone());
+            let round = current_round(&reviews);
+            let approvals: Vec<Approval> = round
+                .iter()
+                .map(|r| Approval {
+                    reviewer_id: r.reviewer_id.clone(),
+                    reviewer_org: r.reviewer_org_id.clone(),
+                })
+                .collect();
+            let required = u32::try_from(app.approvals_required.max(1)).unwrap_or(u32::MAX);
+            match approval_outcome(required, &approvals, &app.org_id) {
+                ApprovalOutcome::Approved => {
+                    let conditions: Vec<String> = round
+                        .iter()
+                        .flat_map(|r| {
+                            serde_json::from_str::<Vec<String>>(&r.conditions_json)
+                                .unwrap_or_default()
+                        })
+                        .fold(Vec::new(), |mut all, c| {
+                            if !all.contains(&c) {
+                                all.push(c);
+                            }
+                            all
+                        });
+                    writes.push(lifecycle::transition_writes(
+                        &state,
+                        &caller,
+                        &mut app,
+                        Action::Approve,
+                        "application.approve",
+                        Some(reason),
+                    )?);
+                    let plan = lifecycle::stored_plan(&app)?;
+                    let estimate = lifecycle::estimate_of(&app)?;
+                    let holder = state
+                        .store
+                        .organization(&app.org_id)
+                        .await?
+                        .map(|o| o.name)
+                        .unwrap_or_default();
+                    let pending = lifecycle::pending_permit(
+                        &state, &app, &plan, &estimate, &holder, conditions,
+                    )?;
+                    writes.extend(lifecycle::intent_writes(&state, &app, &pending)?);
+                    permit = Some(pending);
+                }
+                ApprovalOutcome::NeedsMore { have, need } => writes.push(event(
+                    Some(&caller),
+                    now,
+                    "application.approval",
+                    &subject,
+                    Some(reason),
+                    json!({"approvals": have, "required": need}),
+                )),
+                ApprovalOutcome::Rejected(why) => return Err(ApiError::Forbidden(why)),
+            }
+        }
+    }
+    let mut batch = vec![
+        Write::UpdateApplication {
+            application: app.clone(),
+            expected_version,
+        },
+        Write::InsertReview(review),
+    ];
+    batch.extend(writes);
+    state.store.commit(batch).await?;
+    if let Some(pending) = permit {
+        lifecycle::issue(&state, pending).await?;
+    }
+    let app = visible(&state, &caller, &id).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, app).await?)))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ReviewView>>, ApiError> {
+    authz::REVIEWS_LIST.authorize(&caller)?;
+    let app = visible(&state, &caller, &id).await?;
+    let reviews = state.store.reviews(&app.id).await?;
+    Ok(Json(reviews.into_iter().map(Into::into).collect()))
+}

@@ -1,0 +1,784 @@
+//! The authority's HTTP API driven in-process: authorization of every endpoint × role, the
+//! application lifecycle for every tier, separation of duties, idempotency, the audit trail,
+//! and the OpenAPI document.
+//!
+//! Runs on in-memory SQLite; with `RUNPERMIT_TEST_DATABASE_URL` set, the lifecycle tests also
+//! run on that PostgreSQL database.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use runpermit_authority::authz::{ENDPOINTS, OrgKind};
+use runpermit_authority::testing::TestAuthority;
+use runpermit_permit::{Jwks, verify_exemption, verify_permit};
+use runpermit_policy::RunPlan;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn plan(name: &str) -> Value {
+    let text = match name {
+        "exempt" => include_str!("../../../examples/plans/exempt.toml"),
+        "standard" => include_str!("../../../examples/plans/standard.toml"),
+        "full" => include_str!("../../../examples/plans/full.toml"),
+        "horizon" => include_str!("../../../examples/plans/horizon.toml"),
+        other => panic!("no example plan {other}"),
+    };
+    let plan = RunPlan::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    serde_json::to_value(plan).expect("plan as JSON")
+}
+
+struct Api {
+    authority: TestAuthority,
+    router: Router,
+}
+
+impl Api {
+    async fn new() -> Api {
+        let authority = TestAuthority::new(None).await;
+        let router = runpermit_authority::router(authority.state.clone());
+        Api { authority, router }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = match body {
+            Some(b) => request
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    async fn jwks(&self) -> Jwks {
+        let (status, body) = self.call("GET", "/.well-known/jwks.json", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_value(body).expect("JWKS")
+    }
+}
+
+/// Every endpoint × every (organization kind, role) and no token: the role rule decides 403
+/// (401 without a token); allowed callers never get 401 or 403.
+#[tokio::test]
+async fn every_endpoint_answers_every_role_by_its_rule() {
+    let mut checked = 0;
+    let mut expected = 0;
+    for endpoint in ENDPOINTS {
+        let mut callers: Vec<Option<(OrgKind, runpermit_authority::authz::Role)>> = vec![None];
+        for kind in OrgKind::ALL {
+            for role in kind.roles() {
+                callers.push(Some((*kind, *role)));
+            }
+        }
+        expected += callers.len();
+        for caller in callers {
+            let api = Api::new().await;
+            // A lab's application, to give path ids something to point at.
+            let (_, _, lab_token) = api
+                .authority
+                .member(("org_lab", "Lab"), "developer", "applicant")
+                .await;
+            let (status, app) = api
+                .call(
+                    "POST",
+                    "/v1/applications",
+                    Some(&lab_token),
+                    Some(json!({"plan": plan("standard"), "draft": true})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{app}");
+            let app_id = app["id"].as_str().expect("id").to_owned();
+
+            let (token, own_org, own_member) = match caller {
+                None => (None, "org_lab".to_owned(), "mem_none".to_owned()),
+                Some((kind, role)) => {
+                    let org_id = if kind == OrgKind::Developer {
+                        "org_lab".to_owned()
+                    } else {
+                        format!("org_{kind}")
+                    };
+                    let (org, member, token) = api
+                        .authority
+                        .member((&org_id, "Org"), kind.as_str(), role.as_str())
+                        .await;
+                    (Some(token), org, member)
+                }
+            };
+            let own_token_id = match &token {
+                Some(t) => {
+                    let (_, me) = api.call("GET", "/v1/whoami", Some(t), None).await;
+                    me["token_id"].as_str().unwrap_or("tok_none").to_owned()
+                }
+                None => "tok_none".to_owned(),
+            };
+            let path = endpoint
+                .path
+                .replace("/v1/orgs/{id}", &format!("/v1/orgs/{own_org}"))
+                .replace("/v1/members/{id}", &format!("/v1/members/{own_member}"))
+                .replace("/v1/tokens/{id}", &format!("/v1/tokens/{own_token_id}"))
+                .replace(
+                    "/v1/applications/{id}",
+                    &format!("/v1/applications/{app_id}"),
+                )
+                .replace("/v1/permits/{id}", "/v1/permits/pmt_none");
+            let body = match (endpoint.method, endpoint.path) {
+                ("POST", "/v1/orgs") => Some(json!({"name": "New", "kind": "developer"})),
+                ("POST", "/v1/orgs/{id}/members") => Some(json!({"name": "New", "role": "admin"})),
+                ("POST", "/v1/applications") => Some(json!({"plan": plan("exempt")})),
+                ("PUT", _) => Some(json!({"plan": plan("standard"), "version": 0})),
+                ("POST", "/v1/applications/{id}/reviews") => {
+                    Some(json!({"decision": "request_changes", "reason": "more detail"}))
+                }
+                ("POST", "/v1/estimate") => Some(json!({"parameters": 1e9, "tokens": 1e12})),
+                ("POST", _) => Some(json!({"reason": "because"})),
+                _ => None,
+            };
+            let role_label = caller
+                .map(|(k, r)| format!("{r} of {k}"))
+                .unwrap_or_else(|| "anonymous".into());
+            let (status, response) = api
+                .call(endpoint.method, &path, token.as_deref(), body)
+                .await;
+            let allowed = match caller {
+                None => matches!(endpoint.access, runpermit_authority::authz::Access::Public),
+                Some((kind, role)) => match endpoint.access {
+                    runpermit_authority::authz::Access::Public
+                    | runpermit_authority::authz::Access::AnyMember => true,
+                    runpermit_authority::authz::Access::Only(grants) => {
+                        grants.contains(&(kind, role))
+                    }
+                },
+            };
+            if allowed {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{role_label} may call {} {} but got {status}: {response}",
+                    endpoint.method,
+                    endpoint.path
+                );
+                assert_ne!(
+                    status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{} {} is not routed",
+                    endpoint.method,
+                    endpoint.path
+                );
+            } else {
+                let expected = if token.is_none() {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(
+                    status, expected,
+                    "{role_label} on {} {}: {response}",
+                    endpoint.method, endpoint.path
+                );
+            }
+            checked += 1;
+        }
+    }
+    println!("checked {checked} endpoint × role pairs");
+    assert_eq!(checked, expected);
+    assert!(checked >= ENDPOINTS.len() * 10, "{checked}");
+}
+
+#[tokio::test]
+async fn a_lab_never_sees_another_labs_applications() {
+    let api = Api::new().await;
+    let (_, _, a) = api
+        .authority
+        .member(("org_a", "Lab A"), "developer", "applicant")
+        .await;
+    let (_, _, b) = api
+        .authority
+        .member(("org_b", "Lab B"), "developer", "applicant")
+        .await;
+    let (_, _, reviewer) = api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&a),
+            Some(json!({"plan": plan("full")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let id = app["id"].as_str().unwrap();
+
+    for path in [
+        format!("/v1/applications/{id}"),
+        format!("/v1/applications/{id}/reviews"),
+        format!("/v1/applications/{id}/permit"),
+    ] {
+        let (status, body) = api.call("GET", &path, Some(&b), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let (_, list_b) = api.call("GET", "/v1/applications", Some(&b), None).await;
+    assert_eq!(list_b.as_array().unwrap().len(), 0);
+    let (_, list_a) = api.call("GET", "/v1/applications", Some(&a), None).await;
+    assert_eq!(list_a.as_array().unwrap().len(), 1);
+    let (_, list_r) = api
+        .call("GET", "/v1/applications", Some(&reviewer), None)
+        .await;
+    assert_eq!(list_r.as_array().unwrap().len(), 1);
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/withdraw"),
+            Some(&b),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn lifecycle_on(api: &Api) {
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Frontier Lab"), "developer", "applicant")
+        .await;
+    let (_, _, r1) = api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let (_, _, r2) = api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let jwks = api.jwks().await;
+    let now_s = runpermit_authority::testing::T0_MS / 1000;
+
+    // Exempt: a signed exemption receipt, no permit.
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("exempt")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "exempt", "{app}");
+    let (status, receipt) = api
+        .call(
+            "GET",
+            &format!("/v1/applications/{}/permit", app["id"].as_str().unwrap()),
+            Some(&lab),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    assert_eq!(receipt["kind"], "exemption");
+    let claims =
+        verify_exemption(receipt["token"].as_str().unwrap(), &jwks).expect("a valid receipt");
+    assert_eq!(claims.application_id, app["id"].as_str().unwrap());
+
+    // Standard (notify) tier: approved by policy and permitted at once.
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("standard")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "approved", "{app}");
+    let permit_id = app["permit_id"].as_str().expect("a permit");
+    let (status, permit) = api
+        .call("GET", &format!("/v1/permits/{permit_id}"), Some(&lab), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{permit}");
+    // Valid from the plan's schedule start, not before.
+    let token = permit["token"].as_str().unwrap();
+    let nbf = permit["claims"]["nbf"].as_i64().unwrap();
+    assert!(nbf > now_s, "the example plan starts in the future");
+    assert!(verify_permit(token, &jwks, now_s, 60).is_err());
+    let claims = verify_permit(token, &jwks, nbf, 60).expect("a valid permit");
+    assert_eq!(claims.application_id, app["id"].as_str().unwrap());
+    assert_eq!(claims.holder.org_id, "org_lab");
+    assert_eq!(
+        claims.policy_version,
+        app["policy_version"].as_str().unwrap()
+    );
+    assert_eq!(claims.tranches.last().unwrap().flop, claims.flop_budget);
+
+    // Full tier: two distinct reviewers, never the same one twice, with conditions.
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("full")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "submitted", "{app}");
+    let id = app["id"].as_str().unwrap().to_owned();
+    let reviews = format!("/v1/applications/{id}/reviews");
+    let (status, app) = api
+        .call("POST", &reviews, Some(&r1), Some(json!({"decision": "approve", "reason": "safeguards adequate", "conditions": ["report weekly"]})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "under_review", "one approval of two: {app}");
+    let (status, again) = api
+        .call(
+            "POST",
+            &reviews,
+            Some(&r1),
+            Some(json!({"decision": "approve", "reason": "still fine"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    let (status, app) = api
+        .call("POST", &reviews, Some(&r2), Some(json!({"decision": "approve", "reason": "agree", "conditions": ["SL4 before 1e26"]})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "approved", "{app}");
+    let (_, permit) = api
+        .call(
+            "GET",
+            &format!("/v1/applications/{id}/permit"),
+            Some(&lab),
+            None,
+        )
+        .await;
+    let nbf = permit["claims"]["nbf"].as_i64().unwrap();
+    let claims =
+        verify_permit(permit["token"].as_str().unwrap(), &jwks, nbf, 60).expect("a valid permit");
+    assert_eq!(
+        claims.conditions,
+        vec!["report weekly".to_owned(), "SL4 before 1e26".to_owned()]
+    );
+    assert_eq!(claims.tier, app["tier"].as_str().unwrap());
+
+    // Horizon: denied by default, appealable, then reviewable.
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("horizon")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "denied", "{app}");
+    let id = app["id"].as_str().unwrap().to_owned();
+    let (status, app) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/appeal"),
+            Some(&lab),
+            Some(json!({"reason": "new safeguards"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    assert_eq!(app["status"], "appealed");
+    let (status, app) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/reviews"),
+            Some(&r1),
+            Some(json!({"decision": "deny", "reason": "above the horizon"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "denied");
+
+    // Changes requested, plan updated, resubmitted.
+    let (_, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("full")})),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_owned();
+    let (status, app) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/reviews"),
+            Some(&r1),
+            Some(json!({"decision": "request_changes", "reason": "add a milestone"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_eq!(app["status"], "changes_requested");
+    let (status, stale) = api
+        .call(
+            "PUT",
+            &format!("/v1/applications/{id}"),
+            Some(&lab),
+            Some(json!({"plan": plan("full"), "version": 0})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a stale version is refused: {stale}"
+    );
+    let version = app["version"].as_i64().unwrap();
+    let (status, app) = api
+        .call(
+            "PUT",
+            &format!("/v1/applications/{id}"),
+            Some(&lab),
+            Some(json!({"plan": plan("full"), "version": version})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    let (status, app) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/submit"),
+            Some(&lab),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    assert_eq!(app["status"], "submitted");
+    // The approval of the earlier round does not count.
+    let (_, app) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/reviews"),
+            Some(&r1),
+            Some(json!({"decision": "approve", "reason": "ok"})),
+        )
+        .await;
+    assert_eq!(app["status"], "under_review", "{app}");
+
+    // An invalid transition names what is allowed.
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/appeal"),
+            Some(&lab),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test]
+async fn lifecycle_of_every_tier_on_sqlite() {
+    lifecycle_on(&Api::new().await).await;
+}
+
+#[tokio::test]
+async fn lifecycle_of_every_tier_on_postgres() {
+    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the PostgreSQL suite: set RUNPERMIT_TEST_DATABASE_URL"
+        );
+        println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL=postgres://… to run it");
+        return;
+    };
+    // A schema of its own, so that runs never see each other's rows.
+    let schema = format!("api_{}", uuid_like());
+    psql(&url, &format!("CREATE SCHEMA {schema}"));
+    let authority = TestAuthority::new(Some(&with_search_path(&url, &schema))).await;
+    let router = runpermit_authority::router(authority.state.clone());
+    lifecycle_on(&Api { authority, router }).await;
+    psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+fn uuid_like() -> String {
+    runpermit_authority::ids::new_id("x")
+        .trim_start_matches("x_")
+        .to_owned()
+}
+
+fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+fn psql(url: &str, sql: &str) {
+    let output = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("running psql");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn invalid_plans_name_every_field() {
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+    let mut bad = plan("standard");
+    bad["model"]["parameters"] = json!(-5);
+    bad["compute"]["expected_utilization"] = json!(1.7);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": bad})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"plan.model.parameters"), "{body}");
+    assert!(
+        fields.contains(&"plan.compute.expected_utilization"),
+        "{body}"
+    );
+
+    let mut unknown = plan("standard");
+    unknown["model"]["paramz"] = json!(5);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": unknown})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("paramz"), "{body}");
+
+    // Nothing was created by the refusals.
+    let (_, list) = api.call("GET", "/v1/applications", Some(&lab), None).await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_and_refuse_reuse() {
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+    let body = json!({"plan": plan("standard")});
+    let key = [("idempotency-key", "apply-2026-12-01")];
+    let (s1, a1) = api
+        .call_with(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(body.clone()),
+            &key,
+        )
+        .await;
+    let (s2, a2) = api
+        .call_with("POST", "/v1/applications", Some(&lab), Some(body), &key)
+        .await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(a1["id"], a2["id"]);
+    assert_eq!(a1["permit_id"], a2["permit_id"]);
+    let (s3, body) = api
+        .call_with(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("exempt")})),
+            &key,
+        )
+        .await;
+    assert_eq!(s3, StatusCode::CONFLICT, "{body}");
+    let (_, list) = api.call("GET", "/v1/applications", Some(&lab), None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn every_change_is_in_the_audit_trail_with_who_and_why() {
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+    let (_, _, r1) = api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let (_, _, auditor) = api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "auditor")
+        .await;
+    let (_, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("full")})),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap();
+    api.call(
+        "POST",
+        &format!("/v1/applications/{id}/reviews"),
+        Some(&r1),
+        Some(json!({"decision": "deny", "reason": "no shutdown plan"})),
+    )
+    .await;
+    let (status, events) = api
+        .call(
+            "GET",
+            &format!("/v1/audit?subject=application/{id}"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    let actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "application.create",
+            "application.submit",
+            "application.review_start",
+            "application.deny"
+        ],
+        "{events}"
+    );
+    let deny = &events.as_array().unwrap()[3];
+    assert_eq!(deny["reason"], "no shutdown plan");
+    assert!(
+        deny["actor_member_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("mem_")
+    );
+    let seqs: Vec<i64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test]
+async fn revoked_and_expired_tokens_are_refused() {
+    let api = Api::new().await;
+    let (_, member, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "admin")
+        .await;
+    let (status, token) = api
+        .call(
+            "POST",
+            &format!("/v1/members/{member}/tokens"),
+            Some(&lab),
+            Some(json!({"label": "ci", "expires_in_days": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    let secret = token["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call("GET", "/v1/whoami", Some(&secret), None).await.0,
+        StatusCode::OK
+    );
+    api.authority.clock.advance_ms(2 * 86_400_000);
+    assert_eq!(
+        api.call("GET", "/v1/whoami", Some(&secret), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (_, other) = api
+        .call(
+            "POST",
+            &format!("/v1/members/{member}/tokens"),
+            Some(&lab),
+            Some(json!({})),
+        )
+        .await;
+    let other_secret = other["secret"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/tokens/{}/revoke", other["id"].as_str().unwrap()),
+            Some(&lab),
+            Some(json!({"reason": "leaked"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        api.call("GET", "/v1/whoami", Some(&other_secret), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Listing shows no secrets.
+    let (_, list) = api
+        .call(
+            "GET",
+            &format!("/v1/members/{member}/tokens"),
+            Some(&lab),
+            None,
+        )
+        .await;
+    assert!(!list.to_string().contains("rpt_"), "{list}");
+}
+
+#[tokio::test]
+async fn openapi_document_is_stable() {
+    let api = Api::new().await;
+    let (status, doc) = api.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!(doc);
+}

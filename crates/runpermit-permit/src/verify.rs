@@ -1,0 +1,205 @@
+//! Verifying a permit: signature and type (through [`verify_jws`]), claim-set version,
+//! and validity window at a given time.
+
+use serde_json::Value;
+
+use crate::claims::{PERMIT_CLAIMS_VERSION, PERMIT_TYP, PermitClaims};
+use crate::error::VerifyError;
+use crate::jwks::Jwks;
+use crate::jws::verify_jws;
+
+/// Verifies a permit token against the authority's `jwks` at time `now` (unix seconds),
+/// allowing `leeway_seconds` of clock difference (negative counts as 0).
+///
+/// Checks, in order: the JWS (structure, `alg`, `typ` = [`PERMIT_TYP`], `kid` in `jwks`,
+/// signature), `rpv` = 1, the claim set's fields, then time: refused when
+/// `now + leeway < nbf`, when `now + leeway < iat`, or when `now - leeway >= exp`. These are
+/// PyJWT's rules, so that the gate and an independent verifier agree.
+pub fn verify_permit(
+    token: &str,
+    jwks: &Jwks,
+    now: i64,
+    leeway_seconds: i64,
+) -> Result<PermitClaims, VerifyError> {
+    let (_, payload) = verify_jws::<Value>(token, PERMIT_TYP, jwks)?;
+    let claims: PermitClaims = read_versioned(payload, PERMIT_CLAIMS_VERSION)?;
+    let leeway = leeway_seconds.max(0);
+    if now.saturating_add(leeway) < claims.nbf {
+        return Err(VerifyError::NotYetValid {
+            nbf: claims.nbf,
+            now,
+        });
+    }
+    if now.saturating_add(leeway) < claims.iat {
+        return Err(VerifyError::IssuedInFuture {
+            iat: claims.iat,
+            now,
+        });
+    }
+    if now.saturating_sub(leeway) >= claims.exp {
+        return Err(VerifyError::Expired {
+            exp: claims.exp,
+            now,
+        });
+    }
+    Ok(claims)
+}
+
+/// Reads `payload` as `T` after checking its `rpv` is `version`, so that a newer claim set
+/// is reported as a version this verifier does not know rather than as unknown fields.
+pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
+    payload: Value,
+    version: u32,
+) -> Result<T, VerifyError> {
+    match payload.get("rpv") {
+        Some(rpv) if rpv.as_u64() == Some(u64::from(version)) => {}
+        Some(rpv) => {
+            return Err(VerifyError::Claims(format!(
+                "claim-set version rpv is {rpv}, but this verifier reads version {version}: upgrade runpermit"
+            )));
+        }
+        None => {
+            return Err(VerifyError::Claims(
+                "missing field `rpv` (the claim-set version)".to_owned(),
+            ));
+        }
+    }
+    serde_json::from_value(payload).map_err(|e| VerifyError::Claims(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::tests::{NOW, request};
+    use crate::check::{check, sign};
+    use crate::jws::sign_jws;
+    use crate::keys::SigningKey;
+
+    fn permit(key: &SigningKey) -> String {
+        sign(check(request(NOW), NOW).unwrap(), key).token
+    }
+
+    #[test]
+    fn round_trip() {
+        let key = SigningKey::generate();
+        let jwks = Jwks::from_keys(&[key.public()]);
+        let checked = check(request(NOW), NOW).unwrap();
+        let expected = checked.claims().clone();
+        let token = sign(checked, &key).token;
+        assert_eq!(verify_permit(&token, &jwks, NOW + 60, 0), Ok(expected));
+    }
+
+    #[test]
+    fn validity_window_with_and_without_leeway() {
+        let key = SigningKey::generate();
+        let jwks = Jwks::from_keys(&[key.public()]);
+        let mut r = request(NOW);
+        r.nbf = NOW + 100;
+        r.exp = NOW + 1000;
+        let token = sign(check(r, NOW).unwrap(), &key).token;
+        let at = |now: i64, leeway: i64| verify_permit(&token, &jwks, now, leeway);
+
+        assert_eq!(
+            at(NOW + 99, 0),
+            Err(VerifyError::NotYetValid {
+                nbf: NOW + 100,
+                now: NOW + 99
+            })
+        );
+        assert!(at(NOW + 99, 1).is_ok());
+        assert!(at(NOW + 100, 0).is_ok());
+        assert!(at(NOW + 999, 0).is_ok());
+        assert_eq!(
+            at(NOW + 1000, 0),
+            Err(VerifyError::Expired {
+                exp: NOW + 1000,
+                now: NOW + 1000
+            })
+        );
+        assert!(at(NOW + 1000, 1).is_ok());
+        assert_eq!(
+            at(NOW + 1060, 60),
+            Err(VerifyError::Expired {
+                exp: NOW + 1000,
+                now: NOW + 1060
+            })
+        );
+        // Negative leeway is no leeway; huge values do not overflow.
+        assert!(at(NOW + 1000, -5).is_err());
+        assert!(at(i64::MAX, i64::MAX).is_ok());
+        assert!(at(i64::MIN, 0).is_err());
+    }
+
+    #[test]
+    fn issued_in_the_future_is_refused() {
+        let key = SigningKey::generate();
+        let jwks = Jwks::from_keys(&[key.public()]);
+        let mut r = request(NOW);
+        r.nbf = NOW - 3600;
+        let token = sign(check(r, NOW).unwrap(), &key).token;
+        let err = verify_permit(&token, &jwks, NOW - 60, 30).unwrap_err();
+        assert_eq!(
+            err,
+            VerifyError::IssuedInFuture {
+                iat: NOW,
+                now: NOW - 60
+            }
+        );
+        assert!(
+            err.to_string().contains("check this machine's clock"),
+            "{err}"
+        );
+        assert!(verify_permit(&token, &jwks, NOW - 60, 60).is_ok());
+    }
+
+    #[test]
+    fn rotation_old_key_verifies_until_it_is_removed() {
+        let old = SigningKey::generate();
+        let token = permit(&old);
+        let new = SigningKey::generate();
+        let both = Jwks::from_keys(&[new.public(), old.public()]);
+        assert!(verify_permit(&token, &both, NOW, 0).is_ok());
+        assert!(verify_permit(&permit(&new), &both, NOW, 0).is_ok());
+        let only_new = Jwks::from_keys(&[new.public()]);
+        assert_eq!(
+            verify_permit(&token, &only_new, NOW, 0),
+            Err(VerifyError::UnknownKey(old.kid().to_owned()))
+        );
+    }
+
+    #[test]
+    fn other_tokens_and_versions_are_refused() {
+        let key = SigningKey::generate();
+        let jwks = Jwks::from_keys(&[key.public()]);
+        let claims = check(request(NOW), NOW).unwrap().claims().clone();
+
+        let as_jwt = sign_jws("JWT", &claims, &key);
+        assert!(matches!(
+            verify_permit(&as_jwt, &jwks, NOW, 0),
+            Err(VerifyError::WrongType { .. })
+        ));
+
+        let mut v2 = serde_json::to_value(&claims).unwrap();
+        v2["rpv"] = 2.into();
+        v2["new_field"] = true.into();
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &v2, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("rpv is 2, but this verifier reads version 1"),
+            "{err}"
+        );
+
+        let mut extra = serde_json::to_value(&claims).unwrap();
+        extra["new_field"] = true.into();
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &extra, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `new_field`"),
+            "{err}"
+        );
+
+        let mut missing = serde_json::to_value(&claims).unwrap();
+        missing.as_object_mut().unwrap().remove("exp");
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &missing, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(err.to_string().contains("missing field `exp`"), "{err}");
+    }
+}

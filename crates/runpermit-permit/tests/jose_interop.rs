@@ -1,0 +1,327 @@
+//! Independent verifier: PyJWT (through `tests/interop/verify_permit.py`) must accept the
+//! permits and receipts this crate signs, and refuse the same bad tokens that
+//! `verify_permit` refuses, with the exception PyJWT is expected to raise.
+//!
+//! Runs only when `RUNPERMIT_TEST_JOSE` is set (CI sets it after
+//! `pip install 'pyjwt==2.15.*' cryptography`); otherwise it prints one line and passes.
+//! A plain `main` (harness = false) so that the skip line and the verdicts are printed on
+//! every run, not only on failure.
+//!
+//! PyJWT reads this machine's clock, so the tokens are built around the real time here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::Signer;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use runpermit_compute::Flop;
+use runpermit_permit::{
+    EXEMPTION_CLAIMS_VERSION, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims,
+    PermitRequest, ProviderScope, SigningKey, Tranche, check, sign, sign_exemption, sign_jws,
+    verify_exemption, verify_permit,
+};
+use serde_json::Value;
+
+const ENV: &str = "RUNPERMIT_TEST_JOSE";
+
+fn main() -> ExitCode {
+    if std::env::var_os(ENV).is_none() {
+        println!(
+            "jose_interop: skipped: set {ENV}=1 to check tokens with PyJWT \
+             (needs python3 with `pip install 'pyjwt==2.15.*' cryptography`)"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "runpermit-jose-interop-{}-{}",
+        std::process::id(),
+        now_nanos()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    let ok = permits(&dir) & receipts(&dir);
+    if ok {
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("jose_interop: PyJWT agrees on every token");
+        ExitCode::SUCCESS
+    } else {
+        println!("jose_interop: FAILED (tokens kept in {})", dir.display());
+        ExitCode::FAILURE
+    }
+}
+
+/// One token for the independent verifier, and what it must say.
+struct Case {
+    name: &'static str,
+    token: String,
+    /// `None`: accepted; `Some(class)`: refused with this PyJWT exception class.
+    refused_with: Option<&'static str>,
+}
+
+fn permits(dir: &Path) -> bool {
+    let now = now_nanos() as i64 / 1_000_000_000;
+    let key = SigningKey::generate();
+    let spare = SigningKey::generate();
+    let stranger = SigningKey::generate();
+    let jwks = Jwks::from_keys(&[spare.public(), key.public()]);
+
+    let valid = sign(check(request(now - 60, now + 3600), now).unwrap(), &key);
+    let expired = sign(
+        check(request(now - 7200, now - 3600), now - 7200).unwrap(),
+        &key,
+    );
+    let early = sign(check(request(now + 3600, now + 7200), now).unwrap(), &key);
+    let foreign = sign(
+        check(request(now - 60, now + 3600), now).unwrap(),
+        &stranger,
+    );
+
+    let cases = [
+        Case {
+            name: "valid permit",
+            token: valid.token.clone(),
+            refused_with: None,
+        },
+        Case {
+            name: "tampered payload",
+            token: tamper(&valid.token),
+            refused_with: Some("InvalidSignatureError"),
+        },
+        Case {
+            name: "expired permit",
+            token: expired.token,
+            refused_with: Some("ExpiredSignatureError"),
+        },
+        Case {
+            name: "not yet valid",
+            token: early.token,
+            refused_with: Some("ImmatureSignatureError"),
+        },
+        Case {
+            name: "another key, its own kid",
+            token: foreign.token,
+            refused_with: Some("KeyError"),
+        },
+        Case {
+            name: "another key, the trusted kid",
+            token: forge_with_kid(&valid.token, key.kid(), &stranger),
+            refused_with: Some("InvalidSignatureError"),
+        },
+        Case {
+            name: "typ JWT",
+            token: sign_jws("JWT", &valid.claims, &key),
+            refused_with: Some("InvalidTokenError"),
+        },
+    ];
+    let results = run_verifier(dir, &jwks, "permit", &cases);
+    let mut ok = true;
+    for (case, result) in cases.iter().zip(&results) {
+        let ours = verify_permit(&case.token, &jwks, now, 0);
+        ok &= judge(case, result, ours.is_ok());
+        if case.refused_with.is_none() && result["ok"] == true {
+            let theirs: PermitClaims = serde_json::from_value(result["claims"].clone())
+                .expect("PyJWT's claims read back as PermitClaims");
+            ok &= same("claims", &theirs, &valid.claims);
+            ok &= same(
+                "header typ",
+                &result["header"]["typ"],
+                &Value::from(PERMIT_TYP),
+            );
+            ok &= same(
+                "header kid",
+                &result["header"]["kid"],
+                &Value::from(valid.kid.as_str()),
+            );
+            ok &= same(
+                "header alg",
+                &result["header"]["alg"],
+                &Value::from("EdDSA"),
+            );
+        }
+    }
+    ok
+}
+
+fn receipts(dir: &Path) -> bool {
+    let key = SigningKey::generate();
+    let jwks = Jwks::from_keys(&[key.public()]);
+    let claims = ExemptionClaims {
+        iss: "https://authority.example".into(),
+        jti: "receipt-interop".into(),
+        iat: now_nanos() as i64 / 1_000_000_000 - 60,
+        rpv: EXEMPTION_CLAIMS_VERSION,
+        application_id: "app-interop".into(),
+        holder: holder(),
+        estimated_flop: Flop::new(3.1e23).unwrap(),
+        policy_version: "2026.1".into(),
+        tier: "exempt".into(),
+        reason: "3.1e23 FLOP is below every threshold".into(),
+    };
+    let token = sign_exemption(&claims, &key);
+    let cases = [
+        Case {
+            name: "valid exemption receipt",
+            token: token.clone(),
+            refused_with: None,
+        },
+        Case {
+            name: "tampered receipt",
+            token: tamper(&token),
+            refused_with: Some("InvalidSignatureError"),
+        },
+    ];
+    let results = run_verifier(dir, &jwks, "exemption", &cases);
+    let mut ok = true;
+    for (case, result) in cases.iter().zip(&results) {
+        ok &= judge(case, result, verify_exemption(&case.token, &jwks).is_ok());
+    }
+    let theirs: ExemptionClaims =
+        serde_json::from_value(results[0]["claims"].clone()).expect("receipt claims read back");
+    ok & same("receipt claims", &theirs, &claims)
+}
+
+/// Prints the verdict for one case; true when PyJWT and this crate both did what was expected.
+fn judge(case: &Case, result: &Value, ours_accepted: bool) -> bool {
+    let theirs = if result["ok"] == true {
+        None
+    } else {
+        result["error"].as_str()
+    };
+    let pass = theirs == case.refused_with && ours_accepted == case.refused_with.is_none();
+    println!(
+        "jose_interop: {:<32} PyJWT: {:<24} runpermit: {:<8} {}",
+        case.name,
+        theirs.unwrap_or("accepted"),
+        if ours_accepted { "accepted" } else { "refused" },
+        if pass { "ok" } else { "MISMATCH" },
+    );
+    if !pass {
+        println!(
+            "    expected PyJWT {}; it said {}",
+            case.refused_with.unwrap_or("to accept"),
+            result
+        );
+    }
+    pass
+}
+
+fn same<T: PartialEq + std::fmt::Debug>(what: &str, theirs: &T, ours: &T) -> bool {
+    let pass = theirs == ours;
+    if !pass {
+        println!(
+            "jose_interop: {what} differ:\n    PyJWT:     {theirs:?}\n    runpermit: {ours:?}"
+        );
+    }
+    pass
+}
+
+/// Writes the JWKS and tokens under `dir` and runs the Python verifier once over them all.
+fn run_verifier(dir: &Path, jwks: &Jwks, kind: &str, cases: &[Case]) -> Vec<Value> {
+    let jwks_path = dir.join(format!("{kind}-jwks.json"));
+    std::fs::write(&jwks_path, jwks.to_json()).expect("write JWKS");
+    let token_paths: Vec<PathBuf> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, case)| {
+            let path = dir.join(format!("{kind}-{i}.jwt"));
+            std::fs::write(&path, &case.token).expect("write token");
+            path
+        })
+        .collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/verify_permit.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg("--jwks")
+        .arg(&jwks_path)
+        .args(["--kind", kind])
+        .args(&token_paths)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} failed ({}); is PyJWT installed (pip install 'pyjwt==2.15.*' cryptography)?\n{stdout}\n{}",
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(
+        results.len(),
+        cases.len(),
+        "one result per token:\n{stdout}"
+    );
+    results
+}
+
+fn request(nbf: i64, exp: i64) -> PermitRequest {
+    let flop = |v: f64| Flop::new(v).unwrap();
+    PermitRequest {
+        iss: "https://authority.example".into(),
+        sub: "run-interop".into(),
+        jti: "permit-interop".into(),
+        nbf,
+        exp,
+        application_id: "app-interop".into(),
+        holder: holder(),
+        providers: vec![ProviderScope {
+            provider: "org-cloud".into(),
+            clusters: vec!["us-east-1".into(), "us-west-2".into()],
+        }],
+        max_accelerators: 16_384,
+        flop_budget: flop(3.2e25),
+        tranches: vec![
+            Tranche {
+                index: 1,
+                flop: flop(2e24),
+            },
+            Tranche {
+                index: 2,
+                flop: flop(3.2e25),
+            },
+        ],
+        policy_version: "2026.1".into(),
+        tier: "standard".into(),
+        conditions: vec!["weights security level SL3 or higher".into()],
+    }
+}
+
+fn holder() -> Holder {
+    Holder {
+        org_id: "org-lab".into(),
+        name: "Example Lab — Ω".into(),
+    }
+}
+
+/// The token with one claim changed and the original signature kept.
+fn tamper(token: &str) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["jti"] = Value::from("forged");
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    format!("{}.{payload}.{}", parts[0], parts[2])
+}
+
+/// The token's payload under a header naming `kid`, signed by `signer` (a key that `kid`
+/// does not name), built with ed25519-dalek directly.
+fn forge_with_kid(token: &str, kid: &str, signer: &SigningKey) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let header = format!(r#"{{"alg":"EdDSA","typ":"{PERMIT_TYP}","kid":"{kid}"}}"#);
+    let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
+    let dalek = ed25519_dalek::SigningKey::from_pkcs8_pem(&signer.to_pkcs8_pem()).unwrap();
+    let signature = dalek.sign(input.as_bytes()).to_bytes();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos()
+}

@@ -1,0 +1,39 @@
+//! The run plan, the authority's policy and the application lifecycle.
+//!
+//! - [`RunPlan`]: what a lab submits (schema `runpermit.plan/v1`, TOML or JSON), its
+//!   validation ([`RunPlan::validate`]: every problem at once, named by dotted path), its
+//!   compute estimate ([`RunPlan::estimate_input`], [`RunPlan::estimate`]) and its digest
+//!   ([`RunPlan::digest`]: SHA-256 of the canonical JSON).
+//! - [`Policy`]: the authority's versioned policy file (`data/default-policy.toml`,
+//!   [`Policy::builtin`]): tiers by compute, each with a [`Decision`] and requirements;
+//!   [`classify`], [`tranche_schedule`] and [`permit_terms`].
+//! - [`workflow`]: the application's [`Status`] machine ([`next`]) and the
+//!   separation-of-duties rule for approvals ([`approval_outcome`]).
+//!
+//! This crate does no IO and reads no clock: the default policy is compiled in, and time is
+//! passed in as unix seconds.
+
+mod plan;
+mod policy;
+mod timestamp;
+mod validate;
+pub mod workflow;
+
+pub use plan::{
+    Affordance, ArchitectureFamily, BOOLEAN_FIELDS, BaseModel, ComputePlan, Data, EvaluationPlan,
+    Format, Milestone, Modality, Model, OPTIONAL_FIELDS, PLAN_SCHEMA, ParseError,
+    ProviderAllocation, Release, ReleasePlan, Responsibility, RunInfo, RunPlan, Safeguards,
+    Schedule, SecurityLevel,
+};
+pub use policy::{
+    BUILTIN_POLICY_TOML, Classification, Decision, MAX_TRANCHES, PermitPolicy, PermitTerms, Policy,
+    PolicyError, Tier, TranchePolicy, classify, permit_terms, tranche_schedule,
+};
+pub use timestamp::{TIMESTAMP_FORMS, Timestamp, parse_timestamp};
+pub use validate::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+pub use workflow::{
+    Action, Approval, ApprovalOutcome, InvalidTransition, Status, approval_outcome, next,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! [`StoreError`] and the mapping of database errors onto it.
+
+use sqlx::error::{DatabaseError, ErrorKind};
+
+use crate::Write;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write named a row that does not exist: `RevokeToken`, `UpdateApplication`,
+    /// `IssuePermit` or `RetireSigningKey` with an unknown id.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A precondition on stored state failed: `UpdateApplication` whose `expected_version` is
+    /// not the stored version (someone else updated it first), `IssuePermit` on a permit that
+    /// is not in `intent`, revoking a revoked token or retiring a retired key. Re-read and
+    /// decide again.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An insert hit a unique constraint; the message says which (an id, the token hash, the
+    /// one receipt per application, or an idempotency key).
+    #[error("duplicate: {0}")]
+    Duplicate(String),
+    /// The caller's input is unusable: a store URL in none of the accepted forms, a write
+    /// whose fields fail validation (the message names each field and its accepted form), a
+    /// reference to a row that does not exist (foreign key), or a bad query argument.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The database failed or could not be reached, a migration failed, or a stored row could
+    /// not be decoded. Not the caller's fault; worth logging and retrying later.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    pub(crate) fn database(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// `.db()` turns a sqlx result into a store result with [`StoreError::Database`].
+pub(crate) trait DbResult<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> DbResult<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(StoreError::database)
+    }
+}
+
+/// Maps the error of executing `write` to a [`StoreError`] that says what went wrong in the
+/// caller's terms.
+pub(crate) fn write_error(write: &Write, e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            ErrorKind::UniqueViolation => {
+                return StoreError::Duplicate(duplicate_message(write, db.as_ref()));
+            }
+            ErrorKind::ForeignKeyViolation => {
+                return StoreError::Invalid(missing_reference_message(write));
+            }
+            _ => {}
+        }
+    }
+    StoreError::Database(format!("{}: {e}", write.describe()))
+}
+
+/// The violated unique constraint: its name on PostgreSQL (`tokens_hash_key`), the column list
+/// from the message on SQLite (`UNIQUE constraint failed: tokens.hash`).
+fn unique_target(db: &dyn DatabaseError) -> String {
+    match db.constraint() {
+        Some(name) => name.to_owned(),
+        None => db.message().to_owned(),
+    }
+}
+
+fn duplicate_message(write: &Write, db: &dyn DatabaseError) -> String {
+    let target = unique_target(db);
+    match write {
+        Write::InsertOrganization(o) => format!("organization id {:?} already exists", o.id),
+        Write::InsertMember(m) => format!("member id {:?} already exists", m.id),
+        Write::InsertToken(t) if target.contains("hash") => format!(
+            "token {:?}: a token with the same hash already exists (hash must be unique)",
+            t.id
+        ),
+        Write::InsertToken(t) => format!("token id {:?} already exists", t.id),
+        Write::InsertApplication(a) => format!("application id {:?} already exists", a.id),
+        Write::InsertReview(r) => format!("review id {:?} already exists", r.id),
+        Write::InsertPermit(p) => format!("permit id {:?} already exists", p.id),
+        Write::InsertReceipt(r) if target.contains("application_id") => format!(
+            "receipt {:?}: application {:?} already has an exemption receipt",
+            r.id, r.application_id
+        ),
+        Write::InsertReceipt(r) => format!("receipt id {:?} already exists", r.id),
+        Write::InsertSigningKey(k) => format!("signing key kid {:?} already exists", k.kid),
+        Write::PutIdempotency(i) => format!(
+            "idempotency key {:?} is already recorded for principal {:?}",
+            i.key, i.principal_id
+        ),
+        other => format!("{}: unique constraint {target}", other.describe()),
+    }
+}
+
+fn missing_reference_message(write: &Write) -> String {
+    match write {
+        Write::InsertMember(m) => format!(
+            "member {:?}: org_id {:?} names no organization",
+            m.id, m.org_id
+        ),
+        Write::InsertToken(t) => format!(
+            "token {:?}: member_id {:?} names no member",
+            t.id, t.member_id
+        ),
+        Write::InsertApplication(a) => format!(
+            "application {:?}: org_id {:?} names no organization",
+            a.id, a.org_id
+        ),
+        Write::InsertReview(r) => format!(
+            "review {:?}: application_id {:?} names no application",
+            r.id, r.application_id
+        ),
+        Write::InsertPermit(p) => format!(
+            "permit {:?}: application_id {:?} names no application",
+            p.id, p.application_id
+        ),
+        Write::InsertReceipt(r) => format!(
+            "receipt {:?}: application_id {:?} names no application",
+            r.id, r.application_id
+        ),
+        other => format!("{}: refers to a row that does not exist", other.describe()),
+    }
+}

@@ -1,0 +1,145 @@
+//! The authority's persistence: organizations, members, API tokens, applications, reviews,
+//! permits, exemption receipts, signing public keys, idempotency records and an append-only
+//! audit trail.
+//!
+//! One trait, [`Store`], with two implementations: [`SqliteStore`] (embedded, the default) and
+//! [`PgStore`] (production; several authority processes may share one database). [`open`]
+//! picks one from a URL.
+//!
+//! Every state change is one [`Store::commit`] of a batch of [`Write`]s, which should include
+//! its audit events: the batch is one transaction, applied in order, all or nothing.
+//! Applications carry a `version`; [`Write::UpdateApplication`] succeeds only against the
+//! version the caller read, so concurrent updates never silently overwrite each other.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), runpermit_store::StoreError> {
+//! let store = runpermit_store::open("sqlite://data/runpermit.db").await?;
+//! store.migrate().await?;
+//! if store.organization_count().await? == 0 {
+//!     // first start: bootstrap the authority organization and its admin
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+mod error;
+mod postgres;
+mod records;
+mod shared;
+mod sqlite;
+mod validate;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use records::{
+    Application, AuditEvent, Idempotency, MEMBER_ROLES, Member, ORGANIZATION_KINDS, Organization,
+    PERMIT_STATUSES, Permit, Principal, REVIEW_DECISIONS, Receipt, Review, SigningKey, Token,
+    Write,
+};
+pub use sqlite::SqliteStore;
+
+/// The authority's storage. Times are unix milliseconds.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or upgrades the schema. Idempotent; on PostgreSQL, concurrent calls from
+    /// several processes take turns (sqlx holds an advisory lock while migrating).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Applies `writes` in order in one transaction: all of them or, on any error, none.
+    /// The batch is validated first (`Invalid` lists every problem). An empty batch is a no-op.
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    async fn organization(&self, id: &str) -> Result<Option<Organization>, StoreError>;
+
+    /// All organizations, oldest first.
+    async fn organizations(&self) -> Result<Vec<Organization>, StoreError>;
+
+    async fn member(&self, id: &str) -> Result<Option<Member>, StoreError>;
+
+    /// The members of an organization, oldest first.
+    async fn members(&self, org_id: &str) -> Result<Vec<Member>, StoreError>;
+
+    /// A member's tokens (revoked and expired ones included), oldest first.
+    async fn tokens(&self, member_id: &str) -> Result<Vec<Token>, StoreError>;
+
+    async fn token(&self, id: &str) -> Result<Option<Token>, StoreError>;
+
+    /// The principal whose token has hash `token_hash`, if that token is neither revoked nor
+    /// expired at `now` (a token with `expires_at <= now` is expired).
+    async fn authenticate(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Principal>, StoreError>;
+
+    async fn application(&self, id: &str) -> Result<Option<Application>, StoreError>;
+
+    /// Applications, of one organization or all, newest first (`created_at`, then id,
+    /// descending).
+    async fn applications(&self, org_id: Option<&str>) -> Result<Vec<Application>, StoreError>;
+
+    /// An application's reviews, oldest first (`created_at`, then id).
+    async fn reviews(&self, application_id: &str) -> Result<Vec<Review>, StoreError>;
+
+    async fn permit(&self, id: &str) -> Result<Option<Permit>, StoreError>;
+
+    /// An application's permits, oldest first (`created_at`, then id).
+    async fn permits_for_application(
+        &self,
+        application_id: &str,
+    ) -> Result<Vec<Permit>, StoreError>;
+
+    /// An application's exemption receipt (there is at most one).
+    async fn receipt_for_application(
+        &self,
+        application_id: &str,
+    ) -> Result<Option<Receipt>, StoreError>;
+
+    /// Every signing key, retired ones included, oldest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+
+    /// Up to `limit` (at least 1) audit events with `seq > after_seq`, of one subject or all,
+    /// in `seq` order. Page by passing the last `seq` seen as the next `after_seq`; start
+    /// with 0.
+    async fn audit(
+        &self,
+        subject: Option<&str>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    async fn idempotency(
+        &self,
+        principal_id: &str,
+        key: &str,
+    ) -> Result<Option<Idempotency>, StoreError>;
+
+    /// How many organizations exist: 0 means a first start that needs bootstrapping.
+    async fn organization_count(&self) -> Result<i64, StoreError>;
+}
+
+/// The store URL forms [`open`] accepts, for messages and `--help` text.
+pub const ACCEPTED_URLS: &str = "sqlite://PATH, sqlite::memory: or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE \
+     (postgresql:// also works)";
+
+/// Opens the store named by `url` (see [`ACCEPTED_URLS`]): [`SqliteStore::connect`] for
+/// `sqlite:` URLs, [`PgStore::connect`] for `postgres://` and `postgresql://`. Does not
+/// migrate: call [`Store::migrate`] next.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        // Name only the scheme: the rest of a URL may hold a password.
+        let scheme = url.split_once(':').map_or("none", |(scheme, _)| scheme);
+        Err(StoreError::Invalid(format!(
+            "store URL: must be {ACCEPTED_URLS} (got a URL with scheme {scheme:?})"
+        )))
+    }
+}

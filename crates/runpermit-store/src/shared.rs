@@ -1,0 +1,688 @@
+//! The SQL and the [`Store`](crate::Store) implementation shared by both backends.
+//!
+//! Every statement is written once with `$N` placeholders, which PostgreSQL and sqlx's SQLite
+//! driver both accept, and [`impl_store!`] expands the one implementation for each backend's
+//! concrete sqlx types. What differs (connecting, migrating, starting a write transaction)
+//! lives in `sqlite.rs` and `postgres.rs` as inherent methods the macro calls.
+
+pub(crate) const PING: &str = "SELECT 1";
+
+pub(crate) const INSERT_ORGANIZATION: &str =
+    "INSERT INTO organizations (id, name, kind, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const INSERT_MEMBER: &str =
+    "INSERT INTO members (id, org_id, name, role, created_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO tokens \
+     (id, member_id, hash, label, created_at, expires_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const REVOKE_TOKEN: &str =
+    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+pub(crate) const TOKEN_REVOKED_AT: &str = "SELECT revoked_at FROM tokens WHERE id = $1";
+pub(crate) const INSERT_APPLICATION: &str = "INSERT INTO applications \
+     (id, org_id, created_by, status, tier, decision, approvals_required, plan_json, \
+      plan_digest, estimate_json, policy_version, version, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub(crate) const UPDATE_APPLICATION: &str = "UPDATE applications SET \
+     status = $2, tier = $3, decision = $4, approvals_required = $5, plan_json = $6, \
+     plan_digest = $7, estimate_json = $8, policy_version = $9, updated_at = $10, \
+     version = $11 \
+     WHERE id = $1 AND version = $12";
+pub(crate) const APPLICATION_VERSION: &str = "SELECT version FROM applications WHERE id = $1";
+pub(crate) const INSERT_REVIEW: &str = "INSERT INTO reviews \
+     (id, application_id, reviewer_id, reviewer_org_id, decision, reason, conditions_json, \
+      policy_version, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const INSERT_PERMIT: &str = "INSERT INTO permits \
+     (id, application_id, run_id, org_id, status, claims_json, token, kid, policy_version, \
+      created_at, issued_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(crate) const ISSUE_PERMIT: &str = "UPDATE permits SET status = 'issued', token = $2, \
+     issued_at = $3 WHERE id = $1 AND status = 'intent'";
+pub(crate) const PERMIT_STATUS: &str = "SELECT status FROM permits WHERE id = $1";
+pub(crate) const INSERT_RECEIPT: &str = "INSERT INTO receipts \
+     (id, application_id, org_id, token, created_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys \
+     (kid, public_key, created_at, retired_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const RETIRE_SIGNING_KEY: &str =
+    "UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL";
+pub(crate) const SIGNING_KEY_RETIRED_AT: &str =
+    "SELECT retired_at FROM signing_keys WHERE kid = $1";
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+     (at, actor_member_id, actor_org_id, action, subject, reason, details_json) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const PUT_IDEMPOTENCY: &str = "INSERT INTO idempotency \
+     (principal_id, key, method_path, request_hash, status, response_json, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const ORGANIZATION: &str =
+    "SELECT id, name, kind, created_at FROM organizations WHERE id = $1";
+pub(crate) const ORGANIZATIONS: &str =
+    "SELECT id, name, kind, created_at FROM organizations ORDER BY created_at, id";
+pub(crate) const ORGANIZATION_COUNT: &str = "SELECT COUNT(*) FROM organizations";
+pub(crate) const MEMBER: &str =
+    "SELECT id, org_id, name, role, created_at FROM members WHERE id = $1";
+pub(crate) const MEMBERS: &str = "SELECT id, org_id, name, role, created_at FROM members \
+     WHERE org_id = $1 ORDER BY created_at, id";
+macro_rules! token_columns {
+    () => {
+        "id, member_id, hash, label, created_at, expires_at, revoked_at"
+    };
+}
+pub(crate) const TOKEN: &str = concat!("SELECT ", token_columns!(), " FROM tokens WHERE id = $1");
+pub(crate) const TOKENS: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM tokens WHERE member_id = $1 ORDER BY created_at, id"
+);
+pub(crate) const AUTHENTICATE: &str = "SELECT \
+     m.id AS m_id, m.org_id AS m_org_id, m.name AS m_name, m.role AS m_role, \
+     m.created_at AS m_created_at, \
+     o.id AS o_id, o.name AS o_name, o.kind AS o_kind, o.created_at AS o_created_at, \
+     t.id AS t_id, t.member_id AS t_member_id, t.hash AS t_hash, t.label AS t_label, \
+     t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at \
+     FROM tokens t \
+     JOIN members m ON m.id = t.member_id \
+     JOIN organizations o ON o.id = m.org_id \
+     WHERE t.hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)";
+macro_rules! application_columns {
+    () => {
+        "id, org_id, created_by, status, tier, decision, \
+     approvals_required, plan_json, plan_digest, estimate_json, policy_version, version, \
+     created_at, updated_at"
+    };
+}
+pub(crate) const APPLICATION: &str = concat!(
+    "SELECT ",
+    application_columns!(),
+    " FROM applications WHERE id = $1"
+);
+pub(crate) const APPLICATIONS: &str = concat!(
+    "SELECT ",
+    application_columns!(),
+    " FROM applications ORDER BY created_at DESC, id DESC"
+);
+pub(crate) const APPLICATIONS_OF_ORG: &str = concat!(
+    "SELECT ",
+    application_columns!(),
+    " FROM applications WHERE org_id = $1 ORDER BY created_at DESC, id DESC"
+);
+pub(crate) const REVIEWS: &str = "SELECT id, application_id, reviewer_id, reviewer_org_id, \
+     decision, reason, conditions_json, policy_version, created_at FROM reviews \
+     WHERE application_id = $1 ORDER BY created_at, id";
+macro_rules! permit_columns {
+    () => {
+        "id, application_id, run_id, org_id, status, claims_json, token, \
+     kid, policy_version, created_at, issued_at"
+    };
+}
+pub(crate) const PERMIT: &str =
+    concat!("SELECT ", permit_columns!(), " FROM permits WHERE id = $1");
+pub(crate) const PERMITS_FOR_APPLICATION: &str = concat!(
+    "SELECT ",
+    permit_columns!(),
+    " FROM permits WHERE application_id = $1 ORDER BY created_at, id"
+);
+pub(crate) const RECEIPT_FOR_APPLICATION: &str = "SELECT id, application_id, org_id, token, \
+     created_at FROM receipts WHERE application_id = $1";
+pub(crate) const SIGNING_KEYS: &str = "SELECT kid, public_key, created_at, retired_at \
+     FROM signing_keys ORDER BY created_at, kid";
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor_member_id, actor_org_id, action, subject, reason, details_json"
+    };
+}
+pub(crate) const AUDIT: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+);
+pub(crate) const AUDIT_OF_SUBJECT: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_events WHERE subject = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+);
+pub(crate) const IDEMPOTENCY: &str = "SELECT principal_id, key, method_path, request_hash, \
+     status, response_json, created_at FROM idempotency WHERE principal_id = $1 AND key = $2";
+
+/// The columns of [`AUTHENTICATE`], one flat row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PrincipalRow {
+    m_id: String,
+    m_org_id: String,
+    m_name: String,
+    m_role: String,
+    m_created_at: i64,
+    o_id: String,
+    o_name: String,
+    o_kind: String,
+    o_created_at: i64,
+    t_id: String,
+    t_member_id: String,
+    t_hash: String,
+    t_label: String,
+    t_created_at: i64,
+    t_expires_at: Option<i64>,
+    t_revoked_at: Option<i64>,
+}
+
+impl From<PrincipalRow> for crate::Principal {
+    fn from(r: PrincipalRow) -> Self {
+        crate::Principal {
+            member: crate::Member {
+                id: r.m_id,
+                org_id: r.m_org_id,
+                name: r.m_name,
+                role: r.m_role,
+                created_at: r.m_created_at,
+            },
+            org: crate::Organization {
+                id: r.o_id,
+                name: r.o_name,
+                kind: r.o_kind,
+                created_at: r.o_created_at,
+            },
+            token: crate::Token {
+                id: r.t_id,
+                member_id: r.t_member_id,
+                hash: r.t_hash,
+                label: r.t_label,
+                created_at: r.t_created_at,
+                expires_at: r.t_expires_at,
+                revoked_at: r.t_revoked_at,
+            },
+        }
+    }
+}
+
+/// Implements [`Store`](crate::Store) for `$store`, whose pool is `self.pool` of database
+/// `$db`. The type must also have, as inherent methods:
+///
+/// - `async fn run_migrations(&self) -> Result<(), StoreError>`
+/// - `async fn begin_write(&self, writes: &[Write])
+///   -> Result<sqlx::Transaction<'static, $db>, StoreError>`
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        // A block of its own, so that the `use`s below stay local to this expansion.
+        const _: () = {
+            use $crate::error::{DbResult as _, write_error};
+            use $crate::shared as sql;
+            use $crate::{
+                Application, AuditEvent, Idempotency, Member, Organization, Permit, Principal,
+                Receipt, Review, SigningKey, Store, StoreError, Token, Write,
+            };
+
+            impl $store {
+                /// Applies one write inside the batch's transaction.
+                async fn apply(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    write: &Write,
+                ) -> Result<(), StoreError> {
+                    let fail = |e| write_error(write, e);
+                    match write {
+                        Write::InsertOrganization(o) => {
+                            sqlx::query(sql::INSERT_ORGANIZATION)
+                                .bind(&o.id)
+                                .bind(&o.name)
+                                .bind(&o.kind)
+                                .bind(o.created_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::InsertMember(m) => {
+                            sqlx::query(sql::INSERT_MEMBER)
+                                .bind(&m.id)
+                                .bind(&m.org_id)
+                                .bind(&m.name)
+                                .bind(&m.role)
+                                .bind(m.created_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::InsertToken(t) => {
+                            sqlx::query(sql::INSERT_TOKEN)
+                                .bind(&t.id)
+                                .bind(&t.member_id)
+                                .bind(&t.hash)
+                                .bind(&t.label)
+                                .bind(t.created_at)
+                                .bind(t.expires_at)
+                                .bind(t.revoked_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::RevokeToken { id, at } => {
+                            let done = sqlx::query(sql::REVOKE_TOKEN)
+                                .bind(id)
+                                .bind(*at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let revoked_at: Option<Option<i64>> =
+                                    sqlx::query_scalar(sql::TOKEN_REVOKED_AT)
+                                        .bind(id)
+                                        .fetch_optional(&mut *conn)
+                                        .await
+                                        .db()?;
+                                return Err(match revoked_at {
+                                    None => StoreError::NotFound(format!("token {id:?}")),
+                                    Some(at) => StoreError::Conflict(format!(
+                                        "token {id:?} is already revoked (at {})",
+                                        at.unwrap_or_default()
+                                    )),
+                                });
+                            }
+                        }
+                        Write::InsertApplication(a) => {
+                            sqlx::query(sql::INSERT_APPLICATION)
+                                .bind(&a.id)
+                                .bind(&a.org_id)
+                                .bind(&a.created_by)
+                                .bind(&a.status)
+                                .bind(&a.tier)
+                                .bind(&a.decision)
+                                .bind(a.approvals_required)
+                                .bind(&a.plan_json)
+                                .bind(&a.plan_digest)
+                                .bind(&a.estimate_json)
+                                .bind(&a.policy_version)
+                                .bind(a.version)
+                                .bind(a.created_at)
+                                .bind(a.updated_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::UpdateApplication {
+                            application: a,
+                            expected_version,
+                        } => {
+                            let next = expected_version.checked_add(1).ok_or_else(|| {
+                                StoreError::Invalid(format!(
+                                    "application {:?}: expected_version {} is too large",
+                                    a.id, expected_version
+                                ))
+                            })?;
+                            let done = sqlx::query(sql::UPDATE_APPLICATION)
+                                .bind(&a.id)
+                                .bind(&a.status)
+                                .bind(&a.tier)
+                                .bind(&a.decision)
+                                .bind(a.approvals_required)
+                                .bind(&a.plan_json)
+                                .bind(&a.plan_digest)
+                                .bind(&a.estimate_json)
+                                .bind(&a.policy_version)
+                                .bind(a.updated_at)
+                                .bind(next)
+                                .bind(*expected_version)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let stored: Option<i64> =
+                                    sqlx::query_scalar(sql::APPLICATION_VERSION)
+                                        .bind(&a.id)
+                                        .fetch_optional(&mut *conn)
+                                        .await
+                                        .db()?;
+                                return Err(match stored {
+                                    None => StoreError::NotFound(format!("application {:?}", a.id)),
+                                    Some(stored) => StoreError::Conflict(format!(
+                                        "application {:?} was changed concurrently: \
+                                         expected version {}, stored version {}",
+                                        a.id, expected_version, stored
+                                    )),
+                                });
+                            }
+                        }
+                        Write::InsertReview(r) => {
+                            sqlx::query(sql::INSERT_REVIEW)
+                                .bind(&r.id)
+                                .bind(&r.application_id)
+                                .bind(&r.reviewer_id)
+                                .bind(&r.reviewer_org_id)
+                                .bind(&r.decision)
+                                .bind(&r.reason)
+                                .bind(&r.conditions_json)
+                                .bind(&r.policy_version)
+                                .bind(r.created_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::InsertPermit(p) => {
+                            sqlx::query(sql::INSERT_PERMIT)
+                                .bind(&p.id)
+                                .bind(&p.application_id)
+                                .bind(&p.run_id)
+                                .bind(&p.org_id)
+                                .bind(&p.status)
+                                .bind(&p.claims_json)
+                                .bind(&p.token)
+                                .bind(&p.kid)
+                                .bind(&p.policy_version)
+                                .bind(p.created_at)
+                                .bind(p.issued_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::IssuePermit {
+                            id,
+                            token,
+                            issued_at,
+                        } => {
+                            let done = sqlx::query(sql::ISSUE_PERMIT)
+                                .bind(id)
+                                .bind(token)
+                                .bind(*issued_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let status: Option<String> = sqlx::query_scalar(sql::PERMIT_STATUS)
+                                    .bind(id)
+                                    .fetch_optional(&mut *conn)
+                                    .await
+                                    .db()?;
+                                return Err(match status {
+                                    None => StoreError::NotFound(format!("permit {id:?}")),
+                                    Some(status) => StoreError::Conflict(format!(
+                                        "permit {:?} is {:?}; only an \"intent\" can be issued",
+                                        id, status
+                                    )),
+                                });
+                            }
+                        }
+                        Write::InsertReceipt(r) => {
+                            sqlx::query(sql::INSERT_RECEIPT)
+                                .bind(&r.id)
+                                .bind(&r.application_id)
+                                .bind(&r.org_id)
+                                .bind(&r.token)
+                                .bind(r.created_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::InsertSigningKey(k) => {
+                            sqlx::query(sql::INSERT_SIGNING_KEY)
+                                .bind(&k.kid)
+                                .bind(&k.public_key)
+                                .bind(k.created_at)
+                                .bind(k.retired_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::RetireSigningKey { kid, at } => {
+                            let done = sqlx::query(sql::RETIRE_SIGNING_KEY)
+                                .bind(kid)
+                                .bind(*at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let retired_at: Option<Option<i64>> =
+                                    sqlx::query_scalar(sql::SIGNING_KEY_RETIRED_AT)
+                                        .bind(kid)
+                                        .fetch_optional(&mut *conn)
+                                        .await
+                                        .db()?;
+                                return Err(match retired_at {
+                                    None => StoreError::NotFound(format!("signing key {kid:?}")),
+                                    Some(at) => StoreError::Conflict(format!(
+                                        "signing key {kid:?} is already retired (at {})",
+                                        at.unwrap_or_default()
+                                    )),
+                                });
+                            }
+                        }
+                        Write::InsertAudit(e) => {
+                            sqlx::query(sql::INSERT_AUDIT)
+                                .bind(e.at)
+                                .bind(&e.actor_member_id)
+                                .bind(&e.actor_org_id)
+                                .bind(&e.action)
+                                .bind(&e.subject)
+                                .bind(&e.reason)
+                                .bind(&e.details_json)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::PutIdempotency(i) => {
+                            sqlx::query(sql::PUT_IDEMPOTENCY)
+                                .bind(&i.principal_id)
+                                .bind(&i.key)
+                                .bind(&i.method_path)
+                                .bind(&i.request_hash)
+                                .bind(i.status)
+                                .bind(&i.response_json)
+                                .bind(i.created_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                async fn migrate(&self) -> Result<(), StoreError> {
+                    self.run_migrations().await
+                }
+
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query(sql::PING).execute(&self.pool).await.db()?;
+                    Ok(())
+                }
+
+                async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+                    $crate::validate::batch(&writes)?;
+                    if writes.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.begin_write(&writes).await?;
+                    for write in &writes {
+                        if let Err(e) = Self::apply(&mut *tx, write).await {
+                            tracing::debug!(error = %e, "store batch rolled back");
+                            // Dropping `tx` would also roll back, but lazily; do it now so the
+                            // connection is clean before it returns to the pool.
+                            let _ = tx.rollback().await;
+                            return Err(e);
+                        }
+                    }
+                    tx.commit().await.db()?;
+                    tracing::debug!(writes = writes.len(), "store batch committed");
+                    Ok(())
+                }
+
+                async fn organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
+                    sqlx::query_as(sql::ORGANIZATION)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn organizations(&self) -> Result<Vec<Organization>, StoreError> {
+                    sqlx::query_as(sql::ORGANIZATIONS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn member(&self, id: &str) -> Result<Option<Member>, StoreError> {
+                    sqlx::query_as(sql::MEMBER)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn members(&self, org_id: &str) -> Result<Vec<Member>, StoreError> {
+                    sqlx::query_as(sql::MEMBERS)
+                        .bind(org_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn tokens(&self, member_id: &str) -> Result<Vec<Token>, StoreError> {
+                    sqlx::query_as(sql::TOKENS)
+                        .bind(member_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn token(&self, id: &str) -> Result<Option<Token>, StoreError> {
+                    sqlx::query_as(sql::TOKEN)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn authenticate(
+                    &self,
+                    token_hash: &str,
+                    now: i64,
+                ) -> Result<Option<Principal>, StoreError> {
+                    let row: Option<sql::PrincipalRow> = sqlx::query_as(sql::AUTHENTICATE)
+                        .bind(token_hash)
+                        .bind(now)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()?;
+                    Ok(row.map(Into::into))
+                }
+
+                async fn application(&self, id: &str) -> Result<Option<Application>, StoreError> {
+                    sqlx::query_as(sql::APPLICATION)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn applications(
+                    &self,
+                    org_id: Option<&str>,
+                ) -> Result<Vec<Application>, StoreError> {
+                    match org_id {
+                        Some(org_id) => sqlx::query_as(sql::APPLICATIONS_OF_ORG)
+                            .bind(org_id)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                        None => sqlx::query_as(sql::APPLICATIONS)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                    }
+                }
+
+                async fn reviews(&self, application_id: &str) -> Result<Vec<Review>, StoreError> {
+                    sqlx::query_as(sql::REVIEWS)
+                        .bind(application_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn permit(&self, id: &str) -> Result<Option<Permit>, StoreError> {
+                    sqlx::query_as(sql::PERMIT)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn permits_for_application(
+                    &self,
+                    application_id: &str,
+                ) -> Result<Vec<Permit>, StoreError> {
+                    sqlx::query_as(sql::PERMITS_FOR_APPLICATION)
+                        .bind(application_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn receipt_for_application(
+                    &self,
+                    application_id: &str,
+                ) -> Result<Option<Receipt>, StoreError> {
+                    sqlx::query_as(sql::RECEIPT_FOR_APPLICATION)
+                        .bind(application_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+                    sqlx::query_as(sql::SIGNING_KEYS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn audit(
+                    &self,
+                    subject: Option<&str>,
+                    after_seq: i64,
+                    limit: i64,
+                ) -> Result<Vec<AuditEvent>, StoreError> {
+                    if limit < 1 {
+                        return Err(StoreError::Invalid(format!(
+                            "audit limit: must be 1 or more (got {limit})"
+                        )));
+                    }
+                    match subject {
+                        Some(subject) => sqlx::query_as(sql::AUDIT_OF_SUBJECT)
+                            .bind(subject)
+                            .bind(after_seq)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                        None => sqlx::query_as(sql::AUDIT)
+                            .bind(after_seq)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                    }
+                }
+
+                async fn idempotency(
+                    &self,
+                    principal_id: &str,
+                    key: &str,
+                ) -> Result<Option<Idempotency>, StoreError> {
+                    sqlx::query_as(sql::IDEMPOTENCY)
+                        .bind(principal_id)
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn organization_count(&self) -> Result<i64, StoreError> {
+                    sqlx::query_scalar(sql::ORGANIZATION_COUNT)
+                        .fetch_one(&self.pool)
+                        .await
+                        .db()
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_store;

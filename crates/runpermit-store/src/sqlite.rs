@@ -1,0 +1,123 @@
+//! The SQLite backend: the embedded default, one file (or memory) per authority.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::DbResult as _;
+use crate::{StoreError, Write};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another connection's (or process's) write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections of a file-backed store: WAL lets readers run beside the one writer.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A [`Store`](crate::Store) on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite://PATH` (also `sqlite:PATH`), creating the file and its parent
+    /// directories when missing, in WAL mode with foreign keys on, a busy timeout and full
+    /// fsync on commit; or `sqlite::memory:`, a private in-memory database held by a single
+    /// connection that lives as long as the store. Does not migrate.
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Invalid(format!(
+                "store URL: not a SQLite URL such as sqlite://PATH or sqlite::memory: ({e})"
+            ))
+        })?;
+        let options = options
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = if is_memory(url) {
+            // Every connection to `:memory:` would be its own database, and the database
+            // disappears with its last connection: exactly one, never recycled.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .db()?
+        } else {
+            let path = options.get_filename();
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Database(format!(
+                        "cannot create the directory {} for the SQLite database: {e}",
+                        parent.display()
+                    ))
+                })?;
+            }
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .connect_with(options)
+                .await
+                .db()?
+        };
+        Ok(SqliteStore { pool })
+    }
+
+    /// The connection pool, for what the [`Store`](crate::Store) trait does not cover
+    /// (tests, maintenance).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("SQLite migration failed: {e}")))
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the busy timeout), so a
+    /// batch never fails halfway on a lock upgrade when another process writes.
+    async fn begin_write(
+        &self,
+        _writes: &[Write],
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
+    }
+}
+
+/// Whether a SQLite URL names an in-memory database, as sqlx parses it: `sqlite::memory:`,
+/// `sqlite://:memory:` or `mode=memory`.
+fn is_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_memory;
+
+    #[test]
+    fn recognises_in_memory_urls() {
+        assert!(is_memory("sqlite::memory:"));
+        assert!(is_memory("sqlite://:memory:"));
+        assert!(is_memory("sqlite://x.db?mode=memory"));
+        assert!(!is_memory("sqlite://data/runpermit.db"));
+        assert!(!is_memory("sqlite:///var/lib/runpermit/memory.db"));
+    }
+}
+
+crate::shared::impl_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,1333 @@
+//! One suite, both databases: every test in `suite!` is written once against `&dyn Store` and
+//! runs on SQLite (a fresh file per test) always, and on PostgreSQL (a fresh schema per test)
+//! when `RUNPERMIT_TEST_DATABASE_URL` is set, such as
+//! `RUNPERMIT_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test`. Under `CI` the
+//! variable is required: the PostgreSQL tests fail rather than skip without it.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use runpermit_store::{
+    Application, AuditEvent, Idempotency, Member, Organization, Permit, PgStore, Receipt, Review,
+    SigningKey, SqliteStore, Store, StoreError, Token, Write, open,
+};
+use sqlx::Connection as _;
+
+const ENV: &str = "RUNPERMIT_TEST_DATABASE_URL";
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// One test's database: the store under test and raw access to the same database.
+#[derive(Clone)]
+struct Db {
+    store: Arc<dyn Store>,
+    backend: Backend,
+    url: String,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Db {
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Runs one raw SQL statement, bypassing the store.
+    async fn raw(&self, sql: &'static str) -> Result<u64, String> {
+        let done = match &self.backend {
+            Backend::Sqlite(s) => sqlx::query(sql)
+                .execute(s.pool())
+                .await
+                .map(|d| d.rows_affected()),
+            Backend::Postgres(s) => sqlx::query(sql)
+                .execute(s.pool())
+                .await
+                .map(|d| d.rows_affected()),
+        };
+        done.map_err(|e| e.to_string())
+    }
+
+    /// A second, independent store on the same database (its own connections).
+    async fn reopen(&self) -> Arc<dyn Store> {
+        open(&self.url).await.expect("reopen the test database")
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}_{}_{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs `test` on a migrated SQLite database in a fresh file (in a directory that does not
+/// exist yet, so `open` must create it), removed afterwards.
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir: PathBuf = std::env::temp_dir().join(format!("runpermit-store-{}", unique_name()));
+    let url = format!("sqlite://{}", dir.join("nested/store.db").display());
+    let sqlite = SqliteStore::connect(&url).await.expect("open SQLite");
+    sqlite.migrate().await.expect("migrate SQLite");
+    let db = Db {
+        store: Arc::new(sqlite.clone()),
+        backend: Backend::Sqlite(sqlite.clone()),
+        url,
+    };
+    let outcome = tokio::spawn(test(db)).await;
+    sqlite.pool().close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Runs `test` on a migrated PostgreSQL schema of its own, dropped afterwards; or skips, saying
+/// so once per test binary, when `RUNPERMIT_TEST_DATABASE_URL` is unset.
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(base) = std::env::var(ENV).ok().filter(|v| !v.is_empty()) else {
+        // As with the Epoch AI data: missing in CI is a failure, elsewhere a skip.
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{ENV} is unset under CI: the PostgreSQL half of this suite must run there \
+                 (set it to a database URL such as postgres://postgres@127.0.0.1:5432/test)"
+            );
+        }
+        static SAID: Once = Once::new();
+        SAID.call_once(|| {
+            // Straight to stderr: libtest captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "runpermit-store: PostgreSQL tests skipped; set {ENV}=postgres://postgres@127.0.0.1:5432/test to run them"
+            );
+        });
+        return;
+    };
+    let schema = format!("t_{}", unique_name());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("{ENV}: cannot connect: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("create the test schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={schema}");
+    let pg = PgStore::connect(&url).await.expect("open PostgreSQL");
+    pg.migrate().await.expect("migrate PostgreSQL");
+    let db = Db {
+        store: Arc::new(pg.clone()),
+        backend: Backend::Postgres(pg.clone()),
+        url,
+    };
+    let outcome = tokio::spawn(test(db)).await;
+    pg.pool().close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .expect("drop the test schema");
+    let _ = admin.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// For each `async fn NAME(db: Db)` listed, a test `sqlite::NAME` and a test `postgres::NAME`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::run_sqlite(crate::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::run_postgres(crate::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    migrate_twice_and_ping,
+    organizations_members_and_tokens,
+    authenticate_refuses_revoked_and_expired_tokens,
+    revoke_token_twice_is_a_conflict,
+    duplicate_token_hash,
+    applications_newest_first_and_filtered,
+    update_application_is_optimistic,
+    concurrent_updates_of_one_application,
+    reviews_oldest_first,
+    permits_issue_only_from_intent,
+    one_receipt_per_application,
+    signing_keys_retire_once,
+    idempotency_records,
+    batch_is_all_or_nothing,
+    missing_references_are_invalid,
+    invalid_writes_are_refused_before_the_database,
+    audit_order_paging_and_subject,
+    audit_rows_cannot_be_updated_or_deleted,
+    concurrent_audit_writers_keep_seq_order,
+    concurrent_migrations,
+    data_survives_reopening,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn org(id: &str, kind: &str, at: i64) -> Organization {
+    Organization {
+        id: id.into(),
+        name: format!("{id} name"),
+        kind: kind.into(),
+        created_at: at,
+    }
+}
+
+fn member(id: &str, org_id: &str, role: &str, at: i64) -> Member {
+    Member {
+        id: id.into(),
+        org_id: org_id.into(),
+        name: format!("{id} name"),
+        role: role.into(),
+        created_at: at,
+    }
+}
+
+fn hash(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+fn token(id: &str, member_id: &str, n: u64, expires_at: Option<i64>) -> Token {
+    Token {
+        id: id.into(),
+        member_id: member_id.into(),
+        hash: hash(n),
+        label: format!("{id} label"),
+        created_at: 1_000,
+        expires_at,
+        revoked_at: None,
+    }
+}
+
+fn application(id: &str, org_id: &str, created_by: &str, at: i64) -> Application {
+    Application {
+        id: id.into(),
+        org_id: org_id.into(),
+        created_by: created_by.into(),
+        status: "draft".into(),
+        tier: "standard".into(),
+        decision: "pending".into(),
+        approvals_required: 1,
+        plan_json: r#"{"model":{"parameters":4.05e11}}"#.into(),
+        plan_digest: "sha256:00".into(),
+        estimate_json: r#"{"flop":3.8e25}"#.into(),
+        policy_version: "policy/1".into(),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn review(id: &str, application_id: &str, at: i64) -> Review {
+    Review {
+        id: id.into(),
+        application_id: application_id.into(),
+        reviewer_id: "m_rev".into(),
+        reviewer_org_id: "o_auth".into(),
+        decision: "approve".into(),
+        reason: format!("{id} reason"),
+        conditions_json: r#"["SL4"]"#.into(),
+        policy_version: "policy/1".into(),
+        created_at: at,
+    }
+}
+
+fn permit(id: &str, application_id: &str, at: i64) -> Permit {
+    Permit {
+        id: id.into(),
+        application_id: application_id.into(),
+        run_id: format!("run_{id}"),
+        org_id: "o_dev".into(),
+        status: "intent".into(),
+        claims_json: r#"{"budget":1e26}"#.into(),
+        token: None,
+        kid: "k1".into(),
+        policy_version: "policy/1".into(),
+        created_at: at,
+        issued_at: None,
+    }
+}
+
+fn audit(action: &str, subject: &str, at: i64) -> AuditEvent {
+    AuditEvent {
+        seq: 0,
+        at,
+        actor_member_id: Some("m_admin".into()),
+        actor_org_id: Some("o_auth".into()),
+        action: action.into(),
+        subject: subject.into(),
+        reason: Some(format!("{action} because")),
+        details_json: r#"{"n":1}"#.into(),
+    }
+}
+
+/// An authority with an admin and a reviewer, and a developer with an applicant.
+async fn seed(store: &dyn Store) {
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_auth", "authority", 10)),
+            Write::InsertOrganization(org("o_dev", "developer", 20)),
+            Write::InsertMember(member("m_admin", "o_auth", "admin", 30)),
+            Write::InsertMember(member("m_rev", "o_auth", "reviewer", 40)),
+            Write::InsertMember(member("m_app", "o_dev", "applicant", 50)),
+        ])
+        .await
+        .expect("seed");
+}
+
+/// `seed` plus one application `app_1` of `o_dev`.
+async fn seed_application(store: &dyn Store) {
+    seed(store).await;
+    store
+        .commit(vec![Write::InsertApplication(application(
+            "app_1", "o_dev", "m_app", 100,
+        ))])
+        .await
+        .expect("seed application");
+}
+
+#[track_caller]
+fn expect_err(result: Result<(), StoreError>) -> StoreError {
+    match result {
+        Ok(()) => panic!("expected an error, got Ok"),
+        Err(e) => e,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+async fn migrate_twice_and_ping(db: Db) {
+    let store = db.store();
+    // Already migrated once by the harness.
+    store.migrate().await.expect("second migrate");
+    store.migrate().await.expect("third migrate");
+    store.ping().await.expect("ping");
+    assert_eq!(store.organization_count().await.unwrap(), 0);
+    seed(store).await;
+    store.migrate().await.expect("migrate with data");
+    assert_eq!(store.organization_count().await.unwrap(), 2);
+}
+
+async fn organizations_members_and_tokens(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    assert_eq!(
+        store.organization("o_dev").await.unwrap(),
+        Some(org("o_dev", "developer", 20))
+    );
+    assert_eq!(store.organization("nope").await.unwrap(), None);
+    let orgs = store.organizations().await.unwrap();
+    assert_eq!(
+        orgs.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+        ["o_auth", "o_dev"]
+    );
+    assert_eq!(
+        store.member("m_rev").await.unwrap(),
+        Some(member("m_rev", "o_auth", "reviewer", 40))
+    );
+    assert_eq!(store.member("nope").await.unwrap(), None);
+    let members = store.members("o_auth").await.unwrap();
+    assert_eq!(
+        members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m_admin", "m_rev"]
+    );
+    assert!(store.members("nope").await.unwrap().is_empty());
+
+    let mut t2 = token("tok_2", "m_admin", 2, Some(9_000));
+    t2.created_at = 2_000;
+    store
+        .commit(vec![
+            Write::InsertToken(t2.clone()),
+            Write::InsertToken(token("tok_1", "m_admin", 1, None)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tokens("m_admin").await.unwrap(),
+        [token("tok_1", "m_admin", 1, None), t2.clone()]
+    );
+    assert!(store.tokens("m_rev").await.unwrap().is_empty());
+    assert_eq!(store.token("tok_2").await.unwrap(), Some(t2));
+    assert_eq!(store.token("nope").await.unwrap(), None);
+    assert_eq!(store.organization_count().await.unwrap(), 2);
+}
+
+async fn authenticate_refuses_revoked_and_expired_tokens(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![
+            Write::InsertToken(token("tok_forever", "m_app", 1, None)),
+            Write::InsertToken(token("tok_expiring", "m_app", 2, Some(5_000))),
+            Write::InsertToken(token("tok_revoked", "m_app", 3, None)),
+        ])
+        .await
+        .unwrap();
+    store
+        .commit(vec![Write::RevokeToken {
+            id: "tok_revoked".into(),
+            at: 2_000,
+        }])
+        .await
+        .unwrap();
+
+    let principal = store
+        .authenticate(&hash(1), 1_000_000)
+        .await
+        .unwrap()
+        .expect("a valid token authenticates");
+    assert_eq!(principal.member, member("m_app", "o_dev", "applicant", 50));
+    assert_eq!(principal.org, org("o_dev", "developer", 20));
+    assert_eq!(principal.token, token("tok_forever", "m_app", 1, None));
+
+    assert!(store.authenticate(&hash(2), 4_999).await.unwrap().is_some());
+    assert!(
+        store.authenticate(&hash(2), 5_000).await.unwrap().is_none(),
+        "expires_at is the first instant the token is refused"
+    );
+    assert!(store.authenticate(&hash(3), 1_500).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .token("tok_revoked")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(2_000)
+    );
+    assert!(store.authenticate(&hash(99), 0).await.unwrap().is_none());
+}
+
+async fn revoke_token_twice_is_a_conflict(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![Write::InsertToken(token("tok_1", "m_app", 1, None))])
+        .await
+        .unwrap();
+    let revoke = |at| Write::RevokeToken {
+        id: "tok_1".into(),
+        at,
+    };
+    store.commit(vec![revoke(10)]).await.unwrap();
+    let e = expect_err(store.commit(vec![revoke(20)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("already revoked")),
+        "{e}"
+    );
+    assert_eq!(
+        store.token("tok_1").await.unwrap().unwrap().revoked_at,
+        Some(10)
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::RevokeToken {
+                id: "nope".into(),
+                at: 1,
+            }])
+            .await,
+    );
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+}
+
+async fn duplicate_token_hash(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![Write::InsertToken(token("tok_1", "m_app", 7, None))])
+        .await
+        .unwrap();
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertToken(token("tok_2", "m_admin", 7, None))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("hash")),
+        "a repeated hash is a Duplicate that names the hash: {e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertToken(token("tok_1", "m_admin", 8, None))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("token id \"tok_1\"")),
+        "a repeated id is a Duplicate that names the id: {e}"
+    );
+    assert!(store.tokens("m_admin").await.unwrap().is_empty());
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertOrganization(org(
+                "o_dev",
+                "developer",
+                1,
+            ))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("o_dev")),
+        "{e}"
+    );
+}
+
+async fn applications_newest_first_and_filtered(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_dev2", "developer", 60)),
+            Write::InsertMember(member("m_app2", "o_dev2", "applicant", 70)),
+            Write::InsertApplication(application("app_a", "o_dev", "m_app", 100)),
+            Write::InsertApplication(application("app_c", "o_dev", "m_app", 300)),
+            Write::InsertApplication(application("app_b", "o_dev2", "m_app2", 200)),
+        ])
+        .await
+        .unwrap();
+    let ids = |apps: Vec<Application>| apps.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.applications(None).await.unwrap()),
+        ["app_c", "app_b", "app_a"]
+    );
+    assert_eq!(
+        ids(store.applications(Some("o_dev")).await.unwrap()),
+        ["app_c", "app_a"]
+    );
+    assert_eq!(
+        ids(store.applications(Some("o_dev2")).await.unwrap()),
+        ["app_b"]
+    );
+    assert!(store.applications(Some("nope")).await.unwrap().is_empty());
+    assert_eq!(
+        store.application("app_b").await.unwrap(),
+        Some(application("app_b", "o_dev2", "m_app2", 200))
+    );
+    assert_eq!(store.application("nope").await.unwrap(), None);
+}
+
+async fn update_application_is_optimistic(db: Db) {
+    let store = db.store();
+    seed_application(store).await;
+    let read = store.application("app_1").await.unwrap().unwrap();
+    assert_eq!(read.version, 1);
+
+    let mut submitted = read.clone();
+    submitted.status = "submitted".into();
+    submitted.tier = "full".into();
+    submitted.decision = "none".into();
+    submitted.approvals_required = 2;
+    submitted.plan_json = r#"{"v":2}"#.into();
+    submitted.plan_digest = "sha256:02".into();
+    submitted.estimate_json = r#"{"flop":2e26}"#.into();
+    submitted.policy_version = "policy/2".into();
+    submitted.updated_at = 500;
+    // Immutable columns are ignored.
+    submitted.org_id = "o_auth".into();
+    submitted.created_by = "m_admin".into();
+    submitted.created_at = 1;
+    store
+        .commit(vec![Write::UpdateApplication {
+            application: submitted.clone(),
+            expected_version: 1,
+        }])
+        .await
+        .unwrap();
+    let stored = store.application("app_1").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        Application {
+            org_id: "o_dev".into(),
+            created_by: "m_app".into(),
+            created_at: 100,
+            version: 2,
+            ..submitted.clone()
+        }
+    );
+
+    // A second writer that also read version 1 loses.
+    let mut stale = read.clone();
+    stale.status = "withdrawn".into();
+    let e = expect_err(
+        store
+            .commit(vec![Write::UpdateApplication {
+                application: stale,
+                expected_version: 1,
+            }])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("expected version 1") && m.contains("stored version 2")),
+        "{e}"
+    );
+    assert_eq!(store.application("app_1").await.unwrap().unwrap(), stored);
+
+    let e = expect_err(
+        store
+            .commit(vec![Write::UpdateApplication {
+                application: application("nope", "o_dev", "m_app", 1),
+                expected_version: 1,
+            }])
+            .await,
+    );
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+}
+
+async fn concurrent_updates_of_one_application(db: Db) {
+    seed_application(db.store()).await;
+    let other = db.reopen().await;
+    let read = db.store().application("app_1").await.unwrap().unwrap();
+    let update = |status: &str| {
+        let mut a = read.clone();
+        a.status = status.into();
+        vec![
+            Write::UpdateApplication {
+                application: a,
+                expected_version: read.version,
+            },
+            Write::InsertAudit(audit("application.update", "application/app_1", 1)),
+        ]
+    };
+    let (first, second) = tokio::join!(
+        db.store().commit(update("submitted")),
+        other.commit(update("withdrawn"))
+    );
+    let conflicts = [&first, &second]
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict(_))))
+        .count();
+    assert!(
+        first.is_ok() != second.is_ok() && conflicts == 1,
+        "exactly one of two concurrent updates wins: {first:?} {second:?}"
+    );
+    let stored = db.store().application("app_1").await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    let winner = if first.is_ok() {
+        "submitted"
+    } else {
+        "withdrawn"
+    };
+    assert_eq!(stored.status, winner);
+    assert_eq!(
+        db.store().audit(None, 0, 10).await.unwrap().len(),
+        1,
+        "the loser's audit event was rolled back with it"
+    );
+}
+
+async fn reviews_oldest_first(db: Db) {
+    let store = db.store();
+    seed_application(store).await;
+    let mut deny = review("rev_b", "app_1", 200);
+    deny.decision = "deny".into();
+    store
+        .commit(vec![
+            Write::InsertReview(deny.clone()),
+            Write::InsertReview(review("rev_a", "app_1", 100)),
+            Write::InsertReview(review("rev_c", "app_1", 200)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.reviews("app_1").await.unwrap(),
+        [
+            review("rev_a", "app_1", 100),
+            deny,
+            review("rev_c", "app_1", 200)
+        ]
+    );
+    assert!(store.reviews("nope").await.unwrap().is_empty());
+}
+
+async fn permits_issue_only_from_intent(db: Db) {
+    let store = db.store();
+    seed_application(store).await;
+    store
+        .commit(vec![
+            Write::InsertPermit(permit("p_2", "app_1", 200)),
+            Write::InsertPermit(permit("p_1", "app_1", 100)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.permit("p_1").await.unwrap(),
+        Some(permit("p_1", "app_1", 100))
+    );
+    assert_eq!(store.permit("nope").await.unwrap(), None);
+
+    let issue = |id: &str, token: &str, at| Write::IssuePermit {
+        id: id.into(),
+        token: token.into(),
+        issued_at: at,
+    };
+    store
+        .commit(vec![issue("p_1", "eyJ.a.b", 150)])
+        .await
+        .unwrap();
+    let issued = store.permit("p_1").await.unwrap().unwrap();
+    assert_eq!(
+        issued,
+        Permit {
+            status: "issued".into(),
+            token: Some("eyJ.a.b".into()),
+            issued_at: Some(150),
+            ..permit("p_1", "app_1", 100)
+        }
+    );
+    let e = expect_err(store.commit(vec![issue("p_1", "eyJ.c.d", 160)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("issued")),
+        "{e}"
+    );
+    assert_eq!(store.permit("p_1").await.unwrap().unwrap(), issued);
+    let e = expect_err(store.commit(vec![issue("nope", "eyJ.c.d", 160)]).await);
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+
+    let ids: Vec<String> = store
+        .permits_for_application("app_1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["p_1", "p_2"]);
+    assert!(
+        store
+            .permits_for_application("nope")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An issued permit can be inserted directly when it carries its token.
+    let mut direct = permit("p_3", "app_1", 300);
+    direct.status = "issued".into();
+    direct.token = Some("eyJ.e.f".into());
+    direct.issued_at = Some(300);
+    store
+        .commit(vec![Write::InsertPermit(direct.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.permit("p_3").await.unwrap(), Some(direct));
+}
+
+async fn one_receipt_per_application(db: Db) {
+    let store = db.store();
+    seed_application(store).await;
+    assert_eq!(store.receipt_for_application("app_1").await.unwrap(), None);
+    let receipt = Receipt {
+        id: "rcpt_1".into(),
+        application_id: "app_1".into(),
+        org_id: "o_dev".into(),
+        token: "eyJ.r.s".into(),
+        created_at: 123,
+    };
+    store
+        .commit(vec![Write::InsertReceipt(receipt.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.receipt_for_application("app_1").await.unwrap(),
+        Some(receipt.clone())
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertReceipt(Receipt {
+                id: "rcpt_2".into(),
+                ..receipt
+            })])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("already has an exemption receipt")),
+        "{e}"
+    );
+}
+
+async fn signing_keys_retire_once(db: Db) {
+    let store = db.store();
+    let key = |kid: &str, byte: u8, at| SigningKey {
+        kid: kid.into(),
+        public_key: vec![byte; 32],
+        created_at: at,
+        retired_at: None,
+    };
+    store
+        .commit(vec![
+            Write::InsertSigningKey(key("k2", 0xff, 20)),
+            Write::InsertSigningKey(key("k1", 0x00, 10)),
+        ])
+        .await
+        .unwrap();
+    let retire = |at| Write::RetireSigningKey {
+        kid: "k1".into(),
+        at,
+    };
+    store.commit(vec![retire(30)]).await.unwrap();
+    assert_eq!(
+        store.signing_keys().await.unwrap(),
+        [
+            SigningKey {
+                retired_at: Some(30),
+                ..key("k1", 0x00, 10)
+            },
+            key("k2", 0xff, 20)
+        ]
+    );
+    let e = expect_err(store.commit(vec![retire(40)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("already retired")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::RetireSigningKey {
+                kid: "nope".into(),
+                at: 1,
+            }])
+            .await,
+    );
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertSigningKey(key("k1", 1, 50))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("k1")),
+        "{e}"
+    );
+}
+
+async fn idempotency_records(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    let record = Idempotency {
+        principal_id: "m_app".into(),
+        key: "key-1".into(),
+        method_path: "POST /v1/applications".into(),
+        request_hash: "sha256:aa".into(),
+        status: 201,
+        response_json: r#"{"id":"app_1"}"#.into(),
+        created_at: 77,
+    };
+    assert_eq!(store.idempotency("m_app", "key-1").await.unwrap(), None);
+    store
+        .commit(vec![
+            Write::InsertApplication(application("app_1", "o_dev", "m_app", 77)),
+            Write::PutIdempotency(record.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.idempotency("m_app", "key-1").await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(store.idempotency("m_admin", "key-1").await.unwrap(), None);
+
+    // A retry racing the first request: its whole batch is refused.
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertApplication(application("app_2", "o_dev", "m_app", 78)),
+                Write::PutIdempotency(record.clone()),
+            ])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("key-1")),
+        "{e}"
+    );
+    assert_eq!(store.application("app_2").await.unwrap(), None);
+
+    // The same key of another principal is another record.
+    store
+        .commit(vec![Write::PutIdempotency(Idempotency {
+            principal_id: "m_admin".into(),
+            ..record
+        })])
+        .await
+        .unwrap();
+}
+
+async fn batch_is_all_or_nothing(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![Write::InsertToken(token("tok_1", "m_app", 1, None))])
+        .await
+        .unwrap();
+    let before = store.audit(None, 0, 100).await.unwrap();
+
+    // Every kind of write, then one that violates a constraint.
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertOrganization(org("o_new", "provider", 1)),
+                Write::InsertMember(member("m_new", "o_new", "provider_operator", 1)),
+                Write::InsertToken(token("tok_new", "m_new", 2, None)),
+                Write::RevokeToken {
+                    id: "tok_1".into(),
+                    at: 5,
+                },
+                Write::InsertApplication(application("app_new", "o_new", "m_new", 1)),
+                Write::UpdateApplication {
+                    application: application("app_new", "o_new", "m_new", 1),
+                    expected_version: 1,
+                },
+                Write::InsertReview(review("rev_new", "app_new", 1)),
+                Write::InsertPermit(permit("p_new", "app_new", 1)),
+                Write::IssuePermit {
+                    id: "p_new".into(),
+                    token: "eyJ".into(),
+                    issued_at: 2,
+                },
+                Write::InsertReceipt(Receipt {
+                    id: "rcpt_new".into(),
+                    application_id: "app_new".into(),
+                    org_id: "o_new".into(),
+                    token: "eyJ".into(),
+                    created_at: 1,
+                }),
+                Write::InsertSigningKey(SigningKey {
+                    kid: "k_new".into(),
+                    public_key: vec![1; 32],
+                    created_at: 1,
+                    retired_at: None,
+                }),
+                Write::RetireSigningKey {
+                    kid: "k_new".into(),
+                    at: 2,
+                },
+                Write::InsertAudit(audit("organization.create", "organization/o_new", 1)),
+                Write::PutIdempotency(Idempotency {
+                    principal_id: "m_new".into(),
+                    key: "k".into(),
+                    method_path: "POST /v1/x".into(),
+                    request_hash: "h".into(),
+                    status: 200,
+                    response_json: "null".into(),
+                    created_at: 1,
+                }),
+                // The hash of tok_1: a unique violation at the very end.
+                Write::InsertToken(token("tok_dup", "m_new", 1, None)),
+            ])
+            .await,
+    );
+    assert!(matches!(e, StoreError::Duplicate(_)), "{e}");
+
+    assert_eq!(store.organization("o_new").await.unwrap(), None);
+    assert_eq!(store.organization_count().await.unwrap(), 2);
+    assert_eq!(store.member("m_new").await.unwrap(), None);
+    assert_eq!(store.token("tok_new").await.unwrap(), None);
+    assert_eq!(
+        store.token("tok_1").await.unwrap().unwrap().revoked_at,
+        None
+    );
+    assert_eq!(store.application("app_new").await.unwrap(), None);
+    assert!(store.reviews("app_new").await.unwrap().is_empty());
+    assert_eq!(store.permit("p_new").await.unwrap(), None);
+    assert_eq!(
+        store.receipt_for_application("app_new").await.unwrap(),
+        None
+    );
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    assert_eq!(store.audit(None, 0, 100).await.unwrap(), before);
+    assert_eq!(store.idempotency("m_new", "k").await.unwrap(), None);
+
+    // The store is still usable, and the same batch without the bad write commits.
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_new", "provider", 1)),
+            Write::InsertAudit(audit("organization.create", "organization/o_new", 1)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.organization_count().await.unwrap(), 3);
+    assert_eq!(
+        store.audit(None, 0, 100).await.unwrap().len(),
+        before.len() + 1
+    );
+}
+
+async fn missing_references_are_invalid(db: Db) {
+    let store = db.store();
+    seed_application(store).await;
+    let cases = vec![
+        (
+            Write::InsertMember(member("m_x", "o_missing", "admin", 1)),
+            "org_id \"o_missing\"",
+        ),
+        (
+            Write::InsertToken(token("tok_x", "m_missing", 5, None)),
+            "member_id \"m_missing\"",
+        ),
+        (
+            Write::InsertApplication(application("app_x", "o_missing", "m_app", 1)),
+            "org_id \"o_missing\"",
+        ),
+        (
+            Write::InsertReview(review("rev_x", "app_missing", 1)),
+            "application_id \"app_missing\"",
+        ),
+        (
+            Write::InsertPermit(permit("p_x", "app_missing", 1)),
+            "application_id \"app_missing\"",
+        ),
+        (
+            Write::InsertReceipt(Receipt {
+                id: "rcpt_x".into(),
+                application_id: "app_missing".into(),
+                org_id: "o_dev".into(),
+                token: "eyJ".into(),
+                created_at: 1,
+            }),
+            "application_id \"app_missing\"",
+        ),
+    ];
+    for (write, names) in cases {
+        let described = write.describe();
+        let e = expect_err(
+            store
+                .commit(vec![Write::InsertAudit(audit("x", "x/1", 1)), write])
+                .await,
+        );
+        assert!(
+            matches!(e, StoreError::Invalid(ref m) if m.contains(names)),
+            "{described}: {e}"
+        );
+    }
+    assert!(store.audit(None, 0, 100).await.unwrap().is_empty());
+}
+
+async fn invalid_writes_are_refused_before_the_database(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    let mut bad_token = token("tok_x", "m_app", 1, None);
+    bad_token.hash = "NOT-HEX".into();
+    let mut bad_permit = permit("p_x", "app_x", 1);
+    bad_permit.token = Some("eyJ".into());
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertOrganization(org("o_x", "government", 1)),
+                Write::InsertMember(member("m_x", "o_dev", "boss", 1)),
+                Write::InsertToken(bad_token),
+                Write::InsertPermit(bad_permit),
+                Write::InsertAudit(AuditEvent {
+                    details_json: "{not json".into(),
+                    ..audit("a", "s", 1)
+                }),
+            ])
+            .await,
+    );
+    let StoreError::Invalid(message) = e else {
+        panic!("expected Invalid, got {e}");
+    };
+    for needle in [
+        "writes[0] (InsertOrganization o_x) kind: must be one of authority, developer, provider, evaluator (got \"government\")",
+        "writes[1] (InsertMember m_x) role: must be one of",
+        "writes[2] (InsertToken tok_x) hash: must be the lowercase hex SHA-256",
+        "writes[3] (InsertPermit p_x) token, issued_at: must both be None for an intent",
+        "writes[4] (InsertAudit a s) details_json: must be JSON text",
+    ] {
+        assert!(message.contains(needle), "missing {needle:?} in {message}");
+    }
+    assert_eq!(store.organization("o_x").await.unwrap(), None);
+    let e = store.audit(None, 0, 0).await.unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+    store
+        .commit(Vec::new())
+        .await
+        .expect("an empty batch is a no-op");
+}
+
+async fn audit_order_paging_and_subject(db: Db) {
+    let store = db.store();
+    let subjects = ["application/a", "application/b", "permit/p"];
+    for i in 0..9_i64 {
+        let subject = subjects[(i % 3) as usize];
+        store
+            .commit(vec![Write::InsertAudit(AuditEvent {
+                seq: 999, // ignored
+                actor_member_id: None,
+                actor_org_id: None,
+                reason: None,
+                ..audit(&format!("action.{i}"), subject, 1_000 + i)
+            })])
+            .await
+            .unwrap();
+    }
+    // Two in one batch keep their batch order.
+    store
+        .commit(vec![
+            Write::InsertAudit(audit("batch.first", "application/a", 2_000)),
+            Write::InsertAudit(audit("batch.second", "application/a", 2_000)),
+        ])
+        .await
+        .unwrap();
+
+    let all = store.audit(None, 0, 100).await.unwrap();
+    assert_eq!(all.len(), 11);
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "strictly increasing seq"
+    );
+    assert!(all[0].seq > 0);
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(&actions[..3], ["action.0", "action.1", "action.2"]);
+    assert_eq!(&actions[9..], ["batch.first", "batch.second"]);
+    assert_eq!(all[0].actor_member_id, None);
+    assert_eq!(all[0].reason, None);
+    assert_eq!(all[0].details_json, r#"{"n":1}"#);
+    assert_eq!(all[9].actor_member_id.as_deref(), Some("m_admin"));
+    assert_eq!(all[9].reason.as_deref(), Some("batch.first because"));
+
+    // Paging with after_seq.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit(None, after, 4).await.unwrap();
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert!(store.audit(None, all[10].seq, 10).await.unwrap().is_empty());
+
+    // Subject filter, with paging.
+    let a = store.audit(Some("application/a"), 0, 100).await.unwrap();
+    assert_eq!(
+        a.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        [
+            "action.0",
+            "action.3",
+            "action.6",
+            "batch.first",
+            "batch.second"
+        ]
+    );
+    let a_after = store
+        .audit(Some("application/a"), a[1].seq, 2)
+        .await
+        .unwrap();
+    assert_eq!(a_after, a[2..4]);
+    assert!(store.audit(Some("nope"), 0, 10).await.unwrap().is_empty());
+}
+
+async fn audit_rows_cannot_be_updated_or_deleted(db: Db) {
+    let store = db.store();
+    store
+        .commit(vec![Write::InsertAudit(audit("a", "s/1", 1))])
+        .await
+        .unwrap();
+    let before = store.audit(None, 0, 10).await.unwrap();
+
+    let update = db.raw("UPDATE audit_events SET action = 'forged'").await;
+    let e = update.expect_err("UPDATE on audit_events must fail");
+    assert!(e.contains("append-only"), "{e}");
+    let delete = db.raw("DELETE FROM audit_events").await;
+    let e = delete.expect_err("DELETE on audit_events must fail");
+    assert!(e.contains("append-only"), "{e}");
+    if db.is_postgres() {
+        let truncate = db.raw("TRUNCATE audit_events").await;
+        let e = truncate.expect_err("TRUNCATE on audit_events must fail");
+        assert!(e.contains("append-only"), "{e}");
+    }
+    assert_eq!(store.audit(None, 0, 10).await.unwrap(), before);
+    // Appending still works.
+    db.raw(
+        "INSERT INTO audit_events (at, action, subject, details_json) VALUES (2, 'b', 's/1', '{}')",
+    )
+    .await
+    .expect("INSERT is allowed");
+    assert_eq!(store.audit(None, 0, 10).await.unwrap().len(), 2);
+}
+
+async fn concurrent_audit_writers_keep_seq_order(db: Db) {
+    let other = db.reopen().await;
+    let mut tasks = Vec::new();
+    for writer in 0..4 {
+        let store = if writer % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                store
+                    .commit(vec![
+                        Write::InsertAudit(audit(&format!("w{writer}.{i}.a"), "s/c", i)),
+                        Write::InsertAudit(audit(&format!("w{writer}.{i}.b"), "s/c", i)),
+                    ])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = db.store().audit(Some("s/c"), 0, 1_000).await.unwrap();
+    assert_eq!(all.len(), 80);
+    for pair in all.chunks(2) {
+        // One batch's events are adjacent: batches do not interleave.
+        assert_eq!(pair[0].action.replace(".a", ".b"), pair[1].action);
+        assert_eq!(pair[0].seq + 1, pair[1].seq);
+    }
+}
+
+async fn concurrent_migrations(db: Db) {
+    if !db.is_postgres() {
+        // SQLite is the embedded, single-process store: migrate() runs once at start.
+        return;
+    }
+    let (a, b) = (db.reopen().await, db.reopen().await);
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    ra.expect("first concurrent migrate");
+    rb.expect("second concurrent migrate");
+
+    // And on a schema that has never been migrated.
+    let Backend::Postgres(pg) = &db.backend else {
+        unreachable!()
+    };
+    let fresh = format!("t_{}", unique_name());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {fresh}")))
+        .execute(pg.pool())
+        .await
+        .unwrap();
+    let base = std::env::var(ENV).unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={fresh}");
+    let (a, b) = (open(&url).await.unwrap(), open(&url).await.unwrap());
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    let outcome = (ra, rb, a.organization_count().await);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {fresh} CASCADE")))
+        .execute(pg.pool())
+        .await
+        .unwrap();
+    outcome
+        .0
+        .expect("first concurrent migrate of a fresh schema");
+    outcome
+        .1
+        .expect("second concurrent migrate of a fresh schema");
+    assert_eq!(outcome.2.expect("count after migrating"), 0);
+}
+
+async fn data_survives_reopening(db: Db) {
+    seed_application(db.store()).await;
+    let reopened = db.reopen().await;
+    reopened.migrate().await.unwrap();
+    assert_eq!(reopened.organization_count().await.unwrap(), 2);
+    assert!(reopened.application("app_1").await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// `open` and the SQLite specifics (not per backend)
+
+#[tokio::test]
+async fn open_refuses_unknown_urls_naming_the_accepted_forms() {
+    for url in ["mysql://u:secret@h/db", "data.db", ""] {
+        let Err(StoreError::Invalid(message)) = open(url).await else {
+            panic!("{url:?} must be Invalid");
+        };
+        assert!(message.contains("sqlite://PATH"), "{message}");
+        assert!(message.contains("sqlite::memory:"), "{message}");
+        assert!(message.contains("postgres://"), "{message}");
+        assert!(
+            !message.contains("secret"),
+            "the password must not be echoed: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_is_one_database() {
+    let store = open("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    seed(store.as_ref()).await;
+    // Many reads and writes through the pool all see the same database.
+    for i in 0..20 {
+        store
+            .commit(vec![Write::InsertAudit(audit("a", "s", i))])
+            .await
+            .unwrap();
+        assert_eq!(store.organization_count().await.unwrap(), 2);
+    }
+    assert_eq!(store.audit(None, 0, 100).await.unwrap().len(), 20);
+    // A second in-memory store is a different database.
+    let other = open("sqlite::memory:").await.unwrap();
+    other.migrate().await.unwrap();
+    assert_eq!(other.organization_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode_with_foreign_keys() {
+    let dir = std::env::temp_dir().join(format!("runpermit-store-{}", unique_name()));
+    let path = dir.join("a/b/runpermit.db");
+    let sqlite = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists(), "the file and its directories are created");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(sqlite.pool())
+        .await
+        .unwrap();
+    assert!(busy > 0);
+    sqlite.pool().close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

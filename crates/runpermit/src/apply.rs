@@ -1,0 +1,308 @@
+//! `runpermit apply`, `runpermit applications`, `runpermit review`: the lab's and the
+//! reviewer's side of an application.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use runpermit_policy::RunPlan;
+use serde_json::{Value, json};
+
+use crate::client::{Client, ClientArgs, print_json};
+use crate::usage::UsageError;
+
+/// `runpermit apply` flags.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The run plan: a TOML or JSON file (see docs/run-plan.md and examples/plans/).
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Save as a draft instead of submitting.
+    #[arg(long)]
+    draft: bool,
+    /// Make a retried apply safe: the same key returns the first answer.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Reads a plan file (TOML or JSON, by extension, else by content), validated locally so that
+/// mistakes are named before anything is sent.
+pub fn read_plan(path: &Path) -> Result<RunPlan> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let is_json = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => true,
+        Some("toml") => false,
+        _ => text.trim_start().starts_with('{'),
+    };
+    let parsed = if is_json {
+        RunPlan::from_json(&text)
+    } else {
+        RunPlan::from_toml(&text)
+    };
+    let plan = parsed.map_err(|e| plan_errors(path, &[e.to_field_error()]))?;
+    plan.validate()
+        .map_err(|errors| plan_errors(path, &errors))?;
+    Ok(plan)
+}
+
+fn plan_errors(path: &Path, errors: &[runpermit_compute::FieldError]) -> anyhow::Error {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            if e.field.is_empty() {
+                e.message.clone()
+            } else {
+                format!("{}: {}", e.field, e.message)
+            }
+        })
+        .collect();
+    UsageError(format!(
+        "{} is not a valid run plan:\n  {}",
+        path.display(),
+        lines.join("\n  ")
+    ))
+    .into()
+}
+
+/// Runs `runpermit apply`.
+pub fn apply(args: ApplyArgs) -> Result<()> {
+    let plan = read_plan(&args.plan)?;
+    let client = Client::new(&args.client)?;
+    let body = json!({ "plan": plan, "draft": args.draft });
+    let headers: Vec<(&str, &str)> = args
+        .idempotency_key
+        .as_deref()
+        .map(|k| vec![("Idempotency-Key", k)])
+        .unwrap_or_default();
+    let app = client.post("/v1/applications", &body, &headers)?;
+    if args.client.json {
+        return print_json(&app);
+    }
+    print_application(&app);
+    Ok(())
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn flop(v: &Value) -> String {
+    v.get("estimate")
+        .and_then(|e| e.get("flop"))
+        .and_then(Value::as_f64)
+        .map(|f| format!("{f:.2e} FLOP"))
+        .unwrap_or_default()
+}
+
+/// Human summary of an application.
+pub fn print_application(app: &Value) {
+    let id = text(app, "id");
+    println!("Application {id}: {}", text(app, "status"));
+    println!(
+        "  tier:        {} ({})",
+        text(app, "tier"),
+        text(app, "decision")
+    );
+    if let Some(est) = app.get("estimate") {
+        println!(
+            "  estimate:    {} ({})",
+            flop(app),
+            est.get("method").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    println!("  plan:        {}", text(app, "plan_digest"));
+    println!("  policy:      {}", text(app, "policy_version"));
+    if text(app, "decision") == "review" {
+        println!(
+            "  approvals:   {} required",
+            app.get("approvals_required")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        );
+    }
+    if let Some(p) = app.get("permit_id").and_then(Value::as_str) {
+        println!("  permit:      {p}  (runpermit permit get {p} -o permit.jwt)");
+    }
+    if let Some(r) = app.get("receipt_id").and_then(Value::as_str) {
+        println!("  exemption:   {r}  (runpermit permit get {id} -o exemption.jwt)");
+    }
+}
+
+/// `runpermit applications`.
+#[derive(Debug, Args)]
+pub struct ApplicationsArgs {
+    #[command(subcommand)]
+    command: Option<ApplicationsCommand>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApplicationsCommand {
+    /// List applications (a lab sees its own; the authority sees all).
+    List,
+    /// Show one application and its reviews.
+    Show {
+        /// Application id.
+        id: String,
+    },
+    /// Submit a draft, or resubmit after changes were requested.
+    Submit {
+        /// Application id.
+        id: String,
+    },
+    /// Replace the plan of a draft or of an application with changes requested.
+    Update {
+        /// Application id.
+        id: String,
+        /// The new run plan (TOML or JSON).
+        plan: PathBuf,
+    },
+    /// Withdraw an application.
+    Withdraw {
+        /// Application id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Appeal a denial.
+    Appeal {
+        /// Application id.
+        id: String,
+        /// Why the decision should change.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Runs `runpermit applications`.
+pub fn applications(args: ApplicationsArgs) -> Result<()> {
+    let client = Client::new(&args.client)?;
+    let json_out = args.client.json;
+    match args.command.unwrap_or(ApplicationsCommand::List) {
+        ApplicationsCommand::List => {
+            let list = client.get("/v1/applications")?;
+            if json_out {
+                return print_json(&list);
+            }
+            println!(
+                "{:<36}  {:<18}  {:<9}  {:>10}  UPDATED",
+                "ID", "STATUS", "TIER", "FLOP"
+            );
+            for app in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:<36}  {:<18}  {:<9}  {:>10}  {}",
+                    text(app, "id"),
+                    text(app, "status"),
+                    text(app, "tier"),
+                    flop(app).trim_end_matches(" FLOP"),
+                    text(app, "updated_at")
+                );
+            }
+            Ok(())
+        }
+        ApplicationsCommand::Show { id } => {
+            let app = client.get(&format!("/v1/applications/{id}"))?;
+            let reviews = client.get(&format!("/v1/applications/{id}/reviews"))?;
+            if json_out {
+                return print_json(&json!({"application": app, "reviews": reviews}));
+            }
+            print_application(&app);
+            for r in reviews.as_array().into_iter().flatten() {
+                println!(
+                    "  review:      {} by {} at {}: {}",
+                    text(r, "decision"),
+                    text(r, "reviewer_id"),
+                    text(r, "created_at"),
+                    text(r, "reason")
+                );
+            }
+            Ok(())
+        }
+        ApplicationsCommand::Submit { id } => {
+            let app = client.post(&format!("/v1/applications/{id}/submit"), &json!({}), &[])?;
+            finish(json_out, &app)
+        }
+        ApplicationsCommand::Update { id, plan } => {
+            let plan = read_plan(&plan)?;
+            let current = client.get(&format!("/v1/applications/{id}"))?;
+            let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+            let app = client.put(
+                &format!("/v1/applications/{id}"),
+                &json!({"plan": plan, "version": version}),
+            )?;
+            finish(json_out, &app)
+        }
+        ApplicationsCommand::Withdraw { id, reason } => {
+            let app = client.post(
+                &format!("/v1/applications/{id}/withdraw"),
+                &json!({"reason": reason}),
+                &[],
+            )?;
+            finish(json_out, &app)
+        }
+        ApplicationsCommand::Appeal { id, reason } => {
+            let app = client.post(
+                &format!("/v1/applications/{id}/appeal"),
+                &json!({"reason": reason}),
+                &[],
+            )?;
+            finish(json_out, &app)
+        }
+    }
+}
+
+fn finish(json_out: bool, app: &Value) -> Result<()> {
+    if json_out {
+        print_json(app)
+    } else {
+        print_application(app);
+        Ok(())
+    }
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Decision {
+    Approve,
+    Deny,
+    RequestChanges,
+}
+
+/// `runpermit review` flags.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Application id.
+    id: String,
+    /// approve, deny or request-changes.
+    #[arg(value_enum)]
+    decision: Decision,
+    /// Why: recorded, audited and shown to the applicant.
+    #[arg(long)]
+    reason: String,
+    /// A condition attached to an approval (repeatable); it becomes part of the permit.
+    #[arg(long = "condition", value_name = "TEXT")]
+    conditions: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `runpermit review`.
+pub fn review(args: ReviewArgs) -> Result<()> {
+    let client = Client::new(&args.client)?;
+    let decision = match args.decision {
+        Decision::Approve => "approve",
+        Decision::Deny => "deny",
+        Decision::RequestChanges => "request_changes",
+    };
+    let app = client.post(
+        &format!("/v1/applications/{}/reviews", args.id),
+        &json!({"decision": decision, "reason": args.reason, "conditions": args.conditions}),
+        &[],
+    )?;
+    finish(args.client.json, &app)
+}

@@ -1,0 +1,228 @@
+//! `runpermit permit get` and `runpermit permit verify` (offline).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use runpermit_permit::{EXEMPTION_TYP, Jwks, PERMIT_TYP, verify_exemption, verify_permit};
+use serde_json::Value;
+
+use crate::client::{Client, ClientArgs, print_json};
+use crate::usage::UsageError;
+
+/// `runpermit permit`.
+#[derive(Debug, Args)]
+pub struct PermitArgs {
+    #[command(subcommand)]
+    command: PermitCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PermitCommand {
+    /// Fetch a permit (by permit id, or by application id for its permit or exemption receipt).
+    Get {
+        /// pmt_… or app_….
+        id: String,
+        /// Write the signed token to this file instead of printing it.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Verify a permit or exemption receipt offline against the authority's public keys.
+    Verify {
+        /// File holding the compact JWS.
+        token: PathBuf,
+        /// JWKS: a file, or an https:// or http:// URL such as
+        /// http://127.0.0.1:8080/.well-known/jwks.json.
+        #[arg(long, value_name = "FILE|URL")]
+        jwks: String,
+        /// Verify as of this time (RFC 3339) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Tolerated clock skew in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        leeway: i64,
+        /// Print the verified claims as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `runpermit permit`.
+pub fn run(args: PermitArgs) -> Result<()> {
+    match args.command {
+        PermitCommand::Get { id, output, client } => get(&id, output, &client),
+        PermitCommand::Verify {
+            token,
+            jwks,
+            at,
+            leeway,
+            json,
+        } => verify(&token, &jwks, at.as_deref(), leeway, json),
+    }
+}
+
+fn get(id: &str, output: Option<PathBuf>, args: &ClientArgs) -> Result<()> {
+    let client = Client::new(args)?;
+    let path = if id.starts_with("app_") {
+        format!("/v1/applications/{id}/permit")
+    } else {
+        format!("/v1/permits/{id}")
+    };
+    let permit = client.get(&path)?;
+    if args.json {
+        return print_json(&permit);
+    }
+    let Some(token) = permit.get("token").and_then(Value::as_str) else {
+        bail!(
+            "permit {} is decided but not yet signed (status {}); try again shortly",
+            permit.get("id").and_then(Value::as_str).unwrap_or(id),
+            permit.get("status").and_then(Value::as_str).unwrap_or("?")
+        );
+    };
+    match output {
+        Some(file) => {
+            std::fs::write(&file, format!("{token}\n"))
+                .with_context(|| format!("writing {}", file.display()))?;
+            eprintln!(
+                "wrote {} {} to {}",
+                permit
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("permit"),
+                permit.get("id").and_then(Value::as_str).unwrap_or(id),
+                file.display()
+            );
+        }
+        None => println!("{token}"),
+    }
+    Ok(())
+}
+
+fn load_jwks(source: &str) -> Result<Jwks> {
+    let text = if source.starts_with("https://") || source.starts_with("http://") {
+        ureq::get(source)
+            .call()
+            .with_context(|| format!("fetching {source}"))?
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("reading {source}"))?
+    } else {
+        std::fs::read_to_string(source).with_context(|| format!("reading --jwks {source}"))?
+    };
+    Jwks::from_json(&text).map_err(|e| UsageError(format!("--jwks {source}: {e}")).into())
+}
+
+fn parse_time(text: &str) -> Result<i64> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            UsageError(format!(
+                "--at {text:?}: expected RFC 3339 such as 2026-12-01T00:00:00Z ({e})"
+            ))
+        })?;
+    Ok(t.unix_timestamp())
+}
+
+fn verify(
+    token_path: &PathBuf,
+    jwks: &str,
+    at: Option<&str>,
+    leeway: i64,
+    json: bool,
+) -> Result<()> {
+    let token = std::fs::read_to_string(token_path)
+        .with_context(|| format!("reading {}", token_path.display()))?;
+    let token = token.trim();
+    let jwks = load_jwks(jwks)?;
+    let now = match at {
+        Some(t) => parse_time(t)?,
+        None => time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    let typ = header_typ(token);
+    if typ.as_deref() == Some(EXEMPTION_TYP) {
+        let claims = verify_exemption(token, &jwks)
+            .map_err(|e| anyhow::anyhow!("INVALID exemption receipt: {e}"))?;
+        if json {
+            return print_json(&serde_json::to_value(&claims)?);
+        }
+        println!(
+            "VALID exemption receipt {} for application {}",
+            claims.jti, claims.application_id
+        );
+        println!(
+            "  holder:   {} ({})",
+            claims.holder.name, claims.holder.org_id
+        );
+        println!("  estimate: {}", claims.estimated_flop);
+        println!(
+            "  policy:   {} (tier {})",
+            claims.policy_version, claims.tier
+        );
+        return Ok(());
+    }
+    if typ.as_deref() != Some(PERMIT_TYP) && typ.is_some() {
+        bail!("INVALID: token type {typ:?} is neither a permit nor an exemption receipt");
+    }
+    let claims = verify_permit(token, &jwks, now, leeway)
+        .map_err(|e| anyhow::anyhow!("INVALID permit: {e}"))?;
+    if json {
+        return print_json(&serde_json::to_value(&claims)?);
+    }
+    println!("VALID permit {} for run {}", claims.jti, claims.sub);
+    println!(
+        "  holder:           {} ({})",
+        claims.holder.name, claims.holder.org_id
+    );
+    println!("  issuer:           {}", claims.iss);
+    println!(
+        "  valid:            {} to {}",
+        rfc3339(claims.nbf),
+        rfc3339(claims.exp)
+    );
+    println!("  FLOP budget:      {}", claims.flop_budget);
+    let tranches: Vec<String> = claims
+        .tranches
+        .iter()
+        .map(|t| format!("{:.2e}", t.flop.get()))
+        .collect();
+    println!("  tranches:         {}", tranches.join(", "));
+    println!("  max accelerators: {}", claims.max_accelerators);
+    for p in &claims.providers {
+        let clusters = if p.clusters.is_empty() {
+            "any cluster".to_owned()
+        } else {
+            p.clusters.join(", ")
+        };
+        println!("  provider:         {} ({clusters})", p.provider);
+    }
+    println!(
+        "  policy:           {} (tier {})",
+        claims.policy_version, claims.tier
+    );
+    for c in &claims.conditions {
+        println!("  condition:        {c}");
+    }
+    Ok(())
+}
+
+/// The `typ` of a compact JWS header, without verifying anything.
+fn header_typ(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("typ")?.as_str().map(str::to_owned)
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("unix {unix}"))
+}

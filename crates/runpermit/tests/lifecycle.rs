@@ -1,0 +1,440 @@
+//! End to end, with the real binary over a real socket: init, organizations, members and
+//! tokens, an application in every tier, review by two reviewers, and a permit fetched and
+//! verified offline. With `RUNPERMIT_TEST_DATABASE_URL` set, the authority runs on
+//! PostgreSQL (in a schema of its own); otherwise on its embedded SQLite database.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_runpermit");
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans")
+}
+
+struct Authority {
+    child: Child,
+    server: String,
+    dir: PathBuf,
+    admin_token: String,
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(args: &[&str], server: &str, token: &str) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUNPERMIT_SERVER", server)
+        .env("RUNPERMIT_TOKEN", token)
+        .env_remove("RUNPERMIT_CLI_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("running runpermit")
+}
+
+fn ok(args: &[&str], a: &Authority, token: &str) -> String {
+    let out = run(args, &a.server, token);
+    assert!(
+        out.status.success(),
+        "runpermit {args:?} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn json(args: &[&str], a: &Authority, token: &str) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(&all, a, token)).expect("JSON output")
+}
+
+fn start(database_url: Option<&str>) -> Authority {
+    let dir = std::env::temp_dir().join(format!(
+        "runpermit-e2e-{}-{}",
+        std::process::id(),
+        database_url.is_some()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    let mut init = Command::new(BIN);
+    init.args(["init", "--data-dir"]).arg(&data);
+    if let Some(url) = database_url {
+        init.args(["--database-url", url]);
+    }
+    let out = init.output().expect("runpermit init");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "init: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin_token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("rpt_"))
+        .expect("init prints the bootstrap admin token")
+        .to_owned();
+    let key = data.join("keys/permit-signing.pem");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the signing key is private");
+    }
+    assert!(!stdout.contains("PRIVATE KEY"), "the key is never printed");
+
+    // A second init changes nothing and prints no new token.
+    let mut again = Command::new(BIN);
+    again.args(["init", "--data-dir"]).arg(&data);
+    if let Some(url) = database_url {
+        again.args(["--database-url", url]);
+    }
+    let second = String::from_utf8_lossy(&again.output().expect("init again").stdout).into_owned();
+    assert!(!second.contains("rpt_"), "{second}");
+
+    let mut serve = Command::new(BIN);
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        serve.args(["--database-url", url]);
+    }
+    let mut child = serve.spawn().expect("runpermit serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("reading serve output") > 0,
+            "serve exited early"
+        );
+    }
+    let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
+    Authority {
+        child,
+        server,
+        dir,
+        admin_token,
+    }
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+fn lifecycle(a: &Authority) {
+    let admin = a.admin_token.clone();
+    assert!(ok(&["whoami"], a, &admin).contains("admin of Licensing Authority"));
+
+    // Organizations, members, tokens.
+    let lab = id_of(&json(
+        &["org", "create", "Frontier Lab", "--kind", "developer"],
+        a,
+        &admin,
+    ));
+    let other_lab = id_of(&json(
+        &["org", "create", "Other Lab", "--kind", "developer"],
+        a,
+        &admin,
+    ));
+    let alice = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            &lab,
+            "--name",
+            "alice",
+            "--role",
+            "applicant",
+        ],
+        a,
+        &admin,
+    ));
+    let bob = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            &other_lab,
+            "--name",
+            "bob",
+            "--role",
+            "applicant",
+        ],
+        a,
+        &admin,
+    ));
+    let r1 = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            "org_authority",
+            "--name",
+            "rev1",
+            "--role",
+            "reviewer",
+        ],
+        a,
+        &admin,
+    ));
+    let r2 = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            "org_authority",
+            "--name",
+            "rev2",
+            "--role",
+            "reviewer",
+        ],
+        a,
+        &admin,
+    ));
+    let token = |member: &str| {
+        json(
+            &["token", "create", "--member", member, "--label", "e2e"],
+            a,
+            &admin,
+        )["secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned()
+    };
+    let (alice, bob, r1, r2) = (token(&alice), token(&bob), token(&r1), token(&r2));
+
+    // A role the organization kind does not allow is refused with the allowed ones named.
+    let out = run(
+        &[
+            "org",
+            "add-member",
+            &lab,
+            "--name",
+            "x",
+            "--role",
+            "reviewer",
+        ],
+        &a.server,
+        &admin,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("applicant"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let plan = |name: &str| examples().join(name).display().to_string();
+
+    // Exempt: a receipt that verifies.
+    let exempt = json(&["apply", &plan("exempt.toml")], a, &alice);
+    assert_eq!(exempt["status"], "exempt", "{exempt}");
+    let receipt = a.dir.join("exemption.jwt");
+    ok(
+        &[
+            "permit",
+            "get",
+            &id_of(&exempt),
+            "-o",
+            receipt.to_str().expect("path"),
+        ],
+        a,
+        &alice,
+    );
+    let jwks_url = format!("{}/.well-known/jwks.json", a.server);
+    assert!(
+        ok(
+            &[
+                "permit",
+                "verify",
+                receipt.to_str().expect("path"),
+                "--jwks",
+                &jwks_url
+            ],
+            a,
+            &alice
+        )
+        .contains("VALID exemption")
+    );
+
+    // Standard (notify) tier, from the JSON form of the plan: permitted at once.
+    let standard = json(&["apply", &plan("standard.json")], a, &alice);
+    assert_eq!(standard["status"], "approved", "{standard}");
+    let permit_id = standard["permit_id"].as_str().expect("permit").to_owned();
+    let file = a.dir.join("permit.jwt");
+    ok(
+        &[
+            "permit",
+            "get",
+            &permit_id,
+            "-o",
+            file.to_str().expect("path"),
+        ],
+        a,
+        &alice,
+    );
+    let start = "2027-04-02T00:00:00Z";
+    let verified = ok(
+        &[
+            "permit",
+            "verify",
+            file.to_str().expect("path"),
+            "--jwks",
+            &jwks_url,
+            "--at",
+            start,
+        ],
+        a,
+        &alice,
+    );
+    assert!(
+        verified.contains(&format!("VALID permit {permit_id}")),
+        "{verified}"
+    );
+    // Before the run's schedule starts the permit is not yet valid: exit 1.
+    let early = run(
+        &[
+            "permit",
+            "verify",
+            file.to_str().expect("path"),
+            "--jwks",
+            &jwks_url,
+            "--at",
+            "2026-12-01T00:00:00Z",
+        ],
+        &a.server,
+        &alice,
+    );
+    assert_eq!(early.status.code(), Some(1));
+    // A tampered permit is refused.
+    let token_text = std::fs::read_to_string(&file).expect("permit file");
+    let mut parts: Vec<String> = token_text.trim().split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    let tampered = a.dir.join("tampered.jwt");
+    std::fs::write(&tampered, parts.join(".")).expect("writing");
+    let bad = run(
+        &[
+            "permit",
+            "verify",
+            tampered.to_str().expect("path"),
+            "--jwks",
+            &jwks_url,
+            "--at",
+            start,
+        ],
+        &a.server,
+        &alice,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+
+    // Full tier: two distinct reviewers.
+    let full = json(&["apply", &plan("full.toml")], a, &alice);
+    assert_eq!(full["status"], "submitted", "{full}");
+    let full_id = id_of(&full);
+    // Another lab cannot see it.
+    let hidden = run(&["applications", "show", &full_id], &a.server, &bob);
+    assert_eq!(hidden.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&hidden.stderr).contains("404"));
+    let one = json(
+        &[
+            "review",
+            &full_id,
+            "approve",
+            "--reason",
+            "safeguards adequate",
+            "--condition",
+            "weekly reports",
+        ],
+        a,
+        &r1,
+    );
+    assert_eq!(one["status"], "under_review", "{one}");
+    let two = json(
+        &["review", &full_id, "approve", "--reason", "agree"],
+        a,
+        &r2,
+    );
+    assert_eq!(two["status"], "approved", "{two}");
+    let permit = json(&["permit", "get", &full_id], a, &alice);
+    assert_eq!(
+        permit["claims"]["conditions"][0], "weekly reports",
+        "{permit}"
+    );
+
+    // Horizon tier: denied by default.
+    let horizon = json(&["apply", &plan("horizon.toml")], a, &alice);
+    assert_eq!(horizon["status"], "denied", "{horizon}");
+
+    // A bad plan is named before anything is sent (exit 2).
+    let bad_plan = a.dir.join("bad.toml");
+    let text = std::fs::read_to_string(examples().join("standard.toml")).expect("plan");
+    std::fs::write(&bad_plan, text.replace("[model]", "[model]\nparamz = 1")).expect("writing");
+    let refused = run(
+        &["apply", bad_plan.to_str().expect("path")],
+        &a.server,
+        &alice,
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("paramz"));
+
+    let list = json(&["applications", "list"], a, &alice);
+    assert_eq!(list.as_array().expect("list").len(), 4);
+    assert_eq!(
+        json(&["applications", "list"], a, &bob)
+            .as_array()
+            .expect("list")
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn lifecycle_on_the_embedded_database() {
+    lifecycle(&start(None));
+}
+
+#[test]
+fn lifecycle_on_postgresql() {
+    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set RUNPERMIT_TEST_DATABASE_URL"
+        );
+        println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL to run it");
+        return;
+    };
+    let schema = format!("e2e_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    psql(&format!("CREATE SCHEMA {schema}"));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    {
+        let authority = start(Some(&scoped));
+        lifecycle(&authority);
+    }
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
