@@ -256,3 +256,75 @@ async fn bootstrap_admin(
         Err(e) => Err(e.into()),
     }
 }
+
+/// What a rotation did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The retired key id.
+    pub retired_kid: String,
+    /// Where the retired key file was moved.
+    pub retired_path: PathBuf,
+    /// The new key id.
+    pub new_kid: String,
+}
+
+/// Replaces the permit-signing key: the current key file moves to `keys/retired/<kid>.pem`,
+/// a new key takes its place, and the store records the new key and the old key's retirement
+/// in one batch. The JWKS keeps the retired key until the policy's permit validity has passed,
+/// so permits it signed stay verifiable until they expire. Running `serve` processes pick up
+/// the new key when restarted.
+pub async fn rotate_key(setup: &Setup, clock: &dyn Clock) -> Result<Rotation, BootstrapError> {
+    let store = runpermit_store::open(&setup.database_url()).await?;
+    store.migrate().await?;
+    let path = setup.signing_key_path();
+    let (old, _) = load_or_create_key(&path)?;
+    register_key(store.as_ref(), &old, clock).await?;
+    let retired_dir = path
+        .parent()
+        .map(|p| p.join("retired"))
+        .unwrap_or_else(|| PathBuf::from("retired"));
+    create_private_dir(&retired_dir)?;
+    let retired_path = retired_dir.join(format!("{}.pem", old.kid()));
+    std::fs::rename(&path, &retired_path).map_err(io(&path))?;
+    let (new, _) = match load_or_create_key(&path) {
+        Ok(k) => k,
+        Err(e) => {
+            // Put the old key back: the authority must never be left without one.
+            let _ = std::fs::rename(&retired_path, &path);
+            return Err(e);
+        }
+    };
+    let now = clock.now_ms();
+    let committed = store
+        .commit(vec![
+            Write::InsertSigningKey(runpermit_store::SigningKey {
+                kid: new.kid().to_owned(),
+                public_key: new.public().as_bytes().to_vec(),
+                created_at: now,
+                retired_at: None,
+            }),
+            Write::RetireSigningKey {
+                kid: old.kid().to_owned(),
+                at: now,
+            },
+            event(
+                None,
+                now,
+                "key.rotate",
+                &format!("key/{}", new.kid()),
+                None,
+                json!({"retired_kid": old.kid(), "new_kid": new.kid()}),
+            ),
+        ])
+        .await;
+    if let Err(e) = committed {
+        // Nothing was recorded: restore the old key file.
+        let _ = std::fs::rename(&retired_path, &path);
+        return Err(e.into());
+    }
+    Ok(Rotation {
+        retired_kid: old.kid().to_owned(),
+        retired_path,
+        new_kid: new.kid().to_owned(),
+    })
+}

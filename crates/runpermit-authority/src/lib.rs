@@ -12,6 +12,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod clock;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod lifecycle;
 mod routes;
@@ -84,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/permits/{id}", get(permits::get))
         .route("/v1/audit", get(ops::audit))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
 }
@@ -99,11 +104,19 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("runpermit_http_requests_total", &labels).increment(1);
     metrics::histogram!("runpermit_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
 }
 

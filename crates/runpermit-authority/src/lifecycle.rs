@@ -470,3 +470,41 @@ pub fn transition_writes(
 pub fn estimate_of(app: &Application) -> Result<Estimate, ApiError> {
     stored_estimate(app)
 }
+
+/// Signs every permit left decided but unsigned (a crash between committing a decision and
+/// recording its token). Run at start-up; safe with several processes, since a permit is
+/// issued only from its intent and the loser of a race gets a conflict. Returns how many were
+/// issued.
+pub async fn resume_pending(state: &AppState) -> Result<usize, ApiError> {
+    let mut issued = 0;
+    for permit in state.store.pending_permits().await? {
+        let request: PermitRequest = match serde_json::from_str(&permit.claims_json) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(permit = %permit.id, error = %e, "a pending permit's claims do not parse");
+                continue;
+            }
+        };
+        if check(request.clone(), state.clock.now_s()).is_err() {
+            tracing::warn!(permit = %permit.id, "a pending permit no longer checks (expired?); left unsigned");
+            continue;
+        }
+        match issue(
+            state,
+            PendingPermit {
+                id: permit.id.clone(),
+                request,
+            },
+        )
+        .await
+        {
+            Ok(_) => {
+                tracing::info!(permit = %permit.id, "signed a pending permit");
+                issued += 1;
+            }
+            Err(ApiError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(issued)
+}

@@ -637,6 +637,34 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
     assert_eq!(s3, StatusCode::CONFLICT, "{body}");
     let (_, list) = api.call("GET", "/v1/applications", Some(&lab), None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // Every POST takes a key: an organization is created once.
+    let (_, _, admin) = api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "admin")
+        .await;
+    let org = json!({"name": "Northwind Cloud", "kind": "provider"});
+    let key = [("idempotency-key", "org-northwind")];
+    let (_, o1) = api
+        .call_with("POST", "/v1/orgs", Some(&admin), Some(org.clone()), &key)
+        .await;
+    let (_, o2) = api
+        .call_with("POST", "/v1/orgs", Some(&admin), Some(org), &key)
+        .await;
+    assert_eq!(o1["id"], o2["id"]);
+    // ...except token creation, whose answer holds a secret that is never stored.
+    let (_, me) = api.call("GET", "/v1/whoami", Some(&admin), None).await;
+    let path = format!("/v1/members/{}/tokens", me["member_id"].as_str().unwrap());
+    let (status, body) = api
+        .call_with(
+            "POST",
+            &path,
+            Some(&admin),
+            Some(json!({})),
+            &[("idempotency-key", "t")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
 #[tokio::test]
@@ -781,4 +809,55 @@ async fn openapi_document_is_stable() {
     let (status, doc) = api.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     insta::assert_json_snapshot!(doc);
+}
+
+/// A crash after the decision is committed but before the token is recorded leaves an intent;
+/// the next start signs it.
+#[tokio::test]
+async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
+    use runpermit_authority::lifecycle;
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+    let (_, draft) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("standard"), "draft": true})),
+        )
+        .await;
+    let state = &api.authority.state;
+    let app = state
+        .store
+        .application(draft["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let plan = lifecycle::stored_plan(&app).unwrap();
+    let estimate = lifecycle::estimate_of(&app).unwrap();
+    let pending = lifecycle::pending_permit(state, &app, &plan, &estimate, "Lab", vec![]).unwrap();
+    state
+        .store
+        .commit(lifecycle::intent_writes(state, &app, &pending).unwrap())
+        .await
+        .unwrap();
+    let intents = state.store.pending_permits().await.unwrap();
+    assert_eq!(intents.len(), 1);
+
+    assert_eq!(lifecycle::resume_pending(state).await.unwrap(), 1);
+    assert!(state.store.pending_permits().await.unwrap().is_empty());
+    let permit = state.store.permit(&intents[0].id).await.unwrap().unwrap();
+    assert_eq!(permit.status, "issued");
+    let nbf = serde_json::from_str::<Value>(&permit.claims_json).unwrap()["nbf"]
+        .as_i64()
+        .unwrap();
+    verify_permit(permit.token.as_deref().unwrap(), &api.jwks().await, nbf, 0).expect("valid");
+    assert_eq!(
+        lifecycle::resume_pending(state).await.unwrap(),
+        0,
+        "nothing is signed twice"
+    );
 }

@@ -94,6 +94,10 @@ pub trait Store: Send + Sync + 'static {
         application_id: &str,
     ) -> Result<Vec<Permit>, StoreError>;
 
+    /// Permits decided but not yet signed (status `intent`), oldest first: what a crash
+    /// between committing a decision and recording its signed token leaves behind.
+    async fn pending_permits(&self) -> Result<Vec<Permit>, StoreError>;
+
     /// An application's exemption receipt (there is at most one).
     async fn receipt_for_application(
         &self,

@@ -121,6 +121,11 @@ pub(crate) const PERMITS_FOR_APPLICATION: &str = concat!(
     permit_columns!(),
     " FROM permits WHERE application_id = $1 ORDER BY created_at, id"
 );
+pub(crate) const PENDING_PERMITS: &str = concat!(
+    "SELECT ",
+    permit_columns!(),
+    " FROM permits WHERE status = 'intent' ORDER BY created_at, id"
+);
 pub(crate) const RECEIPT_FOR_APPLICATION: &str = "SELECT id, application_id, org_id, token, \
      created_at FROM receipts WHERE application_id = $1";
 pub(crate) const SIGNING_KEYS: &str = "SELECT kid, public_key, created_at, retired_at \
@@ -611,6 +616,13 @@ macro_rules! impl_store {
                 ) -> Result<Vec<Permit>, StoreError> {
                     sqlx::query_as(sql::PERMITS_FOR_APPLICATION)
                         .bind(application_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn pending_permits(&self) -> Result<Vec<Permit>, StoreError> {
+                    sqlx::query_as(sql::PENDING_PERMITS)
                         .fetch_all(&self.pool)
                         .await
                         .db()

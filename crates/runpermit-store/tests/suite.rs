@@ -706,6 +706,14 @@ async fn permits_issue_only_from_intent(db: Db) {
         .commit(vec![issue("p_1", "eyJ.a.b", 150)])
         .await
         .unwrap();
+    let pending: Vec<String> = store
+        .pending_permits()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(pending, ["p_2"], "only intents are pending");
     let issued = store.permit("p_1").await.unwrap().unwrap();
     assert_eq!(
         issued,

@@ -38,6 +38,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Create the authority's database, signing key and bootstrap admin token, without serving.
     Init(serve::AuthorityArgs),
+    /// Manage the authority's permit-signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Apply for a permit with a run plan (TOML or JSON).
     Apply(apply::ApplyArgs),
     /// List, show, submit, update, withdraw or appeal applications.
@@ -54,12 +57,19 @@ enum Command {
     Whoami(admin::WhoamiArgs),
 }
 
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Replace the signing key; the retired key stays in the JWKS until its permits expire.
+    Rotate(serve::AuthorityArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Estimate(args) => estimate::run(*args),
         Command::Serve(args) => serve::run(args),
         Command::Init(args) => serve::init(args),
+        Command::Key(KeyCommand::Rotate(args)) => serve::rotate(args),
         Command::Apply(args) => apply::apply(args),
         Command::Applications(args) => apply::applications(args),
         Command::Review(args) => apply::review(args),

@@ -124,14 +124,19 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
     })
 }
 
+/// Logs go to stderr: human-readable by default, one JSON object per line with
+/// `RUNPERMIT_LOG_FORMAT=json`; `RUNPERMIT_LOG` sets the filter (default `info`).
 fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUNPERMIT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNPERMIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("RUNPERMIT_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 fn report(settings: &AuthoritySettings, prepared: &Prepared) {
@@ -182,6 +187,27 @@ pub fn init(args: AuthorityArgs) -> Result<()> {
     Ok(())
 }
 
+/// `runpermit key rotate`: a new permit-signing key; the old one stays in the JWKS until the
+/// permits it signed have expired.
+pub fn rotate(args: AuthorityArgs) -> Result<()> {
+    let settings = resolve(None, args)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rotation = runtime
+        .block_on(runpermit_authority::bootstrap::rotate_key(
+            &settings.setup,
+            &SystemClock,
+        ))
+        .context("rotating the signing key")?;
+    println!("new signing key:     {}", rotation.new_kid);
+    println!(
+        "retired signing key: {} (moved to {}; still published until its permits expire)",
+        rotation.retired_kid,
+        rotation.retired_path.display()
+    );
+    println!("restart every runpermit serve process to sign with the new key");
+    Ok(())
+}
+
 /// `runpermit serve`: prepare, then serve until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
@@ -203,6 +229,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
             issuer: settings.issuer,
             metrics,
         };
+        match runpermit_authority::lifecycle::resume_pending(&state).await {
+            Ok(0) => {}
+            Ok(n) => println!("signed {n} permit(s) decided before a restart"),
+            Err(e) => tracing::error!(error = ?e, "signing pending permits failed"),
+        }
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;

@@ -60,11 +60,9 @@ fn json(args: &[&str], a: &Authority, token: &str) -> Value {
 }
 
 fn start(database_url: Option<&str>) -> Authority {
-    let dir = std::env::temp_dir().join(format!(
-        "runpermit-e2e-{}-{}",
-        std::process::id(),
-        database_url.is_some()
-    ));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("runpermit-e2e-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let data = dir.join("data");
     let mut init = Command::new(BIN);
@@ -105,10 +103,21 @@ fn start(database_url: Option<&str>) -> Authority {
     let second = String::from_utf8_lossy(&again.output().expect("init again").stdout).into_owned();
     assert!(!second.contains("rpt_"), "{second}");
 
+    let (child, server) = spawn_serve(&data, database_url);
+    Authority {
+        child,
+        server,
+        dir,
+        admin_token,
+    }
+}
+
+/// Starts `runpermit serve` on `data` and waits until it listens; returns it and its URL.
+fn spawn_serve(data: &Path, database_url: Option<&str>) -> (Child, String) {
     let mut serve = Command::new(BIN);
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(url) = database_url {
@@ -125,12 +134,34 @@ fn start(database_url: Option<&str>) -> Authority {
         );
     }
     let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
-    Authority {
-        child,
-        server,
-        dir,
-        admin_token,
-    }
+    (child, server)
+}
+
+/// Registers a lab with an applicant and returns the applicant's token.
+fn lab_applicant(a: &Authority, name: &str) -> String {
+    let admin = a.admin_token.clone();
+    let lab = id_of(&json(
+        &["org", "create", name, "--kind", "developer"],
+        a,
+        &admin,
+    ));
+    let member = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            &lab,
+            "--name",
+            "alice",
+            "--role",
+            "applicant",
+        ],
+        a,
+        &admin,
+    ));
+    json(&["token", "create", "--member", &member], a, &admin)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
 }
 
 fn id_of(v: &Value) -> String {
@@ -435,6 +466,132 @@ fn lifecycle_on_postgresql() {
     {
         let authority = start(Some(&scoped));
         lifecycle(&authority);
+    }
+    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// A rotated key signs nothing new but stays published, so earlier permits verify.
+#[test]
+fn permits_signed_before_a_key_rotation_stay_verifiable() {
+    let mut a = start(None);
+    let alice = lab_applicant(&a, "Rotating Lab");
+    let plan = examples().join("standard.toml").display().to_string();
+    let first = json(&["apply", &plan], &a, &alice)["permit_id"]
+        .as_str()
+        .expect("permit")
+        .to_owned();
+
+    let data = a.dir.join("data");
+    let rotated = Command::new(BIN)
+        .args(["key", "rotate", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("key rotate");
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let (child, server) = spawn_serve(&data, None);
+    a.child = child;
+    a.server = server;
+
+    let second = json(&["apply", &plan], &a, &alice)["permit_id"]
+        .as_str()
+        .expect("permit")
+        .to_owned();
+    let jwks_url = format!("{}/.well-known/jwks.json", a.server);
+    let mut kids = Vec::new();
+    for id in [&first, &second] {
+        let file = a.dir.join(format!("{id}.jwt"));
+        ok(
+            &["permit", "get", id, "-o", file.to_str().expect("path")],
+            &a,
+            &alice,
+        );
+        let out = ok(
+            &[
+                "permit",
+                "verify",
+                file.to_str().expect("path"),
+                "--jwks",
+                &jwks_url,
+                "--at",
+                "2027-04-02T00:00:00Z",
+            ],
+            &a,
+            &alice,
+        );
+        assert!(out.contains("VALID permit"), "{out}");
+        kids.push(
+            json(&["permit", "get", id], &a, &alice)["kid"]
+                .as_str()
+                .expect("kid")
+                .to_owned(),
+        );
+    }
+    assert_ne!(
+        kids[0], kids[1],
+        "the second permit is signed with the new key"
+    );
+}
+
+/// Two `serve` processes on one PostgreSQL database, used at once, agree on everything.
+#[test]
+fn two_servers_share_one_postgresql_database() {
+    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set RUNPERMIT_TEST_DATABASE_URL"
+        );
+        println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL to run it");
+        return;
+    };
+    let schema = format!("e2e_two_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    psql(&format!("CREATE SCHEMA {schema}"));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    {
+        let a = start(Some(&scoped));
+        let (mut second, second_url) = spawn_serve(&a.dir.join("data"), Some(&scoped));
+        let alice = lab_applicant(&a, "Shared Lab");
+        let plan = examples().join("standard.toml").display().to_string();
+        let servers = [a.server.clone(), second_url.clone()];
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (server, token, plan) = (servers[i % 2].clone(), alice.clone(), plan.clone());
+                std::thread::spawn(move || run(&["apply", &plan, "--json"], &server, &token))
+            })
+            .collect();
+        for h in handles {
+            let out = h.join().expect("thread");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for server in &servers {
+            let out = run(&["applications", "list", "--json"], server, &alice);
+            let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(list.as_array().expect("list").len(), 8, "{server}");
+        }
+        let _ = second.kill();
+        let _ = second.wait();
     }
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use runpermit_compute::Estimate;
 use runpermit_policy::RunPlan;
 use runpermit_policy::workflow::{Action, Status};
-use runpermit_store::{Application, Idempotency, Write};
+use runpermit_store::{Application, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -117,28 +117,6 @@ fn parse_plan(plan: &Value) -> Result<RunPlan, ApiError> {
     })
 }
 
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get(IDEMPOTENCY_HEADER) {
-        None => Ok(None),
-        Some(v) => {
-            let key = v
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 200)
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "Idempotency-Key",
-                        "must be 1 to 200 visible ASCII characters",
-                    )
-                })?;
-            Ok(Some(key.to_owned()))
-        }
-    }
-}
-
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,14 +124,10 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<NewApplication>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authz::APPLICATIONS_CREATE.authorize(&caller)?;
-    let key = idempotency_key(&headers)?;
-    let request_hash = sha256_hex(&serde_json::to_vec(&body).unwrap_or_default());
-    const METHOD_PATH: &str = "POST /v1/applications";
-    if let Some(key) = &key
-        && let Some(previous) = state.store.idempotency(&caller.member_id, key).await?
-    {
-        return replay(previous, &request_hash, METHOD_PATH);
-    }
+    // Replays are answered by the idempotency layer; here the key only makes the id
+    // deterministic, so that two concurrent retries collide on the primary key instead of
+    // creating two applications.
+    let key = crate::idempotency::key(&headers)?;
     let plan = parse_plan(&body.plan)?;
     let estimate = lifecycle::assess(&plan)?;
     let class = lifecycle::classification(&state, &plan, &estimate);
@@ -194,38 +168,7 @@ pub(crate) async fn create(
     };
     let body = serde_json::to_value(view(&state, stored).await?)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(key) = key {
-        state
-            .store
-            .commit(vec![Write::PutIdempotency(Idempotency {
-                principal_id: caller.member_id.clone(),
-                key,
-                method_path: METHOD_PATH.to_owned(),
-                request_hash,
-                status: 201,
-                response_json: body.to_string(),
-                created_at: state.clock.now_ms(),
-            })])
-            .await?;
-    }
     Ok((StatusCode::CREATED, Json(body)))
-}
-
-fn replay(
-    previous: Idempotency,
-    request_hash: &str,
-    method_path: &str,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if previous.request_hash != request_hash || previous.method_path != method_path {
-        return Err(ApiError::Conflict(
-            "this Idempotency-Key was used for a different request".into(),
-        ));
-    }
-    let status = StatusCode::from_u16(u16::try_from(previous.status).unwrap_or(200))
-        .unwrap_or(StatusCode::OK);
-    let body = serde_json::from_str(&previous.response_json)
-        .map_err(|e| ApiError::Internal(format!("stored idempotent response: {e}")))?;
-    Ok((status, Json(body)))
 }
 
 /// The application `id`, when `caller` may see it (else 404, so that ids do not leak).
