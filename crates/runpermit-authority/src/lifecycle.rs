@@ -8,7 +8,7 @@
 //! signed; (3) the token is committed. A crash after (1) leaves an intent that is visible and
 //! can be signed again; a crash can never leave a signed permit that is not recorded.
 
-use runpermit_compute::{Estimate, FieldError, HardwareTable, builtin_regimes, estimate};
+use runpermit_compute::{Estimate, FieldError, HardwareTable, builtin_regimes};
 use runpermit_permit::{
     ExemptionClaims, Holder, PermitRequest, ProviderScope, Tranche, check, sign, sign_exemption,
 };
@@ -23,31 +23,8 @@ use crate::error::ApiError;
 use crate::ids::new_id;
 use crate::state::AppState;
 
-/// Maps estimator input fields to the run-plan fields that set them.
-const ESTIMATE_FIELDS: &[(&str, &str)] = &[
-    ("parameters", "model.parameters"),
-    ("active_parameters", "model.active_parameters"),
-    ("tokens", "data.tokens"),
-    ("epochs", "data.epochs"),
-    ("synthetic_data", "data.synthetic_tokens"),
-    (
-        "synthetic_data.generator_parameters",
-        "data.synthetic_generator_parameters",
-    ),
-    ("synthetic_data.tokens_generated", "data.synthetic_tokens"),
-    ("additional_flop", "compute.additional_flop"),
-    ("hardware", "compute"),
-    ("hardware.accelerator", "compute.accelerator"),
-    ("hardware.count", "compute.accelerators"),
-    ("hardware.hours", "compute.duration_days"),
-    ("hardware.utilization", "compute.expected_utilization"),
-    ("hardware.utilization_low", "compute.utilization_low"),
-    ("hardware.utilization_high", "compute.utilization_high"),
-    ("hardware.precision", "compute.precision"),
-    ("base_model_flop", "base_model.cumulative_flop"),
-];
-
-fn in_plan(errors: Vec<FieldError>) -> ApiError {
+/// Field errors of a run plan, named by their `plan.` path in the request body.
+pub fn in_plan(errors: Vec<FieldError>) -> ApiError {
     ApiError::Invalid(
         errors
             .into_iter()
@@ -65,27 +42,8 @@ fn in_plan(errors: Vec<FieldError>) -> ApiError {
 
 /// Validates a plan and estimates its compute; every problem named by its `plan.` path.
 pub fn assess(plan: &RunPlan) -> Result<Estimate, ApiError> {
-    plan.validate().map_err(in_plan)?;
-    estimate(
-        &plan.estimate_input(),
-        HardwareTable::builtin(),
-        builtin_regimes(),
-    )
-    .map_err(|e| {
-        in_plan(
-            e.errors
-                .into_iter()
-                .map(|mut f| {
-                    if let Some((_, plan_field)) =
-                        ESTIMATE_FIELDS.iter().find(|(est, _)| *est == f.field)
-                    {
-                        f.field = (*plan_field).to_owned();
-                    }
-                    f
-                })
-                .collect(),
-        )
-    })
+    plan.estimate(HardwareTable::builtin(), builtin_regimes())
+        .map_err(in_plan)
 }
 
 /// The application record's plan.

@@ -106,15 +106,7 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
 
 /// The plan in a request body, parsed with field-named errors.
 fn parse_plan(plan: &Value) -> Result<RunPlan, ApiError> {
-    RunPlan::from_json(&plan.to_string()).map_err(|e| {
-        let mut f = e.to_field_error();
-        f.field = if f.field.is_empty() {
-            "plan".into()
-        } else {
-            format!("plan.{}", f.field)
-        };
-        ApiError::Invalid(vec![f])
-    })
+    RunPlan::from_json(&plan.to_string()).map_err(|e| lifecycle::in_plan(vec![e.to_field_error()]))
 }
 
 pub(crate) async fn create(
