@@ -182,6 +182,10 @@ endpoints! {
     METRICS = "GET" "/metrics" 200, "operations", Access::Public, "Prometheus metrics.";
     OPENAPI = "GET" "/v1/openapi.json" 200, "operations", Access::Public, "This document.";
     JWKS = "GET" "/.well-known/jwks.json" 200, "permits", Access::Public, "The authority's permit-signing public keys (JWKS).";
+    LOG_CHECKPOINT = "GET" "/log/checkpoint" 200, "log", Access::Public, "The transparency log's latest signed checkpoint (C2SP tlog-checkpoint, signed-note).";
+    LOG_VKEY = "GET" "/log/vkey" 200, "log", Access::Public, "The verifier key of the log's checkpoints (C2SP signed-note vkey).";
+    LOG_TILE = "GET" "/log/tile/{path}" 200, "log", Access::Public, "Hash tiles and entry bundles in the C2SP tlog-tiles layout.";
+    LOG_PROOF = "GET" "/v1/log/proofs/{index}" 200, "log", Access::Public, "An inclusion proof bundle (c2sp.org/tlog-proof@v1) for the entry at an index.";
     ESTIMATE = "POST" "/v1/estimate" 200, "compute", Access::Public, "Estimate a training run's compute and the thresholds it crosses.";
     POLICY = "GET" "/v1/policy" 200, "policy", Access::AnyMember, "The policy in force.";
     WHOAMI = "GET" "/v1/whoami" 200, "identity", Access::AnyMember, "The calling member, organization and token.";

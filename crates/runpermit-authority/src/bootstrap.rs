@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use runpermit_log::LogKey;
 use runpermit_permit::SigningKey;
 use runpermit_store::{Member, Organization, Store, StoreError, Token, Write};
 use serde_json::json;
@@ -24,6 +25,12 @@ pub struct Setup {
     /// The permit-signing key file; default `data_dir/keys/permit-signing.pem`. Every
     /// `serve` process sharing a PostgreSQL database must use the same key file.
     pub signing_key: Option<PathBuf>,
+    /// The transparency log's checkpoint-signing key; default `data_dir/keys/log-signing.pem`.
+    /// Shared like the permit key.
+    pub log_key: Option<PathBuf>,
+    /// The log's origin (its name in checkpoints), e.g. `authority.example/log`; fixed when
+    /// the log key is created and stored beside it (`.origin`).
+    pub log_origin: Option<String>,
 }
 
 impl Setup {
@@ -32,6 +39,13 @@ impl Setup {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("runpermit.db").display()))
+    }
+
+    /// The log key file in use.
+    pub fn log_key_path(&self) -> PathBuf {
+        self.log_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("log-signing.pem"))
     }
 
     /// The signing key file in use.
@@ -50,6 +64,8 @@ pub struct Prepared {
     pub signer: SigningKey,
     /// Whether the key file was created now.
     pub created_key: bool,
+    /// The transparency log's key.
+    pub log_key: LogKey,
     /// The bootstrap admin token, only when the database was empty.
     pub admin_token: Option<String>,
 }
@@ -59,6 +75,7 @@ impl std::fmt::Debug for Prepared {
         f.debug_struct("Prepared")
             .field("signer", &self.signer)
             .field("created_key", &self.created_key)
+            .field("log_vkey", &self.log_key.verifier_key())
             .field(
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
@@ -78,8 +95,8 @@ pub enum BootstrapError {
         /// Why.
         source: std::io::Error,
     },
-    /// The key file is not an Ed25519 PKCS#8 PEM key.
-    #[error("{path}: not an Ed25519 private key in PKCS#8 PEM: {message}")]
+    /// A key file is not an Ed25519 PKCS#8 PEM key, or the log's origin does not match.
+    #[error("{path}: {message}")]
     Key {
         /// Which.
         path: PathBuf,
@@ -108,11 +125,13 @@ pub async fn prepare(setup: &Setup, clock: &dyn Clock) -> Result<Prepared, Boots
     store.migrate().await?;
     let (signer, created_key) = load_or_create_key(&setup.signing_key_path())?;
     register_key(store.as_ref(), &signer, clock).await?;
+    let log_key = load_or_create_log_key(&setup.log_key_path(), setup.log_origin.as_deref())?;
     let admin_token = bootstrap_admin(store.as_ref(), clock).await?;
     Ok(Prepared {
         store,
         signer,
         created_key,
+        log_key,
         admin_token,
     })
 }
@@ -127,38 +146,90 @@ fn create_private_dir(dir: &Path) -> Result<(), BootstrapError> {
     Ok(())
 }
 
-/// Reads the key file, or creates it (mode 0600, written to a temporary file and renamed so
-/// that a crash never leaves half a key).
-pub fn load_or_create_key(path: &Path) -> Result<(SigningKey, bool), BootstrapError> {
+/// Writes `contents` to `path` with mode 0600, through a temporary file renamed into place so
+/// that a crash never leaves half a file.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), BootstrapError> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(io(&tmp))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, BootstrapError> {
     match std::fs::read_to_string(path) {
-        Ok(pem) => {
-            let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| BootstrapError::Key {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
-            Ok((key, false))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                create_private_dir(parent)?;
-            }
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads the permit-signing key file, or creates it (mode 0600).
+pub fn load_or_create_key(path: &Path) -> Result<(SigningKey, bool), BootstrapError> {
+    let key_error = |message: String| BootstrapError::Key {
+        path: path.to_owned(),
+        message,
+    };
+    match read_optional(path)? {
+        Some(pem) => Ok((
+            SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(e.to_string()))?,
+            false,
+        )),
+        None => {
             let key = SigningKey::generate();
-            let tmp = path.with_extension("pem.tmp");
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&tmp).map_err(io(&tmp))?;
-            file.write_all(key.to_pkcs8_pem().as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(io(&tmp))?;
-            std::fs::rename(&tmp, path).map_err(io(path))?;
+            write_private(path, key.to_pkcs8_pem().as_bytes())?;
             Ok((key, true))
         }
-        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// The default log origin when none is configured.
+pub const DEFAULT_LOG_ORIGIN: &str = "runpermit.authority/log";
+
+/// Reads the log key and its origin (`<key file>.origin`), or creates both. A configured
+/// origin that differs from the stored one is refused: checkpoints under two names would
+/// break every verifier.
+pub fn load_or_create_log_key(path: &Path, origin: Option<&str>) -> Result<LogKey, BootstrapError> {
+    let origin_path = path.with_extension("origin");
+    let key_error = |message: String| BootstrapError::Key {
+        path: path.to_owned(),
+        message,
+    };
+    match (read_optional(path)?, read_optional(&origin_path)?) {
+        (Some(pem), Some(stored)) => {
+            let stored = stored.trim();
+            if let Some(wanted) = origin
+                && wanted != stored
+            {
+                return Err(key_error(format!(
+                    "the log's origin is {stored:?} (in {}); it cannot change to {wanted:?}",
+                    origin_path.display()
+                )));
+            }
+            LogKey::from_pkcs8_pem(stored, &pem).map_err(|e| key_error(e.to_string()))
+        }
+        (None, None) => {
+            let name = origin.unwrap_or(DEFAULT_LOG_ORIGIN);
+            let key = LogKey::generate(name).map_err(|e| key_error(e.to_string()))?;
+            write_private(&origin_path, format!("{name}\n").as_bytes())?;
+            write_private(path, key.to_pkcs8_pem().as_bytes())?;
+            Ok(key)
+        }
+        _ => Err(key_error(format!(
+            "the log key and its origin file {} must both exist or both be absent",
+            origin_path.display()
+        ))),
     }
 }
 

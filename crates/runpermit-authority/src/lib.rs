@@ -19,6 +19,7 @@ mod routes;
 pub mod state;
 #[doc(hidden)]
 pub mod testing;
+pub mod tlog;
 
 use std::time::Instant;
 
@@ -36,7 +37,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The authority's routes over `state`.
 pub fn router(state: AppState) -> Router {
-    use routes::{applications, estimate, identity, ops, permits, reviews};
+    use routes::{applications, estimate, identity, log, ops, permits, reviews};
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(ops::openapi))
         .route("/.well-known/jwks.json", get(permits::jwks))
         .route("/v1/estimate", post(estimate::create))
+        .route("/log/checkpoint", get(log::checkpoint))
+        .route("/log/vkey", get(log::vkey))
+        .route("/log/tile/{*path}", get(log::tile))
+        .route("/v1/log/proofs/{index}", get(log::proof))
         .route("/v1/policy", get(ops::policy))
         .route("/v1/whoami", get(identity::whoami))
         .route(

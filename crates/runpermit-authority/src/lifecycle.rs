@@ -9,6 +9,7 @@
 //! can be signed again; a crash can never leave a signed permit that is not recorded.
 
 use runpermit_compute::{Estimate, FieldError, HardwareTable, builtin_regimes};
+use runpermit_log::{DecisionKind, LogEntry};
 use runpermit_permit::{
     ExemptionClaims, Holder, PermitRequest, ProviderScope, Tranche, check, sign, sign_exemption,
 };
@@ -22,6 +23,30 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ids::new_id;
 use crate::state::AppState;
+use crate::tlog;
+
+/// How long a request that issues a permit waits for its entry to reach the public log.
+pub const INCLUSION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The public log entry for a decision on `app` (subject `application/<id>`).
+pub fn log_decision(
+    app: &Application,
+    kind: DecisionKind,
+    reason: Option<&str>,
+    at_ms: i64,
+) -> Result<Write, ApiError> {
+    tlog::queue(
+        &format!("application/{}", app.id),
+        &LogEntry::Decision {
+            application_id: app.id.clone(),
+            decision: kind,
+            tier: app.tier.clone(),
+            policy_version: app.policy_version.clone(),
+            reason: reason.map(str::to_owned),
+        },
+        at_ms,
+    )
+}
 
 /// Field errors of a run plan, named by their `plan.` path in the request body.
 pub fn in_plan(errors: Vec<FieldError>) -> ApiError {
@@ -163,6 +188,18 @@ pub fn submit(
             "policy_version": app.policy_version,
         }),
     )];
+    writes.push(tlog::queue(
+        &subject,
+        &LogEntry::ApplicationSubmitted {
+            application_id: app.id.clone(),
+            org_id: app.org_id.clone(),
+            plan_digest: app.plan_digest.clone(),
+            tier: app.tier.clone(),
+            estimated_flop: estimate.flop,
+            policy_version: app.policy_version.clone(),
+        },
+        now,
+    )?);
     let mut permit = None;
     match class.decision {
         Decision::Review => {}
@@ -180,6 +217,12 @@ pub fn submit(
                 Some(&reason),
                 json!({"by": "policy"}),
             ));
+            writes.push(log_decision(
+                &app,
+                DecisionKind::Denied,
+                Some(&reason),
+                now,
+            )?);
         }
         Decision::Exempt => {
             app.status = transition(&app, Action::Exempt)?.as_str().to_owned();
@@ -218,6 +261,12 @@ pub fn submit(
                 Some(&claims.reason),
                 json!({"receipt_id": receipt_id}),
             ));
+            writes.push(log_decision(
+                &app,
+                DecisionKind::Exempt,
+                Some(&claims.reason),
+                now,
+            )?);
         }
         Decision::AutoPermit => {
             app.status = transition(&app, Action::AutoApprove)?.as_str().to_owned();
@@ -229,6 +278,7 @@ pub fn submit(
                 Some("the tier's permit is issued once the plan is complete"),
                 json!({"by": "policy", "tier": app.tier}),
             ));
+            writes.push(log_decision(&app, DecisionKind::Approved, None, now)?);
             let pending =
                 pending_permit(state, &app, &plan, &estimate, &caller.org_name, Vec::new())?;
             writes.extend(intent_writes(state, &app, &pending)?);
@@ -344,9 +394,27 @@ pub async fn issue(state: &AppState, pending: PendingPermit) -> Result<String, A
     })?;
     let signed = sign(checked, &state.signer);
     let now = state.clock.now_ms();
+    let subject = format!("permit/{}", pending.id);
+    let c = &signed.claims;
+    let entry = tlog::queue(
+        &subject,
+        &LogEntry::PermitIssued {
+            permit_id: c.jti.clone(),
+            application_id: c.application_id.clone(),
+            run_id: c.sub.clone(),
+            holder_org_id: c.holder.org_id.clone(),
+            token: signed.token.clone(),
+            flop_budget: c.flop_budget,
+            nbf: c.nbf,
+            exp: c.exp,
+            policy_version: c.policy_version.clone(),
+        },
+        now,
+    )?;
     state
         .store
         .commit(vec![
+            entry,
             Write::IssuePermit {
                 id: pending.id.clone(),
                 token: signed.token,
@@ -362,6 +430,13 @@ pub async fn issue(state: &AppState, pending: PendingPermit) -> Result<String, A
             ),
         ])
         .await?;
+    // The permit is handed out only once it is public: wait for the sequencer.
+    if tlog::await_inclusion(state, &subject, INCLUSION_WAIT)
+        .await?
+        .is_none()
+    {
+        tracing::warn!(permit = %pending.id, "the permit is not yet in the log; it is served once it is");
+    }
     Ok(pending.id)
 }
 
@@ -403,7 +478,8 @@ impl ReviewDecision {
     }
 }
 
-/// The writes for a transition of `app` by `action`, with its audit event.
+/// The writes for a transition of `app` by `action`: its audit event and, when the new
+/// status is a decision the public should see, its log entry.
 pub fn transition_writes(
     state: &AppState,
     caller: &Caller,
@@ -411,17 +487,31 @@ pub fn transition_writes(
     action: Action,
     audit_action: &str,
     reason: Option<&str>,
-) -> Result<Write, ApiError> {
-    app.status = transition(app, action)?.as_str().to_owned();
+) -> Result<Vec<Write>, ApiError> {
+    let status = transition(app, action)?;
+    app.status = status.as_str().to_owned();
     app.updated_at = state.clock.now_ms();
-    Ok(event(
+    let mut writes = vec![event(
         Some(caller),
         app.updated_at,
         audit_action,
         &format!("application/{}", app.id),
         reason,
         json!({"status": app.status}),
-    ))
+    )];
+    let public = match status {
+        Status::Approved => Some(DecisionKind::Approved),
+        Status::Denied => Some(DecisionKind::Denied),
+        Status::ChangesRequested => Some(DecisionKind::ChangesRequested),
+        Status::Withdrawn => Some(DecisionKind::Withdrawn),
+        Status::Appealed => Some(DecisionKind::Appealed),
+        Status::Exempt => Some(DecisionKind::Exempt),
+        Status::Draft | Status::Submitted | Status::UnderReview => None,
+    };
+    if let Some(kind) = public {
+        writes.push(log_decision(app, kind, reason, app.updated_at)?);
+    }
+    Ok(writes)
 }
 
 /// Stored estimate, for handlers.

@@ -21,6 +21,8 @@ pub struct AppState {
     pub signer: Arc<SigningKey>,
     /// The `iss` of every permit: the authority's public base URL or name.
     pub issuer: String,
+    /// The transparency log.
+    pub log: Arc<crate::tlog::LogService>,
     /// Renders `/metrics`; absent when the process did not install a recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

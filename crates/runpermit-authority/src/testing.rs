@@ -49,6 +49,10 @@ impl TestAuthority {
                 policy: Arc::new(Policy::builtin().clone()),
                 signer: Arc::new(signer),
                 issuer: "https://authority.test".to_owned(),
+                log: Arc::new(crate::tlog::LogService::new(
+                    runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
+                    std::time::Duration::from_millis(20),
+                )),
                 metrics: None,
             },
             clock,

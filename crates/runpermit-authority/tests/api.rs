@@ -90,6 +90,24 @@ impl Api {
         (status, value)
     }
 
+    async fn raw(&self, path: &str) -> (StatusCode, Vec<u8>) {
+        let request = Request::get(path).body(Body::empty()).expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, bytes.to_vec())
+    }
+
     async fn jwks(&self) -> Jwks {
         let (status, body) = self.call("GET", "/.well-known/jwks.json", None, None).await;
         assert_eq!(status, StatusCode::OK);
@@ -859,5 +877,75 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
         lifecycle::resume_pending(state).await.unwrap(),
         0,
         "nothing is signed twice"
+    );
+}
+
+/// Every permit travels with a proof that its exact token is in the public log, and every
+/// decision is logged.
+#[tokio::test]
+async fn permits_are_public_with_a_proof_and_decisions_are_logged() {
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+    let (_, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": plan("standard")})),
+        )
+        .await;
+    let (status, permit) = api
+        .call(
+            "GET",
+            &format!("/v1/permits/{}", app["permit_id"].as_str().unwrap()),
+            Some(&lab),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{permit}");
+    assert_eq!(permit["status"], "issued");
+    let (_, vkey) = api.call("GET", "/log/vkey", None, None).await;
+    let vkey = vkey.as_str().unwrap().trim().to_owned();
+    let bundle = runpermit_log::ProofBundle::parse(permit["proof"].as_str().unwrap())
+        .expect("a proof bundle");
+    let proved = bundle.verify_entry(&vkey).expect("the proof verifies");
+    match proved.entry {
+        runpermit_log::LogEntry::PermitIssued {
+            token, permit_id, ..
+        } => {
+            assert_eq!(token, permit["token"].as_str().unwrap());
+            assert_eq!(permit_id, permit["id"].as_str().unwrap());
+        }
+        other => panic!("the proof is of {other:?}"),
+    }
+    // The log holds the submission, the decision and the permit, in that order.
+    let (status, checkpoint) = api.call("GET", "/log/checkpoint", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let cp = runpermit_log::verify_checkpoint(checkpoint.as_str().unwrap(), &vkey).expect("signed");
+    assert_eq!(cp.size, 3);
+    let (status, bytes) = api.raw("/log/tile/entries/000.p/3").await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = runpermit_log::parse_entries_tile(&bytes).expect("a bundle");
+    let types: Vec<&str> = entries
+        .iter()
+        .map(|e| runpermit_log::decode(e).unwrap().0.type_name())
+        .collect();
+    assert_eq!(
+        types,
+        ["application_submitted", "decision", "permit_issued"]
+    );
+    // Tiles beyond the tree are not served.
+    assert_eq!(
+        api.call("GET", "/log/tile/entries/000.p/4", None, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", "/log/tile/0/000.p/3", None, None).await.0,
+        StatusCode::OK
     );
 }

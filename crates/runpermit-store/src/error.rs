@@ -8,12 +8,15 @@ use crate::Write;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A write named a row that does not exist: `RevokeToken`, `UpdateApplication`,
-    /// `IssuePermit` or `RetireSigningKey` with an unknown id.
+    /// `IssuePermit` or `RetireSigningKey` with an unknown id; or `log_hashes` asked for a
+    /// hash that is not stored.
     #[error("not found: {0}")]
     NotFound(String),
     /// A precondition on stored state failed: `UpdateApplication` whose `expected_version` is
     /// not the stored version (someone else updated it first), `IssuePermit` on a permit that
-    /// is not in `intent`, revoking a revoked token or retiring a retired key. Re-read and
+    /// is not in `intent`, revoking a revoked token or retiring a retired key; a
+    /// `sequence_log` batch built on a tree size that is no longer the stored one, or naming a
+    /// queued log entry that is no longer queued (another sequencer went first). Re-read and
     /// decide again.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -47,6 +50,20 @@ impl<T> DbResult<T> for Result<T, sqlx::Error> {
     fn db(self) -> Result<T, StoreError> {
         self.map_err(StoreError::database)
     }
+}
+
+/// Maps an error of `sequence_log` writing `what`: a unique violation means that part of the
+/// log is already stored (the tree moved on under this batch), so `Conflict`.
+pub(crate) fn log_error(what: &str, e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.kind() == ErrorKind::UniqueViolation
+    {
+        return StoreError::Conflict(format!(
+            "log: {what} already stored ({})",
+            unique_target(db.as_ref())
+        ));
+    }
+    StoreError::Database(format!("log: writing {what}: {e}"))
 }
 
 /// Maps the error of executing `write` to a [`StoreError`] that says what went wrong in the

@@ -53,6 +53,12 @@ impl PgStore {
         &self.pool
     }
 
+    /// A row lock on the log state, held until the sequencer's transaction ends.
+    const LOG_SIZE_LOCKED: &'static str = crate::shared::LOG_SIZE_FOR_UPDATE;
+
+    /// `$N` in generated statements, like every other statement.
+    const PARAMS: crate::shared::Params = crate::shared::Params::Numbered;
+
     /// Runs on a connection of its own, closed afterwards: sqlx holds a session-level advisory
     /// lock while migrating (so concurrent `migrate()` calls take turns), and a failed
     /// migration must not leave that lock behind on a pooled connection.

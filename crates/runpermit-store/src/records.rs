@@ -174,6 +174,73 @@ pub struct Idempotency {
     pub created_at: i64,
 }
 
+/// The largest accepted transparency-log entry is `MAX_LOG_ENTRY_BYTES - 1` bytes
+/// ([`Write::QueueLogEntry`]).
+pub const MAX_LOG_ENTRY_BYTES: usize = 65_536;
+
+/// A transparency-log entry waiting for the sequencer ([`crate::Store::log_queue`]): queued by
+/// [`Write::QueueLogEntry`] in the same batch as the state change it records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct QueuedLogEntry {
+    /// Assigned by the store on insert; never reused. Queued entries are listed in id order,
+    /// which on PostgreSQL is not always commit order (a sequencer may see id 7 before 6).
+    pub id: i64,
+    /// What the entry is about, such as `permit/per_…` ([`crate::Store::log_index`]).
+    pub subject: String,
+    /// The entry's bytes, exactly as they become the log record.
+    pub entry: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// The transparency log's tree as the sequencer last committed it ([`crate::Store::log_state`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct LogState {
+    /// The number of entries (indexes `0..size`).
+    pub size: i64,
+    /// The Merkle tree hash of the first `size` entries.
+    pub root: Vec<u8>,
+    /// The signed checkpoint (signed note) for `size` and `root`.
+    pub checkpoint: String,
+    pub updated_at: i64,
+}
+
+/// One queued entry as the sequencer places it in the log: part of a [`LogBatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequencedEntry {
+    /// The [`QueuedLogEntry::id`] it comes from; that queue row is taken (deleted) by the same
+    /// transaction.
+    pub queue_id: i64,
+    /// Its position in the log.
+    pub index: i64,
+    pub subject: String,
+    pub entry: Vec<u8>,
+}
+
+/// What one run of the sequencer appends ([`crate::Store::sequence_log`]): the entries, the
+/// tree hashes they add and the new tree state, committed together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBatch {
+    /// The tree size the sequencer extended: the stored size must still be this (0 when no
+    /// state is stored yet), or the batch is a `Conflict`.
+    pub expected_size: i64,
+    /// Indexes `expected_size`, `expected_size + 1`, … in order; may be empty (to store the
+    /// first, empty checkpoint, or to re-sign one).
+    pub entries: Vec<SequencedEntry>,
+    /// The stored hashes the entries add, `(index, hash)`, in tlog's stored-hash index space:
+    /// exactly the indexes `2n - popcount(n)` for `n = expected_size` up to (excluding) the
+    /// same for `n = size`, ascending (what tlog's `StoredHashes` returns for each record, in
+    /// order).
+    pub hashes: Vec<(i64, Vec<u8>)>,
+    /// The new tree size: `expected_size + entries.len()`.
+    pub size: i64,
+    /// The new tree hash.
+    pub root: Vec<u8>,
+    /// The new signed checkpoint.
+    pub checkpoint: String,
+    /// When: the new state's `updated_at` and the entries' `created_at`.
+    pub at: i64,
+}
+
 /// One write of a [`crate::Store::commit`] batch. A batch is applied in order, in one
 /// transaction: all of it or none of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +285,14 @@ pub enum Write {
     /// `(principal_id, key)` is `Duplicate` and rolls back its whole batch, so a retried
     /// request racing the first can never apply its state change twice.
     PutIdempotency(Idempotency),
+    /// Queues a transparency-log entry for the sequencer, atomically with the rest of the
+    /// batch (the state change it records). `subject` must not be empty; `entry` must hold 1 to
+    /// `MAX_LOG_ENTRY_BYTES - 1` bytes. The queue id is assigned by the store.
+    QueueLogEntry {
+        subject: String,
+        entry: Vec<u8>,
+        at: i64,
+    },
 }
 
 impl Write {
@@ -242,6 +317,7 @@ impl Write {
             Write::PutIdempotency(i) => {
                 format!("PutIdempotency {} {}", i.principal_id, i.key)
             }
+            Write::QueueLogEntry { subject, .. } => format!("QueueLogEntry {subject}"),
         }
     }
 }

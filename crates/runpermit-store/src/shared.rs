@@ -5,6 +5,8 @@
 //! concrete sqlx types. What differs (connecting, migrating, starting a write transaction)
 //! lives in `sqlite.rs` and `postgres.rs` as inherent methods the macro calls.
 
+use std::sync::OnceLock;
+
 pub(crate) const PING: &str = "SELECT 1";
 
 pub(crate) const INSERT_ORGANIZATION: &str =
@@ -148,6 +150,194 @@ pub(crate) const AUDIT_OF_SUBJECT: &str = concat!(
 pub(crate) const IDEMPOTENCY: &str = "SELECT principal_id, key, method_path, request_hash, \
      status, response_json, created_at FROM idempotency WHERE principal_id = $1 AND key = $2";
 
+pub(crate) const QUEUE_LOG_ENTRY: &str =
+    "INSERT INTO log_queue (subject, entry, created_at) VALUES ($1, $2, $3)";
+pub(crate) const LOG_QUEUE: &str =
+    "SELECT id, subject, entry, created_at FROM log_queue ORDER BY id LIMIT $1";
+pub(crate) const LOG_STATE: &str =
+    "SELECT size, root, checkpoint, updated_at FROM log_state WHERE id = 1";
+/// The stored tree size, on SQLite (whose `BEGIN IMMEDIATE` already serializes writers).
+pub(crate) const LOG_SIZE: &str = "SELECT size FROM log_state WHERE id = 1";
+/// The stored tree size, row-locked until the transaction ends, on PostgreSQL.
+pub(crate) const LOG_SIZE_FOR_UPDATE: &str = "SELECT size FROM log_state WHERE id = 1 FOR UPDATE";
+/// Stores the new tree state only if the stored size is still `$5` (the batch's
+/// `expected_size`): a compare-and-set that also covers the first state row, which no
+/// `FOR UPDATE` can lock before it exists (a concurrent insert makes this wait, then affect no
+/// row).
+pub(crate) const PUT_LOG_STATE: &str = "INSERT INTO log_state \
+     (id, size, root, checkpoint, updated_at) VALUES (1, $1, $2, $3, $4) \
+     ON CONFLICT (id) DO UPDATE SET size = excluded.size, root = excluded.root, \
+     checkpoint = excluded.checkpoint, updated_at = excluded.updated_at \
+     WHERE log_state.size = $5";
+pub(crate) const TAKE_LOG_QUEUE_RANGE: &str =
+    "DELETE FROM log_queue WHERE id BETWEEN $1 AND $2 RETURNING id";
+pub(crate) const LOG_ENTRIES: &str =
+    "SELECT entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+pub(crate) const LOG_INDEX: &str = "SELECT MAX(idx) FROM log_entries WHERE subject = $1";
+pub(crate) const TAKE_LOG_LEASE: &str = "UPDATE log_lease SET holder = $1, until = $2 \
+     WHERE id = 1 AND (holder = $1 OR until < $3)";
+
+/// Rows per multi-row `INSERT INTO log_entries` (5 parameters a row), far below SQLite's 32766
+/// and PostgreSQL's 65535 parameters.
+pub(crate) const LOG_ENTRY_ROWS: usize = 1024;
+/// Rows per multi-row `INSERT INTO log_hashes` (2 parameters a row).
+pub(crate) const LOG_HASH_ROWS: usize = 4096;
+/// Values per `IN (…)` list (deleting queue rows, reading hashes).
+pub(crate) const IN_LIST_ROWS: usize = 1024;
+
+/// Rows per multi-row `INSERT INTO log_queue` (3 parameters a row).
+pub(crate) const QUEUE_LOG_ENTRY_ROWS: usize = 1024;
+
+// Every generated statement stays within SQLite's 32766 parameters.
+const _: () = assert!(
+    QUEUE_LOG_ENTRY_ROWS * 3 <= 32_766
+        && LOG_ENTRY_ROWS * 5 <= 32_766
+        && LOG_HASH_ROWS * 2 <= 32_766
+        && IN_LIST_ROWS <= 32_766
+);
+
+/// `INSERT INTO log_queue` of `rows` rows; bind `subject, entry, created_at` for each. Rows
+/// are inserted, and their ids drawn, in the order listed.
+pub(crate) static QUEUE_LOG_ENTRIES: SizedSql = SizedSql::new(QUEUE_LOG_ENTRY_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| format!("({}, {}, {})", p.next(), p.next(), p.next()))
+        .collect();
+    format!(
+        "INSERT INTO log_queue (subject, entry, created_at) VALUES {}",
+        rows.join(", ")
+    )
+});
+/// `INSERT INTO log_entries` of `rows` rows; bind `idx, subject, entry, queue_id, created_at`
+/// for each.
+pub(crate) static INSERT_LOG_ENTRIES: SizedSql = SizedSql::new(LOG_ENTRY_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| {
+            let row: Vec<String> = (0..5).map(|_| p.next()).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO log_entries (idx, subject, entry, queue_id, created_at) VALUES {}",
+        rows.join(", ")
+    )
+});
+/// `INSERT INTO log_hashes` of `rows` rows; bind `idx, hash` for each.
+pub(crate) static INSERT_LOG_HASHES: SizedSql = SizedSql::new(LOG_HASH_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| format!("({}, {})", p.next(), p.next()))
+        .collect();
+    format!(
+        "INSERT INTO log_hashes (idx, hash) VALUES {}",
+        rows.join(", ")
+    )
+});
+/// Deletes the queue rows with the `rows` ids bound, returning the ids deleted.
+pub(crate) static TAKE_LOG_QUEUE_IN: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
+    format!(
+        "DELETE FROM log_queue WHERE id IN ({}) RETURNING id",
+        p.list(rows)
+    )
+});
+/// The stored hashes with the `rows` indexes bound, as `(idx, hash)` in no particular order.
+pub(crate) static LOG_HASHES: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
+    format!(
+        "SELECT idx, hash FROM log_hashes WHERE idx IN ({})",
+        p.list(rows)
+    )
+});
+
+/// How a backend's generated statements write their parameters: the fixed statements above use
+/// `$N` on both backends, but binding a SQLite statement with `n` *named* parameters costs
+/// O(n²) (sqlx looks up each parameter's name, and `sqlite3_bind_parameter_name` scans the
+/// names linearly): for statements of thousands of parameters SQLite gets plain `?`, bound in
+/// order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Params {
+    /// `$1`, `$2`, … (PostgreSQL).
+    Numbered,
+    /// `?`, `?`, … (SQLite).
+    Anonymous,
+}
+
+/// Writes the parameters of one statement, in binding order.
+#[derive(Debug)]
+pub(crate) struct Placeholders {
+    style: Params,
+    count: usize,
+}
+
+impl Placeholders {
+    fn next(&mut self) -> String {
+        self.count += 1;
+        match self.style {
+            Params::Numbered => format!("${}", self.count),
+            Params::Anonymous => "?".to_owned(),
+        }
+    }
+
+    fn list(&mut self, n: usize) -> String {
+        let list: Vec<String> = (0..n).map(|_| self.next()).collect();
+        list.join(", ")
+    }
+}
+
+/// A statement with a list of `rows` rows (or values), for every power of two `rows` up to a
+/// maximum and each parameter style, each text built once and then reused: one text per size
+/// keeps every statement in the connections' prepared-statement caches, however long the
+/// batches are. Split a longer list with [`pieces`] (inserts) or pad it to a power of two by
+/// repeating a value (`IN`).
+#[derive(Debug)]
+pub(crate) struct SizedSql {
+    max_rows: usize,
+    build: fn(usize, &mut Placeholders) -> String,
+    numbered: [OnceLock<String>; 16],
+    anonymous: [OnceLock<String>; 16],
+}
+
+impl SizedSql {
+    const fn new(max_rows: usize, build: fn(usize, &mut Placeholders) -> String) -> SizedSql {
+        assert!(max_rows.is_power_of_two() && max_rows.trailing_zeros() < 16);
+        SizedSql {
+            max_rows,
+            build,
+            numbered: [const { OnceLock::new() }; 16],
+            anonymous: [const { OnceLock::new() }; 16],
+        }
+    }
+
+    /// The most rows one statement takes.
+    pub(crate) fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    /// The statement for `rows` rows (a power of two, at most [`SizedSql::max_rows`]) with
+    /// parameters written in `style`.
+    pub(crate) fn get(&'static self, rows: usize, style: Params) -> &'static str {
+        debug_assert!(
+            rows.is_power_of_two() && rows <= self.max_rows,
+            "{rows} rows"
+        );
+        let texts = match style {
+            Params::Numbered => &self.numbered,
+            Params::Anonymous => &self.anonymous,
+        };
+        texts[rows.trailing_zeros() as usize]
+            .get_or_init(|| (self.build)(rows, &mut Placeholders { style, count: 0 }))
+    }
+}
+
+/// Splits `n` rows into statement sizes, largest first, each a power of two of at most
+/// `max_rows` (itself a power of two): full statements, then the binary digits of the rest.
+pub(crate) fn pieces(n: usize, max_rows: usize) -> impl Iterator<Item = usize> {
+    let rest = n % max_rows;
+    std::iter::repeat_n(max_rows, n / max_rows).chain(
+        (0..max_rows.trailing_zeros())
+            .rev()
+            .map(|bit| 1_usize << bit)
+            .filter(move |size| rest & size != 0),
+    )
+}
+
 /// The columns of [`AUTHENTICATE`], one flat row.
 #[derive(sqlx::FromRow)]
 pub(crate) struct PrincipalRow {
@@ -204,6 +394,11 @@ impl From<PrincipalRow> for crate::Principal {
 /// - `async fn run_migrations(&self) -> Result<(), StoreError>`
 /// - `async fn begin_write(&self, writes: &[Write])
 ///   -> Result<sqlx::Transaction<'static, $db>, StoreError>`
+///
+/// and the associated constants `LOG_SIZE_LOCKED: &'static str`, the query that reads the
+/// stored log size and holds it until the transaction ends ([`LOG_SIZE`] or
+/// [`LOG_SIZE_FOR_UPDATE`]), and `PARAMS: Params`, how its generated statements write their
+/// parameters ([`Params`]).
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
         // A block of its own, so that the `use`s below stay local to this expansion.
@@ -211,8 +406,9 @@ macro_rules! impl_store {
             use $crate::error::{DbResult as _, write_error};
             use $crate::shared as sql;
             use $crate::{
-                Application, AuditEvent, Idempotency, Member, Organization, Permit, Principal,
-                Receipt, Review, SigningKey, Store, StoreError, Token, Write,
+                Application, AuditEvent, Idempotency, LogBatch, LogState, Member, Organization,
+                Permit, Principal, QueuedLogEntry, Receipt, Review, SigningKey, Store, StoreError,
+                Token, Write,
             };
 
             impl $store {
@@ -472,6 +668,175 @@ macro_rules! impl_store {
                                 .await
                                 .map_err(fail)?;
                         }
+                        Write::QueueLogEntry { subject, entry, at } => {
+                            sqlx::query(sql::QUEUE_LOG_ENTRY)
+                                .bind(subject)
+                                .bind(entry)
+                                .bind(*at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                    }
+                    Ok(())
+                }
+
+                /// Applies `writes`, all [`Write::QueueLogEntry`], with multi-row inserts: the
+                /// same rows, ids in the same order, as applying them one by one.
+                async fn queue_log_entries(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    writes: &[Write],
+                ) -> Result<(), StoreError> {
+                    let mut rest = writes;
+                    let max_rows = sql::QUEUE_LOG_ENTRIES.max_rows();
+                    for rows in sql::pieces(rest.len(), max_rows) {
+                        let (chunk, tail) = rest.split_at(rows);
+                        rest = tail;
+                        let mut query = sqlx::query(sql::QUEUE_LOG_ENTRIES.get(rows, Self::PARAMS));
+                        for write in chunk {
+                            if let Write::QueueLogEntry { subject, entry, at } = write {
+                                query = query.bind(subject).bind(entry).bind(*at);
+                            }
+                        }
+                        query
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(|e| write_error(&chunk[0], e))?;
+                    }
+                    Ok(())
+                }
+
+                /// The body of [`Store::sequence_log`], inside its transaction; `queue_ids` are
+                /// the batch's, sorted (see `validate::log_batch`).
+                async fn sequence(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    batch: &LogBatch,
+                    queue_ids: &[i64],
+                ) -> Result<(), StoreError> {
+                    let moved_on = |stored: &str| {
+                        StoreError::Conflict(format!(
+                            "log: the batch extends a tree of size {}, but the stored size is \
+                             {stored}: another sequencer went first",
+                            batch.expected_size
+                        ))
+                    };
+                    // Locks the state row (PostgreSQL) until commit: a second sequencer waits
+                    // here, then reads the size the first one stored.
+                    let stored: Option<i64> = sqlx::query_scalar(Self::LOG_SIZE_LOCKED)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .db()?;
+                    let stored = stored.unwrap_or(0);
+                    if stored != batch.expected_size {
+                        return Err(moved_on(&stored.to_string()));
+                    }
+                    // The state first: before there is a row to lock, this compare-and-set is
+                    // what keeps two sequencers from both extending size 0.
+                    let done = sqlx::query(sql::PUT_LOG_STATE)
+                        .bind(batch.size)
+                        .bind(&batch.root)
+                        .bind(&batch.checkpoint)
+                        .bind(batch.at)
+                        .bind(batch.expected_size)
+                        .execute(&mut *conn)
+                        .await
+                        .db()?;
+                    if done.rows_affected() != 1 {
+                        return Err(moved_on("no longer that"));
+                    }
+                    Self::take_queued(&mut *conn, queue_ids).await?;
+                    let mut rest = &batch.entries[..];
+                    let max_rows = sql::INSERT_LOG_ENTRIES.max_rows();
+                    for rows in sql::pieces(rest.len(), max_rows) {
+                        let (chunk, tail) = rest.split_at(rows);
+                        rest = tail;
+                        let mut query =
+                            sqlx::query(sql::INSERT_LOG_ENTRIES.get(rows, Self::PARAMS));
+                        for e in chunk {
+                            query = query
+                                .bind(e.index)
+                                .bind(&e.subject)
+                                .bind(&e.entry)
+                                .bind(e.queue_id)
+                                .bind(batch.at);
+                        }
+                        query
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(|e| $crate::error::log_error("entries", e))?;
+                    }
+                    let mut rest = &batch.hashes[..];
+                    let max_rows = sql::INSERT_LOG_HASHES.max_rows();
+                    for rows in sql::pieces(rest.len(), max_rows) {
+                        let (chunk, tail) = rest.split_at(rows);
+                        rest = tail;
+                        let mut query = sqlx::query(sql::INSERT_LOG_HASHES.get(rows, Self::PARAMS));
+                        for (index, hash) in chunk {
+                            query = query.bind(*index).bind(hash);
+                        }
+                        query
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(|e| $crate::error::log_error("hashes", e))?;
+                    }
+                    Ok(())
+                }
+
+                /// Deletes the queue rows `ids` (sorted, distinct): one `BETWEEN` per run of
+                /// consecutive ids, one `IN` list per chunk of the others. A row that is no
+                /// longer queued is a `Conflict` naming it.
+                async fn take_queued(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    ids: &[i64],
+                ) -> Result<(), StoreError> {
+                    /// Runs at least this long are deleted by range.
+                    const MIN_RUN: usize = 8;
+                    let check = |wanted: &[i64], mut taken: Vec<i64>| {
+                        if taken.len() == wanted.len() {
+                            return Ok(());
+                        }
+                        taken.sort_unstable();
+                        let missing = wanted
+                            .iter()
+                            .find(|id| taken.binary_search(id).is_err())
+                            .copied()
+                            .unwrap_or_default();
+                        Err(StoreError::Conflict(format!(
+                            "log: queued entry {missing} is no longer queued: another \
+                             sequencer took it"
+                        )))
+                    };
+                    let mut scattered = Vec::new();
+                    let mut start = 0;
+                    while start < ids.len() {
+                        let mut end = start + 1;
+                        while end < ids.len() && ids[end - 1].checked_add(1) == Some(ids[end]) {
+                            end += 1;
+                        }
+                        let run = &ids[start..end];
+                        if run.len() >= MIN_RUN {
+                            let taken: Vec<i64> = sqlx::query_scalar(sql::TAKE_LOG_QUEUE_RANGE)
+                                .bind(run[0])
+                                .bind(run[run.len() - 1])
+                                .fetch_all(&mut *conn)
+                                .await
+                                .db()?;
+                            check(run, taken)?;
+                        } else {
+                            scattered.extend_from_slice(run);
+                        }
+                        start = end;
+                    }
+                    for chunk in scattered.chunks(sql::TAKE_LOG_QUEUE_IN.max_rows()) {
+                        let rows = chunk.len().next_power_of_two();
+                        let mut query =
+                            sqlx::query_scalar(sql::TAKE_LOG_QUEUE_IN.get(rows, Self::PARAMS));
+                        for i in 0..rows {
+                            // Padding repeats the last id: the same row, deleted once.
+                            query = query.bind(chunk[i.min(chunk.len() - 1)]);
+                        }
+                        let taken: Vec<i64> = query.fetch_all(&mut *conn).await.db()?;
+                        check(chunk, taken)?;
                     }
                     Ok(())
                 }
@@ -494,8 +859,22 @@ macro_rules! impl_store {
                         return Ok(());
                     }
                     let mut tx = self.begin_write(&writes).await?;
-                    for write in &writes {
-                        if let Err(e) = Self::apply(&mut *tx, write).await {
+                    let mut rest = &writes[..];
+                    while !rest.is_empty() {
+                        // Consecutive queued log entries go in multi-row inserts (a bulk
+                        // producer may queue thousands in one batch); the rest one by one.
+                        let queued = rest
+                            .iter()
+                            .take_while(|w| matches!(w, Write::QueueLogEntry { .. }))
+                            .count();
+                        let (now, later) = rest.split_at(queued.max(1));
+                        rest = later;
+                        let applied = if queued > 1 {
+                            Self::queue_log_entries(&mut *tx, now).await
+                        } else {
+                            Self::apply(&mut *tx, &now[0]).await
+                        };
+                        if let Err(e) = applied {
                             tracing::debug!(error = %e, "store batch rolled back");
                             // Dropping `tx` would also roll back, but lazily; do it now so the
                             // connection is clean before it returns to the pool.
@@ -693,8 +1072,158 @@ macro_rules! impl_store {
                         .await
                         .db()
                 }
+
+                async fn log_queue(&self, limit: i64) -> Result<Vec<QueuedLogEntry>, StoreError> {
+                    if limit < 1 {
+                        return Err(StoreError::Invalid(format!(
+                            "log queue limit: must be 1 or more (got {limit})"
+                        )));
+                    }
+                    sqlx::query_as(sql::LOG_QUEUE)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn log_state(&self) -> Result<Option<LogState>, StoreError> {
+                    sqlx::query_as(sql::LOG_STATE)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn sequence_log(&self, batch: LogBatch) -> Result<(), StoreError> {
+                    let queue_ids = $crate::validate::log_batch(&batch)?;
+                    let mut tx = self.begin_write(&[]).await?;
+                    if let Err(e) = Self::sequence(&mut *tx, &batch, &queue_ids).await {
+                        tracing::debug!(error = %e, "log batch rolled back");
+                        let _ = tx.rollback().await;
+                        return Err(e);
+                    }
+                    tx.commit().await.db()?;
+                    tracing::debug!(
+                        entries = batch.entries.len(),
+                        size = batch.size,
+                        "log batch committed"
+                    );
+                    Ok(())
+                }
+
+                async fn log_hashes(&self, indexes: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
+                    let mut wanted = indexes.to_vec();
+                    wanted.sort_unstable();
+                    wanted.dedup();
+                    let mut found = std::collections::HashMap::with_capacity(wanted.len());
+                    for chunk in wanted.chunks(sql::LOG_HASHES.max_rows()) {
+                        let rows = chunk.len().next_power_of_two();
+                        let mut query = sqlx::query_as::<_, (i64, Vec<u8>)>(
+                            sql::LOG_HASHES.get(rows, Self::PARAMS),
+                        );
+                        for i in 0..rows {
+                            // Padding repeats the last index: the same row, read once.
+                            query = query.bind(chunk[i.min(chunk.len() - 1)]);
+                        }
+                        found.extend(query.fetch_all(&self.pool).await.db()?);
+                    }
+                    indexes
+                        .iter()
+                        .map(|index| {
+                            found
+                                .get(index)
+                                .cloned()
+                                .ok_or_else(|| StoreError::NotFound(format!("log hash {index}")))
+                        })
+                        .collect()
+                }
+
+                async fn log_entries(
+                    &self,
+                    start: i64,
+                    end: i64,
+                ) -> Result<Vec<Vec<u8>>, StoreError> {
+                    if start < 0 || end < start {
+                        return Err(StoreError::Invalid(format!(
+                            "log entries: need 0 <= start <= end (got start {start}, end {end})"
+                        )));
+                    }
+                    sqlx::query_scalar(sql::LOG_ENTRIES)
+                        .bind(start)
+                        .bind(end)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn log_index(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+                    sqlx::query_scalar(sql::LOG_INDEX)
+                        .bind(subject)
+                        .fetch_one(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn take_log_lease(
+                    &self,
+                    holder: &str,
+                    now: i64,
+                    until: i64,
+                ) -> Result<bool, StoreError> {
+                    if holder.is_empty() {
+                        return Err(StoreError::Invalid(
+                            "log lease holder: must not be empty".to_owned(),
+                        ));
+                    }
+                    let done = sqlx::query(sql::TAKE_LOG_LEASE)
+                        .bind(holder)
+                        .bind(until)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected() == 1)
+                }
             }
         };
     };
 }
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_are_powers_of_two_largest_first() {
+        let split = |n| pieces(n, 8).collect::<Vec<_>>();
+        assert_eq!(split(0), Vec::<usize>::new());
+        assert_eq!(split(1), [1]);
+        assert_eq!(split(8), [8]);
+        assert_eq!(split(23), [8, 8, 4, 2, 1]);
+        assert_eq!(split(16), [8, 8]);
+        for n in 0..100 {
+            assert_eq!(split(n).iter().sum::<usize>(), n);
+        }
+    }
+
+    #[test]
+    fn generated_statements_number_or_list_their_parameters() {
+        assert_eq!(
+            INSERT_LOG_HASHES.get(2, Params::Numbered),
+            "INSERT INTO log_hashes (idx, hash) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            INSERT_LOG_HASHES.get(2, Params::Anonymous),
+            "INSERT INTO log_hashes (idx, hash) VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(
+            LOG_HASHES.get(4, Params::Numbered),
+            "SELECT idx, hash FROM log_hashes WHERE idx IN ($1, $2, $3, $4)"
+        );
+        let entries = INSERT_LOG_ENTRIES.get(LOG_ENTRY_ROWS, Params::Numbered);
+        assert!(
+            entries.ends_with(&format!("${})", LOG_ENTRY_ROWS * 5)),
+            "{entries}"
+        );
+    }
+}

@@ -79,6 +79,12 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// `BEGIN IMMEDIATE` (see [`SqliteStore::begin_write`]) already holds the write lock.
+    const LOG_SIZE_LOCKED: &'static str = crate::shared::LOG_SIZE;
+
+    /// Plain `?` in long generated statements: binding named ones is quadratic on SQLite.
+    const PARAMS: crate::shared::Params = crate::shared::Params::Anonymous;
+
     async fn run_migrations(&self) -> Result<(), StoreError> {
         MIGRATOR
             .run(&self.pool)

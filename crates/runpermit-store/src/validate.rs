@@ -1,8 +1,10 @@
 //! Checks on a batch before it reaches the database: enumerated values, JSON text, key sizes.
 //! Every problem of the batch is reported at once, each naming its write and field.
 
-use crate::records::{MEMBER_ROLES, ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS};
-use crate::{StoreError, Write};
+use crate::records::{
+    MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS,
+};
+use crate::{LogBatch, StoreError, Write};
 
 /// Checks every write of `writes`; `Invalid` lists all problems found.
 pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
@@ -15,6 +17,128 @@ pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::Invalid(problems.list.join("; ")))
+    }
+}
+
+/// The largest tree size [`log_batch`] accepts (2^53): far beyond any real log, and small enough
+/// that every stored-hash index fits an `i64` without overflow checks downstream.
+const MAX_LOG_SIZE: i64 = 1 << 53;
+
+/// How many hashes tlog stores for a tree of `n` records (`StoredHashCount(n)` in Go's
+/// `golang.org/x/mod/sumdb/tlog`): `2n - popcount(n)`. The hashes that records `0..n` add are
+/// the stored-hash indexes `0..stored_hash_count(n)`. `n` is at most [`MAX_LOG_SIZE`].
+pub(crate) fn stored_hash_count(n: i64) -> i64 {
+    2 * n - i64::from(n.count_ones())
+}
+
+/// Checks a [`LogBatch`] against itself (the stored size is the database's to check): sizes,
+/// consecutive entry indexes, the exact run of stored-hash indexes it must add, non-empty
+/// fields, distinct queue ids. `Invalid` lists every problem found (the first of each kind for
+/// per-entry checks). On success, returns the batch's queue ids, sorted.
+pub(crate) fn log_batch(batch: &LogBatch) -> Result<Vec<i64>, StoreError> {
+    let mut p = Problems {
+        at: "log batch".to_owned(),
+        list: Vec::new(),
+    };
+    let range = 0..=MAX_LOG_SIZE;
+    if !range.contains(&batch.expected_size) {
+        p.push(
+            "expected_size",
+            format!("must be 0 to {MAX_LOG_SIZE} (got {})", batch.expected_size),
+        );
+    }
+    let added = i64::try_from(batch.entries.len()).unwrap_or(i64::MAX);
+    let size_ok =
+        range.contains(&batch.size) && batch.expected_size.checked_add(added) == Some(batch.size);
+    if !size_ok {
+        p.push(
+            "size",
+            format!(
+                "must be expected_size + entries.len() = {} + {} (got {})",
+                batch.expected_size,
+                batch.entries.len(),
+                batch.size
+            ),
+        );
+    }
+    let mut expected_index = batch.expected_size;
+    let (mut bad_index, mut bad_subject, mut bad_entry) = (false, false, false);
+    for (i, e) in batch.entries.iter().enumerate() {
+        if e.index != expected_index && !bad_index {
+            bad_index = true;
+            p.push(
+                &format!("entries[{i}].index"),
+                format!(
+                    "must be {expected_index}: entries take the indexes expected_size, \
+                     expected_size + 1, … in order (got {})",
+                    e.index
+                ),
+            );
+        }
+        if e.subject.is_empty() && !bad_subject {
+            bad_subject = true;
+            p.push(
+                &format!("entries[{i}].subject"),
+                "must not be empty".to_owned(),
+            );
+        }
+        if (e.entry.is_empty() || e.entry.len() >= MAX_LOG_ENTRY_BYTES) && !bad_entry {
+            bad_entry = true;
+            p.log_entry(&format!("entries[{i}].entry"), &e.entry);
+        }
+        expected_index = expected_index.saturating_add(1);
+    }
+    if p.list.is_empty() {
+        // Sizes are in range: the stored-hash arithmetic cannot overflow.
+        let first = stored_hash_count(batch.expected_size);
+        let end = stored_hash_count(batch.size);
+        let want = usize::try_from(end - first).unwrap_or(usize::MAX);
+        if batch.hashes.len() != want {
+            p.push(
+                "hashes",
+                format!(
+                    "must hold the {want} stored hashes with indexes {first}..{end} that a tree \
+                     of {} entries adds to one of {} (got {})",
+                    batch.size,
+                    batch.expected_size,
+                    batch.hashes.len()
+                ),
+            );
+        } else if let Some((i, (index, _))) = batch
+            .hashes
+            .iter()
+            .enumerate()
+            .find(|(i, (index, _))| *index != first + *i as i64)
+        {
+            p.push(
+                &format!("hashes[{i}]"),
+                format!(
+                    "index must be {}: the hashes take the indexes {first}..{end} in order \
+                     (got {index})",
+                    first + i as i64
+                ),
+            );
+        }
+    }
+    if let Some(i) = batch.hashes.iter().position(|(_, hash)| hash.is_empty()) {
+        p.push(&format!("hashes[{i}]"), "hash must not be empty".to_owned());
+    }
+    if batch.root.is_empty() {
+        p.push("root", "must not be empty".to_owned());
+    }
+    p.id("checkpoint", &batch.checkpoint);
+    let mut queue_ids: Vec<i64> = batch.entries.iter().map(|e| e.queue_id).collect();
+    queue_ids.sort_unstable();
+    if let Some(pair) = queue_ids.windows(2).find(|pair| pair[0] == pair[1]) {
+        p.push(
+            "entries",
+            format!("queue_id {} appears more than once", pair[0]),
+        );
+    }
+    if p.list.is_empty() {
+        Ok(queue_ids)
+    } else {
+        Err(StoreError::Invalid(p.list.join("; ")))
     }
 }
 
@@ -40,6 +164,19 @@ impl Problems {
             self.push(
                 field,
                 format!("must be one of {} (got {value:?})", accepted.join(", ")),
+            );
+        }
+    }
+
+    fn log_entry(&mut self, field: &str, entry: &[u8]) {
+        if entry.is_empty() || entry.len() >= MAX_LOG_ENTRY_BYTES {
+            self.push(
+                field,
+                format!(
+                    "must hold 1 to {} bytes (got {})",
+                    MAX_LOG_ENTRY_BYTES - 1,
+                    entry.len()
+                ),
             );
         }
     }
@@ -159,6 +296,10 @@ fn check(write: &Write, p: &mut Problems) {
             }
             p.json("response_json", &i.response_json);
         }
+        Write::QueueLogEntry { subject, entry, .. } => {
+            p.id("subject", subject);
+            p.log_entry("entry", entry);
+        }
     }
 }
 
@@ -212,6 +353,76 @@ mod tests {
         assert!(
             message
                 .contains("writes[1] (InsertSigningKey k1) public_key: must be the 32 raw bytes"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn stored_hash_count_matches_tlog() {
+        // StoredHashCount from golang.org/x/mod/sumdb/tlog, by its definition: the hashes of
+        // records 0..n, each adding its leaf and one hash per completed subtree.
+        let mut count = 0;
+        for n in 0..1_000_i64 {
+            assert_eq!(stored_hash_count(n), count, "n = {n}");
+            count += 1 + i64::from((n + 1).trailing_zeros());
+        }
+    }
+
+    #[test]
+    fn log_batch_problems_are_each_reported() {
+        use crate::{LogBatch, SequencedEntry};
+        let entry = |queue_id, index| SequencedEntry {
+            queue_id,
+            index,
+            subject: "s".into(),
+            entry: vec![1],
+        };
+        let batch = LogBatch {
+            expected_size: 3,
+            entries: vec![entry(1, 3), entry(1, 5)],
+            hashes: vec![],
+            size: 6,
+            root: vec![],
+            checkpoint: String::new(),
+            at: 0,
+        };
+        let Err(StoreError::Invalid(message)) = log_batch(&batch) else {
+            panic!("expected Invalid");
+        };
+        for part in [
+            "size: must be expected_size + entries.len() = 3 + 2 (got 6)",
+            "entries[1].index: must be 4",
+            "root: must not be empty",
+            "checkpoint: must not be empty",
+            "queue_id 1 appears more than once",
+        ] {
+            assert!(message.contains(part), "{part:?} in {message}");
+        }
+
+        let ok = LogBatch {
+            expected_size: 3,
+            entries: vec![entry(9, 3), entry(2, 4)],
+            // stored_hash_count(3) = 4, stored_hash_count(5) = 8
+            hashes: (4..8).map(|i| (i, vec![0; 32])).collect(),
+            size: 5,
+            root: vec![0; 32],
+            checkpoint: "c".into(),
+            at: 0,
+        };
+        assert_eq!(log_batch(&ok).unwrap(), vec![2, 9]);
+        let mut shifted = ok.clone();
+        shifted.hashes[2].0 = 7;
+        let Err(StoreError::Invalid(message)) = log_batch(&shifted) else {
+            panic!("expected Invalid");
+        };
+        assert!(message.contains("hashes[2]: index must be 6"), "{message}");
+        let mut short = ok;
+        short.hashes.pop();
+        let Err(StoreError::Invalid(message)) = log_batch(&short) else {
+            panic!("expected Invalid");
+        };
+        assert!(
+            message.contains("must hold the 4 stored hashes with indexes 4..8"),
             "{message}"
         );
     }

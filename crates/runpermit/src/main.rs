@@ -9,6 +9,7 @@ mod admin;
 mod apply;
 mod client;
 mod estimate;
+mod log;
 mod permit;
 mod serve;
 mod usage;
@@ -49,6 +50,8 @@ enum Command {
     Review(apply::ReviewArgs),
     /// Fetch permits and verify them offline.
     Permit(permit::PermitArgs),
+    /// Audit the public transparency log: verify it, or print inclusion proofs.
+    Log(log::LogArgs),
     /// Manage organizations and their members.
     Org(admin::OrgArgs),
     /// Manage API tokens.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Applications(args) => apply::applications(args),
         Command::Review(args) => apply::review(args),
         Command::Permit(args) => permit::run(args),
+        Command::Log(args) => log::run(args),
         Command::Org(args) => admin::org(args),
         Command::Token(args) => admin::token(args),
         Command::Whoami(args) => admin::whoami(args),

@@ -26,6 +26,9 @@ enum PermitCommand {
         /// Write the signed token to this file instead of printing it.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Also write the permit's log inclusion proof (c2sp.org/tlog-proof@v1) to this file.
+        #[arg(long, value_name = "FILE")]
+        proof: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -43,6 +46,13 @@ enum PermitCommand {
         /// Tolerated clock skew in seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         leeway: i64,
+        /// The permit's log inclusion proof (from `permit get --proof`): checks that this
+        /// exact permit is in the public log. Needs --log-vkey.
+        #[arg(long, value_name = "FILE", requires = "log_vkey")]
+        proof: Option<PathBuf>,
+        /// The log's verifier key (name+hash+base64), pinned out of band.
+        #[arg(long, value_name = "VKEY")]
+        log_vkey: Option<String>,
         /// Print the verified claims as JSON.
         #[arg(long)]
         json: bool,
@@ -52,18 +62,61 @@ enum PermitCommand {
 /// Runs `runpermit permit`.
 pub fn run(args: PermitArgs) -> Result<()> {
     match args.command {
-        PermitCommand::Get { id, output, client } => get(&id, output, &client),
+        PermitCommand::Get {
+            id,
+            output,
+            proof,
+            client,
+        } => get(&id, output, proof, &client),
         PermitCommand::Verify {
             token,
             jwks,
             at,
             leeway,
+            proof,
+            log_vkey,
             json,
-        } => verify(&token, &jwks, at.as_deref(), leeway, json),
+        } => {
+            let logged = match (proof, log_vkey) {
+                (Some(p), Some(v)) => Some(check_logged(&token, &p, &v)?),
+                _ => None,
+            };
+            verify(&token, &jwks, at.as_deref(), leeway, json)?;
+            if let (Some((index, size)), false) = (logged, json) {
+                println!("  public log:       entry {index}, under a checkpoint of {size} entries");
+            }
+            Ok(())
+        }
     }
 }
 
-fn get(id: &str, output: Option<PathBuf>, args: &ClientArgs) -> Result<()> {
+/// Checks that `proof` proves the permit in `token_path` is in the log signed by `vkey`;
+/// returns the entry index and the checkpoint size.
+fn check_logged(token_path: &PathBuf, proof: &PathBuf, vkey: &str) -> Result<(u64, u64)> {
+    let token = std::fs::read_to_string(token_path)
+        .with_context(|| format!("reading {}", token_path.display()))?;
+    let text =
+        std::fs::read_to_string(proof).with_context(|| format!("reading {}", proof.display()))?;
+    let bundle = runpermit_log::ProofBundle::parse(&text)
+        .map_err(|e| UsageError(format!("--proof {}: {e}", proof.display())))?;
+    let proved = bundle
+        .verify_entry(vkey.trim())
+        .map_err(|e| anyhow::anyhow!("INVALID: the log proof does not verify: {e}"))?;
+    match proved.entry {
+        runpermit_log::LogEntry::PermitIssued { token: logged, .. } if logged == token.trim() => {
+            Ok((proved.index, proved.checkpoint.size))
+        }
+        runpermit_log::LogEntry::PermitIssued { permit_id, .. } => {
+            bail!("INVALID: the log proof is for another permit ({permit_id})")
+        }
+        other => bail!(
+            "INVALID: the log proof is for a {} entry, not a permit",
+            other.type_name()
+        ),
+    }
+}
+
+fn get(id: &str, output: Option<PathBuf>, proof: Option<PathBuf>, args: &ClientArgs) -> Result<()> {
     let client = Client::new(args)?;
     let path = if id.starts_with("app_") {
         format!("/v1/applications/{id}/permit")
@@ -74,9 +127,18 @@ fn get(id: &str, output: Option<PathBuf>, args: &ClientArgs) -> Result<()> {
     if args.json {
         return print_json(&permit);
     }
+    if let Some(file) = &proof {
+        let text = permit.get("proof").and_then(Value::as_str).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{id} has no log proof yet (status {})",
+                permit.get("status").and_then(Value::as_str).unwrap_or("?")
+            )
+        })?;
+        std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?;
+    }
     let Some(token) = permit.get("token").and_then(Value::as_str) else {
         bail!(
-            "permit {} is decided but not yet signed (status {}); try again shortly",
+            "permit {} is not yet public (status {}); try again shortly",
             permit.get("id").and_then(Value::as_str).unwrap_or(id),
             permit.get("status").and_then(Value::as_str).unwrap_or("?")
         );

@@ -20,7 +20,8 @@ use crate::usage::UsageError;
 /// Where the authority keeps its state (shared by `serve` and `init`).
 #[derive(Debug, Args)]
 pub struct AuthorityArgs {
-    /// TOML file with any of: listen, data_dir, database_url, signing_key, issuer, policy.
+    /// TOML file with any of: listen, data_dir, database_url, signing_key, issuer, policy,
+    /// log_key, log_origin.
     #[arg(long, value_name = "FILE", env = "RUNPERMIT_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory: the embedded SQLite database and the signing key [default: ./runpermit-data].
@@ -40,6 +41,14 @@ pub struct AuthorityArgs {
     /// [default: http://LISTEN].
     #[arg(long, value_name = "URL", env = "RUNPERMIT_ISSUER")]
     issuer: Option<String>,
+    /// Transparency-log checkpoint key file (Ed25519, PKCS#8 PEM, created mode 0600 if absent)
+    /// [default: DATA_DIR/keys/log-signing.pem]. Processes sharing a database share it.
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_LOG_KEY")]
+    log_key: Option<PathBuf>,
+    /// The log's origin line, fixed when its key is created [default: the issuer's host
+    /// followed by /log when --issuer is given, else runpermit.authority/log].
+    #[arg(long, value_name = "NAME", env = "RUNPERMIT_LOG_ORIGIN")]
+    log_origin: Option<String>,
 }
 
 /// `runpermit serve` flags.
@@ -48,6 +57,14 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR", env = "RUNPERMIT_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Milliseconds between sequencing rounds of the transparency log when its queue is empty.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "RUNPERMIT_SEQUENCE_INTERVAL_MS",
+        default_value_t = 100
+    )]
+    sequence_interval_ms: u64,
     #[command(flatten)]
     authority: AuthorityArgs,
 }
@@ -62,6 +79,8 @@ struct ConfigFile {
     signing_key: Option<PathBuf>,
     policy: Option<PathBuf>,
     issuer: Option<String>,
+    log_key: Option<PathBuf>,
+    log_origin: Option<String>,
 }
 
 /// Resolved settings.
@@ -106,6 +125,13 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
         }
         None => Policy::builtin().clone(),
     };
+    let explicit_issuer = args.issuer.clone().or(file.issuer.clone());
+    let log_origin = args.log_origin.or(file.log_origin).or_else(|| {
+        explicit_issuer.as_deref().map(|i| {
+            let host = i.split("://").nth(1).unwrap_or(i).trim_end_matches('/');
+            format!("{host}/log")
+        })
+    });
     Ok(AuthoritySettings {
         listen,
         setup: Setup {
@@ -115,6 +141,8 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
                 .unwrap_or_else(|| PathBuf::from("runpermit-data")),
             database_url,
             signing_key: args.signing_key.or(file.signing_key),
+            log_key: args.log_key.or(file.log_key),
+            log_origin,
         },
         policy,
         issuer: args
@@ -152,6 +180,11 @@ fn report(settings: &AuthoritySettings, prepared: &Prepared) {
         }
     );
     println!("policy:       {}", settings.policy.version);
+    println!(
+        "log key:      {} (vkey {})",
+        settings.setup.log_key_path().display(),
+        prepared.log_key.verifier_key()
+    );
     if let Some(token) = &prepared.admin_token {
         println!();
         println!("Bootstrap admin token (shown once; store it now):");
@@ -212,6 +245,7 @@ pub fn rotate(args: AuthorityArgs) -> Result<()> {
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
     let settings = resolve(args.listen, args.authority)?;
+    let interval = std::time::Duration::from_millis(args.sequence_interval_ms.max(1));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let prepared = prepare(&settings.setup, &SystemClock)
@@ -227,8 +261,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
             policy: Arc::new(settings.policy),
             signer: Arc::new(prepared.signer),
             issuer: settings.issuer,
+            log: Arc::new(runpermit_authority::tlog::LogService::new(
+                prepared.log_key,
+                interval,
+            )),
             metrics,
         };
+        let sequencer = tokio::spawn(runpermit_authority::tlog::run_sequencer(
+            state.clone(),
+            std::future::pending(),
+        ));
         match runpermit_authority::lifecycle::resume_pending(&state).await {
             Ok(0) => {}
             Ok(n) => println!("signed {n} permit(s) decided before a restart"),
@@ -240,9 +282,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "runpermit authority listening");
         println!("runpermit authority listening on http://{addr}");
-        runpermit_authority::serve(listener, state, shutdown_signal())
+        let served = runpermit_authority::serve(listener, state, shutdown_signal())
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        // Stopping mid-round is safe: a sequencing transaction commits whole or not at all.
+        sequencer.abort();
+        served
     })
 }
 

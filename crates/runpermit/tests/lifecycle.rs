@@ -20,6 +20,7 @@ struct Authority {
     server: String,
     dir: PathBuf,
     admin_token: String,
+    log_vkey: String,
 }
 
 impl Drop for Authority {
@@ -82,6 +83,11 @@ fn start(database_url: Option<&str>) -> Authority {
         .find(|w| w.starts_with("rpt_"))
         .expect("init prints the bootstrap admin token")
         .to_owned();
+    let log_vkey = stdout
+        .lines()
+        .find_map(|l| l.split("(vkey ").nth(1))
+        .map(|v| v.trim_end_matches(')').to_owned())
+        .expect("init prints the log's verifier key");
     let key = data.join("keys/permit-signing.pem");
     #[cfg(unix)]
     {
@@ -109,6 +115,7 @@ fn start(database_url: Option<&str>) -> Authority {
         server,
         dir,
         admin_token,
+        log_vkey,
     }
 }
 
@@ -162,6 +169,33 @@ fn lab_applicant(a: &Authority, name: &str) -> String {
         .as_str()
         .expect("secret")
         .to_owned()
+}
+
+/// Waits (up to 10 s) until the log's checkpoint covers `size` entries.
+fn wait_for_log_size(a: &Authority, size: u64) {
+    for _ in 0..200 {
+        let out = run(
+            &[
+                "log",
+                "verify",
+                "--url",
+                &a.server,
+                "--vkey",
+                &a.log_vkey,
+                "--json",
+            ],
+            &a.server,
+            "",
+        );
+        if out.status.success() {
+            let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            if summary["checkpoint"]["size"].as_u64() >= Some(size) {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the log did not reach {size} entries");
 }
 
 fn id_of(v: &Value) -> String {
@@ -423,6 +457,60 @@ fn lifecycle(a: &Authority) {
 
     let list = json(&["applications", "list"], a, &alice);
     assert_eq!(list.as_array().expect("list").len(), 4);
+
+    // Anyone audits the log: all of it, then only what is new, from the saved state.
+    let state = a.dir.join("log-state.json");
+    let state_s = state.to_str().expect("path");
+    // Entries are public within a sequencing interval of their decision.
+    wait_for_log_size(a, 10);
+    let summary = json(
+        &[
+            "log",
+            "verify",
+            "--url",
+            &a.server,
+            "--vkey",
+            &a.log_vkey,
+            "--state",
+            state_s,
+        ],
+        a,
+        &alice,
+    );
+    let size = summary["checkpoint"]["size"].as_u64().expect("size");
+    // Four submissions, four decisions (exempt, approved twice, denied) and two permits.
+    assert_eq!(size, 10, "{summary}");
+    assert_eq!(summary["entries_by_type"]["decision"], 4, "{summary}");
+    assert_eq!(summary["entries_by_type"]["permit_issued"], 2, "{summary}");
+    let again = json(
+        &["log", "verify", "--url", &a.server, "--state", state_s],
+        a,
+        &alice,
+    );
+    assert_eq!(again["new_entries"], 0, "{again}");
+    json(&["apply", &plan("exempt.toml")], a, &alice);
+    wait_for_log_size(a, 12);
+    let more = json(
+        &["log", "verify", "--url", &a.server, "--state", state_s],
+        a,
+        &alice,
+    );
+    assert_eq!(more["previous_size"].as_u64(), Some(size), "{more}");
+    assert_eq!(more["new_entries"], 2, "{more}");
+    // A key other than the log's is refused.
+    let wrong = run(
+        &[
+            "log",
+            "verify",
+            "--url",
+            &a.server,
+            "--vkey",
+            "other.example/log+01234567+AAAA",
+        ],
+        &a.server,
+        &alice,
+    );
+    assert_ne!(wrong.status.code(), Some(0));
     assert_eq!(
         json(&["applications", "list"], a, &bob)
             .as_array()
@@ -594,4 +682,56 @@ fn two_servers_share_one_postgresql_database() {
         let _ = second.wait();
     }
     psql(&format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+/// Changing a stored entry behind the authority's back is caught, with the entry's index.
+#[test]
+fn log_verify_detects_a_changed_entry() {
+    let a = start(None);
+    let alice = lab_applicant(&a, "Audited Lab");
+    json(
+        &[
+            "apply",
+            &examples().join("standard.toml").display().to_string(),
+        ],
+        &a,
+        &alice,
+    );
+    let good = run(
+        &["log", "verify", "--url", &a.server, "--vkey", &a.log_vkey],
+        &a.server,
+        &alice,
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+
+    // Rewrite entry 1 in the database, past its append-only trigger.
+    let db = a.dir.join("data/runpermit.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await.expect("open");
+        sqlx::query("DROP TRIGGER log_entries_no_update").execute(&mut conn).await.expect("drop trigger");
+        sqlx::query("UPDATE log_entries SET entry = CAST(replace(CAST(entry AS TEXT), 'approved', 'denied!!') AS BLOB) WHERE idx = 1")
+            .execute(&mut conn)
+            .await
+            .expect("tamper");
+    });
+    let bad = run(
+        &["log", "verify", "--url", &a.server, "--vkey", &a.log_vkey],
+        &a.server,
+        &alice,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("LOG VERIFICATION FAILED") && err.contains("entry 1"),
+        "{err}"
+    );
 }

@@ -78,6 +78,19 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
         .rev()
         .find(|p| p.status == "issued")
         .map(|p| p.id);
+    // A permit is announced only once it is in the public log.
+    let permit_id = match permit_id {
+        Some(id)
+            if state
+                .store
+                .log_index(&format!("permit/{id}"))
+                .await?
+                .is_some() =>
+        {
+            Some(id)
+        }
+        _ => None,
+    };
     let receipt_id = state
         .store
         .receipt_for_application(&app.id)
@@ -323,7 +336,7 @@ async fn step(
         .to_owned();
     let mut app = own_application(&state, &caller, &id).await?;
     let expected_version = app.version;
-    let audit = lifecycle::transition_writes(
+    let mut writes = lifecycle::transition_writes(
         &state,
         &caller,
         &mut app,
@@ -331,16 +344,14 @@ async fn step(
         audit_action,
         Some(&reason),
     )?;
-    state
-        .store
-        .commit(vec![
-            Write::UpdateApplication {
-                application: app,
-                expected_version,
-            },
-            audit,
-        ])
-        .await?;
+    writes.insert(
+        0,
+        Write::UpdateApplication {
+            application: app,
+            expected_version,
+        },
+    );
+    state.store.commit(writes).await?;
     let app = visible(&state, &caller, &id).await?;
     Ok(Json(view(&state, app).await?))
 }

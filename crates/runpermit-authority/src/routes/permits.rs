@@ -13,6 +13,7 @@ use crate::authz::{self, OrgKind};
 use crate::error::ApiError;
 use crate::routes::applications::visible;
 use crate::state::AppState;
+use crate::tlog;
 
 /// A permit as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,10 +28,15 @@ pub struct PermitView {
     pub run_id: String,
     /// Holder organization.
     pub org_id: String,
-    /// `intent` (decided, not yet signed) or `issued`.
+    /// `intent` (decided, not yet signed), `logging` (signed, not yet in the public log) or
+    /// `issued` (in the log: `token` and `proof` are served).
     pub status: String,
-    /// The compact JWS, once issued.
+    /// The compact JWS, once the permit is in the public log.
     pub token: Option<String>,
+    /// Index of the permit's entry in the public log.
+    pub log_index: Option<i64>,
+    /// A `c2sp.org/tlog-proof@v1` bundle proving the entry (with the token) is in the log.
+    pub proof: Option<String>,
     /// Its claims.
     pub claims: Value,
     /// Signing key id.
@@ -41,25 +47,39 @@ pub struct PermitView {
     pub issued_at: Option<String>,
 }
 
-impl TryFrom<Permit> for PermitView {
-    type Error = ApiError;
-
-    fn try_from(p: Permit) -> Result<Self, ApiError> {
-        Ok(PermitView {
-            kind: "permit".into(),
-            claims: serde_json::from_str(&p.claims_json)
-                .map_err(|e| ApiError::Internal(format!("stored claims: {e}")))?,
-            id: p.id,
-            application_id: p.application_id,
-            run_id: p.run_id,
-            org_id: p.org_id,
-            status: p.status,
-            token: p.token,
-            kid: p.kid,
-            policy_version: p.policy_version,
-            issued_at: p.issued_at.map(rfc3339),
-        })
-    }
+/// The API view of `p`: the token and its proof only once the permit is in the public log.
+pub async fn permit_view(state: &AppState, p: Permit) -> Result<PermitView, ApiError> {
+    let claims = serde_json::from_str(&p.claims_json)
+        .map_err(|e| ApiError::Internal(format!("stored claims: {e}")))?;
+    let log_index = if p.status == "issued" {
+        state.store.log_index(&format!("permit/{}", p.id)).await?
+    } else {
+        None
+    };
+    let (status, token, proof) = match log_index {
+        Some(index) => (
+            "issued".to_owned(),
+            p.token,
+            Some(tlog::proof_bundle(state, index).await?.to_string()),
+        ),
+        None if p.status == "issued" => ("logging".to_owned(), None, None),
+        None => (p.status, None, None),
+    };
+    Ok(PermitView {
+        kind: "permit".into(),
+        claims,
+        id: p.id,
+        application_id: p.application_id,
+        run_id: p.run_id,
+        org_id: p.org_id,
+        status,
+        token,
+        log_index,
+        proof,
+        kid: p.kid,
+        policy_version: p.policy_version,
+        issued_at: p.issued_at.map(rfc3339),
+    })
 }
 
 /// Whether `caller` may read permit `p`: its holder, the authority's staff, and the
@@ -91,7 +111,7 @@ pub(crate) async fn get(
     if !may_read(&caller, &permit) {
         return Err(not_found());
     }
-    Ok(Json(permit.try_into()?))
+    Ok(Json(permit_view(&state, permit).await?))
 }
 
 pub(crate) async fn for_application(
@@ -108,7 +128,7 @@ pub(crate) async fn for_application(
         .into_iter()
         .next_back()
     {
-        let view: PermitView = permit.try_into()?;
+        let view = permit_view(&state, permit).await?;
         return serde_json::to_value(view)
             .map(Json)
             .map_err(|e| ApiError::Internal(e.to_string()));

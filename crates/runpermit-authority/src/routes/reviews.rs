@@ -110,7 +110,7 @@ pub(crate) async fn create(
         .parse()
         .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
     if matches!(status, Status::Submitted | Status::Appealed) {
-        writes.push(lifecycle::transition_writes(
+        writes.extend(lifecycle::transition_writes(
             &state,
             &caller,
             &mut app,
@@ -133,7 +133,7 @@ pub(crate) async fn create(
     let subject = format!("application/{}", app.id);
     let mut permit = None;
     match body.decision {
-        ReviewDecision::RequestChanges => writes.push(lifecycle::transition_writes(
+        ReviewDecision::RequestChanges => writes.extend(lifecycle::transition_writes(
             &state,
             &caller,
             &mut app,
@@ -141,7 +141,7 @@ pub(crate) async fn create(
             "application.request_changes",
             Some(reason),
         )?),
-        ReviewDecision::Deny => writes.push(lifecycle::transition_writes(
+        ReviewDecision::Deny => writes.extend(lifecycle::transition_writes(
             &state,
             &caller,
             &mut app,
@@ -190,7 +190,7 @@ pub(crate) async fn create(
                             }
                             all
                         });
-                    writes.push(lifecycle::transition_writes(
+                    writes.extend(lifecycle::transition_writes(
                         &state,
                         &caller,
                         &mut app,

@@ -1,0 +1,1132 @@
+//! Log entries, version 1: what the authority appends, and its canonical encoding.
+//!
+//! Each entry is one JSON object: a common envelope `{"v": 1, "type": "<type>", "at":
+//! <unix seconds>}` plus the fields of its type, written in canonical form (RFC 8785 JSON
+//! Canonicalization Scheme: members sorted by key, no whitespace, integers in plain digits,
+//! other numbers as ECMAScript prints them; see `docs/log.md`). Every field is always
+//! present; an absent optional value is `null`. Confidential application content is never
+//! logged, only its digest.
+//!
+//! [`decode`] refuses unknown versions, types and fields, and any bytes that are not
+//! exactly the canonical encoding of what they decode to, so an entry that was re-encoded
+//! or altered but still parses is caught.
+//!
+//! Compatibility: adding, removing or changing the meaning of a field makes a new version.
+
+use runpermit_compute::{FieldError, Flop};
+
+use crate::error::EntryError;
+use crate::jcs::{self, Scalar, Value};
+
+/// The entry format version this crate writes and reads: the envelope's `v`.
+pub const ENTRY_VERSION: u32 = 1;
+
+/// The longest encoded entry: 65,534 bytes. Entry bundles prefix each entry with a
+/// big-endian `u16` length; entries stay strictly below its 65,535 maximum.
+pub const MAX_ENTRY_BYTES: usize = 65_534;
+
+/// The largest integer an entry holds (2^53 − 1): every integer is exact in any JSON
+/// reader (RFC 7493 I-JSON).
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
+/// A review decision on an application (the `decision` field of a `decision` entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DecisionKind {
+    /// `approved`: the run may proceed; a permit follows.
+    Approved,
+    /// `denied`: the run may not proceed.
+    Denied,
+    /// `exempt`: below every threshold; an exemption receipt follows, no permit.
+    Exempt,
+    /// `changes_requested`: the lab must revise the plan.
+    ChangesRequested,
+    /// `withdrawn`: the lab withdrew the application.
+    Withdrawn,
+    /// `appealed`: the lab appealed a denial.
+    Appealed,
+}
+
+impl DecisionKind {
+    /// Every decision, in the order above.
+    pub const ALL: [DecisionKind; 6] = [
+        DecisionKind::Approved,
+        DecisionKind::Denied,
+        DecisionKind::Exempt,
+        DecisionKind::ChangesRequested,
+        DecisionKind::Withdrawn,
+        DecisionKind::Appealed,
+    ];
+
+    /// The value written in the entry (`approved`, `changes_requested`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Approved => "approved",
+            DecisionKind::Denied => "denied",
+            DecisionKind::Exempt => "exempt",
+            DecisionKind::ChangesRequested => "changes_requested",
+            DecisionKind::Withdrawn => "withdrawn",
+            DecisionKind::Appealed => "appealed",
+        }
+    }
+
+    /// The decision written as `text`, if any.
+    pub fn parse(text: &str) -> Option<DecisionKind> {
+        DecisionKind::ALL.into_iter().find(|d| d.as_str() == text)
+    }
+}
+
+/// One logged event. The doc comment of each variant and field is the specification of the
+/// entry type and field of the same (snake_case) name; see `docs/log.md` for examples.
+///
+/// Identifiers (`*_id`, `tier`, `policy_version`, `model_name`) are non-empty and contain
+/// no control characters. Digests are `sha256:` and 64 lowercase hex digits. Times are unix
+/// seconds between 0 and 2^53 − 1. FLOP are counts as `runpermit-compute` defines them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogEntry {
+    /// `application_submitted`: an application was submitted. Commits to the confidential
+    /// run plan by digest; the public fields are in the clear.
+    ApplicationSubmitted {
+        /// The application's id at the authority.
+        application_id: String,
+        /// The applying organization's id.
+        org_id: String,
+        /// `sha256:<hex>` digest of the run plan's canonical JSON (`runpermit-policy`
+        /// `digest`), so the lab can later prove what it submitted.
+        plan_digest: String,
+        /// The policy tier the estimate fell into.
+        tier: String,
+        /// The central compute estimate, in FLOP.
+        estimated_flop: Flop,
+        /// The policy version the application was classified under.
+        policy_version: String,
+    },
+    /// `decision`: a decision on an application, by policy or by reviewers.
+    Decision {
+        /// The application decided on.
+        application_id: String,
+        /// What was decided.
+        decision: DecisionKind,
+        /// The application's policy tier.
+        tier: String,
+        /// The policy version the decision was made under.
+        policy_version: String,
+        /// The public reason, if one is given (`null` otherwise).
+        reason: Option<String>,
+    },
+    /// `permit_issued`: a permit was signed. A permit is valid only with a proof that this
+    /// entry is in the log.
+    PermitIssued {
+        /// The permit's id (its JWT `jti`).
+        permit_id: String,
+        /// The application it was granted on.
+        application_id: String,
+        /// The training run it authorizes (its JWT `sub`).
+        run_id: String,
+        /// The holding organization's id.
+        holder_org_id: String,
+        /// The permit itself: the compact JWS, three base64url parts joined by dots.
+        token: String,
+        /// The total FLOP budget.
+        flop_budget: Flop,
+        /// Valid from (unix seconds).
+        nbf: i64,
+        /// Valid until (unix seconds), later than `nbf`.
+        exp: i64,
+        /// The policy version the permit was decided under.
+        policy_version: String,
+    },
+    /// `tranche_released`: the next slice of a permit's budget was released after a
+    /// milestone evaluation.
+    TrancheReleased {
+        /// The permit.
+        permit_id: String,
+        /// Its run.
+        run_id: String,
+        /// The tranche released (1 for the first).
+        tranche: u32,
+        /// Cumulative FLOP up to which the run may now compute.
+        flop: Flop,
+    },
+    /// `run_paused`: a run was paused (for example a milestone is due, or an incident).
+    RunPaused {
+        /// The permit.
+        permit_id: String,
+        /// The run.
+        run_id: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// `run_resumed`: a paused run may continue.
+    RunResumed {
+        /// The permit.
+        permit_id: String,
+        /// The run.
+        run_id: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// `run_revoked`: the permit was revoked; the run must stop for good.
+    RunRevoked {
+        /// The permit.
+        permit_id: String,
+        /// The run.
+        run_id: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// `run_completed`: the run finished.
+    RunCompleted {
+        /// The permit.
+        permit_id: String,
+        /// The run.
+        run_id: String,
+        /// How it ended, in words.
+        reason: String,
+    },
+    /// `usage_summary`: the run's cumulative metered compute across providers.
+    UsageSummary {
+        /// The run.
+        run_id: String,
+        /// Cumulative FLOP reported by all providers.
+        cumulative_flop: Flop,
+        /// How many providers reported.
+        providers: u32,
+        /// Usage is summed up to this time (unix seconds).
+        through: i64,
+    },
+    /// `model_registered`: the run's resulting model was registered.
+    ModelRegistered {
+        /// The run that trained it.
+        run_id: String,
+        /// The model's public name.
+        model_name: String,
+        /// `sha256:<hex>` digest of the registered weights checkpoint.
+        checkpoint_digest: String,
+    },
+}
+
+impl LogEntry {
+    /// Every entry type, as written in `type`.
+    pub const TYPES: [&'static str; 10] = [
+        "application_submitted",
+        "decision",
+        "permit_issued",
+        "tranche_released",
+        "run_paused",
+        "run_resumed",
+        "run_revoked",
+        "run_completed",
+        "usage_summary",
+        "model_registered",
+    ];
+
+    /// The entry's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LogEntry::ApplicationSubmitted { .. } => "application_submitted",
+            LogEntry::Decision { .. } => "decision",
+            LogEntry::PermitIssued { .. } => "permit_issued",
+            LogEntry::TrancheReleased { .. } => "tranche_released",
+            LogEntry::RunPaused { .. } => "run_paused",
+            LogEntry::RunResumed { .. } => "run_resumed",
+            LogEntry::RunRevoked { .. } => "run_revoked",
+            LogEntry::RunCompleted { .. } => "run_completed",
+            LogEntry::UsageSummary { .. } => "usage_summary",
+            LogEntry::ModelRegistered { .. } => "model_registered",
+        }
+    }
+
+    /// The type-specific members, unsorted.
+    fn members(&self) -> Vec<(&'static str, Value<'_>)> {
+        use Value::{Float, Int, Null, Str};
+        match self {
+            LogEntry::ApplicationSubmitted {
+                application_id,
+                org_id,
+                plan_digest,
+                tier,
+                estimated_flop,
+                policy_version,
+            } => vec![
+                ("application_id", Str(application_id)),
+                ("org_id", Str(org_id)),
+                ("plan_digest", Str(plan_digest)),
+                ("tier", Str(tier)),
+                ("estimated_flop", Float(estimated_flop.get())),
+                ("policy_version", Str(policy_version)),
+            ],
+            LogEntry::Decision {
+                application_id,
+                decision,
+                tier,
+                policy_version,
+                reason,
+            } => vec![
+                ("application_id", Str(application_id)),
+                ("decision", Str(decision.as_str())),
+                ("tier", Str(tier)),
+                ("policy_version", Str(policy_version)),
+                ("reason", reason.as_deref().map_or(Null, Str)),
+            ],
+            LogEntry::PermitIssued {
+                permit_id,
+                application_id,
+                run_id,
+                holder_org_id,
+                token,
+                flop_budget,
+                nbf,
+                exp,
+                policy_version,
+            } => vec![
+                ("permit_id", Str(permit_id)),
+                ("application_id", Str(application_id)),
+                ("run_id", Str(run_id)),
+                ("holder_org_id", Str(holder_org_id)),
+                ("token", Str(token)),
+                ("flop_budget", Float(flop_budget.get())),
+                ("nbf", Int(*nbf)),
+                ("exp", Int(*exp)),
+                ("policy_version", Str(policy_version)),
+            ],
+            LogEntry::TrancheReleased {
+                permit_id,
+                run_id,
+                tranche,
+                flop,
+            } => vec![
+                ("permit_id", Str(permit_id)),
+                ("run_id", Str(run_id)),
+                ("tranche", Int(i64::from(*tranche))),
+                ("flop", Float(flop.get())),
+            ],
+            LogEntry::RunPaused {
+                permit_id,
+                run_id,
+                reason,
+            }
+            | LogEntry::RunResumed {
+                permit_id,
+                run_id,
+                reason,
+            }
+            | LogEntry::RunRevoked {
+                permit_id,
+                run_id,
+                reason,
+            }
+            | LogEntry::RunCompleted {
+                permit_id,
+                run_id,
+                reason,
+            } => vec![
+                ("permit_id", Str(permit_id)),
+                ("run_id", Str(run_id)),
+                ("reason", Str(reason)),
+            ],
+            LogEntry::UsageSummary {
+                run_id,
+                cumulative_flop,
+                providers,
+                through,
+            } => vec![
+                ("run_id", Str(run_id)),
+                ("cumulative_flop", Float(cumulative_flop.get())),
+                ("providers", Int(i64::from(*providers))),
+                ("through", Int(*through)),
+            ],
+            LogEntry::ModelRegistered {
+                run_id,
+                model_name,
+                checkpoint_digest,
+            } => vec![
+                ("run_id", Str(run_id)),
+                ("model_name", Str(model_name)),
+                ("checkpoint_digest", Str(checkpoint_digest)),
+            ],
+        }
+    }
+
+    /// Every value problem (not JSON types: those are the decoder's), each named by field.
+    fn problems(&self, at: i64) -> Vec<FieldError> {
+        let mut p = Problems::default();
+        p.time("at", at);
+        match self {
+            LogEntry::ApplicationSubmitted {
+                application_id,
+                org_id,
+                plan_digest,
+                tier,
+                policy_version,
+                ..
+            } => {
+                p.id("application_id", application_id);
+                p.id("org_id", org_id);
+                p.digest("plan_digest", plan_digest);
+                p.id("tier", tier);
+                p.id("policy_version", policy_version);
+            }
+            LogEntry::Decision {
+                application_id,
+                tier,
+                policy_version,
+                ..
+            } => {
+                p.id("application_id", application_id);
+                p.id("tier", tier);
+                p.id("policy_version", policy_version);
+            }
+            LogEntry::PermitIssued {
+                permit_id,
+                application_id,
+                run_id,
+                holder_org_id,
+                token,
+                nbf,
+                exp,
+                policy_version,
+                ..
+            } => {
+                p.id("permit_id", permit_id);
+                p.id("application_id", application_id);
+                p.id("run_id", run_id);
+                p.id("holder_org_id", holder_org_id);
+                p.token("token", token);
+                p.time("nbf", *nbf);
+                p.time("exp", *exp);
+                if exp <= nbf {
+                    p.push("exp", format!("must be later than nbf ({nbf}), got {exp}"));
+                }
+                p.id("policy_version", policy_version);
+            }
+            LogEntry::TrancheReleased {
+                permit_id,
+                run_id,
+                tranche,
+                ..
+            } => {
+                p.id("permit_id", permit_id);
+                p.id("run_id", run_id);
+                if *tranche == 0 {
+                    p.push(
+                        "tranche",
+                        "must be 1 or more (1 is the first tranche)".into(),
+                    );
+                }
+            }
+            LogEntry::RunPaused {
+                permit_id, run_id, ..
+            }
+            | LogEntry::RunResumed {
+                permit_id, run_id, ..
+            }
+            | LogEntry::RunRevoked {
+                permit_id, run_id, ..
+            }
+            | LogEntry::RunCompleted {
+                permit_id, run_id, ..
+            } => {
+                p.id("permit_id", permit_id);
+                p.id("run_id", run_id);
+            }
+            LogEntry::UsageSummary {
+                run_id, through, ..
+            } => {
+                p.id("run_id", run_id);
+                p.time("through", *through);
+            }
+            LogEntry::ModelRegistered {
+                run_id,
+                model_name,
+                checkpoint_digest,
+            } => {
+                p.id("run_id", run_id);
+                p.id("model_name", model_name);
+                p.digest("checkpoint_digest", checkpoint_digest);
+            }
+        }
+        p.0
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn push(&mut self, field: &str, message: String) {
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            message,
+            suggestions: Vec::new(),
+        });
+    }
+
+    fn id(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.push(field, "must not be empty".into());
+        } else if value.chars().any(char::is_control) {
+            self.push(field, "must not contain control characters".into());
+        }
+    }
+
+    fn digest(&mut self, field: &str, value: &str) {
+        let ok = value.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if !ok {
+            self.push(
+                field,
+                format!("must be \"sha256:\" and 64 lowercase hex digits, got {value:?}"),
+            );
+        }
+    }
+
+    fn time(&mut self, field: &str, value: i64) {
+        if !(0..=MAX_SAFE_INTEGER).contains(&value) {
+            self.push(
+                field,
+                format!("must be unix seconds between 0 and 2^53-1, got {value}"),
+            );
+        }
+    }
+
+    fn token(&mut self, field: &str, value: &str) {
+        let parts: Vec<&str> = value.split('.').collect();
+        let ok = parts.len() == 3
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !ok {
+            self.push(
+                field,
+                "must be a compact JWS: three base64url parts joined by '.'".into(),
+            );
+        }
+    }
+}
+
+/// The canonical encoding of `entry` appended at `at` (unix seconds): the bytes to log.
+///
+/// Refuses invalid field values (all at once) and encodings of more than
+/// [`MAX_ENTRY_BYTES`].
+pub fn encode(entry: &LogEntry, at: i64) -> Result<Vec<u8>, EntryError> {
+    let problems = entry.problems(at);
+    if !problems.is_empty() {
+        return Err(EntryError::Invalid(problems));
+    }
+    let mut members = entry.members();
+    members.push(("v", Value::Int(i64::from(ENTRY_VERSION))));
+    members.push(("type", Value::Str(entry.type_name())));
+    members.push(("at", Value::Int(at)));
+    let bytes = jcs::write_object(&mut members);
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(EntryError::TooLarge { size: bytes.len() });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a logged entry and the time it was appended at.
+///
+/// Refuses: more than [`MAX_ENTRY_BYTES`]; anything but one flat JSON object; a version
+/// other than 1; an unknown type; missing, unknown or wrongly typed fields and invalid
+/// values (all named at once); and bytes that are not exactly the canonical encoding of
+/// the entry they decode to.
+pub fn decode(bytes: &[u8]) -> Result<(LogEntry, i64), EntryError> {
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(EntryError::TooLarge { size: bytes.len() });
+    }
+    let members = jcs::parse_object(bytes)
+        .map_err(|(offset, reason)| EntryError::Malformed { offset, reason })?;
+    let mut f = Fields {
+        members,
+        errors: Vec::new(),
+    };
+    match f.take("v") {
+        Some(Scalar::Num(v)) if v == "1" => {}
+        Some(Scalar::Num(v)) => return Err(EntryError::UnsupportedVersion(v)),
+        Some(_) => return Err(f.fail("v", "must be the number 1")),
+        None => return Err(f.fail("v", "missing: every entry starts with version \"v\": 1")),
+    }
+    let kind = match f.take("type") {
+        Some(Scalar::Str(t)) => t,
+        Some(_) => return Err(f.fail("type", "must be a string")),
+        None => return Err(f.fail("type", "missing")),
+    };
+    let at = f.int("at");
+    let entry = match kind.as_str() {
+        "application_submitted" => f.build(|f| LogEntry::ApplicationSubmitted {
+            application_id: f.string("application_id"),
+            org_id: f.string("org_id"),
+            plan_digest: f.string("plan_digest"),
+            tier: f.string("tier"),
+            estimated_flop: f.flop("estimated_flop"),
+            policy_version: f.string("policy_version"),
+        }),
+        "decision" => f.build(|f| LogEntry::Decision {
+            application_id: f.string("application_id"),
+            decision: f.decision("decision"),
+            tier: f.string("tier"),
+            policy_version: f.string("policy_version"),
+            reason: f.optional_string("reason"),
+        }),
+        "permit_issued" => f.build(|f| LogEntry::PermitIssued {
+            permit_id: f.string("permit_id"),
+            application_id: f.string("application_id"),
+            run_id: f.string("run_id"),
+            holder_org_id: f.string("holder_org_id"),
+            token: f.string("token"),
+            flop_budget: f.flop("flop_budget"),
+            nbf: f.int("nbf"),
+            exp: f.int("exp"),
+            policy_version: f.string("policy_version"),
+        }),
+        "tranche_released" => f.build(|f| LogEntry::TrancheReleased {
+            permit_id: f.string("permit_id"),
+            run_id: f.string("run_id"),
+            tranche: f.u32("tranche"),
+            flop: f.flop("flop"),
+        }),
+        "run_paused" => f.build(|f| LogEntry::RunPaused {
+            permit_id: f.string("permit_id"),
+            run_id: f.string("run_id"),
+            reason: f.string("reason"),
+        }),
+        "run_resumed" => f.build(|f| LogEntry::RunResumed {
+            permit_id: f.string("permit_id"),
+            run_id: f.string("run_id"),
+            reason: f.string("reason"),
+        }),
+        "run_revoked" => f.build(|f| LogEntry::RunRevoked {
+            permit_id: f.string("permit_id"),
+            run_id: f.string("run_id"),
+            reason: f.string("reason"),
+        }),
+        "run_completed" => f.build(|f| LogEntry::RunCompleted {
+            permit_id: f.string("permit_id"),
+            run_id: f.string("run_id"),
+            reason: f.string("reason"),
+        }),
+        "usage_summary" => f.build(|f| LogEntry::UsageSummary {
+            run_id: f.string("run_id"),
+            cumulative_flop: f.flop("cumulative_flop"),
+            providers: f.u32("providers"),
+            through: f.int("through"),
+        }),
+        "model_registered" => f.build(|f| LogEntry::ModelRegistered {
+            run_id: f.string("run_id"),
+            model_name: f.string("model_name"),
+            checkpoint_digest: f.string("checkpoint_digest"),
+        }),
+        _ => return Err(EntryError::UnknownType(kind)),
+    }?;
+    let canonical = encode(&entry, at)?;
+    if canonical != bytes {
+        let offset = canonical
+            .iter()
+            .zip(bytes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(canonical.len().min(bytes.len()));
+        return Err(EntryError::NonCanonical { offset });
+    }
+    Ok((entry, at))
+}
+
+/// The members of an object being decoded, taken one by one, and the problems found.
+struct Fields {
+    members: Vec<(String, Scalar)>,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    fn take(&mut self, name: &str) -> Option<Scalar> {
+        let i = self.members.iter().position(|(k, _)| k == name)?;
+        Some(self.members.remove(i).1)
+    }
+
+    fn error(&mut self, field: &str, message: &str) {
+        self.errors.push(FieldError {
+            field: field.to_owned(),
+            message: message.to_owned(),
+            suggestions: Vec::new(),
+        });
+    }
+
+    fn fail(mut self, field: &str, message: &str) -> EntryError {
+        self.error(field, message);
+        EntryError::Invalid(self.errors)
+    }
+
+    /// Builds an entry with `make`, then reports every missing, mistyped or unknown field.
+    fn build(mut self, make: impl FnOnce(&mut Fields) -> LogEntry) -> Result<LogEntry, EntryError> {
+        let entry = make(&mut self);
+        let unknown: Vec<String> = self.members.drain(..).map(|(k, _)| k).collect();
+        for key in unknown {
+            self.error(&key, "unknown field");
+        }
+        if self.errors.is_empty() {
+            Ok(entry)
+        } else {
+            Err(EntryError::Invalid(self.errors))
+        }
+    }
+
+    fn string(&mut self, name: &str) -> String {
+        match self.take(name) {
+            Some(Scalar::Str(s)) => s,
+            Some(_) => {
+                self.error(name, "must be a string");
+                String::new()
+            }
+            None => {
+                self.error(name, "missing");
+                String::new()
+            }
+        }
+    }
+
+    fn optional_string(&mut self, name: &str) -> Option<String> {
+        match self.take(name) {
+            Some(Scalar::Str(s)) => Some(s),
+            Some(Scalar::Null) => None,
+            Some(_) => {
+                self.error(name, "must be a string or null");
+                None
+            }
+            None => {
+                self.error(name, "missing (null when there is none)");
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, name: &str, what: &str) -> Option<String> {
+        match self.take(name) {
+            Some(Scalar::Num(n)) => Some(n),
+            Some(_) => {
+                self.error(name, &format!("must be {what}"));
+                None
+            }
+            None => {
+                self.error(name, "missing");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, name: &str) -> i64 {
+        let Some(text) = self.number(name, "an integer") else {
+            return 0;
+        };
+        match text.parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => {
+                self.error(
+                    name,
+                    &format!("must be an integer in plain digits, got {text}"),
+                );
+                0
+            }
+        }
+    }
+
+    fn u32(&mut self, name: &str) -> u32 {
+        let Some(text) = self.number(name, "an integer") else {
+            return 0;
+        };
+        match text.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                self.error(
+                    name,
+                    &format!("must be an integer from 0 to 4294967295, got {text}"),
+                );
+                0
+            }
+        }
+    }
+
+    fn flop(&mut self, name: &str) -> Flop {
+        let Some(text) = self.number(name, "a number of FLOP") else {
+            return Flop::ZERO;
+        };
+        // The JSON grammar was checked by the parser; Rust's parser rounds correctly.
+        match text.parse::<f64>().map(Flop::new) {
+            Ok(Ok(flop)) => flop,
+            Ok(Err(e)) => {
+                self.error(name, &e.to_string());
+                Flop::ZERO
+            }
+            Err(_) => {
+                self.error(name, &format!("not a number: {text}"));
+                Flop::ZERO
+            }
+        }
+    }
+
+    fn decision(&mut self, name: &str) -> DecisionKind {
+        match self.take(name) {
+            Some(Scalar::Str(text)) => DecisionKind::parse(&text).unwrap_or_else(|| {
+                self.error(
+                    name,
+                    &format!(
+                        "unknown decision {text:?} (approved, denied, exempt, changes_requested, withdrawn, appealed)"
+                    ),
+                );
+                DecisionKind::Approved
+            }),
+            Some(_) => {
+                self.error(name, "must be a string");
+                DecisionKind::Approved
+            }
+            None => {
+                self.error(name, "missing");
+                DecisionKind::Approved
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const AT: i64 = 1_767_225_600;
+    pub(crate) const DIGEST: &str =
+        "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    pub(crate) const TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJydW5fMSJ9.c2lnbmF0dXJl";
+
+    fn flop(v: f64) -> Flop {
+        Flop::new(v).unwrap()
+    }
+
+    /// One entry of every type.
+    pub(crate) fn samples() -> Vec<LogEntry> {
+        let run = |f: fn(String, String, String) -> LogEntry, reason: &str| {
+            f("pmt_1".into(), "run_1".into(), reason.into())
+        };
+        vec![
+            LogEntry::ApplicationSubmitted {
+                application_id: "app_1".into(),
+                org_id: "org_lab".into(),
+                plan_digest: DIGEST.into(),
+                tier: "full-review".into(),
+                estimated_flop: flop(3.8e25),
+                policy_version: "2026-01".into(),
+            },
+            LogEntry::Decision {
+                application_id: "app_1".into(),
+                decision: DecisionKind::Approved,
+                tier: "full-review".into(),
+                policy_version: "2026-01".into(),
+                reason: Some("meets SL3; evaluations at 4× milestones".into()),
+            },
+            LogEntry::Decision {
+                application_id: "app_2".into(),
+                decision: DecisionKind::ChangesRequested,
+                tier: "standard".into(),
+                policy_version: "2026-01".into(),
+                reason: None,
+            },
+            LogEntry::PermitIssued {
+                permit_id: "pmt_1".into(),
+                application_id: "app_1".into(),
+                run_id: "run_1".into(),
+                holder_org_id: "org_lab".into(),
+                token: TOKEN.into(),
+                flop_budget: flop(4e25),
+                nbf: AT,
+                exp: AT + 86_400 * 180,
+                policy_version: "2026-01".into(),
+            },
+            LogEntry::TrancheReleased {
+                permit_id: "pmt_1".into(),
+                run_id: "run_1".into(),
+                tranche: 2,
+                flop: flop(1.6e25),
+            },
+            run(
+                |permit_id, run_id, reason| LogEntry::RunPaused {
+                    permit_id,
+                    run_id,
+                    reason,
+                },
+                "milestone 2 evaluation due",
+            ),
+            run(
+                |permit_id, run_id, reason| LogEntry::RunResumed {
+                    permit_id,
+                    run_id,
+                    reason,
+                },
+                "evaluation accepted",
+            ),
+            run(
+                |permit_id, run_id, reason| LogEntry::RunRevoked {
+                    permit_id,
+                    run_id,
+                    reason,
+                },
+                "weights security breach \"SL3\"\n(see incident inc_9)",
+            ),
+            run(
+                |permit_id, run_id, reason| LogEntry::RunCompleted {
+                    permit_id,
+                    run_id,
+                    reason,
+                },
+                "",
+            ),
+            LogEntry::UsageSummary {
+                run_id: "run_1".into(),
+                cumulative_flop: flop(1.23456789e24),
+                providers: 3,
+                through: AT + 3600,
+            },
+            LogEntry::ModelRegistered {
+                run_id: "run_1".into(),
+                model_name: "Frontier-1 ✨".into(),
+                checkpoint_digest: DIGEST.into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let samples = samples();
+        let mut types: Vec<&str> = samples.iter().map(LogEntry::type_name).collect();
+        types.dedup();
+        assert_eq!(types, LogEntry::TYPES);
+        for entry in samples {
+            let bytes = encode(&entry, AT).unwrap();
+            assert_eq!(decode(&bytes).unwrap(), (entry.clone(), AT), "{entry:?}");
+            let text = std::str::from_utf8(&bytes).unwrap();
+            assert!(
+                text.starts_with('{') && !text.contains(": ") && !text.contains(", "),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn encoding_is_canonical_json() {
+        let permit = &samples()[3];
+        let text = String::from_utf8(encode(permit, AT).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{{\"application_id\":\"app_1\",\"at\":1767225600,\"exp\":1782777600,\
+                 \"flop_budget\":4e+25,\"holder_org_id\":\"org_lab\",\"nbf\":1767225600,\
+                 \"permit_id\":\"pmt_1\",\"policy_version\":\"2026-01\",\"run_id\":\"run_1\",\
+                 \"token\":\"{TOKEN}\",\"type\":\"permit_issued\",\"v\":1}}"
+            )
+        );
+        let decision = &samples()[2];
+        let text = String::from_utf8(encode(decision, AT).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "{\"application_id\":\"app_2\",\"at\":1767225600,\"decision\":\"changes_requested\",\
+             \"policy_version\":\"2026-01\",\"reason\":null,\"tier\":\"standard\",\
+             \"type\":\"decision\",\"v\":1}"
+        );
+        // Another JSON reader reads every member back.
+        for entry in samples() {
+            let bytes = encode(&entry, AT).unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(value["v"], 1);
+            assert_eq!(value["type"], entry.type_name());
+            assert_eq!(value["at"], AT);
+            assert_eq!(
+                value.as_object().unwrap().len(),
+                entry.members().len() + 3,
+                "{entry:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_or_reencoded_entries_are_refused() {
+        let bytes = encode(&samples()[3], AT).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let non_canonical = [
+            // Whitespace, as a pretty printer would add.
+            text.replacen(":", ": ", 1),
+            format!(" {text}"),
+            format!("{text}\n"),
+            // Keys out of order.
+            text.replacen(
+                "\"application_id\":\"app_1\",\"at\":1767225600",
+                "\"at\":1767225600,\"application_id\":\"app_1\"",
+                1,
+            ),
+            // Other spellings of the same numbers and strings.
+            text.replacen("4e+25", "4E+25", 1),
+            text.replacen("4e+25", "4e25", 1),
+            text.replacen("4e+25", "40000000000000000000000000", 1),
+            text.replacen("4e+25", "4.0e+25", 1),
+            text.replacen("\"v\":1", "\"v\":1.0", 1),
+            text.replacen("app_1", "app\\u005f1", 1),
+            text.replacen("2026-01", "2026\\u002d01", 1),
+        ];
+        for tampered in non_canonical {
+            let err = decode(tampered.as_bytes()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    EntryError::NonCanonical { .. } | EntryError::UnsupportedVersion(_)
+                ),
+                "{tampered}: {err}"
+            );
+        }
+        let reordered = text.replacen(
+            "\"application_id\":\"app_1\",\"at\":1767225600",
+            "\"at\":1767225600,\"application_id\":\"app_1\"",
+            1,
+        );
+        assert_eq!(
+            decode(reordered.as_bytes()),
+            Err(EntryError::NonCanonical { offset: 3 })
+        );
+        // A changed value that is still canonical decodes: the tree catches those.
+        let changed = text.replacen("run_1", "run_2", 1);
+        assert!(decode(changed.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn unknown_versions_types_and_fields_are_refused() {
+        let text = String::from_utf8(encode(&samples()[4], AT).unwrap()).unwrap();
+        assert_eq!(
+            decode(text.replacen("\"v\":1", "\"v\":2", 1).as_bytes()),
+            Err(EntryError::UnsupportedVersion("2".into()))
+        );
+        assert_eq!(
+            decode(
+                text.replacen("tranche_released", "tranche_revoked", 1)
+                    .as_bytes()
+            ),
+            Err(EntryError::UnknownType("tranche_revoked".into()))
+        );
+        let extra = text.replacen("{", "{\"a_new_field\":\"x\",", 1);
+        let Err(EntryError::Invalid(errors)) = decode(extra.as_bytes()) else {
+            panic!("accepted an unknown field");
+        };
+        assert_eq!(errors[0].field, "a_new_field");
+        assert_eq!(errors[0].message, "unknown field");
+        let missing = text.replacen("\"tranche\":2,", "", 1);
+        let Err(EntryError::Invalid(errors)) = decode(missing.as_bytes()) else {
+            panic!("accepted a missing field");
+        };
+        assert_eq!(
+            (errors[0].field.as_str(), errors[0].message.as_str()),
+            ("tranche", "missing")
+        );
+        let wrong = text.replacen("\"tranche\":2", "\"tranche\":\"2\"", 1);
+        let err = decode(wrong.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid log entry: tranche: must be an integer"
+        );
+        for bad in [&b"[1]"[..], b"", b"{\"v\":1", b"null"] {
+            assert!(matches!(decode(bad), Err(EntryError::Malformed { .. })));
+        }
+        assert!(matches!(
+            decode(b"{\"type\":\"decision\"}"),
+            Err(EntryError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_decisions_are_named() {
+        let text = String::from_utf8(encode(&samples()[1], AT).unwrap()).unwrap();
+        for (bad, message) in [
+            ("\"decision\":\"approved\"", "decision: missing"),
+            ("\"decision\":\"\"", "decision: unknown decision \"\""),
+            (
+                "\"decision\":\"granted\"",
+                "decision: unknown decision \"granted\"",
+            ),
+            ("\"decision\":1", "decision: must be a string"),
+        ] {
+            let changed = if message.ends_with("missing") {
+                text.replacen(&format!("{bad},"), "", 1)
+            } else {
+                text.replacen("\"decision\":\"approved\"", bad, 1)
+            };
+            let err = decode(changed.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains(message), "{changed}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_invalid_field_is_named_at_once() {
+        let entry = LogEntry::PermitIssued {
+            permit_id: String::new(),
+            application_id: "app\u{7}".into(),
+            run_id: "run_1".into(),
+            holder_org_id: "org".into(),
+            token: "not a token".into(),
+            flop_budget: flop(1e25),
+            nbf: 10,
+            exp: 10,
+            policy_version: "v".into(),
+        };
+        let Err(EntryError::Invalid(errors)) = encode(&entry, -1) else {
+            panic!("accepted an invalid entry");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["at", "permit_id", "application_id", "token", "exp"]
+        );
+        let bad_digest = LogEntry::ModelRegistered {
+            run_id: "r".into(),
+            model_name: "m".into(),
+            checkpoint_digest: DIGEST.to_uppercase(),
+        };
+        let err = encode(&bad_digest, AT).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("checkpoint_digest: must be \"sha256:\""),
+            "{err}"
+        );
+        let tranche0 = LogEntry::TrancheReleased {
+            permit_id: "p".into(),
+            run_id: "r".into(),
+            tranche: 0,
+            flop: flop(1.0),
+        };
+        assert!(encode(&tranche0, AT).is_err());
+        // Negative FLOP cannot be decoded either.
+        let text = String::from_utf8(encode(&samples()[4], AT).unwrap()).unwrap();
+        let negative = text.replacen("1.6e+25", "-1.6e+25", 1);
+        let err = decode(negative.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("flop: must not be negative"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn entries_stay_below_the_bundle_limit() {
+        let long = |n: usize| LogEntry::RunRevoked {
+            permit_id: "p".into(),
+            run_id: "r".into(),
+            reason: "x".repeat(n),
+        };
+        let base = encode(&long(0), AT).unwrap().len();
+        let fits = encode(&long(MAX_ENTRY_BYTES - base), AT).unwrap();
+        assert_eq!(fits.len(), MAX_ENTRY_BYTES);
+        assert!(decode(&fits).is_ok());
+        assert_eq!(
+            encode(&long(MAX_ENTRY_BYTES - base + 1), AT),
+            Err(EntryError::TooLarge {
+                size: MAX_ENTRY_BYTES + 1
+            })
+        );
+        assert!(matches!(
+            decode(&vec![b' '; MAX_ENTRY_BYTES + 1]),
+            Err(EntryError::TooLarge { .. })
+        ));
+    }
+}
