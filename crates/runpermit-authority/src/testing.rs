@@ -27,6 +27,14 @@ impl TestAuthority {
     /// A fresh authority on `database_url` (`sqlite::memory:` when `None`), migrated, with a
     /// new signing key registered.
     pub async fn new(database_url: Option<&str>) -> TestAuthority {
+        Self::with_interval(database_url, std::time::Duration::from_millis(20)).await
+    }
+
+    /// As [`TestAuthority::new`], sequencing the log every `interval` when idle.
+    pub async fn with_interval(
+        database_url: Option<&str>,
+        interval: std::time::Duration,
+    ) -> TestAuthority {
         let store = runpermit_store::open(database_url.unwrap_or("sqlite::memory:"))
             .await
             .expect("opening the test store");
@@ -51,7 +59,7 @@ impl TestAuthority {
                 issuer: "https://authority.test".to_owned(),
                 log: Arc::new(crate::tlog::LogService::new(
                     runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
-                    std::time::Duration::from_millis(20),
+                    interval,
                 )),
                 metrics: None,
             },

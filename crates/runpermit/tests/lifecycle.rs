@@ -678,6 +678,16 @@ fn two_servers_share_one_postgresql_database() {
             let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
             assert_eq!(list.as_array().expect("list").len(), 8, "{server}");
         }
+        // Both processes ran a sequencer; the log they built is one, unforked tree with every
+        // entry: 8 submissions, 8 decisions, 8 permits.
+        wait_for_log_size(&a, 24);
+        for server in &servers {
+            let out = run(&["log", "verify", "--url", server, "--vkey", &a.log_vkey, "--json"], server, "");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert_eq!(summary["checkpoint"]["size"], 24, "{summary}");
+            assert_eq!(summary["entries_by_type"]["permit_issued"], 8, "{summary}");
+        }
         let _ = second.kill();
         let _ = second.wait();
     }
