@@ -134,7 +134,7 @@ pub enum VerifyError {
 
 /// `unix` seconds as RFC 3339 UTC (`2026-01-01T00:00:00Z`), computed by hand so that the
 /// crate stays free of a clock and of a date library.
-pub(crate) fn utc(unix: i64) -> String {
+pub fn utc(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);

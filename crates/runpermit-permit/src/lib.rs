@@ -27,7 +27,7 @@ mod verify;
 
 pub use check::{CheckedPermit, PermitRequest, SignedPermit, check, sign};
 pub use claims::{Holder, PERMIT_CLAIMS_VERSION, PERMIT_TYP, PermitClaims, ProviderScope, Tranche};
-pub use error::{KeyError, VerifyError};
+pub use error::{KeyError, VerifyError, utc};
 pub use jwks::{Jwk, Jwks};
 pub use jws::{JwsHeader, MAX_TOKEN_BYTES, sign_jws, verify_jws};
 pub use keys::{ALG_ED25519, ALG_EDDSA, PublicKey, SigningKey};

@@ -239,8 +239,8 @@ fn verify(
     println!("  issuer:           {}", claims.iss);
     println!(
         "  valid:            {} to {}",
-        rfc3339(claims.nbf),
-        rfc3339(claims.exp)
+        runpermit_permit::utc(claims.nbf),
+        runpermit_permit::utc(claims.exp)
     );
     println!("  FLOP budget:      {}", claims.flop_budget);
     let tranches: Vec<String> = claims
@@ -277,14 +277,4 @@ fn header_typ(token: &str) -> Option<String> {
         .ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     value.get("typ")?.as_str().map(str::to_owned)
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("unix {unix}"))
 }

@@ -682,8 +682,24 @@ fn two_servers_share_one_postgresql_database() {
         // entry: 8 submissions, 8 decisions, 8 permits.
         wait_for_log_size(&a, 24);
         for server in &servers {
-            let out = run(&["log", "verify", "--url", server, "--vkey", &a.log_vkey, "--json"], server, "");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = run(
+                &[
+                    "log",
+                    "verify",
+                    "--url",
+                    server,
+                    "--vkey",
+                    &a.log_vkey,
+                    "--json",
+                ],
+                server,
+                "",
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
             assert_eq!(summary["checkpoint"]["size"], 24, "{summary}");
             assert_eq!(summary["entries_by_type"]["permit_issued"], 8, "{summary}");
