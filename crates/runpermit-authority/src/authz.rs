@@ -186,6 +186,7 @@ endpoints! {
     LOG_VKEY = "GET" "/log/vkey" 200, "log", Access::Public, "The verifier key of the log's checkpoints (C2SP signed-note vkey).";
     LOG_TILE = "GET" "/log/tile/{path}" 200, "log", Access::Public, "Hash tiles and entry bundles in the C2SP tlog-tiles layout.";
     LOG_PROOF = "GET" "/v1/log/proofs/{index}" 200, "log", Access::Public, "An inclusion proof bundle (c2sp.org/tlog-proof@v1) for the entry at an index.";
+    STATUS_LIST = "GET" "/v1/status-list" 200, "permits", Access::Public, "The signed list of permits not in good standing (typ runpermit-status+jwt), for gates to poll.";
     ESTIMATE = "POST" "/v1/estimate" 200, "compute", Access::Public, "Estimate a training run's compute and the thresholds it crosses.";
     POLICY = "GET" "/v1/policy" 200, "policy", Access::AnyMember, "The policy in force.";
     WHOAMI = "GET" "/v1/whoami" 200, "identity", Access::AnyMember, "The calling member, organization and token.";

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/v1/openapi.json", get(ops::openapi))
         .route("/.well-known/jwks.json", get(permits::jwks))
+        .route("/v1/status-list", get(permits::status_list))
         .route("/v1/estimate", post(estimate::create))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/vkey", get(log::vkey))

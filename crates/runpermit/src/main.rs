@@ -9,6 +9,7 @@ mod admin;
 mod apply;
 mod client;
 mod estimate;
+mod gate;
 mod log;
 mod permit;
 mod serve;
@@ -52,6 +53,8 @@ enum Command {
     Permit(permit::PermitArgs),
     /// Audit the public transparency log: verify it, or print inclusion proofs.
     Log(log::LogArgs),
+    /// The compute provider's gate: admission decisions for jobs under permits.
+    Gate(gate::GateArgs),
     /// Manage organizations and their members.
     Org(admin::OrgArgs),
     /// Manage API tokens.
@@ -68,22 +71,8 @@ enum KeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Estimate(args) => estimate::run(*args),
-        Command::Serve(args) => serve::run(args),
-        Command::Init(args) => serve::init(args),
-        Command::Key(KeyCommand::Rotate(args)) => serve::rotate(args),
-        Command::Apply(args) => apply::apply(args),
-        Command::Applications(args) => apply::applications(args),
-        Command::Review(args) => apply::review(args),
-        Command::Permit(args) => permit::run(args),
-        Command::Log(args) => log::run(args),
-        Command::Org(args) => admin::org(args),
-        Command::Token(args) => admin::token(args),
-        Command::Whoami(args) => admin::whoami(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             if let Some(usage) = err.downcast_ref::<UsageError>() {
                 eprintln!("error: {usage}");
@@ -93,5 +82,25 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// Runs one subcommand; returns the exit status it asks for (0 unless it decides otherwise).
+fn run(command: Command) -> anyhow::Result<u8> {
+    let done = |result: anyhow::Result<()>| result.map(|()| 0);
+    match command {
+        Command::Estimate(args) => done(estimate::run(*args)),
+        Command::Serve(args) => done(serve::run(args)),
+        Command::Init(args) => done(serve::init(args)),
+        Command::Key(KeyCommand::Rotate(args)) => done(serve::rotate(args)),
+        Command::Apply(args) => done(apply::apply(args)),
+        Command::Applications(args) => done(apply::applications(args)),
+        Command::Review(args) => done(apply::review(args)),
+        Command::Permit(args) => done(permit::run(args)),
+        Command::Log(args) => done(log::run(args)),
+        Command::Gate(args) => gate::run(args),
+        Command::Org(args) => done(admin::org(args)),
+        Command::Token(args) => done(admin::token(args)),
+        Command::Whoami(args) => done(admin::whoami(args)),
     }
 }

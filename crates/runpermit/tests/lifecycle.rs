@@ -761,3 +761,150 @@ fn log_verify_detects_a_changed_entry() {
         "{err}"
     );
 }
+
+fn http_get(server: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("writing");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reading");
+    response
+        .split_once("\r\n\r\n")
+        .expect("a body")
+        .1
+        .to_owned()
+}
+
+/// The provider's gate admits a job under a valid, logged permit and refuses, with a reason,
+/// what it must: no permit, another cluster, a tampered permit. Small jobs pass untouched.
+#[test]
+fn gate_check_admits_a_logged_permit_and_refuses_with_reasons() {
+    let a = start(None);
+    let alice = lab_applicant(&a, "Gated Lab");
+    // A run that starts today, so that its permit is valid now.
+    let today = time::OffsetDateTime::now_utc().date();
+    let text = std::fs::read_to_string(examples().join("standard.toml")).expect("plan");
+    let plan = a.dir.join("now.toml");
+    std::fs::write(
+        &plan,
+        text.replace("start = 2027-04-01", &format!("start = {today}"))
+            .replace(
+                "end = 2027-06-15",
+                &format!("end = {}", today + time::Duration::days(60)),
+            ),
+    )
+    .expect("writing");
+    let permit_id = json(&["apply", plan.to_str().expect("path")], &a, &alice)["permit_id"]
+        .as_str()
+        .expect("permit")
+        .to_owned();
+    let (permit, proof) = (a.dir.join("p.jwt"), a.dir.join("p.proof"));
+    ok(
+        &[
+            "permit",
+            "get",
+            &permit_id,
+            "-o",
+            permit.to_str().expect("path"),
+            "--proof",
+            proof.to_str().expect("path"),
+        ],
+        &a,
+        &alice,
+    );
+
+    let gate = a.dir.join("gate");
+    std::fs::create_dir_all(&gate).expect("gate dir");
+    std::fs::write(
+        gate.join("jwks.json"),
+        http_get(&a.server, "/.well-known/jwks.json"),
+    )
+    .expect("jwks");
+    let config = gate.join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"authority_url = "{}"
+jwks = "jwks.json"
+log_vkey = "{}"
+provider_id = "org-northwind-cloud"
+reporting_key = "reporting-key.pem"
+[thresholds]
+min_accelerators = 1024
+[[clusters]]
+name = "nw-east-1"
+accelerator = "H100 SXM"
+accelerators = 16384
+[[clusters]]
+name = "nw-central-9"
+accelerator = "H100 SXM"
+accelerators = 4096
+"#,
+            a.server, a.log_vkey
+        ),
+    )
+    .expect("config");
+    let check = |cluster: &str, accelerators: &str, with_permit: Option<&Path>| {
+        let mut args = vec![
+            "gate",
+            "check",
+            "--config",
+            config.to_str().expect("path"),
+            "--cluster",
+            cluster,
+            "--accelerators",
+            accelerators,
+            "--json",
+        ];
+        if let Some(p) = with_permit {
+            args.extend([
+                "--permit",
+                p.to_str().expect("path"),
+                "--proof",
+                proof.to_str().expect("path"),
+            ]);
+        }
+        let out = run(&args, &a.server, "");
+        let decision: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        (
+            out.status.code(),
+            decision["code"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(
+        check("nw-east-1", "2048", Some(&permit)),
+        (Some(0), "permitted".into())
+    );
+    assert_eq!(
+        check("nw-east-1", "8", None),
+        (Some(0), "below_threshold".into())
+    );
+    assert_eq!(
+        check("nw-east-1", "2048", None),
+        (Some(1), "permit_required".into())
+    );
+    assert_eq!(
+        check("nw-central-9", "2048", Some(&permit)),
+        (Some(1), "cluster_not_permitted".into())
+    );
+    assert_eq!(
+        check("nw-east-1", "20000", Some(&permit)),
+        (Some(1), "too_many_accelerators".into())
+    );
+    let token = std::fs::read_to_string(&permit).expect("permit");
+    let mut parts: Vec<String> = token.trim().split('.').map(str::to_owned).collect();
+    parts[2] = parts[2].chars().rev().collect();
+    let tampered = a.dir.join("tampered.jwt");
+    std::fs::write(&tampered, parts.join(".")).expect("writing");
+    let (code, reason) = check("nw-east-1", "2048", Some(&tampered));
+    assert_eq!(code, Some(1));
+    assert!(reason.starts_with("permit_"), "{reason}");
+    // The status list the gate accepted is kept, so an older one is never accepted again.
+    assert!(gate.join("status-list.jwt").is_file());
+}

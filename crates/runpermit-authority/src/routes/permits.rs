@@ -167,3 +167,36 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, Ap
     }
     Ok(Json(Jwks::from_keys(&keys)))
 }
+
+/// `GET /v1/status-list`: the signed list of permits not in good standing, for gates to poll.
+/// Signed with the permit key, valid for the policy's `status_ttl_seconds`. Its version is the
+/// signing time in milliseconds, so it increases with every list any process signs as long as
+/// the processes' clocks are synchronized (NTP), which a gate needs anyway.
+///
+/// No permit can yet be suspended, revoked, paused or held (oversight during training comes
+/// next), so the list is empty: every issued permit is in good standing.
+pub(crate) async fn status_list(
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let now_ms = state.clock.now_ms();
+    let claims = runpermit_gate::StatusListClaims::new(
+        state.issuer.clone(),
+        now_ms.div_euclid(1000),
+        i64::from(state.policy.permit.status_ttl_seconds),
+        u64::try_from(now_ms).unwrap_or(0),
+        Vec::new(),
+    );
+    let token = runpermit_gate::sign_status_list(&claims, &state.signer);
+    let mut response = (axum::http::StatusCode::OK, format!("{token}\n")).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/jwt"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,182 @@
+//! `runpermit gate check`: the provider's admission decision for one job, for scripts and
+//! scheduler hooks. Exit status 0: allow; 1: deny (the reason on stderr); 2: error.
+//!
+//! The decision itself is `runpermit_gate::decide` (pure); this module reads the gate's
+//! configuration and pinned keys, fetches the authority's signed status list (keeping the
+//! newest one it accepted beside the configuration, so that an older list is never accepted
+//! again, even across runs), and maps the decision to an exit status.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use runpermit_compute::HardwareTable;
+use runpermit_gate::{
+    Decision, GateConfig, JobRequest, PermitEvidence, StatusListCache, Usage, decide,
+    verify_status_list,
+};
+use runpermit_permit::Jwks;
+
+use crate::usage::UsageError;
+
+/// `runpermit gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    #[command(subcommand)]
+    command: GateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum GateCommand {
+    /// Decide whether one job may run: exit 0 allow, 1 deny (reason on stderr), 2 error.
+    Check {
+        /// The gate's configuration (see crates/runpermit-gate/examples/gate.toml).
+        #[arg(long, value_name = "FILE", env = "RUNPERMIT_GATE_CONFIG")]
+        config: PathBuf,
+        /// The cluster the job would run on.
+        #[arg(long)]
+        cluster: String,
+        /// Accelerators the job requests.
+        #[arg(long)]
+        accelerators: u64,
+        /// The job's time limit in hours (for the projected-compute threshold).
+        #[arg(long)]
+        hours: Option<f64>,
+        /// The permit (compact JWS) the job runs under.
+        #[arg(long, value_name = "FILE", requires = "proof")]
+        permit: Option<PathBuf>,
+        /// The permit's log inclusion proof (from `runpermit permit get --proof`).
+        #[arg(long, value_name = "FILE")]
+        proof: Option<PathBuf>,
+        /// Use this status list token instead of fetching one from the authority.
+        #[arg(long, value_name = "FILE")]
+        status_list: Option<PathBuf>,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn read(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+/// Runs `runpermit gate`. Returns the process exit status.
+pub fn run(args: GateArgs) -> Result<u8> {
+    let GateCommand::Check {
+        config,
+        cluster,
+        accelerators,
+        hours,
+        permit,
+        proof,
+        status_list,
+        json,
+    } = args.command;
+    let mut settings = GateConfig::from_toml(&read(&config, "--config")?)
+        .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    settings.resolve_paths(base);
+    let params = settings
+        .params(HardwareTable::builtin())
+        .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
+    let jwks = Jwks::from_json(&read(&settings.jwks, "the pinned JWKS")?)
+        .map_err(|e| UsageError(format!("{}: {e}", settings.jwks.display())))?;
+
+    // The newest status list accepted so far, then the one fetched now.
+    let held_path = base.join("status-list.jwt");
+    let mut cache = StatusListCache::new(params.status_grace_seconds());
+    if let Ok(held) = std::fs::read_to_string(&held_path)
+        && let Ok(claims) = verify_status_list(held.trim(), &jwks)
+    {
+        let _ = cache.accept(claims);
+    }
+    let fetched = match &status_list {
+        Some(file) => Some(read(file, "--status-list")?),
+        None => fetch_status_list(params.authority_url()),
+    };
+    if let Some(token) = fetched {
+        match verify_status_list(token.trim(), &jwks) {
+            Ok(claims) => match cache.accept(claims) {
+                Ok(()) => {
+                    let tmp = held_path.with_extension("tmp");
+                    if std::fs::write(&tmp, token.trim())
+                        .and_then(|()| std::fs::rename(&tmp, &held_path))
+                        .is_err()
+                    {
+                        eprintln!(
+                            "warning: could not keep the status list at {}",
+                            held_path.display()
+                        );
+                    }
+                }
+                Err(e) => eprintln!("warning: status list refused: {e}"),
+            },
+            Err(e) => eprintln!("warning: status list refused: {e}"),
+        }
+    }
+
+    let evidence = match (&permit, &proof) {
+        (Some(p), Some(q)) => Some(PermitEvidence {
+            token: read(p, "--permit")?.trim().to_owned(),
+            proof_bundle: read(q, "--proof")?,
+        }),
+        _ => None,
+    };
+    let job = JobRequest {
+        cluster,
+        accelerators,
+        hours,
+        permit: evidence,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let decision = decide(
+        &params,
+        &job,
+        &jwks,
+        &settings.log_vkey,
+        &cache,
+        &Usage::new(),
+        now,
+    );
+    report(&decision, json)?;
+    Ok(if decision.allow {
+        0
+    } else if decision.code.is_request_error() {
+        2
+    } else {
+        1
+    })
+}
+
+/// The authority's current status list, or `None` (with a warning) when it cannot be had:
+/// the decision then fails closed for jobs that need a permit.
+fn fetch_status_list(authority: &str) -> Option<String> {
+    let url = format!("{}/v1/status-list", authority.trim_end_matches('/'));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    match agent
+        .get(&url)
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string())
+    {
+        Ok(text) => Some(text),
+        Err(e) => {
+            eprintln!("warning: fetching {url}: {e}");
+            None
+        }
+    }
+}
+
+fn report(decision: &Decision, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(decision)?);
+    } else if decision.allow {
+        println!("ALLOW ({}): {}", decision.code.as_str(), decision.message);
+    } else {
+        eprintln!("DENY ({}): {}", decision.code.as_str(), decision.message);
+    }
+    Ok(())
+}
