@@ -79,6 +79,22 @@ fn main() {
             black_box(run(black_box(&allowed)));
         }),
     );
+    let mut cache = runpermit_gate::EvidenceCache::new();
+    report(
+        "allowed job, evidence cached (decide_cached)",
+        &time(N, || {
+            black_box(runpermit_gate::decide_cached(
+                &world.params,
+                black_box(&allowed),
+                &world.jwks,
+                &world.vkey,
+                &world.status,
+                &usage,
+                NOW,
+                &mut cache,
+            ));
+        }),
+    );
     report(
         "small job (threshold only)",
         &time(N, || {

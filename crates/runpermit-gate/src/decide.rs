@@ -9,7 +9,9 @@ use std::fmt;
 
 use runpermit_compute::Flop;
 use runpermit_log::{CheckpointError, LogEntry, ProofBundle, ProofError};
-use runpermit_permit::{Jwks, PermitClaims, VerifyError, verify_permit};
+use runpermit_permit::{
+    Jwks, PermitClaims, VerifyError, check_permit_validity, verify_permit_signature,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterParams, GateParams};
@@ -304,6 +306,148 @@ pub fn decide(
     usage: &Usage,
     now: i64,
 ) -> Decision {
+    decide_with(
+        params,
+        job,
+        jwks,
+        log_vkey,
+        status,
+        usage,
+        now,
+        &mut Uncached,
+    )
+}
+
+/// [`decide`], reusing the time-independent checks (the permit's signature and claims, the
+/// log proof) from `cache` when the same permit and proof were seen before. The decision is
+/// the same as [`decide`]'s; only the work differs. Every time-dependent check (validity
+/// window, standing, freshness of the status list, budget) runs at every call.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "decide's arguments plus the cache"
+)]
+pub fn decide_cached(
+    params: &GateParams,
+    job: &JobRequest,
+    jwks: &Jwks,
+    log_vkey: &str,
+    status: &StatusListCache,
+    usage: &Usage,
+    now: i64,
+    cache: &mut EvidenceCache,
+) -> Decision {
+    cache.bind(jwks, log_vkey);
+    decide_with(params, job, jwks, log_vkey, status, usage, now, cache)
+}
+
+/// The time-independent checks of a permit's evidence, cached or not.
+trait EvidenceChecks {
+    fn signature(&mut self, token: &str, jwks: &Jwks) -> Result<PermitClaims, VerifyError>;
+    fn proof(
+        &mut self,
+        evidence: &PermitEvidence,
+        token: &str,
+        claims: &PermitClaims,
+        log_vkey: &str,
+    ) -> Result<(), (Code, String)>;
+}
+
+struct Uncached;
+
+impl EvidenceChecks for Uncached {
+    fn signature(&mut self, token: &str, jwks: &Jwks) -> Result<PermitClaims, VerifyError> {
+        verify_permit_signature(token, jwks)
+    }
+
+    fn proof(
+        &mut self,
+        evidence: &PermitEvidence,
+        token: &str,
+        claims: &PermitClaims,
+        log_vkey: &str,
+    ) -> Result<(), (Code, String)> {
+        check_proof(evidence, token, claims, log_vkey)
+    }
+}
+
+/// Results of the time-independent checks, by permit token and proof bundle, for one pinned
+/// JWKS and log key (a change of either empties it). Bounded: when full, it starts over.
+#[derive(Debug, Default)]
+pub struct EvidenceCache {
+    bound_to: Option<(Jwks, String)>,
+    signatures: HashMap<String, Result<PermitClaims, VerifyError>>,
+    proofs: HashMap<(String, String), Result<(), (Code, String)>>,
+}
+
+impl EvidenceCache {
+    /// Entries kept before the cache starts over: far more permits than a provider runs.
+    pub const CAPACITY: usize = 10_000;
+
+    /// An empty cache.
+    pub fn new() -> EvidenceCache {
+        EvidenceCache::default()
+    }
+
+    fn bind(&mut self, jwks: &Jwks, log_vkey: &str) {
+        let same = self
+            .bound_to
+            .as_ref()
+            .is_some_and(|(j, v)| j == jwks && v == log_vkey);
+        if !same {
+            self.signatures.clear();
+            self.proofs.clear();
+            self.bound_to = Some((jwks.clone(), log_vkey.to_owned()));
+        }
+    }
+}
+
+impl EvidenceChecks for EvidenceCache {
+    fn signature(&mut self, token: &str, jwks: &Jwks) -> Result<PermitClaims, VerifyError> {
+        if let Some(cached) = self.signatures.get(token) {
+            return cached.clone();
+        }
+        if self.signatures.len() >= Self::CAPACITY {
+            self.signatures.clear();
+        }
+        let result = verify_permit_signature(token, jwks);
+        self.signatures.insert(token.to_owned(), result.clone());
+        result
+    }
+
+    fn proof(
+        &mut self,
+        evidence: &PermitEvidence,
+        token: &str,
+        claims: &PermitClaims,
+        log_vkey: &str,
+    ) -> Result<(), (Code, String)> {
+        let key = (token.to_owned(), evidence.proof_bundle.clone());
+        if let Some(cached) = self.proofs.get(&key) {
+            return cached.clone();
+        }
+        if self.proofs.len() >= Self::CAPACITY {
+            self.proofs.clear();
+        }
+        let result = check_proof(evidence, token, claims, log_vkey);
+        self.proofs.insert(key, result.clone());
+        result
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "decide's arguments plus the checks"
+)]
+fn decide_with(
+    params: &GateParams,
+    job: &JobRequest,
+    jwks: &Jwks,
+    log_vkey: &str,
+    status: &StatusListCache,
+    usage: &Usage,
+    now: i64,
+    checks: &mut dyn EvidenceChecks,
+) -> Decision {
     let Some(cluster) = params.cluster(&job.cluster) else {
         let known: Vec<&str> = params.clusters().iter().map(|c| c.name.as_str()).collect();
         return Decision::new(
@@ -350,7 +494,10 @@ pub fn decide(
     };
 
     let token = evidence.token.trim();
-    let claims = match verify_permit(token, jwks, now, params.clock_skew_seconds()) {
+    let claims = match checks
+        .signature(token, jwks)
+        .and_then(|c| check_permit_validity(&c, now, params.clock_skew_seconds()).map(|()| c))
+    {
         Ok(claims) => claims,
         Err(e) => {
             let (code, message) = permit_refusal(e, params);
@@ -399,7 +546,7 @@ pub fn decide(
         );
     }
 
-    if let Err((code, message)) = check_proof(evidence, token, &claims, log_vkey) {
+    if let Err((code, message)) = checks.proof(evidence, token, &claims, log_vkey) {
         return refuse(code, message);
     }
 

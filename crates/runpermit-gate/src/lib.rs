@@ -68,7 +68,9 @@ pub use config::{
     DEFAULT_STATUS_GRACE_SECONDS, GateConfig, GateParams, MAX_CLOCK_SKEW_SECONDS,
     MAX_STATUS_GRACE_SECONDS, Thresholds,
 };
-pub use decide::{Code, Decision, JobRequest, PermitEvidence, Usage, decide};
+pub use decide::{
+    Code, Decision, EvidenceCache, JobRequest, PermitEvidence, Usage, decide, decide_cached,
+};
 pub use status::{
     Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,
     StatusListClaims, sign_status_list, verify_status_list,

@@ -34,4 +34,4 @@ pub use keys::{ALG_ED25519, ALG_EDDSA, PublicKey, SigningKey};
 pub use receipt::{
     EXEMPTION_CLAIMS_VERSION, EXEMPTION_TYP, ExemptionClaims, sign_exemption, verify_exemption,
 };
-pub use verify::verify_permit;
+pub use verify::{check_permit_validity, verify_permit, verify_permit_signature};

@@ -21,8 +21,27 @@ pub fn verify_permit(
     now: i64,
     leeway_seconds: i64,
 ) -> Result<PermitClaims, VerifyError> {
+    let claims = verify_permit_signature(token, jwks)?;
+    check_permit_validity(&claims, now, leeway_seconds)?;
+    Ok(claims)
+}
+
+/// The part of [`verify_permit`] that does not depend on time: the JWS (structure, `alg`,
+/// `typ`, `kid`, signature), `rpv` and the claim set's fields. Its result for a given token
+/// and JWKS never changes, so a gate may cache it; it must still call
+/// [`check_permit_validity`] at every decision.
+pub fn verify_permit_signature(token: &str, jwks: &Jwks) -> Result<PermitClaims, VerifyError> {
     let (_, payload) = verify_jws::<Value>(token, PERMIT_TYP, jwks)?;
-    let claims: PermitClaims = read_versioned(payload, PERMIT_CLAIMS_VERSION)?;
+    read_versioned(payload, PERMIT_CLAIMS_VERSION)
+}
+
+/// The time part of [`verify_permit`]: refused when `now + leeway < nbf`, when
+/// `now + leeway < iat`, or when `now - leeway >= exp` (negative leeway counts as 0).
+pub fn check_permit_validity(
+    claims: &PermitClaims,
+    now: i64,
+    leeway_seconds: i64,
+) -> Result<(), VerifyError> {
     let leeway = leeway_seconds.max(0);
     if now.saturating_add(leeway) < claims.nbf {
         return Err(VerifyError::NotYetValid {
@@ -42,7 +61,7 @@ pub fn verify_permit(
             now,
         });
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// Reads `payload` as `T` after checking its `rpv` is `version`, so that a newer claim set

@@ -81,6 +81,9 @@ pub struct World {
     pub future: Logged,
     /// The proof of the log's `decision` entry (not a permit).
     pub decision_proof: String,
+    /// One evidence cache for every decision this world makes, so that each scenario also
+    /// runs warm, after others have filled it.
+    pub cache: std::cell::RefCell<runpermit_gate::EvidenceCache>,
 }
 
 /// The main permit's request; others are variations of it.
@@ -240,6 +243,7 @@ impl World {
             jwks,
             log_key,
             vkey,
+            cache: Default::default(),
         };
         world.publish(1, NOW - 60, vec![]);
         world
@@ -278,16 +282,33 @@ impl World {
     }
 
     /// Decides `job` at `now` with no usage known.
+    /// Also decides through the evidence cache, cold and warm, and checks that all three
+    /// decisions are the same: the cache changes the work, never the answer.
     pub fn decide_at(&self, job: &JobRequest, now: i64) -> Decision {
-        decide(
+        let usage = Usage::new();
+        let plain = decide(
             &self.params,
             job,
             &self.jwks,
             &self.vkey,
             &self.status,
-            &Usage::new(),
+            &usage,
             now,
-        )
+        );
+        for round in ["cold or shared", "warm"] {
+            let cached = runpermit_gate::decide_cached(
+                &self.params,
+                job,
+                &self.jwks,
+                &self.vkey,
+                &self.status,
+                &usage,
+                now,
+                &mut self.cache.borrow_mut(),
+            );
+            assert_eq!(cached, plain, "decide_cached ({round}) differs from decide");
+        }
+        plain
     }
 
     /// Decides `job` at [`NOW`] with no usage known.
