@@ -12,7 +12,11 @@
 //! - [`GateConfig`]: the gate's TOML configuration, every key documented
 //!   (`examples/gate.toml`); [`GateParams`]: the validated, resolved form [`decide`] takes.
 //! - [`decide`]: the decision for a [`JobRequest`], a serializable [`Decision`] with a stable
-//!   [`Code`].
+//!   [`Code`]; [`decide_cached`] the same with the time-independent checks cached.
+//! - Metering ([`scheduler_accounting`], [`dcgm_tensor_activity`], [`dcgm_tensor_active`]):
+//!   accelerator-seconds and DCGM tensor-pipe activity to FLOP, with the method and bounds;
+//!   [`UsageReportClaims`], [`sign_usage_report`], [`verify_usage_report`]: the signed usage
+//!   report (`typ` `runpermit-usage+jwt`) a provider sends the authority.
 //!
 //! Pure: no file or network IO, no clock (`now` is an argument, in unix seconds), no
 //! randomness. Signatures are runpermit-permit's ([`verify_permit`](runpermit_permit::verify_permit),
@@ -60,6 +64,8 @@
 
 mod config;
 mod decide;
+mod meter;
+mod report;
 mod status;
 mod text;
 
@@ -70,6 +76,13 @@ pub use config::{
 };
 pub use decide::{
     Code, Decision, EvidenceCache, JobRequest, PermitEvidence, Usage, decide, decide_cached,
+};
+pub use meter::{
+    MeterError, MeterMethod, Metered, TensorSample, dcgm_tensor_active, dcgm_tensor_activity,
+    scheduler_accounting,
+};
+pub use report::{
+    ReportError, USAGE_TYP, UsageReportClaims, sign_usage_report, verify_usage_report,
 };
 pub use status::{
     Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,
