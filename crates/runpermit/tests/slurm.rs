@@ -1,0 +1,553 @@
+//! Slurm admission through the gate, against a real Slurm: a live authority issues a permit,
+//! `integrations/slurm/ci-setup.sh` installs `integrations/slurm/job_submit.lua` on a one-node
+//! cluster with this build's `runpermit` and a gate configuration, and real `sbatch` jobs are
+//! refused with the gate's reasons or admitted and run.
+//!
+//! Runs with `RUNPERMIT_TEST_SLURM=1`, as root, on a machine where Slurm may be installed and
+//! started (Debian 12: ci-setup.sh installs `slurm-wlm`, `munge` and `lua5.1` when missing).
+//! Without it the test says it was skipped, except under `CI`, where it fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_runpermit");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+// The authority harness, as in tests/lifecycle.rs.
+
+struct Authority {
+    child: Child,
+    server: String,
+    dir: PathBuf,
+    admin_token: String,
+    log_vkey: String,
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run(args: &[&str], server: &str, token: &str) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUNPERMIT_SERVER", server)
+        .env("RUNPERMIT_TOKEN", token)
+        .env_remove("RUNPERMIT_CLI_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("running runpermit")
+}
+
+fn ok(args: &[&str], a: &Authority, token: &str) -> String {
+    let out = run(args, &a.server, token);
+    assert!(
+        out.status.success(),
+        "runpermit {args:?} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn json(args: &[&str], a: &Authority, token: &str) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(&all, a, token)).expect("JSON output")
+}
+
+/// Initializes an authority in a fresh directory (readable by the `slurm` user, which runs the
+/// gate) and starts serving it.
+fn start() -> Authority {
+    let dir = std::env::temp_dir().join(format!("runpermit-slurm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    set_mode(&dir, 0o755);
+    let data = dir.join("data");
+    let out = Command::new(BIN)
+        .args(["init", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("runpermit init");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "init: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin_token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("rpt_"))
+        .expect("init prints the bootstrap admin token")
+        .to_owned();
+    let log_vkey = stdout
+        .lines()
+        .find_map(|l| l.split("(vkey ").nth(1))
+        .map(|v| v.trim_end_matches(')').to_owned())
+        .expect("init prints the log's verifier key");
+    let (child, server) = spawn_serve(&data);
+    Authority {
+        child,
+        server,
+        dir,
+        admin_token,
+        log_vkey,
+    }
+}
+
+/// Starts `runpermit serve` on `data` and waits until it listens; returns it and its URL.
+fn spawn_serve(data: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runpermit serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("reading serve output") > 0,
+            "serve exited early"
+        );
+    }
+    let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
+    (child, server)
+}
+
+/// Registers a lab with an applicant and returns the applicant's token.
+fn lab_applicant(a: &Authority, name: &str) -> String {
+    let admin = a.admin_token.clone();
+    let lab = id_of(&json(
+        &["org", "create", name, "--kind", "developer"],
+        a,
+        &admin,
+    ));
+    let member = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            &lab,
+            "--name",
+            "alice",
+            "--role",
+            "applicant",
+        ],
+        a,
+        &admin,
+    ));
+    json(&["token", "create", "--member", &member], a, &admin)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+fn http_get(server: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("writing");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reading");
+    response
+        .split_once("\r\n\r\n")
+        .expect("a body")
+        .1
+        .to_owned()
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Applies for a permit for the standard example plan, valid from today, and fetches it with
+/// its log proof into `dir` as `<name>.jwt` and `<name>.proof`.
+fn permit_valid_today(a: &Authority, applicant: &str, name: &str) -> (PathBuf, PathBuf) {
+    let today = time::OffsetDateTime::now_utc().date();
+    let text = std::fs::read_to_string(repo().join("examples/plans/standard.toml")).expect("plan");
+    let plan = a.dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &plan,
+        text.replace("name = \"heron-405b\"", &format!("name = \"heron-{name}\""))
+            .replace("start = 2027-04-01", &format!("start = {today}"))
+            .replace(
+                "end = 2027-06-15",
+                &format!("end = {}", today + time::Duration::days(60)),
+            ),
+    )
+    .expect("writing the plan");
+    let permit_id = json(&["apply", path_str(&plan)], a, applicant)["permit_id"]
+        .as_str()
+        .expect("a permit at once (standard tier)")
+        .to_owned();
+    let (permit, proof) = (
+        a.dir.join(format!("{name}.jwt")),
+        a.dir.join(format!("{name}.proof")),
+    );
+    ok(
+        &[
+            "permit",
+            "get",
+            &permit_id,
+            "-o",
+            path_str(&permit),
+            "--proof",
+            path_str(&proof),
+        ],
+        a,
+        applicant,
+    );
+    for file in [&permit, &proof] {
+        set_mode(file, 0o644);
+    }
+    (permit, proof)
+}
+
+// Slurm.
+
+/// The jobs this test submitted, cancelled when it ends, however it ends.
+struct Jobs(Vec<String>);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = Command::new("scancel").args(&self.0).output();
+        }
+    }
+}
+
+/// Runs ci-setup.sh: installs the plugin with these settings and reloads Slurm.
+fn install_plugin(config: &Path, runpermit: &Path, cluster: &str) {
+    let script = repo().join("integrations/slurm/ci-setup.sh");
+    let lua = repo().join("integrations/slurm/job_submit.lua");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args([&lua, config, runpermit])
+        .arg(cluster)
+        .output()
+        .expect("running integrations/slurm/ci-setup.sh");
+    assert!(
+        out.status.success(),
+        "ci-setup.sh failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Submits `sbatch ARGS --wrap "hostname; sleep 1"` from `dir` with exactly the permit
+/// variables in `env` (none inherited). Ok(job id) when admitted, Err(stderr) when refused.
+fn sbatch(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    jobs: &mut Jobs,
+) -> Result<String, String> {
+    let mut command = Command::new("sbatch");
+    command
+        .current_dir(dir)
+        .args(["--parsable", "--output", "slurm-%j.out", "--time", "10"])
+        .args(args)
+        .args(["--wrap", "hostname; sleep 1"])
+        .env_remove("RUNPERMIT_PERMIT")
+        .env_remove("RUNPERMIT_PROOF");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("running sbatch");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        let id = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .expect("job id")
+            .to_owned();
+        assert!(!id.is_empty(), "sbatch printed no job id: {stderr}");
+        jobs.0.push(id.clone());
+        Ok(id)
+    } else {
+        Err(stderr)
+    }
+}
+
+fn refused(result: Result<String, String>, code: &str, what: &str) -> String {
+    match result {
+        Ok(id) => panic!("{what}: job {id} was admitted; expected DENY ({code})"),
+        Err(stderr) => {
+            assert!(
+                stderr.contains(&format!("DENY ({code}): ")),
+                "{what}: expected the gate's DENY ({code}) in sbatch's stderr:\n{stderr}"
+            );
+            stderr
+        }
+    }
+}
+
+fn admitted(result: Result<String, String>, what: &str) -> String {
+    result.unwrap_or_else(|stderr| panic!("{what}: refused:\n{stderr}"))
+}
+
+/// Waits (up to 60 s) until the job has completed, and returns its output.
+fn completes(dir: &Path, id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut state = String::new();
+    while Instant::now() < deadline {
+        let out = Command::new("scontrol")
+            .args(["show", "job", id, "-o"])
+            .output()
+            .expect("scontrol");
+        let text = String::from_utf8_lossy(&out.stdout);
+        state = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("JobState="))
+            .unwrap_or("")
+            .to_owned();
+        match state.as_str() {
+            "COMPLETED" => {
+                return std::fs::read_to_string(dir.join(format!("slurm-{id}.out")))
+                    .unwrap_or_default();
+            }
+            "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL" => {
+                panic!("job {id} ended {state}: {text}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+    panic!("job {id} did not complete within 60 s (state {state:?})");
+}
+
+#[test]
+fn slurm_admits_gpu_jobs_only_under_a_valid_permit() {
+    if std::env::var_os("RUNPERMIT_TEST_SLURM").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the Slurm admission test: run integrations/slurm/ci-setup.sh as root, \
+             then set RUNPERMIT_TEST_SLURM=1"
+        );
+        eprintln!("skipped: Slurm admission test (set RUNPERMIT_TEST_SLURM=1, as root, to run it)");
+        return;
+    }
+    let started = Instant::now();
+    let a = start();
+    let alice = lab_applicant(&a, "Slurm Lab");
+    let (permit, proof) = permit_valid_today(&a, &alice, "p");
+    let (_, other_proof) = permit_valid_today(&a, &alice, "q");
+
+    // The gate, as the provider configures it: its directory belongs to the `slurm` user, who
+    // runs the gate inside slurmctld and keeps the newest status list there.
+    let gate = a.dir.join("gate");
+    std::fs::create_dir_all(&gate).expect("gate dir");
+    std::fs::write(
+        gate.join("jwks.json"),
+        http_get(&a.server, "/.well-known/jwks.json"),
+    )
+    .expect("jwks");
+    let config = gate.join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"authority_url = "{}"
+jwks = "jwks.json"
+log_vkey = "{}"
+provider_id = "org-northwind-cloud"
+reporting_key = "reporting-key.pem"
+[thresholds]
+min_accelerators = 2
+[[clusters]]
+name = "nw-east-1"
+accelerator = "H100 SXM"
+accelerators = 16384
+[[clusters]]
+name = "nw-central-9"
+accelerator = "H100 SXM"
+accelerators = 4096
+"#,
+            a.server, a.log_vkey
+        ),
+    )
+    .expect("config");
+    // This build's binary, where the `slurm` user can run it (the target dir may not be).
+    let bin = a.dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let runpermit = bin.join("runpermit");
+    std::fs::copy(BIN, &runpermit).expect("copying the runpermit binary");
+    set_mode(&runpermit, 0o755);
+
+    // Installs Slurm first if need be, and with it the `slurm` user.
+    install_plugin(&config, &runpermit, "nw-east-1");
+    let chown = Command::new("chown")
+        .args(["-R", "slurm:slurm"])
+        .arg(&gate)
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown slurm {}", gate.display());
+    let setup = started.elapsed();
+    let mut jobs = Jobs(Vec::new());
+    let dir = a.dir.as_path();
+    let (p, q) = (path_str(&permit), path_str(&proof));
+    let with_permit = [("RUNPERMIT_PERMIT", p), ("RUNPERMIT_PROOF", q)];
+
+    // A job without GPUs, and one below the threshold: admitted without a permit, and run.
+    let small = admitted(sbatch(dir, &[], &[], &mut jobs), "a job without GPUs");
+    let one_gpu = admitted(
+        sbatch(dir, &["--gres=gpu:1"], &[], &mut jobs),
+        "a 1-GPU job (below the threshold of 2)",
+    );
+
+    // Large jobs without a permit: refused with the gate's reason, however the GPUs are asked.
+    refused(
+        sbatch(dir, &["--gres=gpu:4"], &[], &mut jobs),
+        "permit_required",
+        "4 GPUs per node, no permit",
+    );
+    refused(
+        sbatch(dir, &["-N", "2", "--gres=gpu:1"], &[], &mut jobs),
+        "permit_required",
+        "1 GPU per node on 2 nodes, no permit",
+    );
+    refused(
+        sbatch(dir, &["--gpus=2"], &[], &mut jobs),
+        "permit_required",
+        "2 GPUs per job, no permit",
+    );
+
+    // A tampered permit, and a permit with another permit's log proof.
+    let token = std::fs::read_to_string(&permit).expect("permit");
+    // Another base64url character at the start of the signature: well-formed, but false.
+    let mut parts: Vec<String> = token.trim().split('.').map(str::to_owned).collect();
+    let first = if parts[2].starts_with('A') { "B" } else { "A" };
+    parts[2].replace_range(0..1, first);
+    let tampered = a.dir.join("tampered.jwt");
+    std::fs::write(&tampered, parts.join(".")).expect("writing");
+    set_mode(&tampered, 0o644);
+    refused(
+        sbatch(
+            dir,
+            &["--gres=gpu:4"],
+            &[
+                ("RUNPERMIT_PERMIT", path_str(&tampered)),
+                ("RUNPERMIT_PROOF", q),
+            ],
+            &mut jobs,
+        ),
+        "permit_bad_signature",
+        "a tampered permit",
+    );
+    refused(
+        sbatch(
+            dir,
+            &["--gres=gpu:4"],
+            &[
+                ("RUNPERMIT_PERMIT", p),
+                ("RUNPERMIT_PROOF", path_str(&other_proof)),
+            ],
+            &mut jobs,
+        ),
+        "proof_wrong_permit",
+        "a permit with another permit's proof",
+    );
+    let stderr = sbatch(
+        dir,
+        &["--gres=gpu:4"],
+        &[("RUNPERMIT_PERMIT", p)],
+        &mut jobs,
+    )
+    .expect_err("a permit without its proof is refused");
+    assert!(
+        stderr.contains("set both RUNPERMIT_PERMIT and RUNPERMIT_PROOF"),
+        "{stderr}"
+    );
+
+    // More GPUs than the permit allows at once.
+    refused(
+        sbatch(dir, &["--gpus=20000"], &with_permit, &mut jobs),
+        "too_many_accelerators",
+        "20000 GPUs under a permit for 16384",
+    );
+
+    // A valid permit: admitted and run, from the environment or from --export, with paths
+    // relative to the job's working directory.
+    let large = admitted(
+        sbatch(dir, &["--gres=gpu:4"], &with_permit, &mut jobs),
+        "4 GPUs under a valid permit",
+    );
+    let exported = admitted(
+        sbatch(
+            dir,
+            &[
+                "--gpus=2",
+                "--export=RUNPERMIT_PERMIT=p.jwt,RUNPERMIT_PROOF=p.proof",
+            ],
+            &[],
+            &mut jobs,
+        ),
+        "2 GPUs under a valid permit given with --export and relative paths",
+    );
+    let host = String::from_utf8(
+        Command::new("hostname")
+            .arg("-s")
+            .output()
+            .expect("hostname")
+            .stdout,
+    )
+    .expect("UTF-8");
+    for id in [&small, &one_gpu, &large, &exported] {
+        let output = completes(dir, id);
+        assert!(output.contains(host.trim()), "job {id} printed {output:?}");
+    }
+
+    // The gate, run by slurmctld as `slurm`, kept the status list it accepted.
+    assert!(gate.join("status-list.jwt").is_file());
+
+    // The same permit on a cluster it does not name.
+    install_plugin(&config, &runpermit, "nw-central-9");
+    refused(
+        sbatch(dir, &["--gres=gpu:4"], &with_permit, &mut jobs),
+        "cluster_not_permitted",
+        "a valid permit on another cluster",
+    );
+
+    // When the gate cannot run, GPU jobs are refused (fail closed); others pass.
+    install_plugin(&config, &bin.join("missing"), "nw-east-1");
+    let stderr = sbatch(dir, &["--gres=gpu:1"], &with_permit, &mut jobs)
+        .expect_err("no gate: GPU jobs are refused");
+    assert!(stderr.contains("the gate could not decide"), "{stderr}");
+    let small = admitted(
+        sbatch(dir, &[], &[], &mut jobs),
+        "no gate: a job without GPUs",
+    );
+    completes(dir, &small);
+
+    eprintln!(
+        "Slurm admission: setup {:.1} s, all {:.1} s",
+        setup.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
