@@ -29,32 +29,72 @@ pub struct GateArgs {
 #[derive(Debug, Subcommand)]
 enum GateCommand {
     /// Decide whether one job may run: exit 0 allow, 1 deny (reason on stderr), 2 error.
-    Check {
-        /// The gate's configuration (see crates/runpermit-gate/examples/gate.toml).
-        #[arg(long, value_name = "FILE", env = "RUNPERMIT_GATE_CONFIG")]
-        config: PathBuf,
-        /// The cluster the job would run on.
-        #[arg(long)]
-        cluster: String,
-        /// Accelerators the job requests.
-        #[arg(long)]
-        accelerators: u64,
-        /// The job's time limit in hours (for the projected-compute threshold).
-        #[arg(long)]
-        hours: Option<f64>,
-        /// The permit (compact JWS) the job runs under.
-        #[arg(long, value_name = "FILE", requires = "proof")]
-        permit: Option<PathBuf>,
-        /// The permit's log inclusion proof (from `runpermit permit get --proof`).
-        #[arg(long, value_name = "FILE")]
-        proof: Option<PathBuf>,
-        /// Use this status list token instead of fetching one from the authority.
-        #[arg(long, value_name = "FILE")]
-        status_list: Option<PathBuf>,
-        /// Print the decision as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Check(CheckArgs),
+    /// Run the gate as a service: `POST /v1/decide` (JobRequest → Decision) and
+    /// `POST /v1/admission` (Kubernetes AdmissionReview v1), polling the authority's status
+    /// list. See integrations/kubernetes/.
+    Serve(ServeArgs),
+}
+
+/// `runpermit gate check` flags.
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The gate's configuration (see crates/runpermit-gate/examples/gate.toml).
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_GATE_CONFIG")]
+    config: PathBuf,
+    /// The cluster the job would run on.
+    #[arg(long)]
+    cluster: String,
+    /// Accelerators the job requests.
+    #[arg(long)]
+    accelerators: u64,
+    /// The job's time limit in hours (for the projected-compute threshold).
+    #[arg(long)]
+    hours: Option<f64>,
+    /// The permit (compact JWS) the job runs under.
+    #[arg(long, value_name = "FILE", requires = "proof")]
+    permit: Option<PathBuf>,
+    /// The permit's log inclusion proof (from `runpermit permit get --proof`).
+    #[arg(long, value_name = "FILE")]
+    proof: Option<PathBuf>,
+    /// Use this status list token instead of fetching one from the authority.
+    #[arg(long, value_name = "FILE")]
+    status_list: Option<PathBuf>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `runpermit gate serve` flags.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The gate's configuration.
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_GATE_CONFIG")]
+    config: PathBuf,
+    /// The cluster this service admits jobs for (one of the configuration's clusters).
+    #[arg(long, env = "RUNPERMIT_GATE_CLUSTER")]
+    cluster: String,
+    /// Address to listen on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "RUNPERMIT_GATE_LISTEN",
+        default_value = "127.0.0.1:8443"
+    )]
+    listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM); with --tls-key, serves HTTPS (Kubernetes requires it).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where to keep the newest accepted status list [default: status-list.jwt beside
+    /// the configuration].
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Seconds between polls of the authority's status list.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    poll_every: u64,
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
@@ -63,7 +103,44 @@ fn read(path: &Path, what: &str) -> Result<String> {
 
 /// Runs `runpermit gate`. Returns the process exit status.
 pub fn run(args: GateArgs) -> Result<u8> {
-    let GateCommand::Check {
+    match args.command {
+        GateCommand::Serve(ServeArgs {
+            config,
+            cluster,
+            listen,
+            tls_cert,
+            tls_key,
+            state,
+            poll_every,
+        }) => {
+            crate::serve::init_logging();
+            let mut options = runpermit_gate_agent::ServeOptions::new(config, cluster, listen);
+            options.tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| runpermit_gate_agent::TlsFiles { cert, key });
+            options.status_file = state;
+            options.poll_every = std::time::Duration::from_secs(poll_every.max(1));
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime
+                .block_on(runpermit_gate_agent::run(
+                    options,
+                    crate::serve::shutdown_signal(),
+                ))
+                .map_err(|e| {
+                    if e.is_usage() {
+                        UsageError(e.to_string()).into()
+                    } else {
+                        anyhow::Error::new(e)
+                    }
+                })?;
+            Ok(0)
+        }
+        GateCommand::Check(args) => check(args),
+    }
+}
+
+fn check(args: CheckArgs) -> Result<u8> {
+    let CheckArgs {
         config,
         cluster,
         accelerators,
@@ -72,7 +149,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
         proof,
         status_list,
         json,
-    } = args.command;
+    } = args;
     let mut settings = GateConfig::from_toml(&read(&config, "--config")?)
         .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
     let base = config.parent().unwrap_or(Path::new("."));

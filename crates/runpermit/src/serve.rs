@@ -154,7 +154,7 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
 
 /// Logs go to stderr: human-readable by default, one JSON object per line with
 /// `RUNPERMIT_LOG_FORMAT=json`; `RUNPERMIT_LOG` sets the filter (default `info`).
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNPERMIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -291,7 +291,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         // If the handler cannot be installed the service runs until killed.
         if tokio::signal::ctrl_c().await.is_err() {

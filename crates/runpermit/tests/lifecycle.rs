@@ -907,4 +907,66 @@ accelerators = 4096
     assert!(reason.starts_with("permit_"), "{reason}");
     // The status list the gate accepted is kept, so an older one is never accepted again.
     assert!(gate.join("status-list.jwt").is_file());
+
+    // The same decisions from the long-running gate over HTTP.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut service = Command::new(BIN)
+        .args([
+            "gate",
+            "serve",
+            "--config",
+            config.to_str().expect("path"),
+            "--cluster",
+            "nw-east-1",
+            "--listen",
+            &listen,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runpermit gate serve");
+    let server = format!("http://{listen}");
+    let mut healthy = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&listen).is_ok() {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(healthy, "gate serve did not listen");
+    let job = serde_json::json!({
+        "cluster": "nw-east-1",
+        "accelerators": 2048,
+        "permit": {"token": token.trim(), "proof_bundle": std::fs::read_to_string(&proof).expect("proof")},
+    });
+    let answer = http_post(&server, "/v1/decide", &job.to_string());
+    let _ = service.kill();
+    let _ = service.wait();
+    let decision: Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{answer}"));
+    assert_eq!(decision["code"], "permitted", "{decision}");
+}
+
+fn http_post(server: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("writing");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reading");
+    response
+        .split_once("\r\n\r\n")
+        .expect("a body")
+        .1
+        .to_owned()
 }

@@ -1,0 +1,298 @@
+//! [`Agent`]: the gate's long-lived state (pinned keys, the held status list, the evidence
+//! cache, usage, the clock) and the decisions made with it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use runpermit_gate::{
+    Decision, EvidenceCache, Freshness, GateParams, JobRequest, StatusError, StatusListCache,
+    Usage, decide_cached, verify_status_list,
+};
+use runpermit_permit::Jwks;
+
+use crate::AgentError;
+
+/// The clock: the current time in unix seconds. Replaceable for tests
+/// ([`Agent::with_clock`]).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How long one fetch of the status list may take, in all.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The long-running gate's state. Shared by the HTTP handlers and the status poller behind
+/// an `Arc`; every method takes `&self`.
+///
+/// Decisions are `runpermit_gate::decide_cached` with the held status list (read lock), the
+/// evidence cache (mutex) and the usage known here (read lock), at the agent's clock.
+pub struct Agent {
+    params: GateParams,
+    jwks: Jwks,
+    log_vkey: String,
+    cluster: String,
+    status: RwLock<StatusListCache>,
+    evidence: Mutex<EvidenceCache>,
+    usage: RwLock<Usage>,
+    status_file: PathBuf,
+    /// The highest status list version written to `status_file`; its lock also makes
+    /// refreshes one at a time.
+    written: Mutex<u64>,
+    clock: Clock,
+    http: ureq::Agent,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("cluster", &self.cluster)
+            .field("authority_url", &self.params.authority_url())
+            .field("status_file", &self.status_file)
+            .field("status_version", &self.status_version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a refresh of the status list did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refreshed {
+    /// A newer list was accepted (and written to the status file).
+    Newer {
+        /// Its version.
+        version: u64,
+    },
+    /// The list offered is the one held.
+    Unchanged {
+        /// Its version.
+        version: u64,
+    },
+}
+
+/// Why a status list was not taken. The held list stays as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The authority could not be reached, or answered with an error.
+    #[error("fetching the status list from {url}: {message}")]
+    Fetch {
+        /// The URL fetched.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The list does not verify, or is older than (or conflicts with) the held one.
+    #[error(transparent)]
+    Refused(#[from] StatusError),
+}
+
+fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Agent {
+    /// An agent for `cluster` (the cluster this process admits Kubernetes objects for; it
+    /// must be one of `params`' clusters), with the pinned `jwks` and `log_vkey`.
+    ///
+    /// `status_file` is where the newest accepted status list token is kept: it is loaded
+    /// now, so that rollback protection survives restarts (a file that no longer verifies,
+    /// say after a key rotation, is logged and ignored; one that cannot be read is an error),
+    /// and rewritten atomically on every newer list. The clock is the system's.
+    pub fn new(
+        params: GateParams,
+        jwks: Jwks,
+        log_vkey: impl Into<String>,
+        cluster: impl Into<String>,
+        status_file: impl Into<PathBuf>,
+    ) -> Result<Agent, AgentError> {
+        let cluster = cluster.into();
+        if params.cluster(&cluster).is_none() {
+            return Err(AgentError::UnknownCluster {
+                cluster,
+                known: params.clusters().iter().map(|c| c.name.clone()).collect(),
+            });
+        }
+        let status_file = status_file.into();
+        let mut status = StatusListCache::new(params.status_grace_seconds());
+        let mut written = 0;
+        match std::fs::read_to_string(&status_file) {
+            Ok(held) => match verify_status_list(held.trim(), &jwks)
+                .and_then(|claims| status.accept(claims))
+            {
+                Ok(()) => {
+                    written = status.current().map_or(0, |l| l.version);
+                    tracing::info!(version = written, file = %status_file.display(), "held status list loaded");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %status_file.display(), error = %e, "ignoring the held status list")
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AgentError::Read {
+                    what: "the held status list",
+                    path: status_file,
+                    source,
+                });
+            }
+        }
+        let http = ureq::Agent::config_builder()
+            .timeout_global(Some(FETCH_TIMEOUT))
+            .build()
+            .into();
+        Ok(Agent {
+            params,
+            jwks,
+            log_vkey: log_vkey.into(),
+            cluster,
+            status: RwLock::new(status),
+            evidence: Mutex::new(EvidenceCache::default()),
+            usage: RwLock::new(Usage::new()),
+            status_file,
+            written: Mutex::new(written),
+            clock: Arc::new(system_now),
+            http,
+        })
+    }
+
+    /// The same agent with another clock (unix seconds), for tests.
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Agent {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The current time by the agent's clock, in unix seconds.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The validated gate configuration.
+    pub fn params(&self) -> &GateParams {
+        &self.params
+    }
+
+    /// The cluster this agent admits Kubernetes objects for.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Where the newest accepted status list token is kept.
+    pub fn status_file(&self) -> &Path {
+        &self.status_file
+    }
+
+    /// Decides `job` now: `runpermit_gate::decide_cached` with the held status list, the
+    /// evidence cache and the usage known here.
+    pub fn decide(&self, job: &JobRequest) -> Decision {
+        let now = self.now();
+        let status = self.status.read().unwrap_or_else(PoisonError::into_inner);
+        let usage = self.usage.read().unwrap_or_else(PoisonError::into_inner);
+        let mut evidence = self.evidence.lock().unwrap_or_else(PoisonError::into_inner);
+        decide_cached(
+            &self.params,
+            job,
+            &self.jwks,
+            &self.log_vkey,
+            &status,
+            &usage,
+            now,
+            &mut evidence,
+        )
+    }
+
+    /// The held status list's version, if any.
+    pub fn status_version(&self) -> Option<u64> {
+        let status = self.status.read().unwrap_or_else(PoisonError::into_inner);
+        status.current().map(|l| l.version)
+    }
+
+    /// Whether the held status list may be relied on now.
+    pub fn status_freshness(&self) -> Freshness {
+        let status = self.status.read().unwrap_or_else(PoisonError::into_inner);
+        status.freshness(self.now())
+    }
+
+    /// Changes the usage known here (metering will call this).
+    pub fn update_usage(&self, change: impl FnOnce(&mut Usage)) {
+        change(&mut self.usage.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Verifies a status list token with the pinned keys and accepts it if it is newer than
+    /// the held one. A newer list is written to the status file (atomically) before
+    /// decisions see it, so that a list once relied on is never replaced by an older one,
+    /// even across a crash; a failed write is logged, and the list is held all the same.
+    pub fn accept_status_token(&self, token: &str) -> Result<Refreshed, RefreshError> {
+        let claims = verify_status_list(token.trim(), &self.jwks)?;
+        let version = claims.version;
+        // One refresh at a time: between the trial below and the accept, nothing else
+        // changes the held list.
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut trial = self
+            .status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let before = trial.current().map(|l| l.version);
+        trial.accept(claims)?;
+        if before == Some(version) {
+            return Ok(Refreshed::Unchanged { version });
+        }
+        if version > *written {
+            match write_atomically(&self.status_file, token.trim()) {
+                Ok(()) => *written = version,
+                Err(e) => tracing::warn!(
+                    file = %self.status_file.display(), error = %e,
+                    "could not keep the status list: rollback protection will not survive a restart"
+                ),
+            }
+        }
+        *self.status.write().unwrap_or_else(PoisonError::into_inner) = trial;
+        Ok(Refreshed::Newer { version })
+    }
+
+    /// Fetches `{authority_url}/v1/status-list` and accepts it
+    /// ([`accept_status_token`](Self::accept_status_token)). Blocking: call it from
+    /// `spawn_blocking` (as [`poll_status`](crate::poll_status) does).
+    pub fn refresh_status(&self) -> Result<Refreshed, RefreshError> {
+        let url = format!(
+            "{}/v1/status-list",
+            self.params.authority_url().trim_end_matches('/')
+        );
+        let token = self
+            .http
+            .get(&url)
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .map_err(|e| RefreshError::Fetch {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        self.accept_status_token(&token)
+    }
+}
+
+/// Writes `text` to `path` through a uniquely named temporary file in the same directory,
+/// synced, then renamed over `path`.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(|| "status-list".into(), |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
