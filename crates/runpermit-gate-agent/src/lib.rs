@@ -19,6 +19,7 @@ mod admission;
 mod agent;
 mod count;
 mod http;
+pub mod queue;
 mod serve;
 
 use std::future::Future;
@@ -33,6 +34,9 @@ pub use admission::{
 pub use agent::{Agent, Clock, RefreshError, Refreshed};
 pub use count::ACCELERATOR_RESOURCES;
 pub use http::{MAX_BODY_BYTES, router};
+pub use queue::{
+    Backoff, DeadLetter, PendingReport, QueueError, SendError, ShipOutcome, UsageQueue,
+};
 pub use serve::{TlsFiles, poll_status, serve, serve_on, tls_config};
 
 /// How often [`run`] polls the status list unless told otherwise.
