@@ -3,203 +3,39 @@
 //! verified offline. With `RUNPERMIT_TEST_DATABASE_URL` set, the authority runs on
 //! PostgreSQL (in a schema of its own); otherwise on its embedded SQLite database.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runpermit");
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans")
-}
-
-struct Authority {
-    child: Child,
-    server: String,
-    dir: PathBuf,
-    admin_token: String,
-    log_vkey: String,
-}
-
-impl Drop for Authority {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(args: &[&str], server: &str, token: &str) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUNPERMIT_SERVER", server)
-        .env("RUNPERMIT_TOKEN", token)
-        .env_remove("RUNPERMIT_CLI_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .output()
-        .expect("running runpermit")
-}
-
-fn ok(args: &[&str], a: &Authority, token: &str) -> String {
-    let out = run(args, &a.server, token);
-    assert!(
-        out.status.success(),
-        "runpermit {args:?} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn json(args: &[&str], a: &Authority, token: &str) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    serde_json::from_str(&ok(&all, a, token)).expect("JSON output")
-}
-
+/// An authority on a fresh directory, after checking what `init` must and must not do.
 fn start(database_url: Option<&str>) -> Authority {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("runpermit-e2e-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
-    let mut init = Command::new(BIN);
-    init.args(["init", "--data-dir"]).arg(&data);
-    if let Some(url) = database_url {
-        init.args(["--database-url", url]);
-    }
-    let out = init.output().expect("runpermit init");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "init: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let admin_token = stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("rpt_"))
-        .expect("init prints the bootstrap admin token")
-        .to_owned();
-    let log_vkey = stdout
-        .lines()
-        .find_map(|l| l.split("(vkey ").nth(1))
-        .map(|v| v.trim_end_matches(')').to_owned())
-        .expect("init prints the log's verifier key");
-    let key = data.join("keys/permit-signing.pem");
+    let a = start_in(dir, database_url);
+    let data = a.dir.join("data");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        let key = data.join("keys/permit-signing.pem");
         let mode = std::fs::metadata(&key)
             .expect("key file")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "the signing key is private");
     }
-    assert!(!stdout.contains("PRIVATE KEY"), "the key is never printed");
-
-    // A second init changes nothing and prints no new token.
-    let mut again = Command::new(BIN);
-    again.args(["init", "--data-dir"]).arg(&data);
-    if let Some(url) = database_url {
-        again.args(["--database-url", url]);
-    }
-    let second = String::from_utf8_lossy(&again.output().expect("init again").stdout).into_owned();
-    assert!(!second.contains("rpt_"), "{second}");
-
-    let (child, server) = spawn_serve(&data, database_url);
-    Authority {
-        child,
-        server,
-        dir,
-        admin_token,
-        log_vkey,
-    }
-}
-
-/// Starts `runpermit serve` on `data` and waits until it listens; returns it and its URL.
-fn spawn_serve(data: &Path, database_url: Option<&str>) -> (Child, String) {
-    let mut serve = Command::new(BIN);
-    serve
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(url) = database_url {
-        serve.args(["--database-url", url]);
-    }
-    let mut child = serve.spawn().expect("runpermit serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(
-            lines.read_line(&mut line).expect("reading serve output") > 0,
-            "serve exited early"
-        );
-    }
-    let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
-    (child, server)
-}
-
-/// Registers a lab with an applicant and returns the applicant's token.
-fn lab_applicant(a: &Authority, name: &str) -> String {
-    let admin = a.admin_token.clone();
-    let lab = id_of(&json(
-        &["org", "create", name, "--kind", "developer"],
-        a,
-        &admin,
-    ));
-    let member = id_of(&json(
-        &[
-            "org",
-            "add-member",
-            &lab,
-            "--name",
-            "alice",
-            "--role",
-            "applicant",
-        ],
-        a,
-        &admin,
-    ));
-    json(&["token", "create", "--member", &member], a, &admin)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned()
-}
-
-/// Waits (up to 10 s) until the log's checkpoint covers `size` entries.
-fn wait_for_log_size(a: &Authority, size: u64) {
-    for _ in 0..200 {
-        let out = run(
-            &[
-                "log",
-                "verify",
-                "--url",
-                &a.server,
-                "--vkey",
-                &a.log_vkey,
-                "--json",
-            ],
-            &a.server,
-            "",
-        );
-        if out.status.success() {
-            let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-            if summary["checkpoint"]["size"].as_u64() >= Some(size) {
-                return;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the log did not reach {size} entries");
-}
-
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
+    // A second init changes nothing, prints no new token and never the key.
+    let second = init(&data, database_url);
+    assert!(second.admin_token.is_empty(), "{}", second.stdout);
+    assert!(
+        !second.stdout.contains("PRIVATE KEY"),
+        "the key is never printed"
+    );
+    a
 }
 
 fn lifecycle(a: &Authority) {
@@ -762,24 +598,6 @@ fn log_verify_detects_a_changed_entry() {
     );
 }
 
-fn http_get(server: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = server.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("writing");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("reading");
-    response
-        .split_once("\r\n\r\n")
-        .expect("a body")
-        .1
-        .to_owned()
-}
-
 /// The provider's gate admits a job under a valid, logged permit and refuses, with a reason,
 /// what it must: no permit, another cluster, a tampered permit. Small jobs pass untouched.
 #[test]
@@ -950,23 +768,4 @@ accelerators = 4096
     let _ = service.wait();
     let decision: Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{answer}"));
     assert_eq!(decision["code"], "permitted", "{decision}");
-}
-
-fn http_post(server: &str, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = server.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("writing");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("reading");
-    response
-        .split_once("\r\n\r\n")
-        .expect("a body")
-        .1
-        .to_owned()
 }

@@ -7,174 +7,25 @@
 //! started (Debian 12: ci-setup.sh installs `slurm-wlm`, `munge` and `lua5.1` when missing).
 //! Without it the test says it was skipped, except under `CI`, where it fails.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_runpermit");
+use common::*;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-// The authority harness, as in tests/lifecycle.rs.
-
-struct Authority {
-    child: Child,
-    server: String,
-    dir: PathBuf,
-    admin_token: String,
-    log_vkey: String,
-}
-
-impl Drop for Authority {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn run(args: &[&str], server: &str, token: &str) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUNPERMIT_SERVER", server)
-        .env("RUNPERMIT_TOKEN", token)
-        .env_remove("RUNPERMIT_CLI_CONFIG")
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .output()
-        .expect("running runpermit")
-}
-
-fn ok(args: &[&str], a: &Authority, token: &str) -> String {
-    let out = run(args, &a.server, token);
-    assert!(
-        out.status.success(),
-        "runpermit {args:?} failed ({:?}):\n{}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn json(args: &[&str], a: &Authority, token: &str) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    serde_json::from_str(&ok(&all, a, token)).expect("JSON output")
 }
 
 /// Initializes an authority in a fresh directory (readable by the `slurm` user, which runs the
 /// gate) and starts serving it.
 fn start() -> Authority {
     let dir = std::env::temp_dir().join(format!("runpermit-slurm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("test dir");
-    set_mode(&dir, 0o755);
-    let data = dir.join("data");
-    let out = Command::new(BIN)
-        .args(["init", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("runpermit init");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "init: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let admin_token = stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("rpt_"))
-        .expect("init prints the bootstrap admin token")
-        .to_owned();
-    let log_vkey = stdout
-        .lines()
-        .find_map(|l| l.split("(vkey ").nth(1))
-        .map(|v| v.trim_end_matches(')').to_owned())
-        .expect("init prints the log's verifier key");
-    let (child, server) = spawn_serve(&data);
-    Authority {
-        child,
-        server,
-        dir,
-        admin_token,
-        log_vkey,
-    }
-}
-
-/// Starts `runpermit serve` on `data` and waits until it listens; returns it and its URL.
-fn spawn_serve(data: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("runpermit serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(
-            lines.read_line(&mut line).expect("reading serve output") > 0,
-            "serve exited early"
-        );
-    }
-    let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
-    (child, server)
-}
-
-/// Registers a lab with an applicant and returns the applicant's token.
-fn lab_applicant(a: &Authority, name: &str) -> String {
-    let admin = a.admin_token.clone();
-    let lab = id_of(&json(
-        &["org", "create", name, "--kind", "developer"],
-        a,
-        &admin,
-    ));
-    let member = id_of(&json(
-        &[
-            "org",
-            "add-member",
-            &lab,
-            "--name",
-            "alice",
-            "--role",
-            "applicant",
-        ],
-        a,
-        &admin,
-    ));
-    json(&["token", "create", "--member", &member], a, &admin)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned()
-}
-
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
-fn http_get(server: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = server.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("writing");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("reading");
-    response
-        .split_once("\r\n\r\n")
-        .expect("a body")
-        .1
-        .to_owned()
+    let a = start_in(dir, None);
+    set_mode(&a.dir, 0o755);
+    a
 }
 
 fn set_mode(path: &Path, mode: u32) {

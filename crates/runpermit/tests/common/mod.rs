@@ -1,0 +1,242 @@
+//! The harness shared by the end-to-end tests: the real `runpermit` binary, an authority
+//! started on a fresh data directory, and small HTTP helpers.
+
+#![allow(dead_code, reason = "each test binary uses part of the harness")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_runpermit");
+
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans")
+}
+
+pub struct Authority {
+    pub child: Child,
+    pub server: String,
+    pub dir: PathBuf,
+    pub admin_token: String,
+    pub log_vkey: String,
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn run(args: &[&str], server: &str, token: &str) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUNPERMIT_SERVER", server)
+        .env("RUNPERMIT_TOKEN", token)
+        .env_remove("RUNPERMIT_CLI_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .output()
+        .expect("running runpermit")
+}
+
+pub fn ok(args: &[&str], a: &Authority, token: &str) -> String {
+    let out = run(args, &a.server, token);
+    assert!(
+        out.status.success(),
+        "runpermit {args:?} failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+pub fn json(args: &[&str], a: &Authority, token: &str) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(&all, a, token)).expect("JSON output")
+}
+
+/// Starts `runpermit serve` on `data` and waits until it listens; returns it and its URL.
+pub fn spawn_serve(data: &Path, database_url: Option<&str>) -> (Child, String) {
+    let mut serve = Command::new(BIN);
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(url) = database_url {
+        serve.args(["--database-url", url]);
+    }
+    let mut child = serve.spawn().expect("runpermit serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("reading serve output") > 0,
+            "serve exited early"
+        );
+    }
+    let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
+    (child, server)
+}
+
+/// Registers a lab with an applicant and returns the applicant's token.
+pub fn lab_applicant(a: &Authority, name: &str) -> String {
+    let admin = a.admin_token.clone();
+    let lab = id_of(&json(
+        &["org", "create", name, "--kind", "developer"],
+        a,
+        &admin,
+    ));
+    let member = id_of(&json(
+        &[
+            "org",
+            "add-member",
+            &lab,
+            "--name",
+            "alice",
+            "--role",
+            "applicant",
+        ],
+        a,
+        &admin,
+    ));
+    json(&["token", "create", "--member", &member], a, &admin)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
+/// Waits (up to 10 s) until the log's checkpoint covers `size` entries.
+pub fn wait_for_log_size(a: &Authority, size: u64) {
+    for _ in 0..200 {
+        let out = run(
+            &[
+                "log",
+                "verify",
+                "--url",
+                &a.server,
+                "--vkey",
+                &a.log_vkey,
+                "--json",
+            ],
+            &a.server,
+            "",
+        );
+        if out.status.success() {
+            let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            if summary["checkpoint"]["size"].as_u64() >= Some(size) {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the log did not reach {size} entries");
+}
+
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+pub fn http_get(server: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("writing");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reading");
+    response
+        .split_once("\r\n\r\n")
+        .expect("a body")
+        .1
+        .to_owned()
+}
+
+pub fn http_post(server: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("writing");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reading");
+    response
+        .split_once("\r\n\r\n")
+        .expect("a body")
+        .1
+        .to_owned()
+}
+
+/// What `runpermit init` printed: the bootstrap admin token and the log's verifier key.
+pub struct Initialized {
+    /// Everything it printed.
+    pub stdout: String,
+    /// The bootstrap admin token.
+    pub admin_token: String,
+    /// The log's verifier key.
+    pub log_vkey: String,
+}
+
+/// Runs `runpermit init` on `data`.
+pub fn init(data: &Path, database_url: Option<&str>) -> Initialized {
+    let mut init = Command::new(BIN);
+    init.args(["init", "--data-dir"]).arg(data);
+    if let Some(url) = database_url {
+        init.args(["--database-url", url]);
+    }
+    let out = init.output().expect("runpermit init");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "init: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin_token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("rpt_"))
+        .unwrap_or_default()
+        .to_owned();
+    let log_vkey = stdout
+        .lines()
+        .find_map(|l| l.split("(vkey ").nth(1))
+        .map(|v| v.trim_end_matches(')').to_owned())
+        .expect("init prints the log's verifier key");
+    Initialized {
+        stdout,
+        admin_token,
+        log_vkey,
+    }
+}
+
+/// Initializes an authority in `dir` (which it creates) and serves it.
+pub fn start_in(dir: PathBuf, database_url: Option<&str>) -> Authority {
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let data = dir.join("data");
+    let first = init(&data, database_url);
+    assert!(
+        first.admin_token.starts_with("rpt_"),
+        "init prints the bootstrap admin token"
+    );
+    let (child, server) = spawn_serve(&data, database_url);
+    Authority {
+        child,
+        server,
+        dir,
+        admin_token: first.admin_token,
+        log_vkey: first.log_vkey,
+    }
+}
