@@ -198,7 +198,8 @@ local function gate(cfg, job, cluster, gpus, job_hours)
 	pipe:close()
 	local status = tonumber(output:match("runpermit%-exit:(%d+)%s*$"))
 	if status == 0 then
-		return nil
+		-- The permit the job runs under, so that `runpermit gate enforce` can find it.
+		return nil, output:match("under permit ([%w_%-]+)")
 	end
 	local deny = output:match("(DENY %([%w_]+%)[^\n]*)")
 	if deny then
@@ -228,8 +229,9 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 	if not reason and #names == 0 then
 		reason = "runpermit: the job names no partition and there is no default one"
 	end
+	local permit_id
 	for _, name in ipairs(reason and {} or names) do
-		reason = gate(cfg, job_desc, cluster_for(cfg, name), gpus,
+		reason, permit_id = gate(cfg, job_desc, cluster_for(cfg, name), gpus,
 			hours(job_desc, part_list[name]))
 		if reason then
 			break
@@ -240,6 +242,10 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 			submit_uid, gpus, reason)
 		slurm.log_user("%s", reason)
 		return slurm.ESLURM_ACCESS_DENIED
+	end
+	if permit_id then
+		-- Only administrators can change AdminComment: the job stays tied to its permit.
+		job_desc.admin_comment = "runpermit:permit=" .. permit_id
 	end
 	return slurm.SUCCESS
 end

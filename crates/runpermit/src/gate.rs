@@ -34,6 +34,27 @@ enum GateCommand {
     /// `POST /v1/admission` (Kubernetes AdmissionReview v1), polling the authority's status
     /// list. See integrations/kubernetes/.
     Serve(ServeArgs),
+    /// Act on running work under permits the status list shows not in good standing:
+    /// suspend their running Slurm jobs and hold their pending ones (one pass; run it from
+    /// cron or a timer). Exit 0 when every action succeeded, 1 otherwise.
+    Enforce(EnforceArgs),
+}
+
+/// `runpermit gate enforce` flags.
+#[derive(Debug, Args)]
+struct EnforceArgs {
+    /// The gate's configuration.
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_GATE_CONFIG")]
+    config: PathBuf,
+    /// Use this status list token instead of fetching one from the authority.
+    #[arg(long, value_name = "FILE")]
+    status_list: Option<PathBuf>,
+    /// Say what would be done without doing it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the actions as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `runpermit gate check` flags.
@@ -136,7 +157,43 @@ pub fn run(args: GateArgs) -> Result<u8> {
             Ok(0)
         }
         GateCommand::Check(args) => check(args),
+        GateCommand::Enforce(args) => enforce(args),
     }
+}
+
+fn enforce(args: EnforceArgs) -> Result<u8> {
+    let loaded = Loaded::from(&args.config, args.status_list.as_deref())?;
+    let jobs = crate::enforce::slurm_jobs()?;
+    let mut actions = crate::enforce::plan(&jobs, &loaded.status);
+    if !args.dry_run {
+        actions.iter_mut().for_each(crate::enforce::apply);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&actions)?);
+    } else {
+        for a in &actions {
+            let verb = match (a.act, a.done) {
+                (crate::enforce::Act::Suspend, true) => "suspended",
+                (crate::enforce::Act::Hold, true) => "held",
+                (crate::enforce::Act::Suspend, false) => "would suspend",
+                (crate::enforce::Act::Hold, false) => "would hold",
+            };
+            let failure = a
+                .error
+                .as_deref()
+                .map(|e| format!(" FAILED: {e}"))
+                .unwrap_or_default();
+            println!(
+                "{verb} job {} (permit {} {}: {}){failure}",
+                a.job, a.permit, a.status, a.reason
+            );
+        }
+    }
+    Ok(if actions.iter().any(|a| a.error.is_some()) {
+        1
+    } else {
+        0
+    })
 }
 
 fn check(args: CheckArgs) -> Result<u8> {
@@ -150,49 +207,7 @@ fn check(args: CheckArgs) -> Result<u8> {
         status_list,
         json,
     } = args;
-    let mut settings = GateConfig::from_toml(&read(&config, "--config")?)
-        .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
-    let base = config.parent().unwrap_or(Path::new("."));
-    settings.resolve_paths(base);
-    let params = settings
-        .params(HardwareTable::builtin())
-        .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
-    let jwks = Jwks::from_json(&read(&settings.jwks, "the pinned JWKS")?)
-        .map_err(|e| UsageError(format!("{}: {e}", settings.jwks.display())))?;
-
-    // The newest status list accepted so far, then the one fetched now.
-    let held_path = base.join("status-list.jwt");
-    let mut cache = StatusListCache::new(params.status_grace_seconds());
-    if let Ok(held) = std::fs::read_to_string(&held_path)
-        && let Ok(claims) = verify_status_list(held.trim(), &jwks)
-    {
-        let _ = cache.accept(claims);
-    }
-    let fetched = match &status_list {
-        Some(file) => Some(read(file, "--status-list")?),
-        None => fetch_status_list(params.authority_url()),
-    };
-    if let Some(token) = fetched {
-        match verify_status_list(token.trim(), &jwks) {
-            Ok(claims) => match cache.accept(claims) {
-                Ok(()) => {
-                    let tmp = held_path.with_extension("tmp");
-                    if std::fs::write(&tmp, token.trim())
-                        .and_then(|()| std::fs::rename(&tmp, &held_path))
-                        .is_err()
-                    {
-                        eprintln!(
-                            "warning: could not keep the status list at {}",
-                            held_path.display()
-                        );
-                    }
-                }
-                Err(e) => eprintln!("warning: status list refused: {e}"),
-            },
-            Err(e) => eprintln!("warning: status list refused: {e}"),
-        }
-    }
-
+    let loaded = Loaded::from(&config, status_list.as_deref())?;
     let evidence = match (&permit, &proof) {
         (Some(p), Some(q)) => Some(PermitEvidence {
             token: read(p, "--permit")?.trim().to_owned(),
@@ -208,11 +223,11 @@ fn check(args: CheckArgs) -> Result<u8> {
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let decision = decide(
-        &params,
+        &loaded.params,
         &job,
-        &jwks,
-        &settings.log_vkey,
-        &cache,
+        &loaded.jwks,
+        &loaded.settings.log_vkey,
+        &loaded.status,
         &Usage::new(),
         now,
     );
@@ -224,6 +239,66 @@ fn check(args: CheckArgs) -> Result<u8> {
     } else {
         1
     })
+}
+
+/// A gate's configuration, pinned keys and status list, as `check` and `enforce` use them.
+struct Loaded {
+    settings: GateConfig,
+    params: runpermit_gate::GateParams,
+    jwks: Jwks,
+    status: StatusListCache,
+}
+
+impl Loaded {
+    /// Reads the configuration and JWKS, the newest status list accepted so far (kept beside
+    /// the configuration), then the one in `status_list` or fetched from the authority, which
+    /// replaces it only if it is newer.
+    fn from(config: &Path, status_list: Option<&Path>) -> Result<Loaded> {
+        let mut settings = GateConfig::from_toml(&read(config, "--config")?)
+            .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
+        let base = config.parent().unwrap_or(Path::new("."));
+        settings.resolve_paths(base);
+        let params = settings
+            .params(HardwareTable::builtin())
+            .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
+        let jwks = Jwks::from_json(&read(&settings.jwks, "the pinned JWKS")?)
+            .map_err(|e| UsageError(format!("{}: {e}", settings.jwks.display())))?;
+        let held_path = base.join("status-list.jwt");
+        let mut status = StatusListCache::new(params.status_grace_seconds());
+        if let Ok(held) = std::fs::read_to_string(&held_path)
+            && let Ok(claims) = verify_status_list(held.trim(), &jwks)
+        {
+            let _ = status.accept(claims);
+        }
+        let fetched = match status_list {
+            Some(file) => Some(read(file, "--status-list")?),
+            None => fetch_status_list(params.authority_url()),
+        };
+        if let Some(token) = fetched {
+            match verify_status_list(token.trim(), &jwks).map(|claims| status.accept(claims)) {
+                Ok(Ok(())) => {
+                    let tmp = held_path.with_extension("tmp");
+                    if std::fs::write(&tmp, token.trim())
+                        .and_then(|()| std::fs::rename(&tmp, &held_path))
+                        .is_err()
+                    {
+                        eprintln!(
+                            "warning: could not keep the status list at {}",
+                            held_path.display()
+                        );
+                    }
+                }
+                Ok(Err(e)) => eprintln!("warning: status list refused: {e}"),
+                Err(e) => eprintln!("warning: status list refused: {e}"),
+            }
+        }
+        Ok(Loaded {
+            settings,
+            params,
+            jwks,
+            status,
+        })
+    }
 }
 
 /// The authority's current status list, or `None` (with a warning) when it cannot be had:

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod apply;
 mod client;
+mod enforce;
 mod estimate;
 mod gate;
 mod log;

@@ -120,12 +120,23 @@ fn sbatch(
     env: &[(&str, &str)],
     jobs: &mut Jobs,
 ) -> Result<String, String> {
+    sbatch_wrap(dir, args, env, jobs, "hostname; sleep 1")
+}
+
+/// Submits `script` with `sbatch --wrap`.
+fn sbatch_wrap(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    jobs: &mut Jobs,
+    script: &str,
+) -> Result<String, String> {
     let mut command = Command::new("sbatch");
     command
         .current_dir(dir)
         .args(["--parsable", "--output", "slurm-%j.out", "--time", "10"])
         .args(args)
-        .args(["--wrap", "hostname; sleep 1"])
+        .args(["--wrap", script])
         .env_remove("RUNPERMIT_PERMIT")
         .env_remove("RUNPERMIT_PROOF");
     for (k, v) in env {
@@ -396,9 +407,111 @@ accelerators = 4096
     );
     completes(dir, &small);
 
+    // Enforcement: a running job under a permit the authority revokes is suspended, and new
+    // jobs under it are refused.
+    install_plugin(&config, &runpermit, "nw-east-1");
+    let long = admitted(
+        sbatch_wrap(dir, &["--gres=gpu:4"], &with_permit, &mut jobs, "sleep 120"),
+        "a long job under a valid permit",
+    );
+    wait_for_state(&long, "RUNNING");
+    let shown = scontrol_job(&long);
+    let permit_id = permit_id_of(&token);
+    assert!(
+        shown.contains(&format!("AdminComment=runpermit:permit={permit_id}")),
+        "the plugin ties the job to its permit: {shown}"
+    );
+    let revoked = a.dir.join("revoked.jwt");
+    std::fs::write(&revoked, revoked_status_list(&a, &permit_id)).expect("writing");
+    let out = Command::new(&runpermit)
+        .args([
+            "gate",
+            "enforce",
+            "--config",
+            path_str(&config),
+            "--status-list",
+            path_str(&revoked),
+        ])
+        .output()
+        .expect("gate enforce");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!("suspended job {long} (permit {permit_id} revoked")),
+        "{said}"
+    );
+    wait_for_state(&long, "SUSPENDED");
+    let _ = Command::new("chown")
+        .args(["-R", "slurm:slurm"])
+        .arg(&gate)
+        .status();
+    refused(
+        sbatch(dir, &["--gres=gpu:4"], &with_permit, &mut jobs),
+        "permit_revoked",
+        "a new job under the revoked permit",
+    );
+
     eprintln!(
         "Slurm admission: setup {:.1} s, all {:.1} s",
         setup.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The `jti` of a compact JWS permit, without verifying it (the test issued it).
+fn permit_id_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.trim().split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("claims");
+    claims["jti"].as_str().expect("jti").to_owned()
+}
+
+/// A status list revoking `permit_id`, signed with the authority's own key and newer than any
+/// it has served.
+fn revoked_status_list(a: &Authority, permit_id: &str) -> String {
+    let pem = std::fs::read_to_string(a.dir.join("data/keys/permit-signing.pem")).expect("key");
+    let key = runpermit_permit::SigningKey::from_pkcs8_pem(&pem).expect("a key");
+    let now = time::OffsetDateTime::now_utc();
+    let claims = runpermit_gate::StatusListClaims::new(
+        "test authority",
+        now.unix_timestamp(),
+        300,
+        u64::try_from(now.unix_timestamp() * 1000 + 60_000).expect("version"),
+        vec![runpermit_gate::StatusEntry {
+            permit_id: permit_id.to_owned(),
+            status: runpermit_gate::PermitStatus::Revoked,
+            reason: "safety case withdrawn".to_owned(),
+            since: now.unix_timestamp(),
+        }],
+    );
+    runpermit_gate::sign_status_list(&claims, &key)
+}
+
+fn scontrol_job(id: &str) -> String {
+    let out = Command::new("scontrol")
+        .args(["show", "job", id, "-o"])
+        .output()
+        .expect("scontrol");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (up to 30 s) until job `id` is in `state`.
+fn wait_for_state(id: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut shown = String::new();
+    while Instant::now() < deadline {
+        shown = scontrol_job(id);
+        if shown.contains(&format!("JobState={state} ")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("job {id} did not reach {state}: {shown}");
 }
