@@ -20,6 +20,7 @@ mod agent;
 mod count;
 mod http;
 pub mod queue;
+pub mod sender;
 mod serve;
 
 use std::future::Future;
