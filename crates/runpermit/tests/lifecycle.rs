@@ -605,68 +605,9 @@ fn gate_check_admits_a_logged_permit_and_refuses_with_reasons() {
     let a = start(None);
     let alice = lab_applicant(&a, "Gated Lab");
     // A run that starts today, so that its permit is valid now.
-    let today = time::OffsetDateTime::now_utc().date();
-    let text = std::fs::read_to_string(examples().join("standard.toml")).expect("plan");
-    let plan = a.dir.join("now.toml");
-    std::fs::write(
-        &plan,
-        text.replace("start = 2027-04-01", &format!("start = {today}"))
-            .replace(
-                "end = 2027-06-15",
-                &format!("end = {}", today + time::Duration::days(60)),
-            ),
-    )
-    .expect("writing");
-    let permit_id = json(&["apply", plan.to_str().expect("path")], &a, &alice)["permit_id"]
-        .as_str()
-        .expect("permit")
-        .to_owned();
-    let (permit, proof) = (a.dir.join("p.jwt"), a.dir.join("p.proof"));
-    ok(
-        &[
-            "permit",
-            "get",
-            &permit_id,
-            "-o",
-            permit.to_str().expect("path"),
-            "--proof",
-            proof.to_str().expect("path"),
-        ],
-        &a,
-        &alice,
-    );
+    let (permit, proof) = permit_valid_today(&a, &alice, "p");
 
-    let gate = a.dir.join("gate");
-    std::fs::create_dir_all(&gate).expect("gate dir");
-    std::fs::write(
-        gate.join("jwks.json"),
-        http_get(&a.server, "/.well-known/jwks.json"),
-    )
-    .expect("jwks");
-    let config = gate.join("gate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"authority_url = "{}"
-jwks = "jwks.json"
-log_vkey = "{}"
-provider_id = "org-northwind-cloud"
-reporting_key = "reporting-key.pem"
-[thresholds]
-min_accelerators = 1024
-[[clusters]]
-name = "nw-east-1"
-accelerator = "H100 SXM"
-accelerators = 16384
-[[clusters]]
-name = "nw-central-9"
-accelerator = "H100 SXM"
-accelerators = 4096
-"#,
-            a.server, a.log_vkey
-        ),
-    )
-    .expect("config");
+    let (gate, config) = write_gate(&a, 1024);
     let check = |cluster: &str, accelerators: &str, with_permit: Option<&Path>| {
         let mut args = vec![
             "gate",

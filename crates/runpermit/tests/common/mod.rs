@@ -240,3 +240,93 @@ pub fn start_in(dir: PathBuf, database_url: Option<&str>) -> Authority {
         log_vkey: first.log_vkey,
     }
 }
+
+/// Applies for a permit for the standard example plan, valid from today, and fetches it with
+/// its log proof into `dir` as `<name>.jwt` and `<name>.proof`.
+pub fn permit_valid_today(a: &Authority, applicant: &str, name: &str) -> (PathBuf, PathBuf) {
+    let today = time::OffsetDateTime::now_utc().date();
+    let text = std::fs::read_to_string(examples().join("standard.toml")).expect("plan");
+    let plan = a.dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &plan,
+        text.replace("name = \"heron-405b\"", &format!("name = \"heron-{name}\""))
+            .replace("start = 2027-04-01", &format!("start = {today}"))
+            .replace(
+                "end = 2027-06-15",
+                &format!("end = {}", today + time::Duration::days(60)),
+            ),
+    )
+    .expect("writing the plan");
+    let permit_id = json(&["apply", path_str(&plan)], a, applicant)["permit_id"]
+        .as_str()
+        .expect("a permit at once (standard tier)")
+        .to_owned();
+    let (permit, proof) = (
+        a.dir.join(format!("{name}.jwt")),
+        a.dir.join(format!("{name}.proof")),
+    );
+    ok(
+        &[
+            "permit",
+            "get",
+            &permit_id,
+            "-o",
+            path_str(&permit),
+            "--proof",
+            path_str(&proof),
+        ],
+        a,
+        applicant,
+    );
+    for file in [&permit, &proof] {
+        set_mode(file, 0o644);
+    }
+    (permit, proof)
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Writes a gate configuration for provider `org-northwind-cloud` (clusters `nw-east-1` and
+/// `nw-central-9`) trusting `a`'s keys, with the JWKS beside it; returns the gate directory
+/// and the configuration file.
+pub fn write_gate(a: &Authority, min_accelerators: u64) -> (PathBuf, PathBuf) {
+    let gate = a.dir.join("gate");
+    std::fs::create_dir_all(&gate).expect("gate dir");
+    std::fs::write(
+        gate.join("jwks.json"),
+        http_get(&a.server, "/.well-known/jwks.json"),
+    )
+    .expect("jwks");
+    let config = gate.join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"authority_url = "{}"
+jwks = "jwks.json"
+log_vkey = "{}"
+provider_id = "org-northwind-cloud"
+reporting_key = "reporting-key.pem"
+[thresholds]
+min_accelerators = {min_accelerators}
+[[clusters]]
+name = "nw-east-1"
+accelerator = "H100 SXM"
+accelerators = 16384
+[[clusters]]
+name = "nw-central-9"
+accelerator = "H100 SXM"
+accelerators = 4096
+"#,
+            a.server, a.log_vkey
+        ),
+    )
+    .expect("config");
+    (gate, config)
+}
