@@ -77,7 +77,8 @@ pub fn stored_plan(app: &Application) -> Result<RunPlan, ApiError> {
         .map_err(|e| ApiError::Internal(format!("stored plan of {}: {e:?}", app.id)))
 }
 
-fn stored_estimate(app: &Application) -> Result<Estimate, ApiError> {
+/// The application record's estimate.
+pub fn estimate_of(app: &Application) -> Result<Estimate, ApiError> {
     serde_json::from_str(&app.estimate_json)
         .map_err(|e| ApiError::Internal(format!("stored estimate of {}: {e}", app.id)))
 }
@@ -162,7 +163,7 @@ pub fn submit(
     action: Action,
 ) -> Result<Submission, ApiError> {
     let plan = stored_plan(&app)?;
-    let estimate = stored_estimate(&app)?;
+    let estimate = estimate_of(&app)?;
     let class = classification(state, &plan, &estimate);
     if !class.missing.is_empty() {
         return Err(in_plan(class.missing));
@@ -512,11 +513,6 @@ pub fn transition_writes(
         writes.push(log_decision(app, kind, reason, app.updated_at)?);
     }
     Ok(writes)
-}
-
-/// Stored estimate, for handlers.
-pub fn estimate_of(app: &Application) -> Result<Estimate, ApiError> {
-    stored_estimate(app)
 }
 
 /// Signs every permit left decided but unsigned (a crash between committing a decision and

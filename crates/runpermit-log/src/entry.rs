@@ -716,33 +716,23 @@ impl Fields {
     }
 
     fn int(&mut self, name: &str) -> i64 {
-        let Some(text) = self.number(name, "an integer") else {
-            return 0;
-        };
-        match text.parse::<i64>() {
-            Ok(n) => n,
-            Err(_) => {
-                self.error(
-                    name,
-                    &format!("must be an integer in plain digits, got {text}"),
-                );
-                0
-            }
-        }
+        self.integer(name, "an integer in plain digits")
     }
 
     fn u32(&mut self, name: &str) -> u32 {
+        self.integer(name, "an integer from 0 to 4294967295")
+    }
+
+    /// The integer field `name` as `T`, or an error saying it must be `what` (and 0).
+    fn integer<T: std::str::FromStr + Default>(&mut self, name: &str, what: &str) -> T {
         let Some(text) = self.number(name, "an integer") else {
-            return 0;
+            return T::default();
         };
-        match text.parse::<u32>() {
+        match text.parse::<T>() {
             Ok(n) => n,
             Err(_) => {
-                self.error(
-                    name,
-                    &format!("must be an integer from 0 to 4294967295, got {text}"),
-                );
-                0
+                self.error(name, &format!("must be {what}, got {text}"));
+                T::default()
             }
         }
     }

@@ -363,35 +363,16 @@ fn lifecycle_on_the_embedded_database() {
 
 #[test]
 fn lifecycle_on_postgresql() {
-    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set RUNPERMIT_TEST_DATABASE_URL"
-        );
-        println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL to run it");
+    let Some(schema) = PgSchema::create(&format!("e2e_{}", std::process::id())) else {
         return;
     };
-    let schema = format!("e2e_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = Command::new("psql")
-            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    psql(&format!("CREATE SCHEMA {schema}"));
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let scoped = schema.url.clone();
     {
         let authority = start(Some(&scoped));
         lifecycle(&authority);
     }
-    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+    // The schema is dropped with `schema`, after the servers above have stopped.
+    drop(schema);
 }
 
 /// A rotated key signs nothing new but stays published, so earlier permits verify.
@@ -465,30 +446,10 @@ fn permits_signed_before_a_key_rotation_stay_verifiable() {
 /// Two `serve` processes on one PostgreSQL database, used at once, agree on everything.
 #[test]
 fn two_servers_share_one_postgresql_database() {
-    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must set RUNPERMIT_TEST_DATABASE_URL"
-        );
-        println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL to run it");
+    let Some(schema) = PgSchema::create(&format!("e2e_two_{}", std::process::id())) else {
         return;
     };
-    let schema = format!("e2e_two_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = Command::new("psql")
-            .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    psql(&format!("CREATE SCHEMA {schema}"));
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let scoped = schema.url.clone();
     {
         let a = start(Some(&scoped));
         let (mut second, second_url) = spawn_serve(&a.dir.join("data"), Some(&scoped));
@@ -543,7 +504,8 @@ fn two_servers_share_one_postgresql_database() {
         let _ = second.kill();
         let _ = second.wait();
     }
-    psql(&format!("DROP SCHEMA {schema} CASCADE"));
+    // The schema is dropped with `schema`, after the servers above have stopped.
+    drop(schema);
 }
 
 /// Changing a stored entry behind the authority's back is caught, with the entry's index.

@@ -330,3 +330,59 @@ accelerators = 4096
     .expect("config");
     (gate, config)
 }
+
+/// A PostgreSQL schema of its own for one test, dropped when the test ends (even when it
+/// fails). `None` when `RUNPERMIT_TEST_DATABASE_URL` is unset, which under `CI` is a failure.
+pub struct PgSchema {
+    admin_url: String,
+    name: String,
+    /// A URL whose connections use only this schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// Creates schema `name` (replacing any left by an earlier run).
+    pub fn create(name: &str) -> Option<PgSchema> {
+        let Ok(admin_url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must set RUNPERMIT_TEST_DATABASE_URL"
+            );
+            println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL to run it");
+            return None;
+        };
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let schema = PgSchema {
+            url: format!("{admin_url}{sep}options=-c%20search_path%3D{name}"),
+            admin_url,
+            name: name.to_owned(),
+        };
+        schema.psql(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        schema.psql(&format!("CREATE SCHEMA {name}"));
+        Some(schema)
+    }
+
+    fn psql(&self, sql: &str) {
+        let out = Command::new("psql")
+            .args([self.admin_url.as_str(), "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                self.admin_url.as_str(),
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .output();
+    }
+}
