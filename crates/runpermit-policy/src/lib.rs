@@ -9,16 +9,25 @@
 //!   [`classify`], [`tranche_schedule`] and [`permit_terms`].
 //! - [`workflow`]: the application's [`Status`] machine ([`next`]) and the
 //!   separation-of-duties rule for approvals ([`approval_outcome`]).
+//! - [`oversight`]: a permitted run's [`RunStatus`] machine ([`run_next`]), tranche
+//!   progress and alerts ([`tranche_progress`]), incident categories and split-run
+//!   detection ([`split_runs`]).
 //!
 //! This crate does no IO and reads no clock: the default policy is compiled in, and time is
 //! passed in as unix seconds.
 
+pub mod oversight;
 mod plan;
 mod policy;
 mod timestamp;
 mod validate;
 pub mod workflow;
 
+pub use oversight::{
+    IncidentCategory, InvalidRunTransition, OVERRUN_CATEGORY, OversightPolicy, RunAction, RunActor,
+    RunStatus, SplitRunFlag, TrancheProgress, UnpermittedUse, next_tranche, run_next, split_runs,
+    tranche_progress,
+};
 pub use plan::{
     Affordance, ArchitectureFamily, BOOLEAN_FIELDS, BaseModel, ComputePlan, Data, EvaluationPlan,
     Format, Milestone, Modality, Model, OPTIONAL_FIELDS, PLAN_SCHEMA, ParseError,

@@ -40,6 +40,17 @@ pub struct Policy {
     pub tranches: TranchePolicy,
     /// The permit's terms.
     pub permit: PermitPolicy,
+    /// How runs are followed while they train (`[oversight]`; defaults when absent).
+    #[serde(default)]
+    pub oversight: crate::oversight::OversightPolicy,
+    /// Incident categories and their deadlines (`[[incident_category]]`; the defaults of
+    /// [`default_incident_categories`](crate::oversight::default_incident_categories) when
+    /// absent).
+    #[serde(
+        rename = "incident_category",
+        default = "crate::oversight::default_incident_categories"
+    )]
+    pub incident_categories: Vec<crate::oversight::IncidentCategory>,
 }
 
 /// One tier.
@@ -421,6 +432,72 @@ impl Policy {
             push(
                 "permit.status_ttl_seconds".into(),
                 "must be at least 1".into(),
+            );
+        }
+
+        let o = &self.oversight;
+        let mut previous = 0;
+        for (i, pct) in o.alert_percents.iter().enumerate() {
+            if !(1..=100).contains(pct) || *pct <= previous {
+                push(
+                    format!("oversight.alert_percents[{i}]"),
+                    format!("must be a percentage from 1 to 100, above the one before (got {pct})"),
+                );
+            }
+            previous = *pct;
+        }
+        if !(o.overrun_tolerance.is_finite() && (0.0..=1.0).contains(&o.overrun_tolerance)) {
+            push(
+                "oversight.overrun_tolerance".into(),
+                format!(
+                    "must be a fraction from 0 to 1, such as 0.05 for 5% (got {})",
+                    o.overrun_tolerance
+                ),
+            );
+        }
+        if o.usage_summary_interval_seconds == 0 {
+            push(
+                "oversight.usage_summary_interval_seconds".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if o.split_run_window_days == 0 {
+            push(
+                "oversight.split_run_window_days".into(),
+                "must be at least 1".into(),
+            );
+        }
+        let mut ids = BTreeSet::new();
+        for (i, c) in self.incident_categories.iter().enumerate() {
+            let at = format!("incident_category[{i}]");
+            if c.id.trim().is_empty() || c.id.chars().any(|ch| ch.is_whitespace()) {
+                push(
+                    format!("{at}.id"),
+                    "must be a word such as weights_stolen".into(),
+                );
+            } else if !ids.insert(c.id.as_str()) {
+                push(format!("{at}.id"), format!("{:?} is listed twice", c.id));
+            }
+            if c.report_within_hours == 0 {
+                push(
+                    format!("{at}.report_within_hours"),
+                    "must be at least 1".into(),
+                );
+            }
+            if c.follow_up_within_hours == 0 {
+                push(
+                    format!("{at}.follow_up_within_hours"),
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        if !ids.contains(crate::oversight::OVERRUN_CATEGORY) {
+            push(
+                "incident_category".into(),
+                format!(
+                    "must include {:?}: the authority opens such incidents by itself",
+                    crate::oversight::OVERRUN_CATEGORY
+                ),
             );
         }
         if errors.is_empty() {
