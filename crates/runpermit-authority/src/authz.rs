@@ -158,6 +158,38 @@ const PERMIT_READERS: &[(OrgKind, Role)] = &[
     (OrgKind::Provider, Role::Admin),
 ];
 
+const REVIEWERS: &[(OrgKind, Role)] = &[(OrgKind::Authority, Role::Reviewer)];
+const RUN_READERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+    (OrgKind::Evaluator, Role::Evaluator),
+    (OrgKind::Evaluator, Role::Admin),
+];
+const EVALUATORS: &[(OrgKind, Role)] = &[(OrgKind::Evaluator, Role::Evaluator)];
+const PROVIDER_STAFF: &[(OrgKind, Role)] = &[
+    (OrgKind::Provider, Role::ProviderOperator),
+    (OrgKind::Provider, Role::Admin),
+];
+const INCIDENT_REPORTERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Provider, Role::ProviderOperator),
+    (OrgKind::Provider, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+];
+const INCIDENT_READERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Provider, Role::ProviderOperator),
+    (OrgKind::Provider, Role::Admin),
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+];
+
 macro_rules! endpoints {
     ($($name:ident = $method:literal $path:literal $success:literal, $tag:literal, $access:expr, $summary:literal;)+) => {
         $(
@@ -209,6 +241,29 @@ endpoints! {
     REVIEWS_LIST = "GET" "/v1/applications/{id}/reviews" 200, "review", Access::Only(APPLICATION_READERS), "List an application's reviews.";
     APPLICATION_PERMIT = "GET" "/v1/applications/{id}/permit" 200, "permits", Access::Only(APPLICATION_READERS), "The permit or exemption receipt issued for an application.";
     PERMITS_GET = "GET" "/v1/permits/{id}" 200, "permits", Access::Only(PERMIT_READERS), "Read a permit and its signed token.";
+    USAGE_INGEST = "POST" "/v1/usage" 200, "oversight", Access::Public, "Ingest signed usage reports from providers' gates (authenticated by each report's signature with a registered reporting key); idempotent on (provider, run, seq); a batch is stored whole or not at all.";
+    REPORTING_KEYS_CREATE = "POST" "/v1/orgs/{id}/reporting-keys" 201, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]), "Register a provider's Ed25519 usage-reporting public key (JWK).";
+    REPORTING_KEYS_LIST = "GET" "/v1/orgs/{id}/reporting-keys" 200, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Provider, Role::ProviderOperator), (OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Reviewer), (OrgKind::Authority, Role::Auditor)]), "List a provider's reporting keys.";
+    REPORTING_KEYS_REVOKE = "POST" "/v1/reporting-keys/{kid}/revoke" 200, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]), "Revoke a reporting key: reports signed with it are refused from now on.";
+    RUNS_LIST = "GET" "/v1/runs" 200, "oversight", Access::Only(RUN_READERS), "List permitted runs (a developer sees its own).";
+    RUNS_GET = "GET" "/v1/runs/{id}" 200, "oversight", Access::Only(RUN_READERS), "A run: status, released tranche, cumulative usage by provider, milestones.";
+    RUNS_USAGE = "GET" "/v1/runs/{id}/usage" 200, "oversight", Access::Only(RUN_READERS), "A run's usage: by provider, and report by report (interval by interval), paged.";
+    RUNS_PAUSE = "POST" "/v1/runs/{id}/pause" 200, "oversight", Access::Only(REVIEWERS), "Pause a run, with a reason: gates refuse its new work.";
+    RUNS_RESUME = "POST" "/v1/runs/{id}/resume" 200, "oversight", Access::Only(REVIEWERS), "Resume a paused or suspended run.";
+    RUNS_SUSPEND = "POST" "/v1/runs/{id}/suspend" 200, "oversight", Access::Only(REVIEWERS), "Suspend a run (for example during an incident investigation).";
+    RUNS_REVOKE = "POST" "/v1/runs/{id}/revoke" 200, "oversight", Access::Only(REVIEWERS), "Revoke a run's permit for good.";
+    RUNS_TERMINATE = "POST" "/v1/runs/{id}/terminate" 200, "oversight", Access::Only(REVIEWERS), "End a run for good.";
+    RUNS_COMPLETE = "POST" "/v1/runs/{id}/complete" 200, "oversight", Access::Only(APPLICANTS), "Declare a run finished (its developer).";
+    RUNS_APPEAL = "POST" "/v1/runs/{id}/appeal" 200, "oversight", Access::Only(APPLICANTS), "Appeal a pause or suspension (its developer).";
+    MILESTONES_CREATE = "POST" "/v1/runs/{id}/milestones" 201, "oversight", Access::Only(APPLICANTS), "Submit a milestone report: checkpoint digest, cumulative FLOP, evaluation results.";
+    MILESTONES_LIST = "GET" "/v1/runs/{id}/milestones" 200, "oversight", Access::Only(RUN_READERS), "A run's milestone reports.";
+    MILESTONES_ACCEPT = "POST" "/v1/milestones/{id}/accept" 200, "oversight", Access::Only(EVALUATORS), "Accept a milestone report (an evaluator outside the developer's organization): the next tranche is released.";
+    MILESTONES_REJECT = "POST" "/v1/milestones/{id}/reject" 200, "oversight", Access::Only(EVALUATORS), "Reject a milestone report: the run is paused.";
+    INCIDENTS_CREATE = "POST" "/v1/incidents" 201, "oversight", Access::Only(INCIDENT_REPORTERS), "Report an incident (weights stolen or leaked, dangerous capability, security breach, overrun, other).";
+    INCIDENTS_LIST = "GET" "/v1/incidents" 200, "oversight", Access::Only(INCIDENT_READERS), "List incidents with their deadlines (authority staff see all; others their own organization's); `?overdue=true` for overdue follow-ups.";
+    INCIDENTS_FOLLOW_UP = "POST" "/v1/incidents/{id}/follow-up" 200, "oversight", Access::Only(INCIDENT_REPORTERS), "File an incident's follow-up report (and close it).";
+    KYC_CREATE = "POST" "/v1/kyc-reports" 201, "oversight", Access::Only(PROVIDER_STAFF), "Report a customer's large jobs that ran without a permit (know-your-customer reporting).";
+    KYC_FLAGS = "GET" "/v1/kyc/flags" 200, "oversight", Access::Only(AUTHORITY_STAFF), "Customers whose unpermitted compute over all providers reaches the permit threshold (split runs).";
     AUDIT_LIST = "GET" "/v1/audit" 200, "audit", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor)]), "The audit trail: who did what, when and why.";
 }
 

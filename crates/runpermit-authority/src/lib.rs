@@ -15,6 +15,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod lifecycle;
+pub mod oversight;
 mod routes;
 pub mod state;
 #[doc(hidden)]
@@ -37,7 +38,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The authority's routes over `state`.
 pub fn router(state: AppState) -> Router {
-    use routes::{applications, estimate, identity, log, ops, permits, reviews};
+    use routes::{
+        applications, estimate, identity, incidents, log, ops, permits, reviews, runs, usage,
+    };
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -89,6 +92,43 @@ pub fn router(state: AppState) -> Router {
             get(permits::for_application),
         )
         .route("/v1/permits/{id}", get(permits::get))
+        .route(
+            "/v1/usage",
+            post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(
+                usage::MAX_USAGE_BODY_BYTES,
+            )),
+        )
+        .route(
+            "/v1/orgs/{id}/reporting-keys",
+            post(usage::create_reporting_key).get(usage::list_reporting_keys),
+        )
+        .route(
+            "/v1/reporting-keys/{kid}/revoke",
+            post(usage::revoke_reporting_key),
+        )
+        .route("/v1/runs", get(runs::list))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/usage", get(runs::usage))
+        .route("/v1/runs/{id}/pause", post(runs::pause))
+        .route("/v1/runs/{id}/resume", post(runs::resume))
+        .route("/v1/runs/{id}/suspend", post(runs::suspend))
+        .route("/v1/runs/{id}/revoke", post(runs::revoke))
+        .route("/v1/runs/{id}/terminate", post(runs::terminate))
+        .route("/v1/runs/{id}/complete", post(runs::complete))
+        .route("/v1/runs/{id}/appeal", post(runs::appeal))
+        .route(
+            "/v1/runs/{id}/milestones",
+            post(runs::create_milestone).get(runs::list_milestones),
+        )
+        .route("/v1/milestones/{id}/accept", post(runs::accept_milestone))
+        .route("/v1/milestones/{id}/reject", post(runs::reject_milestone))
+        .route(
+            "/v1/incidents",
+            post(incidents::create).get(incidents::list),
+        )
+        .route("/v1/incidents/{id}/follow-up", post(incidents::follow_up))
+        .route("/v1/kyc-reports", post(usage::create_kyc))
+        .route("/v1/kyc/flags", get(usage::kyc_flags))
         .route("/v1/audit", get(ops::audit))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(

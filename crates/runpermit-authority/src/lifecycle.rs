@@ -388,6 +388,8 @@ pub fn intent_writes(
 /// Signs a committed intent and records the token. Returns the permit id.
 pub async fn issue(state: &AppState, pending: PendingPermit) -> Result<String, ApiError> {
     let now_s = state.clock.now_s();
+    // The run the permit authorizes is followed from the moment the permit exists.
+    let run = crate::oversight::new_run(&pending.request, state.clock.now_ms());
     let checked = check(pending.request, now_s).map_err(|errors| {
         ApiError::Internal(format!(
             "a committed permit intent no longer checks: {errors:?}"
@@ -421,6 +423,7 @@ pub async fn issue(state: &AppState, pending: PendingPermit) -> Result<String, A
                 token: signed.token,
                 issued_at: now,
             },
+            run,
             event(
                 None,
                 now,

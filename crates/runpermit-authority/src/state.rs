@@ -23,6 +23,8 @@ pub struct AppState {
     pub issuer: String,
     /// The transparency log.
     pub log: Arc<crate::tlog::LogService>,
+    /// The providers' usage-reporting keys, held in memory.
+    pub provider_keys: Arc<crate::oversight::ProviderKeys>,
     /// Renders `/metrics`; absent when the process did not install a recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

@@ -61,6 +61,7 @@ impl TestAuthority {
                     runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
                     interval,
                 )),
+                provider_keys: Default::default(),
                 metrics: None,
             },
             clock,

@@ -5,115 +5,13 @@
 //! Runs on in-memory SQLite; with `RUNPERMIT_TEST_DATABASE_URL` set, the lifecycle tests also
 //! run on that PostgreSQL database.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use axum::http::StatusCode;
+use common::{Api, plan};
 use runpermit_authority::authz::{ENDPOINTS, OrgKind};
-use runpermit_authority::testing::TestAuthority;
-use runpermit_permit::{Jwks, verify_exemption, verify_permit};
-use runpermit_policy::RunPlan;
+use runpermit_permit::{verify_exemption, verify_permit};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-fn plan(name: &str) -> Value {
-    let text = match name {
-        "exempt" => include_str!("../../../examples/plans/exempt.toml"),
-        "standard" => include_str!("../../../examples/plans/standard.toml"),
-        "full" => include_str!("../../../examples/plans/full.toml"),
-        "horizon" => include_str!("../../../examples/plans/horizon.toml"),
-        other => panic!("no example plan {other}"),
-    };
-    let plan = RunPlan::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-    serde_json::to_value(plan).expect("plan as JSON")
-}
-
-struct Api {
-    authority: TestAuthority,
-    router: Router,
-}
-
-impl Api {
-    async fn new() -> Api {
-        let authority = TestAuthority::new(None).await;
-        let router = runpermit_authority::router(authority.state.clone());
-        Api { authority, router }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.call_with(method, path, token, body, &[]).await
-    }
-
-    async fn call_with(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            request = request.header("authorization", format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let request = match body {
-            Some(b) => request
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
-    async fn raw(&self, path: &str) -> (StatusCode, Vec<u8>) {
-        let request = Request::get(path).body(Body::empty()).expect("request");
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (status, bytes.to_vec())
-    }
-
-    async fn jwks(&self) -> Jwks {
-        let (status, body) = self.call("GET", "/.well-known/jwks.json", None, None).await;
-        assert_eq!(status, StatusCode::OK);
-        serde_json::from_value(body).expect("JWKS")
-    }
-}
 
 /// Every endpoint × every (organization kind, role) and no token: the role rule decides 403
 /// (401 without a token); allowed callers never get 401 or 403.
@@ -188,6 +86,19 @@ async fn every_endpoint_answers_every_role_by_its_rule() {
                     Some(json!({"decision": "request_changes", "reason": "more detail"}))
                 }
                 ("POST", "/v1/estimate") => Some(json!({"parameters": 1e9, "tokens": 1e12})),
+                ("POST", "/v1/usage") => Some(json!({"reports": ["not.a.report"]})),
+                ("POST", "/v1/orgs/{id}/reporting-keys") => Some(json!({"jwk": {
+                    "kty": "OKP", "crv": "Ed25519", "kid": "k1",
+                    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}})),
+                ("POST", "/v1/runs/{id}/milestones") => Some(json!({
+                    "checkpoint_digest": format!("sha256:{}", "a".repeat(64)),
+                    "evals": {"cyber": "pass"}})),
+                ("POST", "/v1/incidents") => {
+                    Some(json!({"category": "other", "summary": "something happened"}))
+                }
+                ("POST", "/v1/incidents/{id}/follow-up") => Some(json!({"text": "resolved"})),
+                ("POST", "/v1/kyc-reports") => Some(json!({"customer": "LEI-1", "from": 0,
+                    "to": 3600, "jobs": 1, "accelerator_seconds": 3600.0, "flop": 1e21})),
                 ("POST", _) => Some(json!({"reason": "because"})),
                 _ => None,
             };
@@ -530,44 +441,11 @@ async fn lifecycle_of_every_tier_on_sqlite() {
 
 #[tokio::test]
 async fn lifecycle_of_every_tier_on_postgres() {
-    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the PostgreSQL suite: set RUNPERMIT_TEST_DATABASE_URL"
-        );
-        println!("PostgreSQL skipped: set RUNPERMIT_TEST_DATABASE_URL=postgres://… to run it");
+    // A schema of its own, so that runs never see each other's rows.
+    let Some(db) = common::PgSchema::create("api") else {
         return;
     };
-    // A schema of its own, so that runs never see each other's rows.
-    let schema = format!("api_{}", uuid_like());
-    psql(&url, &format!("CREATE SCHEMA {schema}"));
-    let authority = TestAuthority::new(Some(&with_search_path(&url, &schema))).await;
-    let router = runpermit_authority::router(authority.state.clone());
-    lifecycle_on(&Api { authority, router }).await;
-    psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
-}
-
-fn uuid_like() -> String {
-    runpermit_authority::ids::new_id("x")
-        .trim_start_matches("x_")
-        .to_owned()
-}
-
-fn with_search_path(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
-}
-
-fn psql(url: &str, sql: &str) {
-    let output = std::process::Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("running psql");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    lifecycle_on(&Api::on(Some(&db.url)).await).await;
 }
 
 #[tokio::test]

@@ -8,13 +8,17 @@ use crate::Write;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A write named a row that does not exist: `RevokeToken`, `UpdateApplication`,
-    /// `IssuePermit` or `RetireSigningKey` with an unknown id; or `log_hashes` asked for a
-    /// hash that is not stored.
+    /// `IssuePermit`, `RetireSigningKey`, `RevokeProviderKey`, `UpdateRun`,
+    /// `SetRunSummarized`, `DecideMilestone` or `FollowUpIncident` with an unknown id;
+    /// `ingest_usage` with a record of an unknown run; or `log_hashes` asked for a hash that
+    /// is not stored.
     #[error("not found: {0}")]
     NotFound(String),
     /// A precondition on stored state failed: `UpdateApplication` whose `expected_version` is
-    /// not the stored version (someone else updated it first), `IssuePermit` on a permit that
-    /// is not in `intent`, revoking a revoked token or retiring a retired key; a
+    /// not the stored version (someone else updated it first), likewise `UpdateRun`,
+    /// `IssuePermit` on a permit that is not in `intent`, revoking a revoked token or provider
+    /// key, retiring a retired key, deciding a decided milestone, following up a closed
+    /// incident; a
     /// `sequence_log` batch built on a tree size that is no longer the stored one, or naming a
     /// queued log entry that is no longer queued (another sequencer went first). Re-read and
     /// decide again.
@@ -115,6 +119,14 @@ fn duplicate_message(write: &Write, db: &dyn DatabaseError) -> String {
             "idempotency key {:?} is already recorded for principal {:?}",
             i.key, i.principal_id
         ),
+        Write::InsertProviderKey(k) => format!("provider key kid {:?} already exists", k.kid),
+        Write::InsertRun(r) if target.contains("permit_id") => {
+            format!("run {:?}: permit {:?} already has a run", r.id, r.permit_id)
+        }
+        Write::InsertRun(r) => format!("run id {:?} already exists", r.id),
+        Write::InsertMilestone(m) => format!("milestone id {:?} already exists", m.id),
+        Write::InsertIncident(i) => format!("incident id {:?} already exists", i.id),
+        Write::InsertKycReport(k) => format!("KYC report id {:?} already exists", k.id),
         other => format!("{}: unique constraint {target}", other.describe()),
     }
 }
@@ -144,6 +156,25 @@ fn missing_reference_message(write: &Write) -> String {
         Write::InsertReceipt(r) => format!(
             "receipt {:?}: application_id {:?} names no application",
             r.id, r.application_id
+        ),
+        Write::InsertProviderKey(k) => format!(
+            "provider key {:?}: org_id {:?} names no organization",
+            k.kid, k.org_id
+        ),
+        Write::InsertRun(r) => format!(
+            "run {:?}: permit_id {:?} names no permit",
+            r.id, r.permit_id
+        ),
+        Write::InsertMilestone(m) => {
+            format!("milestone {:?}: run_id {:?} names no run", m.id, m.run_id)
+        }
+        Write::InsertIncident(i) => format!(
+            "incident {:?}: org_id {:?} names no organization",
+            i.id, i.org_id
+        ),
+        Write::InsertKycReport(k) => format!(
+            "KYC report {:?}: provider_id {:?} names no organization",
+            k.id, k.provider_id
         ),
         other => format!("{}: refers to a row that does not exist", other.describe()),
     }

@@ -56,6 +56,9 @@ impl PgStore {
     /// A row lock on the log state, held until the sequencer's transaction ends.
     const LOG_SIZE_LOCKED: &'static str = crate::shared::LOG_SIZE_FOR_UPDATE;
 
+    /// Row locks on the runs of an ingestion batch, held until its transaction ends.
+    const RUNS_LOCKED: &'static crate::shared::SizedSql = &crate::shared::RUNS_IN_FOR_UPDATE;
+
     /// `$N` in generated statements, like every other statement.
     const PARAMS: crate::shared::Params = crate::shared::Params::Numbered;
 

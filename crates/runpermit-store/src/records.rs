@@ -241,9 +241,220 @@ pub struct LogBatch {
     pub at: i64,
 }
 
+/// A compute provider's Ed25519 key, with which it signs usage reports of the runs it hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ProviderKey {
+    pub kid: String,
+    /// The provider organization whose key it is.
+    pub org_id: String,
+    /// The raw 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A permitted training run as the authority follows it: one per permit, created when the
+/// permit is issued. FLOP figures are cumulative since the run started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Run {
+    /// The run id (the permit's subject).
+    pub id: String,
+    /// The permit that allows the run; one run per permit.
+    pub permit_id: String,
+    /// The permit holder.
+    pub org_id: String,
+    /// One of [`RUN_STATUSES`].
+    pub status: String,
+    /// Why the run is in its status (may be empty).
+    pub reason: String,
+    /// When the run entered its status.
+    pub status_since: i64,
+    /// The index of the highest released tranche (1 or more).
+    pub tranche: i64,
+    /// The cumulative FLOP the run may reach now (the released tranches).
+    pub released_flop: f64,
+    /// The permit's whole budget.
+    pub budget_flop: f64,
+    /// The sum of `flop` of the stored usage reports ([`crate::Store::ingest_usage`] keeps it).
+    pub cumulative_flop: f64,
+    /// The sum of `flop_upper` of the stored usage reports.
+    pub cumulative_upper_flop: f64,
+    /// The cumulative figure last written to the public log ([`Write::SetRunSummarized`]).
+    pub summarized_flop: f64,
+    /// The highest alert (percent of the current tranche, 0 to 100) already raised.
+    pub alerted_percent: i64,
+    pub appeal_pending: bool,
+    /// The permit's expiry, in unix seconds.
+    pub permit_exp_s: i64,
+    /// Optimistic-concurrency version: [`Write::UpdateRun`] succeeds only when the stored
+    /// version equals its `expected_version`, and stores `expected_version + 1`. Usage
+    /// ingestion does not change it.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The accepted values of [`Run::status`]; only `active` is in good standing.
+pub const RUN_STATUSES: &[&str] = &[
+    "active",
+    "milestone_due",
+    "paused",
+    "suspended",
+    "revoked",
+    "terminated",
+    "completed",
+];
+
+/// One signed usage report of a compute provider about a run
+/// ([`crate::Store::ingest_usage`]). Key: `(provider_id, run_id, seq)`. Times ending in `_s`
+/// are unix seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct UsageRecord {
+    pub provider_id: String,
+    pub run_id: String,
+    /// The provider's report number for this run: 1, 2, … (gaps and late reports happen).
+    pub seq: i64,
+    pub permit_id: String,
+    pub cluster: String,
+    /// The period reported, `from_s < to_s`.
+    pub from_s: i64,
+    pub to_s: i64,
+    /// The FLOP estimate for the period, within `flop_lower..=flop_upper`.
+    pub flop: f64,
+    pub flop_lower: f64,
+    pub flop_upper: f64,
+    /// How the provider measured (free text).
+    pub method: String,
+    pub accelerator_seconds_json: String,
+    /// Lowercase hex SHA-256 of `token`, computed by the caller: a report sent again is a
+    /// duplicate when its digest is the stored one, a conflict otherwise.
+    pub digest: String,
+    /// The signed report, as received.
+    pub token: String,
+    pub received_at: i64,
+}
+
+/// What [`crate::Store::ingest_usage`] did with one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ingested {
+    /// Stored. `previous_max_seq` is the highest `seq` stored for the record's
+    /// `(provider_id, run_id)` before it (earlier records of the same batch included; 0 if
+    /// none): `seq > previous_max_seq + 1` means reports are missing, `seq < previous_max_seq`
+    /// that this one came late.
+    Stored { previous_max_seq: i64 },
+    /// Already stored with the same digest: a retry; nothing changed.
+    Duplicate,
+    /// Already stored with another digest: the provider sent two different reports under
+    /// one key. Nothing changed; the first one stays.
+    Conflict { stored_digest: String },
+}
+
+/// One provider's usage reports of a run, summed ([`crate::Store::usage_by_provider`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ProviderUsage {
+    pub provider_id: String,
+    /// How many reports are stored; `max_seq - reports` are missing.
+    pub reports: i64,
+    pub max_seq: i64,
+    pub flop: f64,
+    pub flop_lower: f64,
+    pub flop_upper: f64,
+    pub first_from_s: i64,
+    pub last_to_s: i64,
+    pub last_received_at: i64,
+}
+
+/// A milestone a run submits to have its next tranche released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Milestone {
+    pub id: String,
+    pub run_id: String,
+    /// The tranche it asks to release.
+    pub tranche: i64,
+    /// One of [`MILESTONE_STATUSES`]: `submitted` (then the `decided_*` fields and `reason`
+    /// are `None`), or `accepted`/`rejected` ([`Write::DecideMilestone`]).
+    pub status: String,
+    pub checkpoint_digest: String,
+    /// The run's cumulative FLOP at the checkpoint.
+    pub cumulative_flop: f64,
+    pub evals_json: String,
+    /// Member id of the submitter.
+    pub submitted_by: String,
+    pub submitted_at: i64,
+    /// Member id of the decider.
+    pub decided_by: Option<String>,
+    /// Organization id of the decider.
+    pub decided_org: Option<String>,
+    pub decided_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// The accepted values of [`Milestone::status`].
+pub const MILESTONE_STATUSES: &[&str] = &["submitted", "accepted", "rejected"];
+
+/// The outcomes [`Write::DecideMilestone`] accepts.
+pub const MILESTONE_DECISIONS: &[&str] = &["accepted", "rejected"];
+
+/// A reported safety or security incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Incident {
+    pub id: String,
+    /// The reporting organization.
+    pub org_id: String,
+    /// Member id of the reporter.
+    pub reported_by: String,
+    /// The run concerned, if any (not necessarily one the authority knows).
+    pub run_id: Option<String>,
+    /// Defined by the policy; free text here (not empty).
+    pub category: String,
+    pub summary: String,
+    pub details_json: String,
+    pub occurred_at: i64,
+    pub reported_at: i64,
+    /// When a follow-up is due.
+    pub follow_up_due: i64,
+    /// Set (with `follow_up`) by [`Write::FollowUpIncident`].
+    pub followed_up_at: Option<i64>,
+    pub follow_up: Option<String>,
+    /// One of [`INCIDENT_STATUSES`].
+    pub status: String,
+}
+
+/// The accepted values of [`Incident::status`].
+pub const INCIDENT_STATUSES: &[&str] = &["open", "closed"];
+
+/// A compute provider's know-your-customer report: the compute one customer used with it
+/// over a period (unix seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct KycReport {
+    pub id: String,
+    /// The reporting provider organization.
+    pub provider_id: String,
+    /// The customer's registry id, such as an LEI.
+    pub customer: String,
+    /// The period, `from_s < to_s`.
+    pub from_s: i64,
+    pub to_s: i64,
+    pub jobs: i64,
+    pub accelerator_seconds: f64,
+    pub flop: f64,
+    pub received_at: i64,
+}
+
+/// One customer's KYC reports from one provider, summed ([`crate::Store::kyc_totals`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct KycTotal {
+    pub customer: String,
+    pub provider_id: String,
+    pub reports: i64,
+    pub jobs: i64,
+    pub accelerator_seconds: f64,
+    pub flop: f64,
+}
+
 /// One write of a [`crate::Store::commit`] batch. A batch is applied in order, in one
 /// transaction: all of it or none of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Write {
     InsertOrganization(Organization),
     InsertMember(Member),
@@ -293,6 +504,53 @@ pub enum Write {
         entry: Vec<u8>,
         at: i64,
     },
+    InsertProviderKey(ProviderKey),
+    /// Sets `revoked_at`. A missing key is `NotFound`; an already revoked one `Conflict`.
+    RevokeProviderKey {
+        kid: String,
+        at: i64,
+    },
+    InsertRun(Run),
+    /// Sets the run's mutable state (`status`, `reason`, `status_since`, `tranche`,
+    /// `released_flop`, `alerted_percent`, `appeal_pending`, `updated_at`) and
+    /// `version = expected_version + 1`. `run.id` selects the row; every other field of `run`
+    /// is ignored, notably the usage figures (`cumulative_flop`, `cumulative_upper_flop`,
+    /// `summarized_flop`), which ingestion changes concurrently without a version bump. A
+    /// stored version other than `expected_version` is `Conflict`; a missing run `NotFound`.
+    UpdateRun {
+        run: Run,
+        expected_version: i64,
+    },
+    /// Records that the run's cumulative figure `flop` was written to the public log: sets
+    /// `summarized_flop` and `updated_at`, not `version`. A missing run is `NotFound`.
+    SetRunSummarized {
+        id: String,
+        flop: f64,
+        at: i64,
+    },
+    InsertMilestone(Milestone),
+    /// Decides a `submitted` milestone: sets `status` (`accepted` or `rejected`), the
+    /// `decided_*` fields and `reason`. A missing milestone is `NotFound`; one already decided
+    /// `Conflict`.
+    DecideMilestone {
+        id: String,
+        status: String,
+        decided_by: String,
+        decided_org: String,
+        decided_at: i64,
+        reason: String,
+    },
+    InsertIncident(Incident),
+    /// Records a follow-up of an open incident: sets `followed_up_at = at`,
+    /// `follow_up = text`, and `status = "closed"` when `close`. A missing incident is
+    /// `NotFound`; a closed one `Conflict`.
+    FollowUpIncident {
+        id: String,
+        at: i64,
+        text: String,
+        close: bool,
+    },
+    InsertKycReport(KycReport),
 }
 
 impl Write {
@@ -318,6 +576,16 @@ impl Write {
                 format!("PutIdempotency {} {}", i.principal_id, i.key)
             }
             Write::QueueLogEntry { subject, .. } => format!("QueueLogEntry {subject}"),
+            Write::InsertProviderKey(k) => format!("InsertProviderKey {}", k.kid),
+            Write::RevokeProviderKey { kid, .. } => format!("RevokeProviderKey {kid}"),
+            Write::InsertRun(r) => format!("InsertRun {}", r.id),
+            Write::UpdateRun { run, .. } => format!("UpdateRun {}", run.id),
+            Write::SetRunSummarized { id, .. } => format!("SetRunSummarized {id}"),
+            Write::InsertMilestone(m) => format!("InsertMilestone {}", m.id),
+            Write::DecideMilestone { id, .. } => format!("DecideMilestone {id}"),
+            Write::InsertIncident(i) => format!("InsertIncident {}", i.id),
+            Write::FollowUpIncident { id, .. } => format!("FollowUpIncident {id}"),
+            Write::InsertKycReport(k) => format!("InsertKycReport {}", k.id),
         }
     }
 }

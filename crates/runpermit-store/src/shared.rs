@@ -177,6 +177,174 @@ pub(crate) const LOG_INDEX: &str = "SELECT MAX(idx) FROM log_entries WHERE subje
 pub(crate) const TAKE_LOG_LEASE: &str = "UPDATE log_lease SET holder = $1, until = $2 \
      WHERE id = 1 AND (holder = $1 OR until < $3)";
 
+pub(crate) const INSERT_PROVIDER_KEY: &str = "INSERT INTO provider_keys \
+     (kid, org_id, public_key, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const REVOKE_PROVIDER_KEY: &str =
+    "UPDATE provider_keys SET revoked_at = $2 WHERE kid = $1 AND revoked_at IS NULL";
+pub(crate) const PROVIDER_KEY_REVOKED_AT: &str =
+    "SELECT revoked_at FROM provider_keys WHERE kid = $1";
+macro_rules! provider_key_columns {
+    () => {
+        "kid, org_id, public_key, created_at, revoked_at"
+    };
+}
+pub(crate) const PROVIDER_KEY: &str = concat!(
+    "SELECT ",
+    provider_key_columns!(),
+    " FROM provider_keys WHERE kid = $1"
+);
+pub(crate) const PROVIDER_KEYS_OF_ORG: &str = concat!(
+    "SELECT ",
+    provider_key_columns!(),
+    " FROM provider_keys WHERE org_id = $1 ORDER BY created_at, kid"
+);
+pub(crate) const PROVIDER_KEYS: &str = concat!(
+    "SELECT ",
+    provider_key_columns!(),
+    " FROM provider_keys ORDER BY created_at, kid"
+);
+
+macro_rules! run_columns {
+    () => {
+        "id, permit_id, org_id, status, reason, status_since, tranche, released_flop, \
+     budget_flop, cumulative_flop, cumulative_upper_flop, summarized_flop, alerted_percent, \
+     appeal_pending, permit_exp_s, version, created_at, updated_at"
+    };
+}
+pub(crate) const INSERT_RUN: &str = concat!(
+    "INSERT INTO runs (",
+    run_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+);
+/// Only the run's state: never the usage figures, which ingestion changes concurrently.
+pub(crate) const UPDATE_RUN: &str = "UPDATE runs SET \
+     status = $2, reason = $3, status_since = $4, tranche = $5, released_flop = $6, \
+     alerted_percent = $7, appeal_pending = $8, updated_at = $9, version = $10 \
+     WHERE id = $1 AND version = $11";
+pub(crate) const RUN_VERSION: &str = "SELECT version FROM runs WHERE id = $1";
+pub(crate) const SET_RUN_SUMMARIZED: &str =
+    "UPDATE runs SET summarized_flop = $2, updated_at = $3 WHERE id = $1";
+/// Adds one batch's stored usage to a run; `updated_at` only moves forward.
+pub(crate) const ADD_RUN_USAGE: &str = "UPDATE runs SET \
+     cumulative_flop = cumulative_flop + $2, \
+     cumulative_upper_flop = cumulative_upper_flop + $3, \
+     updated_at = CASE WHEN updated_at > $4 THEN updated_at ELSE $4 END \
+     WHERE id = $1";
+pub(crate) const RUN: &str = concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1");
+pub(crate) const RUN_BY_PERMIT: &str =
+    concat!("SELECT ", run_columns!(), " FROM runs WHERE permit_id = $1");
+pub(crate) const RUNS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs ORDER BY created_at DESC, id DESC"
+);
+pub(crate) const RUNS_OF_ORG: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE org_id = $1 ORDER BY created_at DESC, id DESC"
+);
+pub(crate) const RUNS_NOT_IN_GOOD_STANDING: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE status <> 'active' AND permit_exp_s > $1 ORDER BY id"
+);
+pub(crate) const RUNS_TO_SUMMARIZE: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE cumulative_flop <> summarized_flop ORDER BY id"
+);
+
+macro_rules! usage_columns {
+    () => {
+        "provider_id, run_id, seq, permit_id, cluster, from_s, to_s, flop, flop_lower, \
+     flop_upper, method, accelerator_seconds_json, digest, token, received_at"
+    };
+}
+/// Parameters of one row of [`INSERT_USAGE`].
+pub(crate) const USAGE_PARAMS: usize = 15;
+pub(crate) const USAGE_BY_PROVIDER: &str = "SELECT provider_id, COUNT(*) AS reports, \
+     MAX(seq) AS max_seq, SUM(flop) AS flop, SUM(flop_lower) AS flop_lower, \
+     SUM(flop_upper) AS flop_upper, MIN(from_s) AS first_from_s, MAX(to_s) AS last_to_s, \
+     MAX(received_at) AS last_received_at \
+     FROM usage_reports WHERE run_id = $1 GROUP BY provider_id ORDER BY provider_id";
+pub(crate) const USAGE_REPORTS: &str = concat!(
+    "SELECT ",
+    usage_columns!(),
+    " FROM usage_reports WHERE run_id = $1 ORDER BY provider_id, seq LIMIT $2"
+);
+pub(crate) const USAGE_REPORTS_AFTER: &str = concat!(
+    "SELECT ",
+    usage_columns!(),
+    " FROM usage_reports WHERE run_id = $1 AND (provider_id, seq) > ($2, $3) \
+     ORDER BY provider_id, seq LIMIT $4"
+);
+
+macro_rules! milestone_columns {
+    () => {
+        "id, run_id, tranche, status, checkpoint_digest, cumulative_flop, evals_json, \
+     submitted_by, submitted_at, decided_by, decided_org, decided_at, reason"
+    };
+}
+pub(crate) const INSERT_MILESTONE: &str = concat!(
+    "INSERT INTO milestones (",
+    milestone_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+pub(crate) const DECIDE_MILESTONE: &str = "UPDATE milestones SET status = $2, \
+     decided_by = $3, decided_org = $4, decided_at = $5, reason = $6 \
+     WHERE id = $1 AND status = 'submitted'";
+pub(crate) const MILESTONE_STATUS: &str = "SELECT status FROM milestones WHERE id = $1";
+pub(crate) const MILESTONE: &str = concat!(
+    "SELECT ",
+    milestone_columns!(),
+    " FROM milestones WHERE id = $1"
+);
+pub(crate) const MILESTONES: &str = concat!(
+    "SELECT ",
+    milestone_columns!(),
+    " FROM milestones WHERE run_id = $1 ORDER BY submitted_at, id"
+);
+
+macro_rules! incident_columns {
+    () => {
+        "id, org_id, reported_by, run_id, category, summary, details_json, occurred_at, \
+     reported_at, follow_up_due, followed_up_at, follow_up, status"
+    };
+}
+pub(crate) const INSERT_INCIDENT: &str = concat!(
+    "INSERT INTO incidents (",
+    incident_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+/// `$4` is `'closed'` to close the incident, NULL to leave its status.
+pub(crate) const FOLLOW_UP_INCIDENT: &str = "UPDATE incidents SET followed_up_at = $2, \
+     follow_up = $3, status = COALESCE($4, status) WHERE id = $1 AND status <> 'closed'";
+pub(crate) const INCIDENT_STATUS: &str = "SELECT status FROM incidents WHERE id = $1";
+pub(crate) const INCIDENT: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents WHERE id = $1"
+);
+pub(crate) const INCIDENTS: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents ORDER BY reported_at DESC, id DESC"
+);
+pub(crate) const INCIDENTS_OF_ORG: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents WHERE org_id = $1 ORDER BY reported_at DESC, id DESC"
+);
+
+pub(crate) const INSERT_KYC_REPORT: &str = "INSERT INTO kyc_reports \
+     (id, provider_id, customer, from_s, to_s, jobs, accelerator_seconds, flop, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// `SUM` of a BIGINT is NUMERIC on PostgreSQL: cast back.
+pub(crate) const KYC_TOTALS: &str = "SELECT customer, provider_id, COUNT(*) AS reports, \
+     CAST(SUM(jobs) AS BIGINT) AS jobs, SUM(accelerator_seconds) AS accelerator_seconds, \
+     SUM(flop) AS flop FROM kyc_reports WHERE to_s > $1 \
+     GROUP BY customer, provider_id ORDER BY customer, provider_id";
+
 /// Rows per multi-row `INSERT INTO log_entries` (5 parameters a row), far below SQLite's 32766
 /// and PostgreSQL's 65535 parameters.
 pub(crate) const LOG_ENTRY_ROWS: usize = 1024;
@@ -243,6 +411,62 @@ pub(crate) static LOG_HASHES: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
     format!(
         "SELECT idx, hash FROM log_hashes WHERE idx IN ({})",
         p.list(rows)
+    )
+});
+
+/// Rows per multi-row `INSERT INTO usage_reports` (15 parameters a row).
+pub(crate) const USAGE_ROWS: usize = 1024;
+/// Rows per `WITH b(…) AS (VALUES …)` lookup list of usage ingestion (at most 4 parameters a
+/// row).
+pub(crate) const LOOKUP_ROWS: usize = 1024;
+
+const _: () = assert!(USAGE_ROWS * USAGE_PARAMS <= 32_766 && LOOKUP_ROWS * 4 <= 32_766);
+
+/// `INSERT INTO usage_reports` of `rows` rows; bind the 15 columns of `usage_columns!` for
+/// each.
+pub(crate) static INSERT_USAGE: SizedSql = SizedSql::new(USAGE_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| format!("({})", p.list(USAGE_PARAMS)))
+        .collect();
+    format!(
+        "INSERT INTO usage_reports ({}) VALUES {}",
+        usage_columns!(),
+        rows.join(", ")
+    )
+});
+/// The ids, among the `rows` bound, of the runs that exist (SQLite, where `BEGIN IMMEDIATE`
+/// already serializes writers).
+pub(crate) static RUNS_IN: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
+    format!("SELECT id FROM runs WHERE id IN ({})", p.list(rows))
+});
+/// The same, row-locked until the transaction ends (PostgreSQL). `FOR NO KEY UPDATE` is the
+/// lock an `UPDATE` of non-key columns takes: concurrent ingestion batches of a run take
+/// turns, while foreign-key checks of other tables (`FOR KEY SHARE`) do not wait. Rows are
+/// locked in byte order of their ids (`COLLATE "C"`, the order ingestion sorts them in), so
+/// two batches never deadlock on each other's runs.
+pub(crate) static RUNS_IN_FOR_UPDATE: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
+    format!(
+        "SELECT id FROM runs WHERE id IN ({}) ORDER BY id COLLATE \"C\" FOR NO KEY UPDATE",
+        p.list(rows)
+    )
+});
+/// For `rows` rows of `(i, provider_id, run_id)` bound, `(i, the highest stored seq)`, the
+/// latter NULL when none is stored. One primary-key lookup per row.
+pub(crate) static USAGE_MAX_SEQS: SizedSql = SizedSql::new(LOOKUP_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows).map(|_| format!("({})", p.list(3))).collect();
+    format!(
+        "WITH b (i, p, r) AS (VALUES {}) SELECT b.i, (SELECT MAX(u.seq) FROM usage_reports u \
+         WHERE u.provider_id = b.p AND u.run_id = b.r) FROM b",
+        rows.join(", ")
+    )
+});
+/// For `rows` rows of `(i, provider_id, run_id, seq)` bound, `(i, digest)` of those stored.
+pub(crate) static USAGE_DIGESTS: SizedSql = SizedSql::new(LOOKUP_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows).map(|_| format!("({})", p.list(4))).collect();
+    format!(
+        "WITH b (i, p, r, s) AS (VALUES {}) SELECT b.i, u.digest FROM b JOIN usage_reports u \
+         ON u.provider_id = b.p AND u.run_id = b.r AND u.seq = b.s",
+        rows.join(", ")
     )
 });
 
@@ -397,7 +621,9 @@ impl From<PrincipalRow> for crate::Principal {
 ///
 /// and the associated constants `LOG_SIZE_LOCKED: &'static str`, the query that reads the
 /// stored log size and holds it until the transaction ends ([`LOG_SIZE`] or
-/// [`LOG_SIZE_FOR_UPDATE`]), and `PARAMS: Params`, how its generated statements write their
+/// [`LOG_SIZE_FOR_UPDATE`]), `RUNS_LOCKED: &'static SizedSql`, the query that reads which of
+/// a list of runs exist and holds them until the transaction ends ([`RUNS_IN`] or
+/// [`RUNS_IN_FOR_UPDATE`]), and `PARAMS: Params`, how its generated statements write their
 /// parameters ([`Params`]).
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
@@ -406,9 +632,10 @@ macro_rules! impl_store {
             use $crate::error::{DbResult as _, write_error};
             use $crate::shared as sql;
             use $crate::{
-                Application, AuditEvent, Idempotency, LogBatch, LogState, Member, Organization,
-                Permit, Principal, QueuedLogEntry, Receipt, Review, SigningKey, Store, StoreError,
-                Token, Write,
+                Application, AuditEvent, Idempotency, Incident, Ingested, KycTotal, LogBatch,
+                LogState, Member, Milestone, Organization, Permit, Principal, ProviderKey,
+                ProviderUsage, QueuedLogEntry, Receipt, Review, Run, SigningKey, Store, StoreError,
+                Token, UsageRecord, Write,
             };
 
             impl $store {
@@ -677,8 +904,418 @@ macro_rules! impl_store {
                                 .await
                                 .map_err(fail)?;
                         }
+                        Write::InsertProviderKey(k) => {
+                            sqlx::query(sql::INSERT_PROVIDER_KEY)
+                                .bind(&k.kid)
+                                .bind(&k.org_id)
+                                .bind(&k.public_key)
+                                .bind(k.created_at)
+                                .bind(k.revoked_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::RevokeProviderKey { kid, at } => {
+                            let done = sqlx::query(sql::REVOKE_PROVIDER_KEY)
+                                .bind(kid)
+                                .bind(*at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let revoked_at: Option<Option<i64>> =
+                                    sqlx::query_scalar(sql::PROVIDER_KEY_REVOKED_AT)
+                                        .bind(kid)
+                                        .fetch_optional(&mut *conn)
+                                        .await
+                                        .db()?;
+                                return Err(match revoked_at {
+                                    None => StoreError::NotFound(format!("provider key {kid:?}")),
+                                    Some(at) => StoreError::Conflict(format!(
+                                        "provider key {kid:?} is already revoked (at {})",
+                                        at.unwrap_or_default()
+                                    )),
+                                });
+                            }
+                        }
+                        Write::InsertRun(r) => {
+                            sqlx::query(sql::INSERT_RUN)
+                                .bind(&r.id)
+                                .bind(&r.permit_id)
+                                .bind(&r.org_id)
+                                .bind(&r.status)
+                                .bind(&r.reason)
+                                .bind(r.status_since)
+                                .bind(r.tranche)
+                                .bind(r.released_flop)
+                                .bind(r.budget_flop)
+                                .bind(r.cumulative_flop)
+                                .bind(r.cumulative_upper_flop)
+                                .bind(r.summarized_flop)
+                                .bind(r.alerted_percent)
+                                .bind(r.appeal_pending)
+                                .bind(r.permit_exp_s)
+                                .bind(r.version)
+                                .bind(r.created_at)
+                                .bind(r.updated_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::UpdateRun {
+                            run: r,
+                            expected_version,
+                        } => {
+                            let next = expected_version.checked_add(1).ok_or_else(|| {
+                                StoreError::Invalid(format!(
+                                    "run {:?}: expected_version {} is too large",
+                                    r.id, expected_version
+                                ))
+                            })?;
+                            let done = sqlx::query(sql::UPDATE_RUN)
+                                .bind(&r.id)
+                                .bind(&r.status)
+                                .bind(&r.reason)
+                                .bind(r.status_since)
+                                .bind(r.tranche)
+                                .bind(r.released_flop)
+                                .bind(r.alerted_percent)
+                                .bind(r.appeal_pending)
+                                .bind(r.updated_at)
+                                .bind(next)
+                                .bind(*expected_version)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let stored: Option<i64> = sqlx::query_scalar(sql::RUN_VERSION)
+                                    .bind(&r.id)
+                                    .fetch_optional(&mut *conn)
+                                    .await
+                                    .db()?;
+                                return Err(match stored {
+                                    None => StoreError::NotFound(format!("run {:?}", r.id)),
+                                    Some(stored) => StoreError::Conflict(format!(
+                                        "run {:?} was changed concurrently: \
+                                         expected version {}, stored version {}",
+                                        r.id, expected_version, stored
+                                    )),
+                                });
+                            }
+                        }
+                        Write::SetRunSummarized { id, flop, at } => {
+                            let done = sqlx::query(sql::SET_RUN_SUMMARIZED)
+                                .bind(id)
+                                .bind(*flop)
+                                .bind(*at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                return Err(StoreError::NotFound(format!("run {id:?}")));
+                            }
+                        }
+                        Write::InsertMilestone(m) => {
+                            sqlx::query(sql::INSERT_MILESTONE)
+                                .bind(&m.id)
+                                .bind(&m.run_id)
+                                .bind(m.tranche)
+                                .bind(&m.status)
+                                .bind(&m.checkpoint_digest)
+                                .bind(m.cumulative_flop)
+                                .bind(&m.evals_json)
+                                .bind(&m.submitted_by)
+                                .bind(m.submitted_at)
+                                .bind(&m.decided_by)
+                                .bind(&m.decided_org)
+                                .bind(m.decided_at)
+                                .bind(&m.reason)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::DecideMilestone {
+                            id,
+                            status,
+                            decided_by,
+                            decided_org,
+                            decided_at,
+                            reason,
+                        } => {
+                            let done = sqlx::query(sql::DECIDE_MILESTONE)
+                                .bind(id)
+                                .bind(status)
+                                .bind(decided_by)
+                                .bind(decided_org)
+                                .bind(*decided_at)
+                                .bind(reason)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let stored: Option<String> =
+                                    sqlx::query_scalar(sql::MILESTONE_STATUS)
+                                        .bind(id)
+                                        .fetch_optional(&mut *conn)
+                                        .await
+                                        .db()?;
+                                return Err(match stored {
+                                    None => StoreError::NotFound(format!("milestone {id:?}")),
+                                    Some(stored) => StoreError::Conflict(format!(
+                                        "milestone {id:?} is already decided ({stored:?}); \
+                                         only a \"submitted\" one can be decided"
+                                    )),
+                                });
+                            }
+                        }
+                        Write::InsertIncident(i) => {
+                            sqlx::query(sql::INSERT_INCIDENT)
+                                .bind(&i.id)
+                                .bind(&i.org_id)
+                                .bind(&i.reported_by)
+                                .bind(&i.run_id)
+                                .bind(&i.category)
+                                .bind(&i.summary)
+                                .bind(&i.details_json)
+                                .bind(i.occurred_at)
+                                .bind(i.reported_at)
+                                .bind(i.follow_up_due)
+                                .bind(i.followed_up_at)
+                                .bind(&i.follow_up)
+                                .bind(&i.status)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::FollowUpIncident {
+                            id,
+                            at,
+                            text,
+                            close,
+                        } => {
+                            let done = sqlx::query(sql::FOLLOW_UP_INCIDENT)
+                                .bind(id)
+                                .bind(*at)
+                                .bind(text)
+                                .bind(close.then_some("closed"))
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                let stored: Option<String> =
+                                    sqlx::query_scalar(sql::INCIDENT_STATUS)
+                                        .bind(id)
+                                        .fetch_optional(&mut *conn)
+                                        .await
+                                        .db()?;
+                                return Err(match stored {
+                                    None => StoreError::NotFound(format!("incident {id:?}")),
+                                    Some(_) => {
+                                        StoreError::Conflict(format!("incident {id:?} is closed"))
+                                    }
+                                });
+                            }
+                        }
+                        Write::InsertKycReport(k) => {
+                            sqlx::query(sql::INSERT_KYC_REPORT)
+                                .bind(&k.id)
+                                .bind(&k.provider_id)
+                                .bind(&k.customer)
+                                .bind(k.from_s)
+                                .bind(k.to_s)
+                                .bind(k.jobs)
+                                .bind(k.accelerator_seconds)
+                                .bind(k.flop)
+                                .bind(k.received_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
                     }
                     Ok(())
+                }
+
+                /// The body of [`Store::ingest_usage`], inside its transaction; `records` are
+                /// valid (see `validate::usage`) and not empty.
+                async fn ingest(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    records: &[UsageRecord],
+                ) -> Result<Vec<Ingested>, StoreError> {
+                    use std::collections::HashMap;
+
+                    // The batch's runs, in byte order: checked to exist and, on PostgreSQL,
+                    // locked in this order until commit.
+                    let mut runs: Vec<&str> = records.iter().map(|r| r.run_id.as_str()).collect();
+                    runs.sort_unstable();
+                    runs.dedup();
+                    let mut found: Vec<String> = Vec::with_capacity(runs.len());
+                    for chunk in runs.chunks(Self::RUNS_LOCKED.max_rows()) {
+                        let rows = chunk.len().next_power_of_two();
+                        let mut query =
+                            sqlx::query_scalar(Self::RUNS_LOCKED.get(rows, Self::PARAMS));
+                        for i in 0..rows {
+                            // Padding repeats the last id: the same row, read once.
+                            query = query.bind(chunk[i.min(chunk.len() - 1)]);
+                        }
+                        found.extend(query.fetch_all(&mut *conn).await.db()?);
+                    }
+                    if found.len() != runs.len() {
+                        found.sort_unstable();
+                        if let Some(r) = records
+                            .iter()
+                            .find(|r| found.binary_search(&r.run_id).is_err())
+                        {
+                            return Err(StoreError::NotFound(format!(
+                                "run {:?} (usage report {} of provider {:?})",
+                                r.run_id, r.seq, r.provider_id
+                            )));
+                        }
+                    }
+
+                    // The highest seq stored per (provider, run), before this batch.
+                    let mut pair_of: HashMap<(&str, &str), usize> = HashMap::new();
+                    let mut pairs: Vec<(&str, &str)> = Vec::new();
+                    for r in records {
+                        pair_of
+                            .entry((r.provider_id.as_str(), r.run_id.as_str()))
+                            .or_insert_with_key(|key| {
+                                pairs.push(*key);
+                                pairs.len() - 1
+                            });
+                    }
+                    let mut stored_max = vec![0_i64; pairs.len()];
+                    for (c, chunk) in pairs.chunks(sql::USAGE_MAX_SEQS.max_rows()).enumerate() {
+                        let offset = c * sql::USAGE_MAX_SEQS.max_rows();
+                        let rows = chunk.len().next_power_of_two();
+                        let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(
+                            sql::USAGE_MAX_SEQS.get(rows, Self::PARAMS),
+                        );
+                        for i in 0..rows {
+                            let i = i.min(chunk.len() - 1);
+                            let (provider, run) = chunk[i];
+                            query = query.bind((offset + i) as i64).bind(provider).bind(run);
+                        }
+                        for (i, max) in query.fetch_all(&mut *conn).await.db()? {
+                            stored_max[i as usize] = max.unwrap_or(0);
+                        }
+                    }
+
+                    // The stored digests of the records that may be stored already: only those
+                    // at or below their pair's highest stored seq (usually none).
+                    let maybe_stored: Vec<usize> = (0..records.len())
+                        .filter(|&i| {
+                            let r = &records[i];
+                            r.seq
+                                <= stored_max[pair_of[&(r.provider_id.as_str(), r.run_id.as_str())]]
+                        })
+                        .collect();
+                    let mut stored_digest: HashMap<usize, String> = HashMap::new();
+                    for chunk in maybe_stored.chunks(sql::USAGE_DIGESTS.max_rows()) {
+                        let rows = chunk.len().next_power_of_two();
+                        let mut query = sqlx::query_as::<_, (i64, String)>(
+                            sql::USAGE_DIGESTS.get(rows, Self::PARAMS),
+                        );
+                        for i in 0..rows {
+                            let at = chunk[i.min(chunk.len() - 1)];
+                            let r = &records[at];
+                            query = query
+                                .bind(at as i64)
+                                .bind(&r.provider_id)
+                                .bind(&r.run_id)
+                                .bind(r.seq);
+                        }
+                        for (at, digest) in query.fetch_all(&mut *conn).await.db()? {
+                            stored_digest.insert(at as usize, digest);
+                        }
+                    }
+
+                    // Each record in order against what is stored, this batch's records
+                    // included.
+                    let mut running_max = stored_max;
+                    let mut stored_now: HashMap<(&str, &str, i64), usize> = HashMap::new();
+                    let mut outcomes = Vec::with_capacity(records.len());
+                    let mut to_insert: Vec<&UsageRecord> = Vec::with_capacity(records.len());
+                    // Per run: (Σ flop, Σ flop_upper, latest received_at).
+                    let mut sums: HashMap<&str, (f64, f64, i64)> = HashMap::new();
+                    for (i, r) in records.iter().enumerate() {
+                        let key = (r.provider_id.as_str(), r.run_id.as_str(), r.seq);
+                        let pair = pair_of[&(key.0, key.1)];
+                        let existing = stored_digest
+                            .get(&i)
+                            .map(String::as_str)
+                            .or_else(|| stored_now.get(&key).map(|&j| records[j].digest.as_str()));
+                        outcomes.push(match existing {
+                            Some(digest) if digest == r.digest => Ingested::Duplicate,
+                            Some(digest) => Ingested::Conflict {
+                                stored_digest: digest.to_owned(),
+                            },
+                            None => {
+                                stored_now.insert(key, i);
+                                to_insert.push(r);
+                                let sum = sums.entry(key.1).or_insert((0.0, 0.0, i64::MIN));
+                                sum.0 += r.flop;
+                                sum.1 += r.flop_upper;
+                                sum.2 = sum.2.max(r.received_at);
+                                Ingested::Stored {
+                                    previous_max_seq: running_max[pair],
+                                }
+                            }
+                        });
+                        running_max[pair] = running_max[pair].max(r.seq);
+                    }
+
+                    let inserted = |e: sqlx::Error| match &e {
+                        // Cannot happen while the runs are locked; say what it would mean.
+                        sqlx::Error::Database(db)
+                            if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                        {
+                            StoreError::Conflict(
+                                "usage reports: a report of this batch was stored concurrently"
+                                    .to_owned(),
+                            )
+                        }
+                        _ => StoreError::Database(format!("usage reports: {e}")),
+                    };
+                    let mut rest = &to_insert[..];
+                    let max_rows = sql::INSERT_USAGE.max_rows();
+                    for rows in sql::pieces(rest.len(), max_rows) {
+                        let (chunk, tail) = rest.split_at(rows);
+                        rest = tail;
+                        let mut query = sqlx::query(sql::INSERT_USAGE.get(rows, Self::PARAMS));
+                        for r in chunk {
+                            query = query
+                                .bind(&r.provider_id)
+                                .bind(&r.run_id)
+                                .bind(r.seq)
+                                .bind(&r.permit_id)
+                                .bind(&r.cluster)
+                                .bind(r.from_s)
+                                .bind(r.to_s)
+                                .bind(r.flop)
+                                .bind(r.flop_lower)
+                                .bind(r.flop_upper)
+                                .bind(&r.method)
+                                .bind(&r.accelerator_seconds_json)
+                                .bind(&r.digest)
+                                .bind(&r.token)
+                                .bind(r.received_at);
+                        }
+                        query.execute(&mut *conn).await.map_err(inserted)?;
+                    }
+
+                    let mut sums: Vec<_> = sums.into_iter().collect();
+                    sums.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    for (run, (flop, flop_upper, received_at)) in sums {
+                        sqlx::query(sql::ADD_RUN_USAGE)
+                            .bind(run)
+                            .bind(flop)
+                            .bind(flop_upper)
+                            .bind(received_at)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(|e| StoreError::Database(format!("run {run:?}: {e}")))?;
+                    }
+                    Ok(outcomes)
                 }
 
                 /// Applies `writes`, all [`Write::QueueLogEntry`], with multi-row inserts: the
@@ -1182,6 +1819,188 @@ macro_rules! impl_store {
                         .await
                         .db()?;
                     Ok(done.rows_affected() == 1)
+                }
+
+                async fn provider_key(&self, kid: &str) -> Result<Option<ProviderKey>, StoreError> {
+                    sqlx::query_as(sql::PROVIDER_KEY)
+                        .bind(kid)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn provider_keys(
+                    &self,
+                    org_id: &str,
+                ) -> Result<Vec<ProviderKey>, StoreError> {
+                    sqlx::query_as(sql::PROVIDER_KEYS_OF_ORG)
+                        .bind(org_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn all_provider_keys(&self) -> Result<Vec<ProviderKey>, StoreError> {
+                    sqlx::query_as(sql::PROVIDER_KEYS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+                    sqlx::query_as(sql::RUN)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn run_by_permit(&self, permit_id: &str) -> Result<Option<Run>, StoreError> {
+                    sqlx::query_as(sql::RUN_BY_PERMIT)
+                        .bind(permit_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn runs(&self, org_id: Option<&str>) -> Result<Vec<Run>, StoreError> {
+                    match org_id {
+                        Some(org_id) => sqlx::query_as(sql::RUNS_OF_ORG)
+                            .bind(org_id)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                        None => sqlx::query_as(sql::RUNS).fetch_all(&self.pool).await.db(),
+                    }
+                }
+
+                async fn runs_not_in_good_standing(
+                    &self,
+                    min_permit_exp_s: i64,
+                ) -> Result<Vec<Run>, StoreError> {
+                    sqlx::query_as(sql::RUNS_NOT_IN_GOOD_STANDING)
+                        .bind(min_permit_exp_s)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn runs_to_summarize(&self) -> Result<Vec<Run>, StoreError> {
+                    sqlx::query_as(sql::RUNS_TO_SUMMARIZE)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn ingest_usage(
+                    &self,
+                    records: Vec<UsageRecord>,
+                ) -> Result<Vec<Ingested>, StoreError> {
+                    $crate::validate::usage(&records)?;
+                    if records.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write(&[]).await?;
+                    let outcomes = match Self::ingest(&mut *tx, &records).await {
+                        Ok(outcomes) => outcomes,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "usage batch rolled back");
+                            let _ = tx.rollback().await;
+                            return Err(e);
+                        }
+                    };
+                    tx.commit().await.db()?;
+                    tracing::debug!(records = records.len(), "usage batch committed");
+                    Ok(outcomes)
+                }
+
+                async fn usage_by_provider(
+                    &self,
+                    run_id: &str,
+                ) -> Result<Vec<ProviderUsage>, StoreError> {
+                    sqlx::query_as(sql::USAGE_BY_PROVIDER)
+                        .bind(run_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn usage_reports(
+                    &self,
+                    run_id: &str,
+                    after: Option<(String, i64)>,
+                    limit: i64,
+                ) -> Result<Vec<UsageRecord>, StoreError> {
+                    if limit < 1 {
+                        return Err(StoreError::Invalid(format!(
+                            "usage reports limit: must be 1 or more (got {limit})"
+                        )));
+                    }
+                    match after {
+                        Some((provider_id, seq)) => sqlx::query_as(sql::USAGE_REPORTS_AFTER)
+                            .bind(run_id)
+                            .bind(provider_id)
+                            .bind(seq)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                        None => sqlx::query_as(sql::USAGE_REPORTS)
+                            .bind(run_id)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                    }
+                }
+
+                async fn milestone(&self, id: &str) -> Result<Option<Milestone>, StoreError> {
+                    sqlx::query_as(sql::MILESTONE)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn milestones(&self, run_id: &str) -> Result<Vec<Milestone>, StoreError> {
+                    sqlx::query_as(sql::MILESTONES)
+                        .bind(run_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+                    sqlx::query_as(sql::INCIDENT)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn incidents(
+                    &self,
+                    org_id: Option<&str>,
+                ) -> Result<Vec<Incident>, StoreError> {
+                    match org_id {
+                        Some(org_id) => sqlx::query_as(sql::INCIDENTS_OF_ORG)
+                            .bind(org_id)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                        None => sqlx::query_as(sql::INCIDENTS)
+                            .fetch_all(&self.pool)
+                            .await
+                            .db(),
+                    }
+                }
+
+                async fn kyc_totals(&self, since_s: i64) -> Result<Vec<KycTotal>, StoreError> {
+                    sqlx::query_as(sql::KYC_TOTALS)
+                        .bind(since_s)
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()
                 }
             }
         };

@@ -82,6 +82,9 @@ impl SqliteStore {
     /// `BEGIN IMMEDIATE` (see [`SqliteStore::begin_write`]) already holds the write lock.
     const LOG_SIZE_LOCKED: &'static str = crate::shared::LOG_SIZE;
 
+    /// `BEGIN IMMEDIATE` already serializes ingestion batches: the runs need no row lock.
+    const RUNS_LOCKED: &'static crate::shared::SizedSql = &crate::shared::RUNS_IN;
+
     /// Plain `?` in long generated statements: binding named ones is quadratic on SQLite.
     const PARAMS: crate::shared::Params = crate::shared::Params::Anonymous;
 

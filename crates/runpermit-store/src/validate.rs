@@ -2,9 +2,10 @@
 //! Every problem of the batch is reported at once, each naming its write and field.
 
 use crate::records::{
-    MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS,
+    INCIDENT_STATUSES, MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, MILESTONE_DECISIONS, MILESTONE_STATUSES,
+    ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS, RUN_STATUSES,
 };
-use crate::{LogBatch, StoreError, Write};
+use crate::{LogBatch, StoreError, UsageRecord, Write};
 
 /// Checks every write of `writes`; `Invalid` lists all problems found.
 pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
@@ -17,6 +18,67 @@ pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::Invalid(problems.list.join("; ")))
+    }
+}
+
+/// Checks every record of a [`crate::Store::ingest_usage`] batch; `Invalid` lists all
+/// problems found, each naming its record (index and key) and field.
+pub(crate) fn usage(records: &[UsageRecord]) -> Result<(), StoreError> {
+    // `p.at` stays empty (each problem starts " field: …"); a record's name is prefixed below.
+    let mut p = Problems::default();
+    for (i, r) in records.iter().enumerate() {
+        let start = p.list.len();
+        p.id("provider_id", &r.provider_id);
+        p.id("run_id", &r.run_id);
+        if r.seq < 1 {
+            p.push("seq", format!("must be 1 or more (got {})", r.seq));
+        }
+        p.id("permit_id", &r.permit_id);
+        p.id("cluster", &r.cluster);
+        if r.to_s <= r.from_s {
+            p.push(
+                "to_s",
+                format!(
+                    "must be after from_s (got from_s {}, to_s {})",
+                    r.from_s, r.to_s
+                ),
+            );
+        }
+        p.flop("flop", r.flop);
+        p.flop("flop_lower", r.flop_lower);
+        p.flop("flop_upper", r.flop_upper);
+        if !(r.flop_lower <= r.flop && r.flop <= r.flop_upper) {
+            p.push(
+                "flop",
+                format!(
+                    "must lie within flop_lower..=flop_upper (got {} <= {} <= {})",
+                    r.flop_lower, r.flop, r.flop_upper
+                ),
+            );
+        }
+        p.id("method", &r.method);
+        p.json("accelerator_seconds_json", &r.accelerator_seconds_json);
+        p.sha256_hex(
+            "digest",
+            &r.digest,
+            "the lowercase hex SHA-256 of the token",
+        );
+        p.id("token", &r.token);
+        if p.list.len() > start {
+            // Name the record only when it has problems: formatting it costs more than checking.
+            let at = format!(
+                "records[{i}] (provider {:?} run {:?} seq {})",
+                r.provider_id, r.run_id, r.seq
+            );
+            for problem in &mut p.list[start..] {
+                problem.insert_str(0, &at);
+            }
+        }
+    }
+    if p.list.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(p.list.join("; ")))
     }
 }
 
@@ -153,6 +215,48 @@ impl Problems {
         self.list.push(format!("{} {field}: {message}", self.at));
     }
 
+    /// A FLOP figure: finite and not negative.
+    fn flop(&mut self, field: &str, value: f64) {
+        if !(value.is_finite() && value >= 0.0) {
+            self.push(
+                field,
+                format!("must be a finite number of FLOP, 0 or more (got {value})"),
+            );
+        }
+    }
+
+    /// A lowercase hex SHA-256 digest; `what` says of what.
+    fn sha256_hex(&mut self, field: &str, value: &str, what: &str) {
+        let hex = value.len() == 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            self.push(
+                field,
+                format!("must be {what} (64 characters 0-9a-f; got {value:?})"),
+            );
+        }
+    }
+
+    fn ed25519_key(&mut self, field: &str, key: &[u8]) {
+        if key.len() != 32 {
+            self.push(
+                field,
+                format!(
+                    "must be the 32 raw bytes of an Ed25519 public key (got {} bytes)",
+                    key.len()
+                ),
+            );
+        }
+    }
+
+    fn not_negative(&mut self, field: &str, value: i64) {
+        if value < 0 {
+            self.push(field, format!("must be 0 or more (got {value})"));
+        }
+    }
+
     fn id(&mut self, field: &str, value: &str) {
         if value.is_empty() {
             self.push(field, "must not be empty".to_owned());
@@ -269,15 +373,7 @@ fn check(write: &Write, p: &mut Problems) {
         }
         Write::InsertSigningKey(k) => {
             p.id("kid", &k.kid);
-            if k.public_key.len() != 32 {
-                p.push(
-                    "public_key",
-                    format!(
-                        "must be the 32 raw bytes of an Ed25519 public key (got {} bytes)",
-                        k.public_key.len()
-                    ),
-                );
-            }
+            p.ed25519_key("public_key", &k.public_key);
         }
         Write::RetireSigningKey { kid, .. } => p.id("kid", kid),
         Write::InsertAudit(e) => {
@@ -300,7 +396,135 @@ fn check(write: &Write, p: &mut Problems) {
             p.id("subject", subject);
             p.log_entry("entry", entry);
         }
+        Write::InsertProviderKey(k) => {
+            p.id("kid", &k.kid);
+            p.id("org_id", &k.org_id);
+            p.ed25519_key("public_key", &k.public_key);
+        }
+        Write::RevokeProviderKey { kid, .. } => p.id("kid", kid),
+        Write::InsertRun(r) => run(r, p),
+        Write::UpdateRun {
+            run: r,
+            expected_version,
+        } => {
+            run(r, p);
+            p.not_negative("expected_version", *expected_version);
+        }
+        Write::SetRunSummarized { id, flop, .. } => {
+            p.id("id", id);
+            p.flop("flop", *flop);
+        }
+        Write::InsertMilestone(m) => {
+            p.id("id", &m.id);
+            p.id("run_id", &m.run_id);
+            if m.tranche < 1 {
+                p.push("tranche", format!("must be 1 or more (got {})", m.tranche));
+            }
+            p.one_of("status", &m.status, MILESTONE_STATUSES);
+            p.id("checkpoint_digest", &m.checkpoint_digest);
+            p.flop("cumulative_flop", m.cumulative_flop);
+            p.json("evals_json", &m.evals_json);
+            p.id("submitted_by", &m.submitted_by);
+            let decided = [
+                m.decided_by.is_some(),
+                m.decided_org.is_some(),
+                m.decided_at.is_some(),
+            ];
+            match m.status.as_str() {
+                "submitted" if decided.contains(&true) || m.reason.is_some() => p.push(
+                    "decided_by, decided_org, decided_at, reason",
+                    "must all be None for a submitted milestone (DecideMilestone sets them)"
+                        .to_owned(),
+                ),
+                "accepted" | "rejected" if decided.contains(&false) => p.push(
+                    "decided_by, decided_org, decided_at",
+                    "must all be set for a decided milestone".to_owned(),
+                ),
+                _ => {}
+            }
+        }
+        Write::DecideMilestone {
+            id,
+            status,
+            decided_by,
+            decided_org,
+            ..
+        } => {
+            p.id("id", id);
+            p.one_of("status", status, MILESTONE_DECISIONS);
+            p.id("decided_by", decided_by);
+            p.id("decided_org", decided_org);
+        }
+        Write::InsertIncident(i) => {
+            p.id("id", &i.id);
+            p.id("org_id", &i.org_id);
+            p.id("reported_by", &i.reported_by);
+            if let Some(run_id) = &i.run_id {
+                p.id("run_id", run_id);
+            }
+            p.id("category", &i.category);
+            p.id("summary", &i.summary);
+            p.json("details_json", &i.details_json);
+            p.one_of("status", &i.status, INCIDENT_STATUSES);
+            if i.followed_up_at.is_some() != i.follow_up.is_some() {
+                p.push(
+                    "followed_up_at, follow_up",
+                    "must both be set or both be None".to_owned(),
+                );
+            }
+        }
+        Write::FollowUpIncident { id, text, .. } => {
+            p.id("id", id);
+            p.id("text", text);
+        }
+        Write::InsertKycReport(k) => {
+            p.id("id", &k.id);
+            p.id("provider_id", &k.provider_id);
+            p.id("customer", &k.customer);
+            if k.to_s <= k.from_s {
+                p.push(
+                    "to_s",
+                    format!(
+                        "must be after from_s (got from_s {}, to_s {})",
+                        k.from_s, k.to_s
+                    ),
+                );
+            }
+            p.not_negative("jobs", k.jobs);
+            if !(k.accelerator_seconds.is_finite() && k.accelerator_seconds >= 0.0) {
+                p.push(
+                    "accelerator_seconds",
+                    format!(
+                        "must be finite and 0 or more (got {})",
+                        k.accelerator_seconds
+                    ),
+                );
+            }
+            p.flop("flop", k.flop);
+        }
     }
+}
+
+fn run(r: &crate::Run, p: &mut Problems) {
+    p.id("id", &r.id);
+    p.id("permit_id", &r.permit_id);
+    p.id("org_id", &r.org_id);
+    p.one_of("status", &r.status, RUN_STATUSES);
+    if r.tranche < 1 {
+        p.push("tranche", format!("must be 1 or more (got {})", r.tranche));
+    }
+    p.flop("released_flop", r.released_flop);
+    p.flop("budget_flop", r.budget_flop);
+    p.flop("cumulative_flop", r.cumulative_flop);
+    p.flop("cumulative_upper_flop", r.cumulative_upper_flop);
+    p.flop("summarized_flop", r.summarized_flop);
+    if !(0..=100).contains(&r.alerted_percent) {
+        p.push(
+            "alerted_percent",
+            format!("must be 0 to 100 (got {})", r.alerted_percent),
+        );
+    }
+    p.not_negative("version", r.version);
 }
 
 fn application(a: &crate::Application, p: &mut Problems) {

@@ -12,9 +12,10 @@ use std::sync::{Arc, Once};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use runpermit_store::{
-    Application, AuditEvent, Idempotency, LogBatch, LogState, MAX_LOG_ENTRY_BYTES, Member,
-    Organization, Permit, PgStore, QueuedLogEntry, Receipt, Review, SequencedEntry, SigningKey,
-    SqliteStore, Store, StoreError, Token, Write, open,
+    Application, AuditEvent, Idempotency, Incident, Ingested, KycReport, KycTotal, LogBatch,
+    LogState, MAX_LOG_ENTRY_BYTES, Member, Milestone, Organization, Permit, PgStore, ProviderKey,
+    ProviderUsage, QueuedLogEntry, Receipt, Review, Run, SequencedEntry, SigningKey, SqliteStore,
+    Store, StoreError, Token, UsageRecord, Write, open,
 };
 use sqlx::Connection as _;
 
@@ -215,6 +216,24 @@ suite!(
     concurrent_sequencers_never_fork,
     first_log_state_is_compare_and_set,
     sequence_log_chunks_large_batches,
+    provider_keys_insert_read_and_revoke_once,
+    runs_insert_read_and_order,
+    update_run_is_optimistic_and_leaves_usage_alone,
+    set_run_summarized_and_runs_to_summarize,
+    runs_not_in_good_standing_filters,
+    ingest_usage_stores_duplicates_and_conflicts,
+    ingest_usage_sums_per_run_across_providers,
+    ingest_usage_with_an_unknown_run_rolls_back,
+    ingest_usage_refuses_invalid_records,
+    concurrent_ingest_keeps_exact_sums,
+    ingest_usage_large_batches,
+    usage_reports_page_in_provider_seq_order,
+    usage_reports_cannot_be_updated_or_deleted,
+    milestones_are_decided_once,
+    incidents_follow_up_until_closed,
+    kyc_totals_window_and_grouping,
+    oversight_batch_is_all_or_nothing,
+    oversight_writes_are_validated,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2037,4 +2056,1484 @@ async fn sequence_log_chunks_large_batches(db: Db) {
             .unwrap(),
         Some(N as i64 - 1)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Following runs: provider keys, runs, usage, milestones, incidents, KYC
+
+/// 2^50 FLOP: sums of small multiples are exact in any order, so sums can be compared exactly.
+const UNIT: f64 = 1_125_899_906_842_624.0;
+
+fn run(id: &str, permit_id: &str, at: i64) -> Run {
+    Run {
+        id: id.into(),
+        permit_id: permit_id.into(),
+        org_id: "o_dev".into(),
+        status: "active".into(),
+        reason: String::new(),
+        status_since: at,
+        tranche: 1,
+        released_flop: 64.0 * UNIT,
+        budget_flop: 256.0 * UNIT,
+        cumulative_flop: 0.0,
+        cumulative_upper_flop: 0.0,
+        summarized_flop: 0.0,
+        alerted_percent: 0,
+        appeal_pending: false,
+        permit_exp_s: 2_000_000_000,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// `seed_application`, a provider `o_prov`, permits `p_1`, `p_2` and their runs `run_1`
+/// (created at 300) and `run_2` (at 400).
+async fn seed_runs(store: &dyn Store) {
+    seed_application(store).await;
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_prov", "provider", 60)),
+            Write::InsertPermit(permit("p_1", "app_1", 200)),
+            Write::InsertPermit(permit("p_2", "app_1", 210)),
+            Write::InsertRun(run("run_1", "p_1", 300)),
+            Write::InsertRun(run("run_2", "p_2", 400)),
+        ])
+        .await
+        .expect("seed runs");
+}
+
+/// A hex digest standing for the SHA-256 of `token` (the store only compares digests).
+fn digest_of(token: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in token.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}").repeat(4)
+}
+
+/// Report `seq` of `provider` about `run_id`: `units` × [`UNIT`] FLOP, half that as the lower
+/// bound and twice as the upper, received at `10_000 + seq`.
+fn usage(provider: &str, run_id: &str, seq: i64, units: f64) -> UsageRecord {
+    let token = format!("eyJ.{provider}.{run_id}.{seq}.{units}");
+    UsageRecord {
+        provider_id: provider.into(),
+        run_id: run_id.into(),
+        seq,
+        permit_id: run_id.replace("run", "p"),
+        cluster: "c1".into(),
+        from_s: 1_700_000_000 + seq * 3_600,
+        to_s: 1_700_000_000 + (seq + 1) * 3_600,
+        flop: units * UNIT,
+        flop_lower: units * UNIT / 2.0,
+        flop_upper: units * UNIT * 2.0,
+        method: "counters".into(),
+        accelerator_seconds_json: r#"{"H100":3600}"#.into(),
+        digest: digest_of(&token),
+        token,
+        received_at: 10_000 + seq,
+    }
+}
+
+fn stored(previous_max_seq: i64) -> Ingested {
+    Ingested::Stored { previous_max_seq }
+}
+
+fn milestone(id: &str, run_id: &str, at: i64) -> Milestone {
+    Milestone {
+        id: id.into(),
+        run_id: run_id.into(),
+        tranche: 2,
+        status: "submitted".into(),
+        checkpoint_digest: format!("sha256:{id}"),
+        cumulative_flop: 60.0 * UNIT,
+        evals_json: r#"{"cyber":0.1}"#.into(),
+        submitted_by: "m_app".into(),
+        submitted_at: at,
+        decided_by: None,
+        decided_org: None,
+        decided_at: None,
+        reason: None,
+    }
+}
+
+fn incident(id: &str, org_id: &str, at: i64) -> Incident {
+    Incident {
+        id: id.into(),
+        org_id: org_id.into(),
+        reported_by: "m_app".into(),
+        run_id: Some("run_1".into()),
+        category: "model_weights_exfiltration".into(),
+        summary: format!("{id} summary"),
+        details_json: r#"{"hosts":2}"#.into(),
+        occurred_at: at - 50,
+        reported_at: at,
+        follow_up_due: at + 1_000,
+        followed_up_at: None,
+        follow_up: None,
+        status: "open".into(),
+    }
+}
+
+fn kyc(id: &str, provider_id: &str, customer: &str, to_s: i64, jobs: i64) -> KycReport {
+    KycReport {
+        id: id.into(),
+        provider_id: provider_id.into(),
+        customer: customer.into(),
+        from_s: to_s - 86_400,
+        to_s,
+        jobs,
+        accelerator_seconds: jobs as f64 * 1_024.0,
+        flop: jobs as f64 * UNIT,
+        received_at: to_s * 1_000 + 5,
+    }
+}
+
+async fn provider_keys_insert_read_and_revoke_once(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    let key = |kid: &str, org_id: &str, at| ProviderKey {
+        kid: kid.into(),
+        org_id: org_id.into(),
+        public_key: vec![at as u8; 32],
+        created_at: at,
+        revoked_at: None,
+    };
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_prov", "provider", 60)),
+            Write::InsertProviderKey(key("pk_b", "o_prov", 20)),
+            Write::InsertProviderKey(key("pk_a", "o_prov", 20)),
+            Write::InsertProviderKey(key("pk_0", "o_dev", 10)),
+            Write::InsertProviderKey(key("pk_c", "o_prov", 5)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.provider_key("pk_a").await.unwrap(),
+        Some(key("pk_a", "o_prov", 20))
+    );
+    assert_eq!(store.provider_key("nope").await.unwrap(), None);
+    assert_eq!(
+        store.provider_keys("o_prov").await.unwrap(),
+        [
+            key("pk_c", "o_prov", 5),
+            key("pk_a", "o_prov", 20),
+            key("pk_b", "o_prov", 20)
+        ]
+    );
+    assert!(store.provider_keys("o_auth").await.unwrap().is_empty());
+
+    let revoke = |kid: &str, at| Write::RevokeProviderKey {
+        kid: kid.into(),
+        at,
+    };
+    store.commit(vec![revoke("pk_a", 30)]).await.unwrap();
+    assert_eq!(
+        store.all_provider_keys().await.unwrap(),
+        [
+            key("pk_c", "o_prov", 5),
+            key("pk_0", "o_dev", 10),
+            ProviderKey {
+                revoked_at: Some(30),
+                ..key("pk_a", "o_prov", 20)
+            },
+            key("pk_b", "o_prov", 20)
+        ]
+    );
+    let e = expect_err(store.commit(vec![revoke("pk_a", 40)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("\"pk_a\" is already revoked (at 30)")),
+        "{e}"
+    );
+    let e = expect_err(store.commit(vec![revoke("nope", 40)]).await);
+    assert!(
+        matches!(e, StoreError::NotFound(ref m) if m.contains("nope")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertProviderKey(key("pk_b", "o_prov", 50))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m == "provider key kid \"pk_b\" already exists"),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertProviderKey(key("pk_x", "o_missing", 50))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("org_id \"o_missing\" names no organization")),
+        "{e}"
+    );
+    assert_eq!(store.all_provider_keys().await.unwrap().len(), 4);
+}
+
+async fn runs_insert_read_and_order(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_dev2", "developer", 70)),
+            Write::InsertPermit(permit("p_3", "app_1", 220)),
+            Write::InsertRun(Run {
+                org_id: "o_dev2".into(),
+                ..run("run_3", "p_3", 400)
+            }),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run("run_1").await.unwrap(),
+        Some(run("run_1", "p_1", 300))
+    );
+    assert_eq!(store.run("nope").await.unwrap(), None);
+    assert_eq!(
+        store.run_by_permit("p_2").await.unwrap(),
+        Some(run("run_2", "p_2", 400))
+    );
+    assert_eq!(store.run_by_permit("p_nope").await.unwrap(), None);
+    let ids = |runs: Vec<Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.runs(None).await.unwrap()),
+        ["run_3", "run_2", "run_1"]
+    );
+    assert_eq!(
+        ids(store.runs(Some("o_dev")).await.unwrap()),
+        ["run_2", "run_1"]
+    );
+    assert_eq!(ids(store.runs(Some("o_dev2")).await.unwrap()), ["run_3"]);
+    assert!(store.runs(Some("o_auth")).await.unwrap().is_empty());
+
+    let stored = store.run("run_3").await.unwrap().unwrap();
+    assert_eq!(stored.org_id, "o_dev2");
+    assert!(!stored.appeal_pending);
+
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertRun(run("run_9", "p_1", 500))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m == "run \"run_9\": permit \"p_1\" already has a run"),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertPermit(permit("p_4", "app_1", 230)),
+                Write::InsertRun(run("run_1", "p_4", 500)),
+            ])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m == "run id \"run_1\" already exists"),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertRun(run("run_9", "p_missing", 500))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("permit_id \"p_missing\" names no permit")),
+        "{e}"
+    );
+}
+
+async fn update_run_is_optimistic_and_leaves_usage_alone(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    let read = store.run("run_1").await.unwrap().unwrap();
+    // Usage arrives after the read: it must survive the update.
+    store
+        .ingest_usage(vec![
+            usage("prov_a", "run_1", 1, 3.0),
+            usage("prov_a", "run_1", 2, 5.0),
+        ])
+        .await
+        .unwrap();
+
+    let mut changed = read.clone();
+    changed.status = "suspended".into();
+    changed.reason = "milestone overdue".into();
+    changed.status_since = 900;
+    changed.tranche = 2;
+    changed.released_flop = 128.0 * UNIT;
+    changed.alerted_percent = 90;
+    changed.appeal_pending = true;
+    changed.updated_at = 901;
+    // Ignored: identity, usage figures, budget, expiry, version.
+    changed.permit_id = "p_2".into();
+    changed.org_id = "o_auth".into();
+    changed.budget_flop = 1.0;
+    changed.cumulative_flop = 1.0;
+    changed.cumulative_upper_flop = 1.0;
+    changed.summarized_flop = 1.0;
+    changed.permit_exp_s = 1;
+    changed.version = 77;
+    changed.created_at = 1;
+    store
+        .commit(vec![Write::UpdateRun {
+            run: changed.clone(),
+            expected_version: 1,
+        }])
+        .await
+        .unwrap();
+    let expected = Run {
+        status: "suspended".into(),
+        reason: "milestone overdue".into(),
+        status_since: 900,
+        tranche: 2,
+        released_flop: 128.0 * UNIT,
+        alerted_percent: 90,
+        appeal_pending: true,
+        updated_at: 901,
+        version: 2,
+        cumulative_flop: 8.0 * UNIT,
+        cumulative_upper_flop: 16.0 * UNIT,
+        ..run("run_1", "p_1", 300)
+    };
+    assert_eq!(store.run("run_1").await.unwrap().unwrap(), expected);
+
+    // A writer that also read version 1 loses, and changes nothing.
+    let e = expect_err(
+        store
+            .commit(vec![Write::UpdateRun {
+                run: Run {
+                    status: "revoked".into(),
+                    ..read.clone()
+                },
+                expected_version: 1,
+            }])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("\"run_1\"") && m.contains("expected version 1, stored version 2")),
+        "{e}"
+    );
+    assert_eq!(store.run("run_1").await.unwrap().unwrap(), expected);
+    // Ingestion does not bump the version: version 2 is still current.
+    store
+        .ingest_usage(vec![usage("prov_a", "run_1", 3, 1.0)])
+        .await
+        .unwrap();
+    store
+        .commit(vec![Write::UpdateRun {
+            run: Run {
+                status: "active".into(),
+                appeal_pending: false,
+                ..expected.clone()
+            },
+            expected_version: 2,
+        }])
+        .await
+        .unwrap();
+    let now = store.run("run_1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            now.status.as_str(),
+            now.appeal_pending,
+            now.version,
+            now.cumulative_flop
+        ),
+        ("active", false, 3, 9.0 * UNIT)
+    );
+
+    let e = expect_err(
+        store
+            .commit(vec![Write::UpdateRun {
+                run: run("run_nope", "p_1", 1),
+                expected_version: 1,
+            }])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::NotFound(ref m) if m.contains("run_nope")),
+        "{e}"
+    );
+}
+
+async fn set_run_summarized_and_runs_to_summarize(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    assert!(store.runs_to_summarize().await.unwrap().is_empty());
+    store
+        .ingest_usage(vec![usage("prov_a", "run_2", 1, 3.0)])
+        .await
+        .unwrap();
+    let due = store.runs_to_summarize().await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (
+            due[0].id.as_str(),
+            due[0].cumulative_flop,
+            due[0].summarized_flop
+        ),
+        ("run_2", 3.0 * UNIT, 0.0)
+    );
+    store
+        .commit(vec![Write::SetRunSummarized {
+            id: "run_2".into(),
+            flop: 3.0 * UNIT,
+            at: 20_000,
+        }])
+        .await
+        .unwrap();
+    let stored = store.run("run_2").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.summarized_flop, stored.updated_at, stored.version),
+        (3.0 * UNIT, 20_000, 1)
+    );
+    assert!(store.runs_to_summarize().await.unwrap().is_empty());
+    store
+        .ingest_usage(vec![
+            usage("prov_a", "run_2", 2, 1.0),
+            usage("prov_a", "run_1", 1, 1.0),
+        ])
+        .await
+        .unwrap();
+    let due: Vec<String> = store
+        .runs_to_summarize()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(due, ["run_1", "run_2"]);
+    let e = expect_err(
+        store
+            .commit(vec![Write::SetRunSummarized {
+                id: "run_nope".into(),
+                flop: 1.0,
+                at: 1,
+            }])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::NotFound(ref m) if m.contains("run_nope")),
+        "{e}"
+    );
+}
+
+async fn runs_not_in_good_standing_filters(db: Db) {
+    let store = db.store();
+    seed_application(store).await;
+    let mut writes = Vec::new();
+    for (id, status, exp) in [
+        ("r_active", "active", 5_000),
+        ("r_suspended", "suspended", 5_000),
+        ("r_paused_old", "paused", 1_000),
+        ("r_revoked", "revoked", 3_000),
+        ("r_due", "milestone_due", 4_000),
+    ] {
+        let permit_id = format!("p_{id}");
+        writes.push(Write::InsertPermit(permit(&permit_id, "app_1", 1)));
+        writes.push(Write::InsertRun(Run {
+            status: status.into(),
+            permit_exp_s: exp,
+            ..run(id, &permit_id, 10)
+        }));
+    }
+    store.commit(writes).await.unwrap();
+    let ids = |runs: Vec<Run>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.runs_not_in_good_standing(0).await.unwrap()),
+        ["r_due", "r_paused_old", "r_revoked", "r_suspended"]
+    );
+    assert_eq!(
+        ids(store.runs_not_in_good_standing(2_000).await.unwrap()),
+        ["r_due", "r_revoked", "r_suspended"]
+    );
+    // Strictly later than the bound.
+    assert_eq!(
+        ids(store.runs_not_in_good_standing(4_000).await.unwrap()),
+        ["r_suspended"]
+    );
+    assert!(
+        store
+            .runs_not_in_good_standing(5_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn ingest_usage_stores_duplicates_and_conflicts(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    assert_eq!(store.ingest_usage(Vec::new()).await.unwrap(), []);
+
+    // 1, 2, then 4 (a gap), then 3 (late).
+    let first = vec![
+        usage("prov_a", "run_1", 1, 1.0),
+        usage("prov_a", "run_1", 2, 2.0),
+        usage("prov_a", "run_1", 4, 4.0),
+        usage("prov_a", "run_1", 3, 8.0),
+    ];
+    assert_eq!(
+        store.ingest_usage(first.clone()).await.unwrap(),
+        [stored(0), stored(1), stored(2), stored(4)]
+    );
+    let r = store.run("run_1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r.cumulative_flop,
+            r.cumulative_upper_flop,
+            r.updated_at,
+            r.version
+        ),
+        (15.0 * UNIT, 30.0 * UNIT, 10_004, 1)
+    );
+
+    // A retry, a different report under a stored key, a new one, and the same key twice more
+    // within the batch.
+    let mut forged = usage("prov_a", "run_1", 2, 2.0);
+    forged.token = "eyJ.forged".into();
+    forged.digest = digest_of("eyJ.forged");
+    let mut forged_new = usage("prov_a", "run_1", 6, 1.0);
+    forged_new.token = "eyJ.other".into();
+    forged_new.digest = digest_of("eyJ.other");
+    let second = vec![
+        usage("prov_a", "run_1", 2, 2.0),
+        forged,
+        usage("prov_a", "run_1", 6, 1.0),
+        usage("prov_a", "run_1", 6, 1.0),
+        forged_new,
+        usage("prov_a", "run_1", 5, 16.0),
+    ];
+    assert_eq!(
+        store.ingest_usage(second).await.unwrap(),
+        [
+            Ingested::Duplicate,
+            Ingested::Conflict {
+                stored_digest: first[1].digest.clone()
+            },
+            stored(4),
+            Ingested::Duplicate,
+            Ingested::Conflict {
+                stored_digest: usage("prov_a", "run_1", 6, 1.0).digest
+            },
+            stored(6),
+        ]
+    );
+    let r = store.run("run_1").await.unwrap().unwrap();
+    assert_eq!(
+        (r.cumulative_flop, r.cumulative_upper_flop, r.updated_at),
+        (32.0 * UNIT, 64.0 * UNIT, 10_006)
+    );
+    // All duplicates: nothing changes, not even updated_at.
+    assert_eq!(
+        store.ingest_usage(first.clone()).await.unwrap(),
+        [const { Ingested::Duplicate }; 4]
+    );
+    assert_eq!(store.run("run_1").await.unwrap().unwrap(), r);
+    // What is stored is the first report of each key.
+    let reports = store.usage_reports("run_1", None, 100).await.unwrap();
+    assert_eq!(
+        reports.iter().map(|u| u.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(reports[1], first[1]);
+    assert_eq!(reports[5], usage("prov_a", "run_1", 6, 1.0));
+    assert_eq!(
+        store.usage_by_provider("run_1").await.unwrap(),
+        [ProviderUsage {
+            provider_id: "prov_a".into(),
+            reports: 6,
+            max_seq: 6,
+            flop: 32.0 * UNIT,
+            flop_lower: 16.0 * UNIT,
+            flop_upper: 64.0 * UNIT,
+            first_from_s: 1_700_000_000 + 3_600,
+            last_to_s: 1_700_000_000 + 7 * 3_600,
+            last_received_at: 10_006,
+        }]
+    );
+    // updated_at only moves forward.
+    let mut early = usage("prov_a", "run_1", 9, 1.0);
+    early.received_at = 5;
+    assert_eq!(store.ingest_usage(vec![early]).await.unwrap(), [stored(6)]);
+    let r = store.run("run_1").await.unwrap().unwrap();
+    assert_eq!((r.cumulative_flop, r.updated_at), (33.0 * UNIT, 10_006));
+}
+
+async fn ingest_usage_sums_per_run_across_providers(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    let outcomes = store
+        .ingest_usage(vec![
+            usage("prov_b", "run_1", 1, 1.0),
+            usage("prov_a", "run_1", 1, 2.0),
+            usage("prov_a", "run_2", 1, 4.0),
+            usage("prov_b", "run_1", 2, 8.0),
+            usage("prov_a", "run_2", 3, 16.0),
+            usage("prov_a", "run_1", 2, 32.0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            stored(0),
+            stored(0),
+            stored(0),
+            stored(1),
+            stored(1),
+            stored(1)
+        ]
+    );
+    let outcomes = store
+        .ingest_usage(vec![
+            usage("prov_b", "run_2", 1, 64.0),
+            usage("prov_a", "run_2", 2, 128.0),
+            usage("prov_b", "run_1", 5, 256.0),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [stored(0), stored(3), stored(2)]);
+    let one = store.run("run_1").await.unwrap().unwrap();
+    let two = store.run("run_2").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            one.cumulative_flop,
+            one.cumulative_upper_flop,
+            one.updated_at
+        ),
+        (299.0 * UNIT, 598.0 * UNIT, 10_005)
+    );
+    assert_eq!(
+        (
+            two.cumulative_flop,
+            two.cumulative_upper_flop,
+            two.updated_at
+        ),
+        (212.0 * UNIT, 424.0 * UNIT, 10_003)
+    );
+    let by_provider = store.usage_by_provider("run_1").await.unwrap();
+    assert_eq!(
+        by_provider
+            .iter()
+            .map(|p| (p.provider_id.as_str(), p.reports, p.max_seq, p.flop))
+            .collect::<Vec<_>>(),
+        [
+            ("prov_a", 2, 2, 34.0 * UNIT),
+            ("prov_b", 3, 5, 265.0 * UNIT)
+        ]
+    );
+    assert_eq!(
+        by_provider[1],
+        ProviderUsage {
+            provider_id: "prov_b".into(),
+            reports: 3,
+            max_seq: 5,
+            flop: 265.0 * UNIT,
+            flop_lower: 132.5 * UNIT,
+            flop_upper: 530.0 * UNIT,
+            first_from_s: 1_700_000_000 + 3_600,
+            last_to_s: 1_700_000_000 + 6 * 3_600,
+            last_received_at: 10_005,
+        }
+    );
+    assert_eq!(
+        store
+            .usage_by_provider("run_2")
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| (p.provider_id.as_str(), p.reports, p.max_seq, p.flop))
+            .collect::<Vec<_>>(),
+        [
+            ("prov_a", 3, 3, 148.0 * UNIT),
+            ("prov_b", 1, 1, 64.0 * UNIT)
+        ]
+    );
+    assert!(
+        store
+            .usage_by_provider("run_nope")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn ingest_usage_with_an_unknown_run_rolls_back(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .ingest_usage(vec![usage("prov_a", "run_1", 1, 1.0)])
+        .await
+        .unwrap();
+    let before = (
+        store.run("run_1").await.unwrap(),
+        store.run("run_2").await.unwrap(),
+    );
+    let e = store
+        .ingest_usage(vec![
+            usage("prov_a", "run_1", 2, 1.0),
+            usage("prov_a", "run_2", 1, 1.0),
+            usage("prov_a", "run_zz", 7, 1.0),
+            usage("prov_a", "run_1", 3, 1.0),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::NotFound(ref m) if m.contains("run \"run_zz\"") && m.contains("usage report 7 of provider \"prov_a\"")),
+        "{e}"
+    );
+    assert_eq!(
+        (
+            store.run("run_1").await.unwrap(),
+            store.run("run_2").await.unwrap()
+        ),
+        before
+    );
+    assert_eq!(
+        store.usage_reports("run_1", None, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .usage_reports("run_2", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The same batch without the unknown run goes through.
+    assert_eq!(
+        store
+            .ingest_usage(vec![
+                usage("prov_a", "run_1", 2, 1.0),
+                usage("prov_a", "run_2", 1, 1.0),
+            ])
+            .await
+            .unwrap(),
+        [stored(1), stored(0)]
+    );
+}
+
+async fn ingest_usage_refuses_invalid_records(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    let good = usage("prov_a", "run_1", 1, 1.0);
+    let bad = vec![
+        good.clone(),
+        UsageRecord {
+            provider_id: String::new(),
+            seq: 0,
+            to_s: good.from_s,
+            ..good.clone()
+        },
+        UsageRecord {
+            flop: f64::NAN,
+            flop_lower: -1.0,
+            flop_upper: f64::INFINITY,
+            ..usage("prov_a", "run_1", 2, 1.0)
+        },
+        UsageRecord {
+            flop: 3.0 * UNIT,
+            digest: good.digest.to_uppercase(),
+            accelerator_seconds_json: "{".into(),
+            run_id: String::new(),
+            permit_id: String::new(),
+            ..usage("prov_a", "run_1", 3, 1.0)
+        },
+    ];
+    let e = store.ingest_usage(bad).await.unwrap_err();
+    let StoreError::Invalid(message) = e else {
+        panic!("expected Invalid, got {e}");
+    };
+    for needle in [
+        "records[1] (provider \"\" run \"run_1\" seq 0) provider_id: must not be empty",
+        "records[1] (provider \"\" run \"run_1\" seq 0) seq: must be 1 or more (got 0)",
+        "records[1] (provider \"\" run \"run_1\" seq 0) to_s: must be after from_s",
+        "records[2] (provider \"prov_a\" run \"run_1\" seq 2) flop: must be a finite number of FLOP",
+        "records[2] (provider \"prov_a\" run \"run_1\" seq 2) flop_lower: must be a finite number of FLOP, 0 or more (got -1)",
+        "records[2] (provider \"prov_a\" run \"run_1\" seq 2) flop_upper: must be a finite number of FLOP",
+        "records[3] (provider \"prov_a\" run \"\" seq 3) run_id: must not be empty",
+        "records[3] (provider \"prov_a\" run \"\" seq 3) permit_id: must not be empty",
+        "records[3] (provider \"prov_a\" run \"\" seq 3) flop: must lie within flop_lower..=flop_upper",
+        "records[3] (provider \"prov_a\" run \"\" seq 3) accelerator_seconds_json: must be JSON text",
+        "records[3] (provider \"prov_a\" run \"\" seq 3) digest: must be the lowercase hex SHA-256 of the token",
+    ] {
+        assert!(message.contains(needle), "missing {needle:?} in {message}");
+    }
+    assert!(!message.contains("records[0]"), "{message}");
+    assert_eq!(message.matches("; ").count(), 12, "{message}");
+    assert!(
+        store
+            .usage_reports("run_1", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.run("run_1").await.unwrap().unwrap().cumulative_flop,
+        0.0
+    );
+}
+
+async fn concurrent_ingest_keeps_exact_sums(db: Db) {
+    const TASKS: usize = 4;
+    const BATCHES: i64 = 5;
+    const OWN: i64 = 40;
+    const SHARED: i64 = 20;
+    seed_runs(db.store()).await;
+    let other = db.reopen().await;
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = if task % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let provider = format!("prov_{task}");
+            let mut outcomes = Vec::new();
+            for batch in 0..BATCHES {
+                // Reports of its own, and the same shared reports as every other task, each
+                // batch on both runs.
+                let mut records = Vec::new();
+                for seq in batch * OWN + 1..=(batch + 1) * OWN {
+                    records.push(usage(&provider, "run_1", seq, (seq % 7 + 1) as f64));
+                }
+                for seq in batch * SHARED + 1..=(batch + 1) * SHARED {
+                    records.push(usage("prov_shared", "run_1", seq, 3.0));
+                    records.push(usage("prov_shared", "run_2", seq, 5.0));
+                }
+                let result = store.ingest_usage(records.clone()).await.unwrap();
+                outcomes.extend(records.into_iter().zip(result));
+            }
+            outcomes
+        }));
+    }
+    let mut shared_stored = 0;
+    for task in tasks {
+        for (record, outcome) in task.await.unwrap() {
+            match outcome {
+                Ingested::Stored { previous_max_seq } => {
+                    // Every batch extends what is stored, whoever stores it.
+                    assert_eq!(previous_max_seq, record.seq - 1, "{record:?}");
+                    if record.provider_id == "prov_shared" {
+                        shared_stored += 1;
+                    }
+                }
+                Ingested::Duplicate => assert_eq!(record.provider_id, "prov_shared"),
+                Ingested::Conflict { .. } => panic!("no conflict expected: {record:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        shared_stored,
+        2 * BATCHES * SHARED,
+        "each shared report stored once"
+    );
+    let own: f64 = (1..=BATCHES * OWN).map(|seq| (seq % 7 + 1) as f64).sum();
+    let one = db.store().run("run_1").await.unwrap().unwrap();
+    let two = db.store().run("run_2").await.unwrap().unwrap();
+    let shared = (BATCHES * SHARED) as f64;
+    assert_eq!(
+        one.cumulative_flop,
+        (TASKS as f64 * own + 3.0 * shared) * UNIT
+    );
+    assert_eq!(
+        one.cumulative_upper_flop,
+        2.0 * (TASKS as f64 * own + 3.0 * shared) * UNIT
+    );
+    assert_eq!(two.cumulative_flop, 5.0 * shared * UNIT);
+    assert_eq!(one.version, 1);
+    let by_provider = db.store().usage_by_provider("run_1").await.unwrap();
+    assert_eq!(by_provider.len(), TASKS + 1);
+    assert!(
+        by_provider.iter().all(|p| p.reports == p.max_seq
+            && p.reports
+                == if p.provider_id == "prov_shared" {
+                    BATCHES * SHARED
+                } else {
+                    BATCHES * OWN
+                }),
+        "{by_provider:?}"
+    );
+}
+
+async fn ingest_usage_large_batches(db: Db) {
+    // Longer than one statement (1,024 rows) and than one lookup list: every chunking path.
+    const N: i64 = 2_500;
+    let store = db.store();
+    seed_runs(store).await;
+    let records: Vec<UsageRecord> = (1..=N)
+        .map(|seq| usage("prov_a", "run_1", seq, 1.0))
+        .collect();
+    let outcomes = store.ingest_usage(records.clone()).await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .zip(1..)
+            .all(|(o, seq)| *o == stored(seq - 1)),
+        "{:?}",
+        &outcomes[..3]
+    );
+    // Again, with new reports after every stored one: lookups of 2,500 stored keys.
+    let again: Vec<UsageRecord> = records
+        .iter()
+        .cloned()
+        .flat_map(|r| {
+            let seq = r.seq + N;
+            [r, usage("prov_a", "run_1", seq, 1.0)]
+        })
+        .collect();
+    let outcomes = store.ingest_usage(again).await.unwrap();
+    assert_eq!(outcomes.len(), 2 * N as usize);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            Ingested::Duplicate
+        } else if i == 1 {
+            stored(N)
+        } else {
+            stored(N + i as i64 / 2)
+        };
+        assert_eq!(*outcome, expected, "outcome {i}");
+    }
+    let r = store.run("run_1").await.unwrap().unwrap();
+    assert_eq!(r.cumulative_flop, 2.0 * N as f64 * UNIT);
+    assert_eq!(
+        store.usage_by_provider("run_1").await.unwrap()[0].reports,
+        2 * N
+    );
+}
+
+async fn usage_reports_page_in_provider_seq_order(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .ingest_usage(vec![
+            usage("prov_b", "run_1", 2, 1.0),
+            usage("prov_a", "run_1", 10, 1.0),
+            usage("prov_b", "run_1", 1, 1.0),
+            usage("prov_a", "run_1", 9, 1.0),
+            usage("prov_c", "run_1", 1, 1.0),
+            usage("prov_a", "run_2", 1, 1.0),
+        ])
+        .await
+        .unwrap();
+    let keys = |page: &[UsageRecord]| {
+        page.iter()
+            .map(|u| (u.provider_id.clone(), u.seq))
+            .collect::<Vec<_>>()
+    };
+    let key = |p: &str, seq| (p.to_owned(), seq);
+    let page = store.usage_reports("run_1", None, 2).await.unwrap();
+    assert_eq!(keys(&page), [key("prov_a", 9), key("prov_a", 10)]);
+    assert_eq!(page[0], usage("prov_a", "run_1", 9, 1.0));
+    let page = store
+        .usage_reports("run_1", Some(key("prov_a", 10)), 2)
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), [key("prov_b", 1), key("prov_b", 2)]);
+    let page = store
+        .usage_reports("run_1", Some(key("prov_b", 1)), 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), [key("prov_b", 2), key("prov_c", 1)]);
+    assert!(
+        store
+            .usage_reports("run_1", Some(key("prov_c", 1)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        keys(&store.usage_reports("run_2", None, 10).await.unwrap()),
+        [key("prov_a", 1)]
+    );
+    let e = store.usage_reports("run_1", None, 0).await.unwrap_err();
+    assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+}
+
+async fn usage_reports_cannot_be_updated_or_deleted(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .ingest_usage(vec![usage("prov_a", "run_1", 1, 1.0)])
+        .await
+        .unwrap();
+    let e = db
+        .raw("UPDATE usage_reports SET flop = 0")
+        .await
+        .expect_err("UPDATE on usage_reports must fail");
+    assert!(e.contains("append-only"), "{e}");
+    let e = db
+        .raw("DELETE FROM usage_reports")
+        .await
+        .expect_err("DELETE on usage_reports must fail");
+    assert!(e.contains("append-only"), "{e}");
+    if db.is_postgres() {
+        let e = db
+            .raw("TRUNCATE usage_reports")
+            .await
+            .expect_err("TRUNCATE on usage_reports must fail");
+        assert!(e.contains("append-only"), "{e}");
+    }
+    assert_eq!(
+        store.usage_reports("run_1", None, 10).await.unwrap(),
+        [usage("prov_a", "run_1", 1, 1.0)]
+    );
+}
+
+async fn milestones_are_decided_once(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .commit(vec![
+            Write::InsertMilestone(milestone("ms_b", "run_1", 200)),
+            Write::InsertMilestone(milestone("ms_a", "run_1", 200)),
+            Write::InsertMilestone(milestone("ms_0", "run_1", 100)),
+            Write::InsertMilestone(milestone("ms_x", "run_2", 50)),
+        ])
+        .await
+        .unwrap();
+    let ids = |ms: Vec<Milestone>| ms.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.milestones("run_1").await.unwrap()),
+        ["ms_0", "ms_a", "ms_b"]
+    );
+    assert_eq!(ids(store.milestones("run_2").await.unwrap()), ["ms_x"]);
+    assert_eq!(
+        store.milestone("ms_a").await.unwrap(),
+        Some(milestone("ms_a", "run_1", 200))
+    );
+    assert_eq!(store.milestone("nope").await.unwrap(), None);
+
+    let decide = |id: &str, status: &str, at| Write::DecideMilestone {
+        id: id.into(),
+        status: status.into(),
+        decided_by: "m_rev".into(),
+        decided_org: "o_auth".into(),
+        decided_at: at,
+        reason: format!("{status} at {at}"),
+    };
+    store
+        .commit(vec![decide("ms_a", "accepted", 300)])
+        .await
+        .unwrap();
+    let decided = Milestone {
+        status: "accepted".into(),
+        decided_by: Some("m_rev".into()),
+        decided_org: Some("o_auth".into()),
+        decided_at: Some(300),
+        reason: Some("accepted at 300".into()),
+        ..milestone("ms_a", "run_1", 200)
+    };
+    assert_eq!(
+        store.milestone("ms_a").await.unwrap(),
+        Some(decided.clone())
+    );
+    let e = expect_err(store.commit(vec![decide("ms_a", "rejected", 400)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("\"ms_a\" is already decided (\"accepted\")")),
+        "{e}"
+    );
+    assert_eq!(store.milestone("ms_a").await.unwrap(), Some(decided));
+    store
+        .commit(vec![decide("ms_b", "rejected", 410)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.milestone("ms_b").await.unwrap().unwrap().status,
+        "rejected"
+    );
+    let e = expect_err(store.commit(vec![decide("nope", "accepted", 1)]).await);
+    assert!(
+        matches!(e, StoreError::NotFound(ref m) if m.contains("nope")),
+        "{e}"
+    );
+    let e = expect_err(store.commit(vec![decide("ms_0", "submitted", 1)]).await);
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("status: must be one of accepted, rejected (got \"submitted\")")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertMilestone(milestone(
+                "ms_y", "run_nope", 1,
+            ))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("run_id \"run_nope\" names no run")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertMilestone(milestone("ms_0", "run_1", 1))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m == "milestone id \"ms_0\" already exists"),
+        "{e}"
+    );
+}
+
+async fn incidents_follow_up_until_closed(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .commit(vec![
+            Write::InsertIncident(incident("inc_1", "o_dev", 500)),
+            Write::InsertIncident(Incident {
+                run_id: None,
+                ..incident("inc_2", "o_prov", 700)
+            }),
+            Write::InsertIncident(incident("inc_3", "o_dev", 600)),
+        ])
+        .await
+        .unwrap();
+    let ids = |all: Vec<Incident>| all.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.incidents(None).await.unwrap()),
+        ["inc_2", "inc_3", "inc_1"]
+    );
+    assert_eq!(
+        ids(store.incidents(Some("o_dev")).await.unwrap()),
+        ["inc_3", "inc_1"]
+    );
+    assert!(store.incidents(Some("o_auth")).await.unwrap().is_empty());
+    assert_eq!(
+        store.incident("inc_2").await.unwrap(),
+        Some(Incident {
+            run_id: None,
+            ..incident("inc_2", "o_prov", 700)
+        })
+    );
+    assert_eq!(store.incident("nope").await.unwrap(), None);
+
+    let follow_up = |at, text: &str, close| Write::FollowUpIncident {
+        id: "inc_1".into(),
+        at,
+        text: text.into(),
+        close,
+    };
+    store
+        .commit(vec![follow_up(800, "contained", false)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.incident("inc_1").await.unwrap().unwrap(),
+        Incident {
+            followed_up_at: Some(800),
+            follow_up: Some("contained".into()),
+            ..incident("inc_1", "o_dev", 500)
+        }
+    );
+    store
+        .commit(vec![follow_up(900, "root cause fixed", true)])
+        .await
+        .unwrap();
+    let closed = Incident {
+        followed_up_at: Some(900),
+        follow_up: Some("root cause fixed".into()),
+        status: "closed".into(),
+        ..incident("inc_1", "o_dev", 500)
+    };
+    assert_eq!(store.incident("inc_1").await.unwrap().unwrap(), closed);
+    let e = expect_err(store.commit(vec![follow_up(950, "again", false)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("\"inc_1\" is closed")),
+        "{e}"
+    );
+    assert_eq!(store.incident("inc_1").await.unwrap().unwrap(), closed);
+    let e = expect_err(
+        store
+            .commit(vec![Write::FollowUpIncident {
+                id: "nope".into(),
+                at: 1,
+                text: "x".into(),
+                close: true,
+            }])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::NotFound(ref m) if m.contains("nope")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertIncident(incident("inc_9", "o_nope", 1))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("org_id \"o_nope\" names no organization")),
+        "{e}"
+    );
+}
+
+async fn kyc_totals_window_and_grouping(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![
+            Write::InsertOrganization(org("o_prov", "provider", 60)),
+            Write::InsertOrganization(org("o_prov2", "provider", 61)),
+            Write::InsertKycReport(kyc("k1", "o_prov", "LEI-B", 1_000, 1)),
+            Write::InsertKycReport(kyc("k2", "o_prov", "LEI-B", 2_000, 2)),
+            Write::InsertKycReport(kyc("k3", "o_prov2", "LEI-B", 3_000, 4)),
+            Write::InsertKycReport(kyc("k4", "o_prov", "LEI-A", 3_000, 8)),
+            Write::InsertKycReport(kyc("k5", "o_prov", "LEI-A", 500, 16)),
+            Write::InsertKycReport(kyc("k6", "o_prov", "LEI-B", 4_000, 32)),
+        ])
+        .await
+        .unwrap();
+    let total = |customer: &str, provider_id: &str, reports, jobs: i64| KycTotal {
+        customer: customer.into(),
+        provider_id: provider_id.into(),
+        reports,
+        jobs,
+        accelerator_seconds: jobs as f64 * 1_024.0,
+        flop: jobs as f64 * UNIT,
+    };
+    assert_eq!(
+        store.kyc_totals(0).await.unwrap(),
+        [
+            total("LEI-A", "o_prov", 2, 24),
+            total("LEI-B", "o_prov", 3, 35),
+            total("LEI-B", "o_prov2", 1, 4)
+        ]
+    );
+    // Periods ending after `since_s` only: k1 (to_s 1,000) and k5 are out.
+    assert_eq!(
+        store.kyc_totals(1_000).await.unwrap(),
+        [
+            total("LEI-A", "o_prov", 1, 8),
+            total("LEI-B", "o_prov", 2, 34),
+            total("LEI-B", "o_prov2", 1, 4)
+        ]
+    );
+    assert_eq!(
+        store.kyc_totals(3_000).await.unwrap(),
+        [total("LEI-B", "o_prov", 1, 32)]
+    );
+    assert!(store.kyc_totals(4_000).await.unwrap().is_empty());
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertKycReport(kyc(
+                "k9", "o_nope", "LEI-A", 1, 1,
+            ))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("provider_id \"o_nope\" names no organization")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertKycReport(kyc(
+                "k1", "o_prov", "LEI-A", 1, 1,
+            ))])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m == "KYC report id \"k1\" already exists"),
+        "{e}"
+    );
+}
+
+async fn oversight_batch_is_all_or_nothing(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    store
+        .commit(vec![
+            Write::InsertProviderKey(ProviderKey {
+                kid: "pk_1".into(),
+                org_id: "o_prov".into(),
+                public_key: vec![1; 32],
+                created_at: 1,
+                revoked_at: None,
+            }),
+            Write::InsertMilestone(milestone("ms_1", "run_1", 1)),
+            Write::InsertIncident(incident("inc_1", "o_dev", 1)),
+        ])
+        .await
+        .unwrap();
+    let runs_before = store.runs(None).await.unwrap();
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertPermit(permit("p_9", "app_1", 1)),
+                Write::InsertRun(run("run_9", "p_9", 1)),
+                Write::UpdateRun {
+                    run: Run {
+                        status: "paused".into(),
+                        ..run("run_1", "p_1", 1)
+                    },
+                    expected_version: 1,
+                },
+                Write::SetRunSummarized {
+                    id: "run_2".into(),
+                    flop: 5.0,
+                    at: 7,
+                },
+                Write::InsertProviderKey(ProviderKey {
+                    kid: "pk_2".into(),
+                    org_id: "o_prov".into(),
+                    public_key: vec![2; 32],
+                    created_at: 2,
+                    revoked_at: None,
+                }),
+                Write::RevokeProviderKey {
+                    kid: "pk_1".into(),
+                    at: 3,
+                },
+                Write::InsertMilestone(milestone("ms_2", "run_9", 1)),
+                Write::DecideMilestone {
+                    id: "ms_1".into(),
+                    status: "accepted".into(),
+                    decided_by: "m_rev".into(),
+                    decided_org: "o_auth".into(),
+                    decided_at: 4,
+                    reason: "ok".into(),
+                },
+                Write::InsertIncident(incident("inc_2", "o_dev", 2)),
+                Write::FollowUpIncident {
+                    id: "inc_1".into(),
+                    at: 5,
+                    text: "done".into(),
+                    close: true,
+                },
+                Write::InsertKycReport(kyc("k1", "o_prov", "LEI-A", 1_000, 1)),
+                Write::InsertAudit(audit("run.update", "run/run_1", 6)),
+                // Already decided within this batch: a conflict at the very end.
+                Write::DecideMilestone {
+                    id: "ms_1".into(),
+                    status: "rejected".into(),
+                    decided_by: "m_rev".into(),
+                    decided_org: "o_auth".into(),
+                    decided_at: 8,
+                    reason: "no".into(),
+                },
+            ])
+            .await,
+    );
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    assert_eq!(store.runs(None).await.unwrap(), runs_before);
+    assert_eq!(store.permit("p_9").await.unwrap(), None);
+    assert_eq!(store.all_provider_keys().await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .provider_key("pk_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    assert_eq!(
+        store.milestones("run_1").await.unwrap(),
+        [milestone("ms_1", "run_1", 1)]
+    );
+    assert_eq!(
+        store.incidents(None).await.unwrap(),
+        [incident("inc_1", "o_dev", 1)]
+    );
+    assert!(store.kyc_totals(0).await.unwrap().is_empty());
+    assert!(store.audit(None, 0, 10).await.unwrap().is_empty());
+}
+
+async fn oversight_writes_are_validated(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertProviderKey(ProviderKey {
+                    kid: String::new(),
+                    org_id: "o_prov".into(),
+                    public_key: vec![0; 33],
+                    created_at: 1,
+                    revoked_at: None,
+                }),
+                Write::InsertRun(Run {
+                    status: "running".into(),
+                    tranche: 0,
+                    released_flop: -1.0,
+                    budget_flop: f64::INFINITY,
+                    alerted_percent: 101,
+                    ..run("run_x", "p_x", 1)
+                }),
+                Write::UpdateRun {
+                    run: Run {
+                        cumulative_flop: f64::NAN,
+                        ..run("run_1", "", 1)
+                    },
+                    expected_version: -1,
+                },
+                Write::SetRunSummarized {
+                    id: "run_1".into(),
+                    flop: -2.0,
+                    at: 1,
+                },
+                Write::InsertMilestone(Milestone {
+                    status: "submitted".into(),
+                    decided_by: Some("m_rev".into()),
+                    evals_json: "nope".into(),
+                    tranche: 0,
+                    ..milestone("ms_x", "run_1", 1)
+                }),
+                Write::InsertIncident(Incident {
+                    category: String::new(),
+                    status: "pending".into(),
+                    follow_up: Some("x".into()),
+                    ..incident("inc_x", "o_dev", 1)
+                }),
+                Write::FollowUpIncident {
+                    id: "inc_x".into(),
+                    at: 1,
+                    text: String::new(),
+                    close: false,
+                },
+                Write::InsertKycReport(KycReport {
+                    customer: String::new(),
+                    jobs: -1,
+                    accelerator_seconds: f64::NAN,
+                    ..kyc("k_x", "o_prov", "LEI-A", 1_000, 1)
+                }),
+                Write::RevokeProviderKey {
+                    kid: String::new(),
+                    at: 1,
+                },
+            ])
+            .await,
+    );
+    let StoreError::Invalid(message) = e else {
+        panic!("expected Invalid, got {e}");
+    };
+    for needle in [
+        "writes[0] (InsertProviderKey ) kid: must not be empty",
+        "writes[0] (InsertProviderKey ) public_key: must be the 32 raw bytes of an Ed25519 public key (got 33 bytes)",
+        "writes[1] (InsertRun run_x) status: must be one of active, milestone_due, paused, suspended, revoked, terminated, completed (got \"running\")",
+        "writes[1] (InsertRun run_x) tranche: must be 1 or more (got 0)",
+        "writes[1] (InsertRun run_x) released_flop: must be a finite number of FLOP, 0 or more (got -1)",
+        "writes[1] (InsertRun run_x) budget_flop: must be a finite number of FLOP",
+        "writes[1] (InsertRun run_x) alerted_percent: must be 0 to 100 (got 101)",
+        "writes[2] (UpdateRun run_1) permit_id: must not be empty",
+        "writes[2] (UpdateRun run_1) cumulative_flop: must be a finite number of FLOP",
+        "writes[2] (UpdateRun run_1) expected_version: must be 0 or more (got -1)",
+        "writes[3] (SetRunSummarized run_1) flop: must be a finite number of FLOP",
+        "writes[4] (InsertMilestone ms_x) tranche: must be 1 or more",
+        "writes[4] (InsertMilestone ms_x) evals_json: must be JSON text",
+        "writes[4] (InsertMilestone ms_x) decided_by, decided_org, decided_at, reason: must all be None for a submitted milestone",
+        "writes[5] (InsertIncident inc_x) category: must not be empty",
+        "writes[5] (InsertIncident inc_x) status: must be one of open, closed (got \"pending\")",
+        "writes[5] (InsertIncident inc_x) followed_up_at, follow_up: must both be set or both be None",
+        "writes[6] (FollowUpIncident inc_x) text: must not be empty",
+        "writes[7] (InsertKycReport k_x) customer: must not be empty",
+        "writes[7] (InsertKycReport k_x) jobs: must be 0 or more (got -1)",
+        "writes[7] (InsertKycReport k_x) accelerator_seconds: must be finite and 0 or more",
+        "writes[8] (RevokeProviderKey ) kid: must not be empty",
+    ] {
+        assert!(message.contains(needle), "missing {needle:?} in {message}");
+    }
+    assert_eq!(store.run("run_x").await.unwrap(), None);
 }

@@ -49,6 +49,41 @@ enum OrgCommand {
         /// Organization id.
         org: String,
     },
+    /// Register a provider's usage-reporting key: the public half of the gate's
+    /// `reporting_key` (only the public key is sent).
+    AddReportingKey {
+        /// Provider organization id.
+        org: String,
+        /// The gate's reporting key: PKCS#8 PEM private key, or a public JWK (JSON).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+    },
+    /// List a provider's reporting keys.
+    ReportingKeys {
+        /// Provider organization id.
+        org: String,
+    },
+}
+
+/// The public JWK of a reporting key file: a PKCS#8 PEM private key (the gate's
+/// `reporting_key`) or a public JWK.
+fn reporting_jwk(path: &std::path::Path) -> Result<runpermit_permit::Jwk> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --key {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let jwk: runpermit_permit::Jwk = serde_json::from_str(&text).map_err(|e| {
+            crate::usage::UsageError(format!("--key {}: not a JWK: {e}", path.display()))
+        })?;
+        return Ok(jwk);
+    }
+    let key = runpermit_permit::SigningKey::from_pkcs8_pem(&text).map_err(|e| {
+        crate::usage::UsageError(format!(
+            "--key {}: neither a JWK nor a PKCS#8 PEM Ed25519 key: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(key.public().to_jwk())
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -70,6 +105,14 @@ pub fn org(args: OrgArgs) -> Result<()> {
             &[],
         )?,
         OrgCommand::Members { org } => client.get(&format!("/v1/orgs/{org}/members"))?,
+        OrgCommand::AddReportingKey { org, key } => client.post(
+            &format!("/v1/orgs/{org}/reporting-keys"),
+            &json!({"jwk": reporting_jwk(&key)?}),
+            &[],
+        )?,
+        OrgCommand::ReportingKeys { org } => {
+            client.get(&format!("/v1/orgs/{org}/reporting-keys"))?
+        }
     };
     if args.client.json {
         return print_json(&out);
@@ -79,7 +122,18 @@ pub fn org(args: OrgArgs) -> Result<()> {
         None => vec![&out],
     };
     for row in rows {
-        if row.get("role").is_some() {
+        if row.get("jwk").is_some() {
+            println!(
+                "{}  reporting key of {}{}",
+                s(row, "kid"),
+                s(row, "org_id"),
+                if row.get("revoked_at").is_some() {
+                    "  (revoked)"
+                } else {
+                    ""
+                }
+            );
+        } else if row.get("role").is_some() {
             println!(
                 "{}  {:<18}  {}  (org {})",
                 s(row, "id"),

@@ -12,6 +12,7 @@ mod enforce;
 mod estimate;
 mod gate;
 mod log;
+mod oversight;
 mod permit;
 mod serve;
 mod usage;
@@ -57,6 +58,12 @@ enum Command {
     /// The compute provider's gate: admission decisions for jobs under permits.
     Gate(gate::GateArgs),
     /// Manage organizations and their members.
+    /// Follow permitted runs as they train: usage, milestones, pause, resume, revoke.
+    Run(oversight::RunArgs),
+    /// Report incidents and their follow-ups; list deadlines.
+    Incident(oversight::IncidentArgs),
+    /// Know-your-customer reports of unpermitted large jobs, and split-run flags.
+    Kyc(oversight::KycArgs),
     Org(admin::OrgArgs),
     /// Manage API tokens.
     Token(admin::TokenArgs),
@@ -100,6 +107,9 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Permit(args) => done(permit::run(args)),
         Command::Log(args) => done(log::run(args)),
         Command::Gate(args) => gate::run(args),
+        Command::Run(args) => done(oversight::run(args)),
+        Command::Incident(args) => done(oversight::incident(args)),
+        Command::Kyc(args) => done(oversight::kyc(args)),
         Command::Org(args) => done(admin::org(args)),
         Command::Token(args) => done(admin::token(args)),
         Command::Whoami(args) => done(admin::whoami(args)),

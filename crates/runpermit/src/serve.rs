@@ -241,6 +241,10 @@ pub fn rotate(args: AuthorityArgs) -> Result<()> {
     Ok(())
 }
 
+/// How often the oversight supervisor re-evaluates runs (after a crash between storing usage
+/// and evaluating it) and considers summarising usage into the log.
+const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `runpermit serve`: prepare, then serve until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
@@ -265,10 +269,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 prepared.log_key,
                 interval,
             )),
+            provider_keys: Default::default(),
             metrics,
         };
         let sequencer = tokio::spawn(runpermit_authority::tlog::run_sequencer(
             state.clone(),
+            std::future::pending(),
+        ));
+        let supervisor = tokio::spawn(runpermit_authority::oversight::supervise(
+            state.clone(),
+            SUPERVISE_EVERY,
             std::future::pending(),
         ));
         match runpermit_authority::lifecycle::resume_pending(&state).await {
@@ -287,6 +297,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .context("serving HTTP");
         // Stopping mid-round is safe: a sequencing transaction commits whole or not at all.
         sequencer.abort();
+        supervisor.abort();
         served
     })
 }

@@ -169,12 +169,11 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, Ap
 }
 
 /// `GET /v1/status-list`: the signed list of permits not in good standing, for gates to poll.
-/// Signed with the permit key, valid for the policy's `status_ttl_seconds`. Its version is the
-/// signing time in milliseconds, so it increases with every list any process signs as long as
-/// the processes' clocks are synchronized (NTP), which a gate needs anyway.
-///
-/// No permit can yet be suspended, revoked, paused or held (oversight during training comes
-/// next), so the list is empty: every issued permit is in good standing.
+/// Signed with the permit key, valid for the policy's `status_ttl_seconds`, built from the
+/// runs' stored status at the moment of the request, so a change shows in the very next
+/// list. Its version is the signing time in milliseconds, so it increases with every list
+/// any process signs as long as the processes' clocks are synchronized (NTP), which a gate
+/// needs anyway.
 pub(crate) async fn status_list(
     State(state): State<AppState>,
 ) -> Result<axum::response::Response, ApiError> {
@@ -185,7 +184,7 @@ pub(crate) async fn status_list(
         now_ms.div_euclid(1000),
         i64::from(state.policy.permit.status_ttl_seconds),
         u64::try_from(now_ms).unwrap_or(0),
-        Vec::new(),
+        crate::oversight::status_entries(&state).await?,
     );
     let token = runpermit_gate::sign_status_list(&claims, &state.signer);
     let mut response = (axum::http::StatusCode::OK, format!("{token}\n")).into_response();

@@ -1,0 +1,348 @@
+//! What providers send: signed usage reports, their reporting keys, and know-your-customer
+//! reports of large unpermitted jobs (with split-run detection over all providers).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use runpermit_compute::Flop;
+use runpermit_permit::{Jwk, PublicKey};
+use runpermit_policy::{UnpermittedUse, split_runs};
+use runpermit_store::{KycReport, ProviderKey, Write};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::audit::{event, rfc3339};
+use crate::auth::Caller;
+use crate::authz::{self, OrgKind};
+use crate::error::{ApiError, ApiJson, Problems};
+use crate::ids::new_id;
+use crate::oversight::{self, IngestError, UsageBatch};
+use crate::state::AppState;
+
+/// Largest `POST /v1/usage` body: [`oversight::MAX_REPORTS_PER_REQUEST`] reports of about
+/// 800 bytes.
+pub const MAX_USAGE_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<UsageBatch>,
+) -> Result<Response, ApiError> {
+    match oversight::ingest(&state, body.reports).await {
+        Ok(answer) => Ok((StatusCode::OK, Json(answer)).into_response()),
+        Err(IngestError::Refused(refused)) => {
+            let status =
+                StatusCode::from_u16(refused.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let first = refused
+                .answer
+                .results
+                .iter()
+                .find_map(|r| r.error.as_ref().map(|e| format!("report {}: {e}", r.index)))
+                .unwrap_or_default();
+            let body = json!({
+                "error": "usage_refused",
+                "message": format!(
+                    "{} of {} report(s) refused, so none of this batch was stored; first: {first}",
+                    refused.answer.refused,
+                    refused.answer.results.len()
+                ),
+                "refused": refused.answer.refused,
+                "results": refused.answer.results,
+            });
+            Ok((status, Json(body)).into_response())
+        }
+        Err(IngestError::Api(e)) => Err(e),
+    }
+}
+
+/// `POST /v1/orgs/{id}/reporting-keys` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReportingKey {
+    /// The Ed25519 public key as a JWK (`{"kty":"OKP","crv":"Ed25519","x":…}`).
+    pub jwk: Jwk,
+}
+
+/// A reporting key as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportingKeyView {
+    /// RFC 7638 thumbprint: the `kid` the gate puts in its reports' headers.
+    pub kid: String,
+    /// The provider.
+    pub org_id: String,
+    /// The public key.
+    pub jwk: Jwk,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, when revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+fn key_view(k: &ProviderKey) -> Result<ReportingKeyView, ApiError> {
+    let key = PublicKey::from_bytes(&k.public_key)
+        .map_err(|e| ApiError::Internal(format!("stored reporting key {}: {e}", k.kid)))?;
+    Ok(ReportingKeyView {
+        kid: k.kid.clone(),
+        org_id: k.org_id.clone(),
+        jwk: key.to_jwk(),
+        created_at: rfc3339(k.created_at),
+        revoked_at: k.revoked_at.map(rfc3339),
+    })
+}
+
+async fn provider_org(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let org = state
+        .store
+        .organization(id)
+        .await?
+        .filter(|_| caller.sees_org(id))
+        .ok_or_else(|| ApiError::NotFound(format!("no organization {id}")))?;
+    if org.kind != OrgKind::Provider.as_str() {
+        return Err(ApiError::field(
+            "id",
+            format!(
+                "{id} is a {} organization: only providers have reporting keys",
+                org.kind
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_reporting_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewReportingKey>,
+) -> Result<(StatusCode, Json<ReportingKeyView>), ApiError> {
+    authz::REPORTING_KEYS_CREATE.authorize(&caller)?;
+    if !caller.manages_org(&id) {
+        return Err(ApiError::NotFound(format!("no organization {id}")));
+    }
+    provider_org(&state, &caller, &id).await?;
+    let key = PublicKey::from_jwk(&body.jwk).map_err(|e| ApiError::field("jwk", e.to_string()))?;
+    let now = state.clock.now_ms();
+    let record = ProviderKey {
+        kid: key.kid().to_owned(),
+        org_id: id.clone(),
+        public_key: key.as_bytes().to_vec(),
+        created_at: now,
+        revoked_at: None,
+    };
+    state
+        .store
+        .commit(vec![
+            Write::InsertProviderKey(record.clone()),
+            event(
+                Some(&caller),
+                now,
+                "reporting_key.create",
+                &format!("org/{id}"),
+                None,
+                json!({"kid": record.kid}),
+            ),
+        ])
+        .await?;
+    state.provider_keys.invalidate();
+    Ok((StatusCode::CREATED, Json(key_view(&record)?)))
+}
+
+pub(crate) async fn list_reporting_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ReportingKeyView>>, ApiError> {
+    authz::REPORTING_KEYS_LIST.authorize(&caller)?;
+    provider_org(&state, &caller, &id).await?;
+    let keys = state.store.provider_keys(&id).await?;
+    Ok(Json(keys.iter().map(key_view).collect::<Result<_, _>>()?))
+}
+
+pub(crate) async fn revoke_reporting_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(kid): Path<String>,
+) -> Result<Json<ReportingKeyView>, ApiError> {
+    authz::REPORTING_KEYS_REVOKE.authorize(&caller)?;
+    let key = state
+        .store
+        .provider_key(&kid)
+        .await?
+        .filter(|k| caller.manages_org(&k.org_id))
+        .ok_or_else(|| ApiError::NotFound(format!("no reporting key {kid}")))?;
+    let now = state.clock.now_ms();
+    state
+        .store
+        .commit(vec![
+            Write::RevokeProviderKey {
+                kid: kid.clone(),
+                at: now,
+            },
+            event(
+                Some(&caller),
+                now,
+                "reporting_key.revoke",
+                &format!("org/{}", key.org_id),
+                None,
+                json!({"kid": kid}),
+            ),
+        ])
+        .await?;
+    state.provider_keys.invalidate();
+    let key = state
+        .store
+        .provider_key(&kid)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("reporting key {kid} vanished")))?;
+    Ok(Json(key_view(&key)?))
+}
+
+/// `POST /v1/kyc-reports` body: one customer's large jobs that ran without a permit at this
+/// provider over an interval.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKycReport {
+    /// The customer's registry id (such as its LEI), the same at every provider.
+    pub customer: String,
+    /// Interval start (unix seconds).
+    pub from: i64,
+    /// Interval end (unix seconds), after `from`.
+    pub to: i64,
+    /// How many jobs.
+    pub jobs: i64,
+    /// Their accelerator-seconds.
+    pub accelerator_seconds: f64,
+    /// Their compute (metered, or accelerator-seconds × peak).
+    pub flop: Flop,
+}
+
+pub(crate) async fn create_kyc(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewKycReport>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    authz::KYC_CREATE.authorize(&caller)?;
+    let mut problems = Problems::default();
+    if body.customer.trim().is_empty() {
+        problems.push(
+            "customer",
+            "required: the customer's registry id (such as its LEI)",
+        );
+    }
+    if body.to <= body.from {
+        problems.push(
+            "to",
+            format!("must be later than from ({} ≤ {})", body.to, body.from),
+        );
+    }
+    if body.jobs < 1 {
+        problems.push("jobs", "must be at least 1");
+    }
+    if !(body.accelerator_seconds.is_finite() && body.accelerator_seconds >= 0.0) {
+        problems.push("accelerator_seconds", "must be a finite number ≥ 0");
+    }
+    problems.check()?;
+    let now = state.clock.now_ms();
+    let report = KycReport {
+        id: new_id("kyc"),
+        provider_id: caller.org_id.clone(),
+        customer: body.customer.trim().to_owned(),
+        from_s: body.from,
+        to_s: body.to,
+        jobs: body.jobs,
+        accelerator_seconds: body.accelerator_seconds,
+        flop: body.flop.get(),
+        received_at: now,
+    };
+    let flags = flags(&state).await?;
+    let was_flagged = flags.iter().any(|f| f.customer == report.customer);
+    state
+        .store
+        .commit(vec![
+            Write::InsertKycReport(report.clone()),
+            event(
+                Some(&caller),
+                now,
+                "kyc.report",
+                &format!("customer/{}", report.customer),
+                None,
+                json!({"id": report.id, "flop": report.flop, "jobs": report.jobs}),
+            ),
+        ])
+        .await?;
+    let flag = flags_for(&state, &report.customer).await?;
+    if let (Some(flag), false) = (&flag, was_flagged) {
+        tracing::warn!(customer = %flag.customer, total = %flag.total, split = flag.split,
+            "unpermitted compute over all providers reached the permit threshold");
+        state
+            .store
+            .commit(vec![event(
+                None,
+                now,
+                if flag.split {
+                    "kyc.split_run_suspected"
+                } else {
+                    "kyc.unpermitted_run_suspected"
+                },
+                &format!("customer/{}", flag.customer),
+                Some(&format!(
+                    "{} FLOP of unpermitted compute across {} provider(s) reaches the permit threshold {}",
+                    flag.total,
+                    flag.providers.len(),
+                    flag.threshold
+                )),
+                json!(flag),
+            )])
+            .await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": report.id, "customer": report.customer, "flag": flag})),
+    ))
+}
+
+async fn flags(state: &AppState) -> Result<Vec<runpermit_policy::SplitRunFlag>, ApiError> {
+    let Some(threshold) = state.policy.permit_threshold() else {
+        return Ok(Vec::new());
+    };
+    let window_s = i64::from(state.policy.oversight.split_run_window_days) * 86_400;
+    let totals = state
+        .store
+        .kyc_totals(state.clock.now_s() - window_s)
+        .await?;
+    let usage: Vec<UnpermittedUse> = totals
+        .into_iter()
+        .filter_map(|t| {
+            Some(UnpermittedUse {
+                customer: t.customer,
+                provider_id: t.provider_id,
+                flop: Flop::new(t.flop).ok()?,
+            })
+        })
+        .collect();
+    Ok(split_runs(&usage, threshold))
+}
+
+async fn flags_for(
+    state: &AppState,
+    customer: &str,
+) -> Result<Option<runpermit_policy::SplitRunFlag>, ApiError> {
+    Ok(flags(state)
+        .await?
+        .into_iter()
+        .find(|f| f.customer == customer))
+}
+
+pub(crate) async fn kyc_flags(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    authz::KYC_FLAGS.authorize(&caller)?;
+    let flags = flags(&state).await?;
+    Ok(Json(json!({
+        "threshold": state.policy.permit_threshold(),
+        "window_days": state.policy.oversight.split_run_window_days,
+        "flags": flags,
+    })))
+}

@@ -1,0 +1,745 @@
+//! Oversight during training, driven in-process through the HTTP API: signed usage reports
+//! from two providers, tranche alerts and milestones, evaluator decisions, reviewer and
+//! developer transitions, the status list, incidents with deadlines and split-run flags.
+//!
+//! Runs on in-memory SQLite; with `RUNPERMIT_TEST_DATABASE_URL` set, the usage and milestone
+//! scenarios also run on that PostgreSQL database.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use common::{Api, plan};
+use runpermit_compute::Flop;
+use runpermit_gate::{
+    MeterMethod, Metered, PermitStatus, UsageReportClaims, sign_usage_report, verify_status_list,
+};
+use runpermit_permit::SigningKey;
+use serde_json::{Value, json};
+
+struct World {
+    api: Api,
+    lab: String,
+    reviewer: String,
+    evaluator: String,
+    cloud_a: SigningKey,
+    cloud_b: SigningKey,
+    run_id: String,
+    permit_id: String,
+}
+
+/// A standard-tier permit whose run may use `org_cloud_a` (cluster `a-east` only) and
+/// `org_cloud_b` (`b-west`, `b-north`), with both providers' reporting keys registered. Its
+/// tranches end at 1e25, 4e25 and its budget.
+async fn world(database_url: Option<&str>) -> World {
+    let api = Api::on(database_url).await;
+    let a = &api.authority;
+    let (_, _, lab) = a
+        .member(("org_lab", "Frontier Lab"), "developer", "applicant")
+        .await;
+    let (_, _, reviewer) = a
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let (_, _, evaluator) = a
+        .member(("org_aisi", "Safety Institute"), "evaluator", "evaluator")
+        .await;
+    let mut keys = Vec::new();
+    for org in ["org_cloud_a", "org_cloud_b", "org_cloud_c"] {
+        let (_, _, admin) = a.member((org, org), "provider", "admin").await;
+        let key = SigningKey::generate();
+        let (status, body) = api
+            .call(
+                "POST",
+                &format!("/v1/orgs/{org}/reporting-keys"),
+                Some(&admin),
+                Some(json!({"jwk": key.public().to_jwk()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["kid"], key.kid());
+        keys.push(key);
+    }
+    let mut p = plan("standard");
+    p["providers"] = json!([
+        {"provider": "org_cloud_a", "clusters": ["a-east"]},
+        {"provider": "org_cloud_b", "clusters": ["b-west", "b-north"]},
+    ]);
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": p})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    let permit_id = app["permit_id"].as_str().expect("a permit").to_owned();
+    let (status, runs) = api.call("GET", "/v1/runs", Some(&lab), None).await;
+    assert_eq!(status, StatusCode::OK, "{runs}");
+    let run = &runs[0];
+    assert_eq!(run["permit_id"], permit_id.as_str());
+    assert_eq!(run["status"], "active");
+    assert_eq!(run["tranche"], 1);
+    assert_eq!(run["released_flop"], 1e25);
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+    let mut keys = keys.into_iter();
+    World {
+        api,
+        lab,
+        reviewer,
+        evaluator,
+        cloud_a: keys.next().expect("a"),
+        cloud_b: keys.next().expect("b"),
+        run_id,
+        permit_id,
+    }
+}
+
+impl World {
+    fn report(
+        &self,
+        key: &SigningKey,
+        provider: &str,
+        cluster: &str,
+        seq: u64,
+        flop: f64,
+    ) -> String {
+        let f = Flop::new(flop).expect("flop");
+        let metered = Metered {
+            method: MeterMethod::SchedulerAccounting,
+            accelerator_seconds: BTreeMap::from([("h100-sxm".to_owned(), flop / 1.979e15)]),
+            flop: f,
+            lower: Flop::ZERO,
+            upper: f,
+        };
+        let start = 1_796_083_200 + 300 * i64::try_from(seq).expect("seq");
+        let claims = UsageReportClaims::new(
+            provider,
+            &self.run_id,
+            &self.permit_id,
+            cluster,
+            seq,
+            (start, start + 300),
+            start + 301,
+            metered,
+        );
+        sign_usage_report(&claims, key).expect("signing")
+    }
+
+    fn a(&self, seq: u64, flop: f64) -> String {
+        self.report(&self.cloud_a, "org_cloud_a", "a-east", seq, flop)
+    }
+
+    fn b(&self, seq: u64, flop: f64) -> String {
+        self.report(&self.cloud_b, "org_cloud_b", "b-west", seq, flop)
+    }
+
+    async fn ingest(&self, reports: &[String]) -> (StatusCode, Value) {
+        self.api
+            .call("POST", "/v1/usage", None, Some(json!({"reports": reports})))
+            .await
+    }
+
+    async fn run(&self) -> Value {
+        let (status, run) = self
+            .api
+            .call(
+                "GET",
+                &format!("/v1/runs/{}", self.run_id),
+                Some(&self.lab),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        run
+    }
+
+    async fn act(&self, token: &str, action: &str, reason: &str) -> (StatusCode, Value) {
+        self.api
+            .call(
+                "POST",
+                &format!("/v1/runs/{}/{action}", self.run_id),
+                Some(token),
+                Some(json!({"reason": reason})),
+            )
+            .await
+    }
+
+    /// The status list's entry for this run's permit, verified with the authority's JWKS.
+    async fn listed(&self) -> Option<(PermitStatus, String)> {
+        let jwks = self.api.jwks().await;
+        let (status, body) = self.api.raw("/v1/status-list").await;
+        assert_eq!(status, StatusCode::OK);
+        let token = String::from_utf8(body).expect("UTF-8");
+        let list = verify_status_list(token.trim(), &jwks).expect("a valid status list");
+        list.entries
+            .into_iter()
+            .find(|e| e.permit_id == self.permit_id)
+            .map(|e| (e.status, e.reason))
+    }
+
+    async fn submit_milestone(&self) -> String {
+        let (status, m) = self
+            .api
+            .call(
+                "POST",
+                &format!("/v1/runs/{}/milestones", self.run_id),
+                Some(&self.lab),
+                Some(json!({
+                    "checkpoint_digest": format!("sha256:{}", "ab".repeat(32)),
+                    "evals": {"cyber_uplift": {"score": 0.12, "threshold": 0.5}},
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{m}");
+        m["id"].as_str().expect("milestone id").to_owned()
+    }
+
+    async fn decide(&self, milestone: &str, decision: &str) -> (StatusCode, Value) {
+        self.api
+            .call(
+                "POST",
+                &format!("/v1/milestones/{milestone}/{decision}"),
+                Some(&self.evaluator),
+                Some(json!({"reason": format!("evaluations {decision}ed")})),
+            )
+            .await
+    }
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    a.as_f64().is_some_and(|a| (a - b).abs() <= b.abs() * 1e-9)
+}
+
+async fn usage_is_idempotent_and_summed_over_providers(w: World) {
+    // Stored, then the same report again: a duplicate, nothing changes.
+    let (status, body) = w.ingest(&[w.a(1, 1e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["stored"].as_u64(), body["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (status, body) = w.ingest(&[w.a(1, 1e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "duplicate", "{body}");
+    // The same seq with other content is refused for good.
+    let (status, body) = w.ingest(&[w.a(1, 2e24)]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already stored with other content"),
+        "{body}"
+    );
+    // A gap is reported, then filled late.
+    let (status, body) = w.ingest(&[w.a(3, 1e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["gap"], json!([2, 2]), "{body}");
+    assert_eq!(
+        w.run().await["usage_by_provider"]["org_cloud_a"]["missing_reports"],
+        1
+    );
+    let (_, body) = w.ingest(&[w.a(2, 1e24), w.b(1, 5e23)]).await;
+    assert_eq!(body["results"][0]["late"], true, "{body}");
+    assert_eq!(body["stored"], 2, "{body}");
+
+    let run = w.run().await;
+    assert!(close(&run["cumulative_flop"], 3.5e24), "{run}");
+    assert!(
+        close(&run["usage_by_provider"]["org_cloud_a"]["flop"], 3e24),
+        "{run}"
+    );
+    assert!(
+        close(&run["usage_by_provider"]["org_cloud_b"]["flop"], 5e23),
+        "{run}"
+    );
+    assert_eq!(
+        run["usage_by_provider"]["org_cloud_a"]["missing_reports"],
+        0
+    );
+    let (status, usage) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/runs/{}/usage?limit=2", w.run_id),
+            Some(&w.reviewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(usage["reports"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        usage["next"],
+        json!({"after_provider": "org_cloud_a", "after_seq": 2})
+    );
+
+    // Refusals name what is wrong, and a batch with any refusal stores nothing.
+    let stranger = SigningKey::generate();
+    let forged = w.report(&stranger, "org_cloud_a", "a-east", 4, 1e24);
+    let (status, body) = w.ingest(&[w.a(4, 1e24), forged]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        body["results"][0]["status"], "stored",
+        "judged, but not stored: {body}"
+    );
+    assert!(
+        body["results"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no registered reporting key"),
+        "{body}"
+    );
+    assert!(close(&w.run().await["cumulative_flop"], 3.5e24));
+    let (status, body) = w
+        .ingest(&[w.report(&w.cloud_a, "org_cloud_a", "a-west", 4, 1e24)])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cluster: a-west"),
+        "{body}"
+    );
+    let (status, body) = w
+        .ingest(&[w.report(&w.cloud_b, "org_cloud_a", "a-east", 4, 1e24)])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a provider cannot report as another: {body}"
+    );
+    let mut tampered = w.a(4, 1e24);
+    tampered.insert(tampered.len() / 2, 'x');
+    let (status, _) = w.ingest(&[tampered]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = w.ingest(&[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = w
+        .api
+        .call("POST", "/v1/usage", None, Some(json!({"report": []})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(close(&w.run().await["cumulative_flop"], 3.5e24));
+
+    // The usage is summarised into the public log once, until it changes.
+    let state = &w.api.authority.state;
+    assert_eq!(
+        runpermit_authority::oversight::summarize_usage(state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        runpermit_authority::oversight::summarize_usage(state)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn milestones_hold_and_release_the_run(w: World) {
+    assert_eq!(w.listed().await, None);
+    // 80%: an alert, audited; still in good standing.
+    let (status, body) = w.ingest(&[w.a(1, 5e24), w.b(1, 3.2e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    assert_eq!(
+        (run["status"].as_str(), run["alerted_percent"].as_i64()),
+        (Some("active"), Some(80))
+    );
+    let (_, audit) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/audit?subject=run/{}", w.run_id),
+            Some(&admin_of(&w).await),
+            None,
+        )
+        .await;
+    assert!(
+        audit.to_string().contains("usage reached 80% of tranche 1"),
+        "{audit}"
+    );
+    assert_eq!(w.listed().await, None);
+
+    // The end of the tranche: milestone due, on hold in the status list.
+    let (status, body) = w.ingest(&[w.b(2, 2e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    assert_eq!(run["status"], "milestone_due", "{run}");
+    assert_eq!(run["in_good_standing"], false);
+    let (listed, reason) = w.listed().await.expect("held");
+    assert_eq!(listed, PermitStatus::MilestoneHold);
+    assert!(reason.contains("milestone 1 due"), "{reason}");
+
+    // Rejected: paused; the developer appeals and resubmits; accepted: tranche 2.
+    let first = w.submit_milestone().await;
+    let (status, body) = w
+        .api
+        .call(
+            "POST",
+            &format!("/v1/runs/{}/milestones", w.run_id),
+            Some(&w.lab),
+            Some(json!({"checkpoint_digest": format!("sha256:{}", "cd".repeat(32)), "evals": {"x": 1}})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "one report awaits evaluation: {body}"
+    );
+    let (status, body) = w
+        .api
+        .call(
+            "POST",
+            &format!("/v1/milestones/{first}/accept"),
+            Some(&w.reviewer),
+            Some(json!({"reason": "reviewers do not evaluate"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = w.decide(&first, "reject").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "rejected");
+    assert_eq!(w.run().await["status"], "paused");
+    assert_eq!(w.listed().await.expect("paused").0, PermitStatus::Paused);
+    let (status, body) = w.decide(&first, "accept").await;
+    assert_eq!(status, StatusCode::CONFLICT, "decided once: {body}");
+    let (status, body) = w
+        .act(&w.lab, "appeal", "the evaluation used the wrong checkpoint")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["appeal_pending"], true);
+    let second = w.submit_milestone().await;
+    let (status, body) = w.decide(&second, "accept").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    assert_eq!(run["status"], "active", "{run}");
+    assert_eq!(run["tranche"], 2);
+    assert_eq!(run["released_flop"], 4e25);
+    assert_eq!(run["alerted_percent"], 0);
+    assert_eq!(
+        w.listed().await,
+        None,
+        "the hold is lifted in the next list"
+    );
+
+    // Reviewers pause and resume; invalid transitions say what is allowed.
+    let (status, body) = w.act(&w.lab, "pause", "labs cannot pause").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = w
+        .act(&w.reviewer, "pause", "incident under investigation")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = w.act(&w.reviewer, "pause", "again").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot pause a run that is paused"),
+        "{body}"
+    );
+    let (status, body) = w.act(&w.reviewer, "resume", "cleared").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "active");
+    let (status, body) = w.act(&w.reviewer, "resume", "").await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a reason is required: {body}"
+    );
+
+    // Revoked: final, listed as revoked.
+    let (status, _) = w
+        .act(&w.reviewer, "revoke", "weights security failed audit")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        w.listed().await,
+        Some((
+            PermitStatus::Revoked,
+            "weights security failed audit".to_owned()
+        ))
+    );
+    let (status, body) = w.act(&w.reviewer, "resume", "undo").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked is final"),
+        "{body}"
+    );
+    // Usage that arrives after the revocation is still recorded: it is evidence.
+    let (status, body) = w.ingest(&[w.a(2, 1e23)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn admin_of(w: &World) -> String {
+    w.api
+        .authority
+        .member(("org_authority", "Authority"), "authority", "admin")
+        .await
+        .2
+}
+
+#[tokio::test]
+async fn usage_on_sqlite() {
+    usage_is_idempotent_and_summed_over_providers(world(None).await).await;
+}
+
+#[tokio::test]
+async fn milestones_on_sqlite() {
+    milestones_hold_and_release_the_run(world(None).await).await;
+}
+
+#[tokio::test]
+async fn usage_on_postgres() {
+    if let Some(db) = common::PgSchema::create("oversight_usage") {
+        usage_is_idempotent_and_summed_over_providers(world(Some(&db.url)).await).await;
+    }
+}
+
+#[tokio::test]
+async fn milestones_on_postgres() {
+    if let Some(db) = common::PgSchema::create("oversight_milestones") {
+        milestones_hold_and_release_the_run(world(Some(&db.url)).await).await;
+    }
+}
+
+#[tokio::test]
+async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
+    let w = world(None).await;
+    // 1.2e25 against a tranche ending at 1e25 (tolerance 5%): due, and an overrun incident.
+    let (status, body) = w.ingest(&[w.a(1, 6e24), w.b(1, 6e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.run().await["status"], "milestone_due");
+    let (status, incidents) = w
+        .api
+        .call("GET", "/v1/incidents", Some(&w.reviewer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{incidents}");
+    let overruns: Vec<&Value> = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["category"] == "overrun")
+        .collect();
+    assert_eq!(overruns.len(), 1, "{incidents}");
+    assert_eq!(overruns[0]["run_id"], w.run_id.as_str());
+    // Evaluated again (the supervisor's tick): no second incident.
+    runpermit_authority::oversight::evaluate_all(&w.api.authority.state)
+        .await
+        .unwrap();
+    let (_, again) = w
+        .api
+        .call("GET", "/v1/incidents", Some(&w.reviewer), None)
+        .await;
+    assert_eq!(again.as_array().unwrap().len(), 1, "{again}");
+
+    // A developer's incident, discovered three days before it was reported: late.
+    let (status, body) = w
+        .api
+        .call(
+            "POST",
+            "/v1/incidents",
+            Some(&w.lab),
+            Some(
+                json!({"category": "weights_stolen", "summary": "a checkpoint was copied out",
+                        "run_id": w.run_id, "occurred_at": "2026-11-28T00:00:00Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["reported_late"], true, "{body}");
+    assert_eq!(body["overdue"], false);
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = w
+        .api
+        .call(
+            "POST",
+            "/v1/incidents",
+            Some(&w.lab),
+            Some(json!({"category": "alien_invasion", "summary": "?"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.to_string().contains("weights_stolen, weights_leaked"),
+        "{body}"
+    );
+
+    // Eight days later the follow-up (due in 7) is overdue, until it is filed.
+    w.api.authority.clock.advance_ms(8 * 86_400_000);
+    let (_, overdue) = w
+        .api
+        .call("GET", "/v1/incidents?overdue=true", Some(&w.reviewer), None)
+        .await;
+    let ids: Vec<&str> = overdue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert!(ids.contains(&id.as_str()), "{overdue}");
+    let (status, body) = w
+        .api
+        .call(
+            "POST",
+            &format!("/v1/incidents/{id}/follow-up"),
+            Some(&w.lab),
+            Some(json!({"text": "keys rotated; the copy was destroyed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["overdue"].as_bool()),
+        (Some("closed"), Some(false))
+    );
+    let (status, _) = w
+        .api
+        .call(
+            "POST",
+            &format!("/v1/incidents/{id}/follow-up"),
+            Some(&w.lab),
+            Some(json!({"text": "again"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn split_runs_across_providers_are_flagged() {
+    let w = world(None).await;
+    let mut operators = Vec::new();
+    for org in ["org_cloud_a", "org_cloud_b"] {
+        let member = w
+            .api
+            .authority
+            .member((org, org), "provider", "provider_operator");
+        operators.push(member.await.2);
+    }
+    let (a, b) = (&operators[0], &operators[1]);
+    let kyc = |customer: &str, flop: f64| {
+        json!({"customer": customer, "from": 1_796_000_000, "to": 1_796_080_000, "jobs": 3,
+               "accelerator_seconds": flop / 1.979e15, "flop": flop})
+    };
+    let (status, body) = w
+        .api
+        .call(
+            "POST",
+            "/v1/kyc-reports",
+            Some(a),
+            Some(kyc("LEI-SPLIT", 6e24)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        body["flag"].is_null(),
+        "one provider's share is below the threshold: {body}"
+    );
+    let (_, body) = w
+        .api
+        .call(
+            "POST",
+            "/v1/kyc-reports",
+            Some(b),
+            Some(kyc("LEI-SPLIT", 5e24)),
+        )
+        .await;
+    assert_eq!(body["flag"]["split"], true, "{body}");
+    let (_, body) = w
+        .api
+        .call(
+            "POST",
+            "/v1/kyc-reports",
+            Some(a),
+            Some(kyc("LEI-BIG", 2e25)),
+        )
+        .await;
+    assert_eq!(body["flag"]["split"], false, "{body}");
+    let (_, body) = w
+        .api
+        .call(
+            "POST",
+            "/v1/kyc-reports",
+            Some(b),
+            Some(kyc("LEI-SMALL", 1e24)),
+        )
+        .await;
+    assert!(body["flag"].is_null(), "{body}");
+    let (status, flags) = w
+        .api
+        .call("GET", "/v1/kyc/flags", Some(&w.reviewer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{flags}");
+    let customers: Vec<&str> = flags["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["customer"].as_str())
+        .collect();
+    assert_eq!(customers, ["LEI-BIG", "LEI-SPLIT"], "{flags}");
+    let (status, body) = w.api.call("POST", "/v1/kyc-reports", Some(a), Some(json!({"customer": "", "from": 5, "to": 1, "jobs": 0, "accelerator_seconds": -1.0, "flop": 1e20}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["customer", "to", "jobs", "accelerator_seconds"] {
+        assert!(
+            body.to_string().contains(&format!("\"field\":\"{field}\"")),
+            "{field}: {body}"
+        );
+    }
+    // Outside the window (90 days), the reports no longer count.
+    w.api.authority.clock.advance_ms(91 * 86_400_000);
+    let (_, flags) = w
+        .api
+        .call("GET", "/v1/kyc/flags", Some(&w.reviewer), None)
+        .await;
+    assert_eq!(flags["flags"], json!([]), "{flags}");
+}
+
+#[tokio::test]
+async fn a_run_is_evaluated_again_after_a_crash_between_usage_and_evaluation() {
+    let w = world(None).await;
+    let state = &w.api.authority.state;
+    // Usage stored as ingestion stores it, but the process "died" before evaluating.
+    let token = w.a(1, 1.01e25);
+    let claims = runpermit_gate::verify_usage_report(
+        &token,
+        &runpermit_permit::Jwks::from_keys(&[w.cloud_a.public()]),
+    )
+    .unwrap();
+    state
+        .store
+        .ingest_usage(vec![runpermit_store::UsageRecord {
+            provider_id: claims.iss.clone(),
+            run_id: claims.sub.clone(),
+            seq: 1,
+            permit_id: claims.permit_id.clone(),
+            cluster: claims.cluster.clone(),
+            from_s: claims.from,
+            to_s: claims.to,
+            flop: claims.flop.get(),
+            flop_lower: 0.0,
+            flop_upper: claims.flop_upper.get(),
+            method: "scheduler_accounting".into(),
+            accelerator_seconds_json: "{}".into(),
+            digest: runpermit_authority::ids::sha256_hex(token.as_bytes()),
+            token,
+            received_at: runpermit_authority::testing::T0_MS,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(w.run().await["status"], "active");
+    assert_eq!(
+        runpermit_authority::oversight::evaluate_all(state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(w.run().await["status"], "milestone_due");
+    assert_eq!(w.listed().await.unwrap().0, PermitStatus::MilestoneHold);
+}
