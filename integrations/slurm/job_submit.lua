@@ -156,7 +156,8 @@ local function absolute(path, dir)
 	return dir .. "/" .. path
 end
 
--- Runs the gate for one cluster. Returns nil when it allows the job, else the reason.
+-- Runs the gate for one cluster. Returns nil when it allows the job (and the permit and run
+-- it runs under, if any), else the reason.
 local function gate(cfg, job, cluster, gpus, job_hours)
 	local env = job.environment -- nil for jobs without a batch script (salloc, srun)
 	local permit = env and env["RUNPERMIT_PERMIT"]
@@ -198,8 +199,10 @@ local function gate(cfg, job, cluster, gpus, job_hours)
 	pipe:close()
 	local status = tonumber(output:match("runpermit%-exit:(%d+)%s*$"))
 	if status == 0 then
-		-- The permit the job runs under, so that `runpermit gate enforce` can find it.
-		return nil, output:match("under permit ([%w_%-]+)")
+		-- The permit and run the job runs under ("… is permitted under permit P for run R:
+		-- …"), so that `runpermit gate enforce` and the gate's metering can find them.
+		local permit_id, run_id = output:match("under permit ([%w_%-%.]+) for run ([%w_%-%.]+)")
+		return nil, permit_id or output:match("under permit ([%w_%-%.]+)"), run_id
 	end
 	local deny = output:match("(DENY %([%w_]+%)[^\n]*)")
 	if deny then
@@ -229,9 +232,9 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 	if not reason and #names == 0 then
 		reason = "runpermit: the job names no partition and there is no default one"
 	end
-	local permit_id
+	local permit_id, run_id
 	for _, name in ipairs(reason and {} or names) do
-		reason, permit_id = gate(cfg, job_desc, cluster_for(cfg, name), gpus,
+		reason, permit_id, run_id = gate(cfg, job_desc, cluster_for(cfg, name), gpus,
 			hours(job_desc, part_list[name]))
 		if reason then
 			break
@@ -244,8 +247,11 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 		return slurm.ESLURM_ACCESS_DENIED
 	end
 	if permit_id then
-		-- Only administrators can change AdminComment: the job stays tied to its permit.
+		-- Only administrators can change AdminComment: the job stays tied to its permit and
+		-- run ("runpermit:permit=<permit id>;run=<run id>"; the gate also reads the older
+		-- "runpermit:permit=<permit id>").
 		job_desc.admin_comment = "runpermit:permit=" .. permit_id
+			.. (run_id and (";run=" .. run_id) or "")
 	end
 	return slurm.SUCCESS
 end

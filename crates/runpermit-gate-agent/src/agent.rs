@@ -14,6 +14,7 @@ use runpermit_gate::{
 use runpermit_permit::Jwks;
 
 use crate::AgentError;
+use crate::metering::MeteringStatus;
 
 /// The clock: the current time in unix seconds. Replaceable for tests
 /// ([`Agent::with_clock`]).
@@ -41,6 +42,7 @@ pub struct Agent {
     written: Mutex<u64>,
     clock: Clock,
     http: ureq::Agent,
+    metering: RwLock<Option<MeteringStatus>>,
 }
 
 impl fmt::Debug for Agent {
@@ -153,6 +155,7 @@ impl Agent {
             written: Mutex::new(written),
             clock: Arc::new(system_now),
             http,
+            metering: RwLock::new(None),
         })
     }
 
@@ -213,9 +216,34 @@ impl Agent {
         status.freshness(self.now())
     }
 
-    /// Changes the usage known here (metering will call this).
+    /// Changes the usage known here (the metering loop sets each run's cumulative compute
+    /// metered by this provider).
     pub fn update_usage(&self, change: impl FnOnce(&mut Usage)) {
         change(&mut self.usage.write().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Run `run_id`'s cumulative compute as decisions see it.
+    pub fn usage_of(&self, run_id: &str) -> runpermit_compute::Flop {
+        self.usage
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cumulative(run_id)
+    }
+
+    /// Sets what `GET /v1/metering` shows (the metering loop calls this after each step).
+    pub fn set_metering_status(&self, status: MeteringStatus) {
+        *self
+            .metering
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(status);
+    }
+
+    /// The metering loop's status; `None` when the gate does not meter.
+    pub fn metering_status(&self) -> Option<MeteringStatus> {
+        self.metering
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Verifies a status list token with the pinned keys and accepts it if it is newer than

@@ -1,4 +1,5 @@
-//! The HTTP routes: `GET /healthz`, `POST /v1/decide`, `POST /v1/admission`.
+//! The HTTP routes: `GET /healthz`, `GET /v1/metering`, `POST /v1/decide`,
+//! `POST /v1/admission`.
 
 use std::sync::Arc;
 
@@ -21,9 +22,13 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The gate's HTTP API over `agent`:
 ///
 /// - `GET /healthz`: 200 while the process serves, with the held status list's version and
-///   freshness (`{"status":"ok","cluster","status_list":{"version","freshness"}}`). It does
+///   freshness (`{"status":"ok","cluster","status_list":{"version","freshness"}}`, and
+///   `"metering":{"pending","dead_letters","last_cycle"}` when the gate meters). It does
 ///   not fail on a stale list: decisions fail closed for large jobs by themselves, and a
 ///   failing probe would take the webhook away for every Pod.
+/// - `GET /v1/metering`: the metering loop's [`MeteringStatus`](crate::MeteringStatus)
+///   (sources, reports pending and dead-lettered, the last cycle and its errors,
+///   deliveries, backoff); 404 when the configuration has no `[metering]`.
 /// - `POST /v1/decide`: a `JobRequest` JSON body; 200 with the `Decision` JSON (allow or
 ///   deny is in the body); 400 for a body that is not JSON, 422 naming the field for one
 ///   that is not a `JobRequest`.
@@ -32,6 +37,7 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/v1/metering", get(metering))
         .route("/v1/decide", post(decide))
         .route("/v1/admission", post(admission))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -44,12 +50,31 @@ async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
         Freshness::Stale { .. } => "stale",
         Freshness::Missing => "missing",
     };
-    Json(json!({
+    let mut body = json!({
         "status": "ok",
         "cluster": agent.cluster(),
         "status_list": {"version": agent.status_version(), "freshness": freshness},
-    }))
-    .into_response()
+    });
+    if let Some(m) = agent.metering_status() {
+        body["metering"] = json!({
+            "pending": m.pending,
+            "dead_letters": m.dead_letters,
+            "last_cycle": m.last_cycle,
+        });
+    }
+    Json(body).into_response()
+}
+
+async fn metering(State(agent): State<Arc<Agent>>) -> Response {
+    match agent.metering_status() {
+        Some(status) => Json(status).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this gate does not meter: its configuration has no [metering] table".into(),
+            None,
+        ),
+    }
 }
 
 async fn decide(State(agent): State<Arc<Agent>>, body: Bytes) -> Response {

@@ -7,8 +7,13 @@
 //!   ([`serve`]) until shutdown.
 //! - [`Agent`]: the state (pinned keys, held status list, evidence cache, usage, clock) and
 //!   [`Agent::decide`].
-//! - [`router`]: `GET /healthz`, `POST /v1/decide` (`JobRequest` → `Decision`),
-//!   `POST /v1/admission` (AdmissionReview v1; see [`review`] for what is counted and read).
+//! - [`router`]: `GET /healthz`, `GET /v1/metering`, `POST /v1/decide` (`JobRequest` →
+//!   `Decision`), `POST /v1/admission` (AdmissionReview v1; see [`review`] for what is
+//!   counted and read).
+//! - [`metering`]: with `[metering]` in the configuration, [`Meter`] and [`meter_loop`]
+//!   meter the configured sources every interval, queue signed usage reports durably
+//!   ([`queue`]) and ship them to the authority ([`sender`]); [`slurm`] reads Slurm jobs,
+//!   [`nvml`] the node's GPUs.
 //! - [`serve`]/[`serve_on`]: TLS with rustls (ring provider) or plain HTTP, graceful shutdown.
 //!
 //! Fail closed is the decision's business: this crate keeps the newest verified status list
@@ -19,9 +24,12 @@ mod admission;
 mod agent;
 mod count;
 mod http;
+pub mod metering;
+pub mod nvml;
 pub mod queue;
 pub mod sender;
 mod serve;
+pub mod slurm;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,6 +43,7 @@ pub use admission::{
 pub use agent::{Agent, Clock, RefreshError, Refreshed};
 pub use count::ACCELERATOR_RESOURCES;
 pub use http::{MAX_BODY_BYTES, router};
+pub use metering::{CycleReport, Meter, MeteringStatus, meter_loop};
 pub use queue::{
     Backoff, DeadLetter, PendingReport, QueueError, SendError, ShipOutcome, UsageQueue,
 };
@@ -82,6 +91,12 @@ pub enum AgentError {
         /// The file at fault.
         path: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// Metering cannot start: the queue or spool directory cannot be opened.
+    #[error("metering: {message}")]
+    Metering {
+        /// What is wrong, naming the key (`metering.queue_dir`).
         message: String,
     },
     /// The listening address cannot be bound.
@@ -144,6 +159,15 @@ pub fn load_agent(
     cluster: &str,
     status_file: Option<PathBuf>,
 ) -> Result<Agent, AgentError> {
+    load(config, cluster, status_file).map(|(agent, _)| agent)
+}
+
+/// [`load_agent`], and the configuration as read (paths resolved).
+fn load(
+    config: &Path,
+    cluster: &str,
+    status_file: Option<PathBuf>,
+) -> Result<(Agent, runpermit_gate::GateConfig), AgentError> {
     let read = |what: &'static str, path: &Path| {
         std::fs::read_to_string(path).map_err(|source| AgentError::Read {
             what,
@@ -169,21 +193,39 @@ pub fn load_agent(
             message: e.to_string(),
         })?;
     let status_file = status_file.unwrap_or_else(|| base.join(STATUS_FILE_NAME));
-    Agent::new(params, jwks, settings.log_vkey, cluster, status_file)
+    let agent = Agent::new(
+        params,
+        jwks,
+        settings.log_vkey.clone(),
+        cluster,
+        status_file,
+    )?;
+    Ok((agent, settings))
 }
 
-/// Runs `runpermit gate serve` until `shutdown` completes: loads the agent and the TLS files
-/// (any problem is an error before anything listens), polls the status list in the
-/// background, and serves [`router`] on `options.listen`.
+/// Runs `runpermit gate serve` until `shutdown` completes: loads the agent, the TLS files
+/// and, with `[metering]`, the reporting key and the usage-report queue (any problem is an
+/// error before anything listens), polls the status list in the background, meters and
+/// ships usage reports ([`meter_loop`]), and serves [`router`] on `options.listen`.
 pub async fn run(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let agent = Arc::new(load_agent(
+    let (agent, settings) = load(
         &options.config,
         &options.cluster,
         options.status_file.clone(),
-    )?);
+    )?;
+    let meter = match settings.metering {
+        Some(_) => Some(Meter::open(
+            &settings,
+            agent.params(),
+            &options.cluster,
+            agent.now(),
+        )?),
+        None => None,
+    };
+    let agent = Arc::new(agent);
     let tls = options.tls.as_ref().map(tls_config).transpose()?;
     if tls.is_none() && !options.listen.ip().is_loopback() {
         tracing::warn!(listen = %options.listen, "serving plain HTTP on a non-loopback address; \
@@ -204,6 +246,12 @@ pub async fn run(
             let _ = poll_stopped.wait_for(|s| *s).await;
         },
     ));
+    let metering = meter.map(|meter| {
+        let mut meter_stopped = stopped.clone();
+        tokio::spawn(meter_loop(Arc::clone(&agent), meter, async move {
+            let _ = meter_stopped.wait_for(|s| *s).await;
+        }))
+    });
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -214,5 +262,8 @@ pub async fn run(
     })
     .await;
     let _ = poller.await;
+    if let Some(metering) = metering {
+        let _ = metering.await;
+    }
     Ok(())
 }

@@ -4,7 +4,15 @@
 //! - `journal.log`: append-only, one record a line, `<crc32 hex> <json>\n`, the checksum
 //!   over the JSON. Records: a signed report (`report`), its acknowledgement (`ack`), its
 //!   dead-lettering (`dead`) and, written by [`UsageQueue::compact`] only, the highest `seq`
-//!   ever assigned to a run (`mark`), so that numbering continues after compaction.
+//!   ever assigned to a run and the compute of its compacted reports (`mark`), so that
+//!   numbering and the run's metered total continue after compaction, and the recent source
+//!   keys (`source`).
+//! - A report may carry a *source key* ([`UsageQueue::enqueue_once`]): the identity of what
+//!   it was made from (a spool file's name and content digest). The key is written in the
+//!   same record as the report, so a crash can never leave one without the other: a source
+//!   seen again, after a crash between enqueueing and removing it, is recognised and not
+//!   reported twice. Compaction keeps the keys of the last [`SOURCE_RETENTION_SECONDS`]
+//!   (by the reports' `iat`).
 //! - `dead-letters.log`: reports the authority refused for good, same line format.
 //!
 //! Every append is `fsync`ed before the call returns (and the directory when a file is
@@ -33,6 +41,9 @@ pub const JOURNAL_FILE: &str = "journal.log";
 pub const DEAD_LETTER_FILE: &str = "dead-letters.log";
 /// The temporary file [`UsageQueue::compact`] writes before renaming it over the journal.
 const COMPACT_FILE: &str = "journal.log.tmp";
+/// How long compaction keeps source keys: a week before the newest one (by the reports'
+/// `iat`). A source seen again later than that is taken as new.
+pub const SOURCE_RETENTION_SECONDS: i64 = 7 * 86_400;
 
 /// Why the queue cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -205,18 +216,39 @@ impl Backoff {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case", deny_unknown_fields)]
 enum Record {
-    /// A signed report.
+    /// A signed report, and the key of what it was made from, if any.
     Report {
         run: String,
         seq: u64,
         token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        src: Option<String>,
     },
     /// The authority acknowledged it.
     Ack { run: String, seq: u64 },
     /// The authority refused it for good; it is in the dead letters.
     Dead { run: String, seq: u64 },
-    /// The highest seq ever assigned to the run (kept across compaction).
-    Mark { run: String, seq: u64 },
+    /// The highest seq ever assigned to the run, and the FLOP of its reports no longer in
+    /// the journal (kept across compaction).
+    Mark {
+        run: String,
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flop: Option<f64>,
+    },
+    /// A source key already reported, signed at `at` (kept across compaction).
+    Source { src: String, at: i64 },
+}
+
+/// The claims of a token this queue signed, read without verifying (for its `flop` and
+/// `iat`); `None` if it cannot be read.
+fn token_claims(token: &str) -> Option<UsageReportClaims> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// `<crc32 hex> <json>\n`.
@@ -275,6 +307,10 @@ pub struct UsageQueue {
     pending: Vec<PendingReport>,
     /// The highest seq assigned per run.
     last_seq: HashMap<String, u64>,
+    /// FLOP of every report ever enqueued, per run.
+    metered: HashMap<String, f64>,
+    /// Source keys already reported, with the `iat` of their report.
+    sources: HashMap<String, i64>,
     poisoned: bool,
 }
 
@@ -337,6 +373,8 @@ impl UsageQueue {
             len: good_len as u64,
             pending: Vec::new(),
             last_seq: HashMap::new(),
+            metered: HashMap::new(),
+            sources: HashMap::new(),
             poisoned: false,
         };
         for record in records {
@@ -348,9 +386,21 @@ impl UsageQueue {
     /// Applies a record to the in-memory state.
     fn apply(&mut self, record: Record) {
         match record {
-            Record::Report { run, seq, token } => {
+            Record::Report {
+                run,
+                seq,
+                token,
+                src,
+            } => {
                 self.bump(&run, seq);
+                let claims = token_claims(&token);
+                if let Some(src) = src {
+                    let at = claims.as_ref().map_or(0, |c| c.iat);
+                    self.sources.insert(src, at);
+                }
                 if !self.is_pending(&run, seq) {
+                    let flop = claims.map_or(0.0, |c| c.flop.get());
+                    *self.metered.entry(run.clone()).or_default() += flop;
                     self.pending.push(PendingReport {
                         run_id: run,
                         seq,
@@ -361,7 +411,13 @@ impl UsageQueue {
             Record::Ack { run, seq } | Record::Dead { run, seq } => {
                 self.pending.retain(|p| !(p.run_id == run && p.seq == seq));
             }
-            Record::Mark { run, seq } => self.bump(&run, seq),
+            Record::Mark { run, seq, flop } => {
+                self.bump(&run, seq);
+                *self.metered.entry(run).or_default() += flop.unwrap_or(0.0);
+            }
+            Record::Source { src, at } => {
+                self.sources.insert(src, at);
+            }
         }
     }
 
@@ -418,8 +474,33 @@ impl UsageQueue {
     /// reused), signs them with `key` and appends the report durably; returns the `seq`.
     pub fn enqueue(
         &mut self,
+        claims: UsageReportClaims,
+        key: &SigningKey,
+    ) -> Result<u64, QueueError> {
+        self.enqueue_with(claims, key, None)
+    }
+
+    /// Like [`enqueue`](Self::enqueue), for a report made from the source `source` (a spool
+    /// file's name and digest): the key is recorded in the same journal record, and a
+    /// source already reported is not reported again (`Ok(None)`, nothing written).
+    pub fn enqueue_once(
+        &mut self,
+        claims: UsageReportClaims,
+        key: &SigningKey,
+        source: &str,
+    ) -> Result<Option<u64>, QueueError> {
+        if self.has_source(source) {
+            return Ok(None);
+        }
+        self.enqueue_with(claims, key, Some(source.to_owned()))
+            .map(Some)
+    }
+
+    fn enqueue_with(
+        &mut self,
         mut claims: UsageReportClaims,
         key: &SigningKey,
+        src: Option<String>,
     ) -> Result<u64, QueueError> {
         self.check_poisoned()?;
         let seq = self.last_seq(&claims.sub) + 1;
@@ -429,10 +510,37 @@ impl UsageQueue {
             run: claims.sub,
             seq,
             token,
+            src,
         };
         self.append(&record)?;
         self.apply(record);
         Ok(seq)
+    }
+
+    /// Whether a report made from `source` was enqueued (within the retention of
+    /// [`compact`](Self::compact)).
+    pub fn has_source(&self, source: &str) -> bool {
+        self.sources.contains_key(source)
+    }
+
+    /// The compute of every report ever enqueued for `run_id` (sent, pending or
+    /// dead-lettered): what this provider metered for the run.
+    pub fn metered(&self, run_id: &str) -> runpermit_compute::Flop {
+        let total = self.metered.get(run_id).copied().unwrap_or(0.0);
+        runpermit_compute::Flop::new(total).unwrap_or(runpermit_compute::Flop::ZERO)
+    }
+
+    /// [`metered`](Self::metered) for every run the queue has seen.
+    pub fn metered_by_run(&self) -> std::collections::BTreeMap<String, runpermit_compute::Flop> {
+        self.metered
+            .keys()
+            .map(|run| (run.clone(), self.metered(run)))
+            .collect()
+    }
+
+    /// The journal's size in bytes (to decide when to [`compact`](Self::compact)).
+    pub fn journal_bytes(&self) -> u64 {
+        self.len
     }
 
     /// The unacknowledged reports, in the order they were enqueued.
@@ -526,22 +634,46 @@ impl UsageQueue {
 
     /// Rewrites the journal without acknowledged or dead-lettered reports, atomically (a
     /// temporary file, `fsync`, rename over the journal, `fsync` of the directory). Each
-    /// run's highest `seq` is kept as a `mark`, so numbering continues.
+    /// run's highest `seq` and the compute of its dropped reports are kept as a `mark`, so
+    /// numbering and [`metered`](Self::metered) continue; source keys of the last
+    /// [`SOURCE_RETENTION_SECONDS`] are kept as `source` records.
     pub fn compact(&mut self) -> Result<(), QueueError> {
         self.check_poisoned()?;
+        let mut pending_flop: HashMap<&str, f64> = HashMap::new();
+        for p in &self.pending {
+            let flop = token_claims(&p.token).map_or(0.0, |c| c.flop.get());
+            *pending_flop.entry(p.run_id.as_str()).or_default() += flop;
+        }
         let mut runs: Vec<_> = self.last_seq.iter().collect();
         runs.sort();
-        let marks = runs.into_iter().map(|(run, seq)| Record::Mark {
-            run: run.clone(),
-            seq: *seq,
+        let marks = runs.into_iter().map(|(run, seq)| {
+            let total = self.metered.get(run).copied().unwrap_or(0.0);
+            let dropped = (total - pending_flop.get(run.as_str()).copied().unwrap_or(0.0)).max(0.0);
+            Record::Mark {
+                run: run.clone(),
+                seq: *seq,
+                flop: (dropped > 0.0).then_some(dropped),
+            }
+        });
+        let newest = self.sources.values().copied().max().unwrap_or(0);
+        let mut kept: Vec<_> = self
+            .sources
+            .iter()
+            .filter(|(_, at)| **at >= newest.saturating_sub(SOURCE_RETENTION_SECONDS))
+            .collect();
+        kept.sort();
+        let sources = kept.into_iter().map(|(src, at)| Record::Source {
+            src: src.clone(),
+            at: *at,
         });
         let reports = self.pending.iter().map(|p| Record::Report {
             run: p.run_id.clone(),
             seq: p.seq,
             token: p.token.clone(),
+            src: None,
         });
         let mut bytes = Vec::new();
-        for record in marks.chain(reports) {
+        for record in marks.chain(sources).chain(reports) {
             bytes.extend(encode_line(
                 &serde_json::to_string(&record).expect("records serialize"),
             ));
@@ -561,6 +693,8 @@ impl UsageQueue {
             .open(&self.journal_path)
             .map_err(io(&self.journal_path))?;
         self.len = bytes.len() as u64;
+        let oldest = newest.saturating_sub(SOURCE_RETENTION_SECONDS);
+        self.sources.retain(|_, at| *at >= oldest);
         Ok(())
     }
 

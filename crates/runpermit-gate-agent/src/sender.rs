@@ -22,7 +22,7 @@ const PERMANENT: [u16; 6] = [400, 401, 403, 409, 413, 422];
 pub fn http_sender(
     authority_url: &str,
     timeout: Duration,
-) -> impl FnMut(&str) -> Result<(), SendError> {
+) -> impl FnMut(&str) -> Result<(), SendError> + Send + use<> {
     let url = format!("{}/v1/usage", authority_url.trim_end_matches('/'));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

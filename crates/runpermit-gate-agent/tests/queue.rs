@@ -534,3 +534,48 @@ fn kill_9_loses_nothing_that_was_enqueued() {
     }
     assert!(enqueued.len() >= 100, "{}", enqueued.len());
 }
+
+#[test]
+fn source_keys_and_metered_totals_survive_reopening_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let per_report = claims("run_a", 0).flop.get();
+    let mut queue = UsageQueue::open(dir.path()).unwrap();
+    assert_eq!(
+        queue
+            .enqueue_once(claims("run_a", 0), &key, "spool:a:1")
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        queue
+            .enqueue_once(claims("run_a", 1), &key, "spool:a:1")
+            .unwrap(),
+        None,
+        "a source is reported once"
+    );
+    assert_eq!(queue.enqueue(claims("run_a", 2), &key).unwrap(), 2);
+    // A source signed more than SOURCE_RETENTION_SECONDS before the newest one.
+    let mut old = claims("run_b", 0);
+    old.iat -= runpermit_gate_agent::queue::SOURCE_RETENTION_SECONDS + 3600;
+    queue.enqueue_once(old, &key, "spool:old:2").unwrap();
+    drop(queue);
+
+    let mut queue = UsageQueue::open(dir.path()).unwrap();
+    assert!(queue.has_source("spool:a:1") && queue.has_source("spool:old:2"));
+    assert_eq!(queue.metered("run_a").get(), 2.0 * per_report);
+    queue.ack("run_a", 1).unwrap();
+    queue.compact().unwrap();
+    drop(queue);
+
+    let queue = UsageQueue::open(dir.path()).unwrap();
+    assert!(queue.has_source("spool:a:1"), "recent keys are kept");
+    assert!(
+        !queue.has_source("spool:old:2"),
+        "keys past the retention are not"
+    );
+    assert_eq!(ids(&queue), [pair("run_a", 2), pair("run_b", 1)]);
+    assert_eq!(queue.metered("run_a").get(), 2.0 * per_report);
+    assert_eq!(queue.metered("run_b").get(), per_report);
+    assert_eq!(queue.metered("run_c").get(), 0.0);
+}

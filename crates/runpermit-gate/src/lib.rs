@@ -13,8 +13,11 @@
 //!   (`examples/gate.toml`); [`GateParams`]: the validated, resolved form [`decide`] takes.
 //! - [`decide`]: the decision for a [`JobRequest`], a serializable [`Decision`] with a stable
 //!   [`Code`]; [`decide_cached`] the same with the time-independent checks cached.
-//! - Metering ([`scheduler_accounting`], [`dcgm_tensor_activity`], [`dcgm_tensor_active`]):
-//!   accelerator-seconds and DCGM tensor-pipe activity to FLOP, with the method and bounds;
+//! - Metering ([`scheduler_accounting`], [`dcgm_tensor_activity`], [`nvml_utilization`],
+//!   and the exposition readers [`dcgm_tensor_active`], [`exposition_series`]):
+//!   accelerator-seconds, DCGM tensor-pipe activity and NVML utilization to FLOP, with the
+//!   method and bounds; [`SpoolRecord`]: a scheduler-accounting record as a provider's
+//!   accounting system writes it, checked field by field;
 //!   [`UsageReportClaims`], [`sign_usage_report`], [`verify_usage_report`]: the signed usage
 //!   report (`typ` `runpermit-usage+jwt`) a provider sends the authority.
 //!
@@ -66,24 +69,28 @@ mod config;
 mod decide;
 mod meter;
 mod report;
+mod spool;
 mod status;
 mod text;
 
 pub use config::{
     ClusterConfig, ClusterParams, ConfigError, DEFAULT_CLOCK_SKEW_SECONDS,
-    DEFAULT_STATUS_GRACE_SECONDS, GateConfig, GateParams, MAX_CLOCK_SKEW_SECONDS,
-    MAX_STATUS_GRACE_SECONDS, Thresholds,
+    DEFAULT_METERING_INTERVAL_SECONDS, DEFAULT_QUEUE_DIR, DEFAULT_STATUS_GRACE_SECONDS, GateConfig,
+    GateParams, MAX_CLOCK_SKEW_SECONDS, MAX_METERING_INTERVAL_SECONDS, MAX_STATUS_GRACE_SECONDS,
+    MeterSource, MeteringConfig, Thresholds,
 };
 pub use decide::{
     Code, Decision, EvidenceCache, JobRequest, PermitEvidence, Usage, decide, decide_cached,
 };
 pub use meter::{
-    MeterError, MeterMethod, Metered, TensorSample, dcgm_tensor_active, dcgm_tensor_activity,
+    DCGM_TENSOR_ACTIVE, MeterError, MeterMethod, Metered, Series, TensorSample, UtilizationSample,
+    dcgm_tensor_active, dcgm_tensor_activity, exposition_series, nvml_utilization,
     scheduler_accounting,
 };
 pub use report::{
     ReportError, USAGE_TYP, UsageReportClaims, sign_usage_report, verify_usage_report,
 };
+pub use spool::SpoolRecord;
 pub use status::{
     Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,
     StatusListClaims, sign_status_list, verify_status_list,

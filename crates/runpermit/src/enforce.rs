@@ -1,7 +1,8 @@
 //! `runpermit gate enforce`: acts on running work when the authority's status list says a
 //! permit is not in good standing. Slurm: the jobs that `job_submit.lua` admitted under the
-//! permit (it marks them with `AdminComment=runpermit:permit=<id>`) are suspended when
-//! running and held when pending. Kubernetes needs no pass of its own: the admission webhook
+//! permit (it marks them with `AdminComment=runpermit:permit=<id>;run=<run id>`, read by
+//! `runpermit_gate_agent::slurm::parse_marker`) are suspended when running and held when
+//! pending. Kubernetes needs no pass of its own: the admission webhook
 //! refuses the run's new Pods at once.
 //!
 //! Every action is printed (and `--json` prints them as a list), so that the provider's logs
@@ -12,9 +13,6 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use runpermit_gate::{StatusEntry, StatusListCache};
 use serde::Serialize;
-
-/// The marker `job_submit.lua` writes into an admitted job's `AdminComment`.
-pub const PERMIT_MARKER: &str = "runpermit:permit=";
 
 /// A Slurm job, as one line of `scontrol show job -o` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +37,8 @@ pub fn parse_jobs(text: &str) -> Vec<SlurmJob> {
                 id: field("JobId=")?,
                 state: field("JobState=").unwrap_or_default(),
                 permit: field("AdminComment=")
-                    .and_then(|c| c.strip_prefix(PERMIT_MARKER).map(str::to_owned)),
+                    .and_then(|c| runpermit_gate_agent::slurm::parse_marker(&c))
+                    .map(|m| m.permit_id),
             })
         })
         .collect()
@@ -135,10 +134,16 @@ mod tests {
     fn reads_scontrol_one_line_output() {
         let text = "JobId=7 JobName=wrap UserId=root(0) JobState=RUNNING Reason=None AdminComment=runpermit:permit=pmt_1 Partition=debug\n\
                     JobId=8 JobName=wrap JobState=PENDING Reason=Priority\n\
-                    JobId=9 JobState=COMPLETED AdminComment=something-else\n";
+                    JobId=9 JobState=COMPLETED AdminComment=something-else\n\
+                    JobId=10 JobState=RUNNING AdminComment=runpermit:permit=pmt_2;run=run_2\n";
         let jobs = parse_jobs(text);
-        assert_eq!(jobs.len(), 3);
+        assert_eq!(jobs.len(), 4);
         assert_eq!(jobs[0].permit.as_deref(), Some("pmt_1"));
+        assert_eq!(
+            jobs[3].permit.as_deref(),
+            Some("pmt_2"),
+            "the marker with the run"
+        );
         assert_eq!(jobs[0].state, "RUNNING");
         assert_eq!(jobs[1].permit, None);
         assert_eq!(jobs[2].permit, None);

@@ -32,12 +32,25 @@ enum GateCommand {
     Check(CheckArgs),
     /// Run the gate as a service: `POST /v1/decide` (JobRequest → Decision) and
     /// `POST /v1/admission` (Kubernetes AdmissionReview v1), polling the authority's status
-    /// list. See integrations/kubernetes/.
+    /// list; with `[metering]` in the configuration, meter usage and ship signed usage
+    /// reports to the authority (`GET /v1/metering` shows how it goes). See
+    /// integrations/kubernetes/ and integrations/slurm/.
     Serve(ServeArgs),
     /// Act on running work under permits the status list shows not in good standing:
     /// suspend their running Slurm jobs and hold their pending ones (one pass; run it from
     /// cron or a timer). Exit 0 when every action succeeded, 1 otherwise.
     Enforce(EnforceArgs),
+    /// Show what NVML sees on this machine: GPUs, utilization, energy, power and clocks
+    /// (what the `nvml` metering source reads). Exit 1 when NVML is unavailable.
+    Nvml(NvmlArgs),
+}
+
+/// `runpermit gate nvml` flags.
+#[derive(Debug, Args)]
+struct NvmlArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `runpermit gate enforce` flags.
@@ -158,7 +171,56 @@ pub fn run(args: GateArgs) -> Result<u8> {
         }
         GateCommand::Check(args) => check(args),
         GateCommand::Enforce(args) => enforce(args),
+        GateCommand::Nvml(args) => nvml(args),
     }
+}
+
+fn nvml(args: NvmlArgs) -> Result<u8> {
+    let report = runpermit_gate_agent::nvml::describe().map_err(anyhow::Error::msg)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(0);
+    }
+    let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+    println!(
+        "NVML {}, driver {}: {} GPU(s)",
+        or_unknown(report.nvml_version),
+        or_unknown(report.driver_version),
+        report.devices.len()
+    );
+    for d in &report.devices {
+        let mut facts = Vec::new();
+        if let Some(u) = d.utilization_gpu_percent {
+            let memory = d
+                .utilization_memory_percent
+                .map(|m| format!(" (memory {m}%)"))
+                .unwrap_or_default();
+            facts.push(format!("utilization {u}%{memory}"));
+        }
+        if let Some(mj) = d.energy_millijoules {
+            facts.push(format!("energy {:.1} kJ", mj as f64 / 1e6));
+        }
+        if let Some(mw) = d.power_milliwatts {
+            facts.push(format!("power {:.1} W", f64::from(mw) / 1e3));
+        }
+        match (d.sm_clock_mhz, d.max_sm_clock_mhz) {
+            (Some(now), Some(max)) => facts.push(format!("SM clock {now}/{max} MHz")),
+            (Some(now), None) => facts.push(format!("SM clock {now} MHz")),
+            _ => {}
+        }
+        if let Some(m) = d.memory_clock_mhz {
+            facts.push(format!("memory clock {m} MHz"));
+        }
+        let minor = d
+            .minor_number
+            .map(|m| format!(" (/dev/nvidia{m})"))
+            .unwrap_or_default();
+        println!("GPU {}{minor} {}: {}", d.index, d.name, facts.join(", "));
+        if let Some(uuid) = &d.uuid {
+            println!("  {uuid}");
+        }
+    }
+    Ok(0)
 }
 
 fn enforce(args: EnforceArgs) -> Result<u8> {

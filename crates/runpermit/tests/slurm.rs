@@ -1,7 +1,9 @@
 //! Slurm admission through the gate, against a real Slurm: a live authority issues a permit,
 //! `integrations/slurm/ci-setup.sh` installs `integrations/slurm/job_submit.lua` on a one-node
 //! cluster with this build's `runpermit` and a gate configuration, and real `sbatch` jobs are
-//! refused with the gate's reasons or admitted and run.
+//! refused with the gate's reasons or admitted and run; `runpermit gate serve` with Slurm
+//! metering queues a signed usage report for a permitted job's GPU-seconds (the cluster's
+//! GPUs are fake device files, but Slurm allocates them like real ones).
 //!
 //! Runs with `RUNPERMIT_TEST_SLURM=1`, as root, on a machine where Slurm may be installed and
 //! started (Debian 12: ci-setup.sh installs `slurm-wlm`, `munge` and `lua5.1` when missing).
@@ -306,6 +308,10 @@ fn slurm_admits_gpu_jobs_only_under_a_valid_permit() {
     // The gate, run by slurmctld as `slurm`, kept the status list it accepted.
     assert!(gate.join("status-list.jwt").is_file());
 
+    // Metering: `gate serve` with the Slurm source sees the permitted job's allocated GPUs
+    // and queues a signed report of its GPU-seconds for the run.
+    metering(&a, &gate, &config, dir, &with_permit, &mut jobs, &token);
+
     // The same permit on a cluster it does not name.
     install_plugin(&config, &runpermit, "nw-central-9");
     refused(
@@ -432,4 +438,140 @@ fn wait_for_state(id: &str, state: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("job {id} did not reach {state}: {shown}");
+}
+
+/// `runpermit gate serve`, ended when dropped.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `runpermit gate serve` with Slurm metering every second, runs an 8 s job on 4 GPUs
+/// under the permit, and checks the queued reports: the run's metered GPU-seconds are
+/// exactly 4 × the job's run time, signed by the provider's reporting key.
+fn metering(
+    a: &Authority,
+    gate: &Path,
+    config: &Path,
+    dir: &Path,
+    with_permit: &[(&str, &str)],
+    jobs: &mut Jobs,
+    token: &str,
+) {
+    let key = runpermit_permit::SigningKey::generate();
+    std::fs::write(gate.join("reporting-key.pem"), key.to_pkcs8_pem().as_str()).expect("key");
+    let serve_config = gate.join("serve.toml");
+    let text = std::fs::read_to_string(config).expect("config");
+    std::fs::write(
+        &serve_config,
+        format!("{text}\n[metering]\ninterval_seconds = 1\nsources = [\"slurm\"]\nqueue_dir = \"usage-queue\"\n"),
+    )
+    .expect("serve config");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let log = std::fs::File::create(a.dir.join("gate-serve.log")).expect("log");
+    let serve = Serve(
+        Command::new(BIN)
+            .args(["gate", "serve", "--config", path_str(&serve_config)])
+            .args(["--cluster", "nw-east-1", "--listen", &addr.to_string()])
+            .args(["--poll-every", "3600"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("gate serve"),
+    );
+    let server = format!("http://{addr}");
+    let status = |server: &str| -> Option<serde_json::Value> {
+        std::net::TcpStream::connect(server.trim_start_matches("http://")).ok()?;
+        serde_json::from_str(&http_get(server, "/v1/metering")).ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&server).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "gate serve did not start: {}",
+            std::fs::read_to_string(a.dir.join("gate-serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let job = admitted(
+        sbatch_wrap(dir, &["--gres=gpu:4"], with_permit, jobs, "sleep 8"),
+        "a metered 4-GPU job under a valid permit",
+    );
+    completes(dir, &job);
+    let shown = scontrol_job(&job);
+    let permit_id = permit_id_of(token);
+    let run_id = claim_of(token, "sub");
+    assert!(
+        shown.contains(&format!(
+            "AdminComment=runpermit:permit={permit_id};run={run_id}"
+        )),
+        "the plugin ties the job to its permit and run: {shown}"
+    );
+    let run_seconds = shown
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("RunTime="))
+        .and_then(runpermit_gate_agent::slurm::parse_duration)
+        .expect("RunTime");
+    // Two more cycles, so that the job's end is metered.
+    std::thread::sleep(Duration::from_millis(2500));
+    let seen = status(&server).expect("metering status");
+    assert!(
+        seen["last_cycle_errors"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{seen}"
+    );
+    drop(serve);
+
+    let queue = runpermit_gate_agent::UsageQueue::open(gate.join("usage-queue")).expect("queue");
+    let metered = queue.metered(&run_id).get();
+    let gpu_seconds = metered / 1.979e15; // H100 SXM, scheduler accounting at its FP8 peak
+    assert!(
+        (gpu_seconds - 4.0 * run_seconds as f64).abs() < 1e-6,
+        "metered {gpu_seconds} GPU-seconds for a {run_seconds} s job on 4 GPUs ({seen})"
+    );
+    assert!(gpu_seconds > 0.0);
+    let keys = runpermit_permit::Jwks::from_keys(&[key.public()]);
+    for p in queue.pending() {
+        let claims = runpermit_gate::verify_usage_report(&p.token, &keys).expect("signed");
+        assert_eq!(claims.iss, "org-northwind-cloud");
+        assert_eq!(claims.permit_id, permit_id);
+        assert_eq!(claims.cluster, "nw-east-1");
+    }
+    // What the authority did with them is its business (this provider's reporting key is
+    // not registered there): each report is pending, delivered or dead-lettered.
+    let shipped = ["pending", "delivered", "dead_letters"]
+        .map(|k| seen[k].as_u64().unwrap_or(0))
+        .iter()
+        .sum::<u64>();
+    assert!(shipped >= 1, "{seen}");
+    let refused = queue
+        .dead_letters()
+        .expect("dead letters")
+        .first()
+        .map(|d| format!("; refused: {}", d.reason))
+        .unwrap_or_default();
+    eprintln!(
+        "Slurm metering: job {job} ran {run_seconds} s on 4 GPUs; metered {gpu_seconds} GPU-seconds \
+         ({} reports pending, {} delivered, {} dead-lettered{refused})",
+        seen["pending"], seen["delivered"], seen["dead_letters"]
+    );
+}
+
+/// A claim of a compact JWS, without verifying it (the test issued it).
+fn claim_of(token: &str, name: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.trim().split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("claims");
+    claims[name].as_str().expect("a string claim").to_owned()
 }
