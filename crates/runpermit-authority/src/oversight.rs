@@ -918,18 +918,24 @@ pub async fn summarize_usage(state: &AppState) -> Result<usize, ApiError> {
             providers: u32::try_from(providers.len()).unwrap_or(u32::MAX),
             through,
         };
-        state
+        let committed = state
             .store
             .commit(vec![
                 tlog::queue(&format!("run/{}", run.id), &entry, now)?,
                 Write::SetRunSummarized {
                     id: run.id.clone(),
                     flop: run.cumulative_flop,
+                    expected_flop: run.summarized_flop,
                     at: now,
                 },
             ])
-            .await?;
-        written += 1;
+            .await;
+        match committed {
+            Ok(()) => written += 1,
+            // Another process summarised this run first: its entry is the one logged.
+            Err(runpermit_store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(written)
 }

@@ -522,10 +522,14 @@ pub enum Write {
         expected_version: i64,
     },
     /// Records that the run's cumulative figure `flop` was written to the public log: sets
-    /// `summarized_flop` and `updated_at`, not `version`. A missing run is `NotFound`.
+    /// `summarized_flop` and `updated_at`, not `version`, if `summarized_flop` is still
+    /// `expected_flop` (so that two processes never both log the same summary: the second
+    /// gets `Conflict` and its batch, log entry included, rolls back). A missing run is
+    /// `NotFound`.
     SetRunSummarized {
         id: String,
         flop: f64,
+        expected_flop: f64,
         at: i64,
     },
     InsertMilestone(Milestone),

@@ -222,8 +222,8 @@ pub(crate) const UPDATE_RUN: &str = "UPDATE runs SET \
      alerted_percent = $7, appeal_pending = $8, updated_at = $9, version = $10 \
      WHERE id = $1 AND version = $11";
 pub(crate) const RUN_VERSION: &str = "SELECT version FROM runs WHERE id = $1";
-pub(crate) const SET_RUN_SUMMARIZED: &str =
-    "UPDATE runs SET summarized_flop = $2, updated_at = $3 WHERE id = $1";
+pub(crate) const SET_RUN_SUMMARIZED: &str = "UPDATE runs SET summarized_flop = $2, \
+     updated_at = $3 WHERE id = $1 AND summarized_flop = $4";
 /// Adds one batch's stored usage to a run; `updated_at` only moves forward.
 pub(crate) const ADD_RUN_USAGE: &str = "UPDATE runs SET \
      cumulative_flop = cumulative_flop + $2, \
@@ -1003,16 +1003,33 @@ macro_rules! impl_store {
                                 });
                             }
                         }
-                        Write::SetRunSummarized { id, flop, at } => {
+                        Write::SetRunSummarized {
+                            id,
+                            flop,
+                            expected_flop,
+                            at,
+                        } => {
                             let done = sqlx::query(sql::SET_RUN_SUMMARIZED)
                                 .bind(id)
                                 .bind(*flop)
                                 .bind(*at)
+                                .bind(*expected_flop)
                                 .execute(&mut *conn)
                                 .await
                                 .map_err(fail)?;
                             if done.rows_affected() == 0 {
-                                return Err(StoreError::NotFound(format!("run {id:?}")));
+                                let stored: Option<i64> = sqlx::query_scalar(sql::RUN_VERSION)
+                                    .bind(id)
+                                    .fetch_optional(&mut *conn)
+                                    .await
+                                    .db()?;
+                                return Err(match stored {
+                                    None => StoreError::NotFound(format!("run {id:?}")),
+                                    Some(_) => StoreError::Conflict(format!(
+                                        "run {id:?} was summarised concurrently: \
+                                         its summarized_flop is no longer {expected_flop}"
+                                    )),
+                                });
                             }
                         }
                         Write::InsertMilestone(m) => {

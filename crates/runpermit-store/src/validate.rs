@@ -410,9 +410,15 @@ fn check(write: &Write, p: &mut Problems) {
             run(r, p);
             p.not_negative("expected_version", *expected_version);
         }
-        Write::SetRunSummarized { id, flop, .. } => {
+        Write::SetRunSummarized {
+            id,
+            flop,
+            expected_flop,
+            ..
+        } => {
             p.id("id", id);
             p.flop("flop", *flop);
+            p.flop("expected_flop", *expected_flop);
         }
         Write::InsertMilestone(m) => {
             p.id("id", &m.id);

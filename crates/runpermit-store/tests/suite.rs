@@ -2479,10 +2479,23 @@ async fn set_run_summarized_and_runs_to_summarize(db: Db) {
         .commit(vec![Write::SetRunSummarized {
             id: "run_2".into(),
             flop: 3.0 * UNIT,
+            expected_flop: 0.0,
             at: 20_000,
         }])
         .await
         .unwrap();
+    // A second summariser that read the same state loses.
+    let e = expect_err(
+        store
+            .commit(vec![Write::SetRunSummarized {
+                id: "run_2".into(),
+                flop: 3.0 * UNIT,
+                expected_flop: 0.0,
+                at: 20_001,
+            }])
+            .await,
+    );
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
     let stored = store.run("run_2").await.unwrap().unwrap();
     assert_eq!(
         (stored.summarized_flop, stored.updated_at, stored.version),
@@ -2509,6 +2522,7 @@ async fn set_run_summarized_and_runs_to_summarize(db: Db) {
             .commit(vec![Write::SetRunSummarized {
                 id: "run_nope".into(),
                 flop: 1.0,
+                expected_flop: 0.0,
                 at: 1,
             }])
             .await,
@@ -3373,6 +3387,7 @@ async fn oversight_batch_is_all_or_nothing(db: Db) {
                 Write::SetRunSummarized {
                     id: "run_2".into(),
                     flop: 5.0,
+                    expected_flop: 0.0,
                     at: 7,
                 },
                 Write::InsertProviderKey(ProviderKey {
@@ -3472,6 +3487,7 @@ async fn oversight_writes_are_validated(db: Db) {
                 Write::SetRunSummarized {
                     id: "run_1".into(),
                     flop: -2.0,
+                    expected_flop: 0.0,
                     at: 1,
                 },
                 Write::InsertMilestone(Milestone {
