@@ -267,10 +267,27 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn two_gates_follow_a_run_through_its_milestone_and_revocation() {
-    let a = start_in(
-        std::env::temp_dir().join(format!("runpermit-oversight-{}", std::process::id())),
+    two_gates(
+        &std::env::temp_dir().join(format!("runpermit-oversight-{}", std::process::id())),
         None,
     );
+}
+
+#[test]
+fn two_gates_follow_a_run_on_postgresql() {
+    let Some(schema) = common::PgSchema::create(&format!("e2e_oversight_{}", std::process::id()))
+    else {
+        return;
+    };
+    two_gates(
+        &std::env::temp_dir().join(format!("runpermit-oversight-pg-{}", std::process::id())),
+        Some(&schema.url),
+    );
+    // The schema is dropped with `schema`, after the processes above have stopped.
+}
+
+fn two_gates(dir: &Path, database_url: Option<&str>) {
+    let a = start_in(dir.to_owned(), database_url);
     let lab = lab_applicant(&a, "Frontier Lab");
     let east = provider(&a, "Northwind Cloud", "nw-east-1");
     let west = provider(&a, "Westbrook Compute", "wb-west-2");
@@ -336,7 +353,13 @@ fn two_gates_follow_a_run_through_its_milestone_and_revocation() {
     for gate in &gates {
         gate.wait_for_code(&permit, &proof, "permit_milestone_hold");
     }
-    // The text view names both providers.
+    // The text views name both providers; the usage view lists each report.
+    let usage = ok(&["run", "usage", &run_id], &a, &lab);
+    assert_eq!(
+        usage.lines().filter(|l| l.contains("seq 1")).count(),
+        2,
+        "{usage}"
+    );
     let text = ok(&["run", "show", &run_id], &a, &lab);
     assert!(
         text.contains("milestone_due") && text.contains(&east.org) && text.contains(&west.org),
