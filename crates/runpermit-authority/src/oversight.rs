@@ -278,7 +278,7 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
                 let message = match kid {
                     Some(kid) if !org_of.contains_key(kid) => format!(
                         "no registered reporting key has kid {kid:?}: the provider registers its \
-                         key with POST /v1/orgs/{{id}}/reporting-keys (runpermit org reporting-key add)"
+                         key with POST /v1/orgs/{{id}}/reporting-keys (runpermit org add-reporting-key)"
                     ),
                     _ => e.to_string(),
                 };
