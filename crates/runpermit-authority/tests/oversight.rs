@@ -613,6 +613,29 @@ async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
 }
 
 #[tokio::test]
+async fn a_run_already_past_the_released_tranche_is_held_again_at_once() {
+    let w = world(None).await;
+    // 4.1e25 reported while tranche 1 (1e25) was released: due at once.
+    let (status, body) = w.ingest(&[w.a(1, 2.05e25), w.b(1, 2.05e25)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let milestone = w.submit_milestone().await;
+    let (status, body) = w.decide(&milestone, "accept").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Tranche 2 ends at 4e25, below what was used: milestone 2 is due immediately.
+    let run = w.run().await;
+    assert_eq!(
+        (run["status"].as_str(), run["tranche"].as_i64()),
+        (Some("milestone_due"), Some(2)),
+        "{run}"
+    );
+    assert!(
+        run["reason"].as_str().unwrap().contains("milestone 2 due"),
+        "{run}"
+    );
+    assert_eq!(w.listed().await.unwrap().0, PermitStatus::MilestoneHold);
+}
+
+#[tokio::test]
 async fn split_runs_across_providers_are_flagged() {
     let w = world(None).await;
     let mut operators = Vec::new();

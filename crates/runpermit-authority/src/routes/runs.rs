@@ -536,6 +536,10 @@ async fn decide(
         },
     )
     .await?;
+    if accept {
+        // Usage may already have passed the newly released tranche too.
+        oversight::evaluate_run(&state, &run.id).await?;
+    }
     let stored = state
         .store
         .milestone(&id)
