@@ -680,6 +680,8 @@ pub async fn transition(
             Ok(()) => {
                 next.version = run.version + 1;
                 tracing::info!(run = %run.id, action = %change.action, %from, %to, "run transition");
+                metrics::counter!("runpermit_run_transitions_total", "to" => to.as_str())
+                    .increment(1);
                 return Ok(next);
             }
             Err(runpermit_store::StoreError::Conflict(_)) => continue,
@@ -792,7 +794,17 @@ pub async fn evaluate_run(state: &AppState, run_id: &str) -> Result<(), ApiError
             expected_version: run.version,
         });
         match state.store.commit(writes).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                for pct in &progress.new_alerts {
+                    metrics::counter!("runpermit_tranche_alerts_total", "percent" => pct.to_string())
+                        .increment(1);
+                }
+                if due {
+                    metrics::counter!("runpermit_run_transitions_total", "to" => "milestone_due")
+                        .increment(1);
+                }
+                return Ok(());
+            }
             Err(runpermit_store::StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         }

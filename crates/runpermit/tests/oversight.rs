@@ -353,6 +353,16 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
     for gate in &gates {
         gate.wait_for_code(&permit, &proof, "permit_milestone_hold");
     }
+    // The authority's alerting sees the tranche alerts in its metrics.
+    let metrics = http_get(&a.server, "/metrics");
+    for pct in ["80", "100"] {
+        assert!(
+            metrics.contains(&format!(
+                "runpermit_tranche_alerts_total{{percent=\"{pct}\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
     // The text views name both providers; the usage view lists each report.
     let usage = ok(&["run", "usage", &run_id], &a, &lab);
     assert_eq!(
