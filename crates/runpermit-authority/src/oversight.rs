@@ -191,17 +191,19 @@ async fn run_scope(state: &AppState, run_id: &str) -> Result<Option<RunScope>, A
     let Some(run) = state.store.run(run_id).await? else {
         return Ok(None);
     };
+    let providers = permit_claims(state, &run).await?.providers;
+    Ok(Some(RunScope { run, providers }))
+}
+
+/// The claims of the permit `run` runs under, as stored with it.
+async fn permit_claims(state: &AppState, run: &Run) -> Result<PermitRequest, ApiError> {
     let permit = state
         .store
         .permit(&run.permit_id)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("run {run_id}'s permit is not stored")))?;
-    let request: PermitRequest = serde_json::from_str(&permit.claims_json)
-        .map_err(|e| ApiError::Internal(format!("permit {} claims: {e}", permit.id)))?;
-    Ok(Some(RunScope {
-        run,
-        providers: request.providers,
-    }))
+        .ok_or_else(|| ApiError::Internal(format!("run {}'s permit is not stored", run.id)))?;
+    serde_json::from_str(&permit.claims_json)
+        .map_err(|e| ApiError::Internal(format!("permit {} claims: {e}", permit.id)))
 }
 
 /// Verifies a batch of signed usage reports and stores it durably, all or nothing, then
@@ -530,13 +532,7 @@ fn status_of(run: &Run) -> Result<RunStatus, ApiError> {
 
 /// The run's tranche ends, from its permit's claims.
 async fn tranche_ends(state: &AppState, run: &Run) -> Result<Vec<Flop>, ApiError> {
-    let permit = state
-        .store
-        .permit(&run.permit_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("run {}'s permit is not stored", run.id)))?;
-    let request: PermitRequest = serde_json::from_str(&permit.claims_json)
-        .map_err(|e| ApiError::Internal(format!("permit {} claims: {e}", permit.id)))?;
+    let request = permit_claims(state, run).await?;
     Ok(request.tranches.iter().map(|t| t.flop).collect())
 }
 

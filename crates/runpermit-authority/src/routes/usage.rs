@@ -255,63 +255,76 @@ pub(crate) async fn create_kyc(
         flop: body.flop.get(),
         received_at: now,
     };
-    let flags = flags(&state).await?;
-    let was_flagged = flags.iter().any(|f| f.customer == report.customer);
-    state
-        .store
-        .commit(vec![
-            Write::InsertKycReport(report.clone()),
-            event(
-                Some(&caller),
-                now,
-                "kyc.report",
-                &format!("customer/{}", report.customer),
-                None,
-                json!({"id": report.id, "flop": report.flop, "jobs": report.jobs}),
-            ),
-        ])
-        .await?;
-    let flag = flags_for(&state, &report.customer).await?;
+    // One read of the window's totals: the customer's flag before and after this report,
+    // so that the report and a new flag's audit event commit together.
+    let (mut usage, since) = unpermitted_use(&state).await?;
+    let flag_of = |usage: &[UnpermittedUse]| {
+        state.policy.permit_threshold().and_then(|threshold| {
+            let mine: Vec<UnpermittedUse> = usage
+                .iter()
+                .filter(|u| u.customer == report.customer)
+                .cloned()
+                .collect();
+            split_runs(&mine, threshold).into_iter().next()
+        })
+    };
+    let was_flagged = flag_of(&usage).is_some();
+    if report.to_s > since {
+        usage.push(UnpermittedUse {
+            customer: report.customer.clone(),
+            provider_id: report.provider_id.clone(),
+            flop: body.flop,
+        });
+    }
+    let flag = flag_of(&usage);
+    let mut writes = vec![
+        Write::InsertKycReport(report.clone()),
+        event(
+            Some(&caller),
+            now,
+            "kyc.report",
+            &format!("customer/{}", report.customer),
+            None,
+            json!({"id": report.id, "flop": report.flop, "jobs": report.jobs}),
+        ),
+    ];
     if let (Some(flag), false) = (&flag, was_flagged) {
         tracing::warn!(customer = %flag.customer, total = %flag.total, split = flag.split,
             "unpermitted compute over all providers reached the permit threshold");
-        state
-            .store
-            .commit(vec![event(
-                None,
-                now,
-                if flag.split {
-                    "kyc.split_run_suspected"
-                } else {
-                    "kyc.unpermitted_run_suspected"
-                },
-                &format!("customer/{}", flag.customer),
-                Some(&format!(
-                    "{} FLOP of unpermitted compute across {} provider(s) reaches the permit threshold {}",
-                    flag.total,
-                    flag.providers.len(),
-                    flag.threshold
-                )),
-                json!(flag),
-            )])
-            .await?;
+        writes.push(event(
+            None,
+            now,
+            if flag.split {
+                "kyc.split_run_suspected"
+            } else {
+                "kyc.unpermitted_run_suspected"
+            },
+            &format!("customer/{}", flag.customer),
+            Some(&format!(
+                "{} FLOP of unpermitted compute across {} provider(s) reaches the permit threshold {}",
+                flag.total,
+                flag.providers.len(),
+                flag.threshold
+            )),
+            json!(flag),
+        ));
     }
+    state.store.commit(writes).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": report.id, "customer": report.customer, "flag": flag})),
     ))
 }
 
-async fn flags(state: &AppState) -> Result<Vec<runpermit_policy::SplitRunFlag>, ApiError> {
-    let Some(threshold) = state.policy.permit_threshold() else {
-        return Ok(Vec::new());
-    };
+/// Every customer's unpermitted compute by provider within the policy's window, and the
+/// window's start (unix seconds; reports ending after it count).
+async fn unpermitted_use(state: &AppState) -> Result<(Vec<UnpermittedUse>, i64), ApiError> {
     let window_s = i64::from(state.policy.oversight.split_run_window_days) * 86_400;
-    let totals = state
+    let since = state.clock.now_s() - window_s;
+    let usage = state
         .store
-        .kyc_totals(state.clock.now_s() - window_s)
-        .await?;
-    let usage: Vec<UnpermittedUse> = totals
+        .kyc_totals(since)
+        .await?
         .into_iter()
         .filter_map(|t| {
             Some(UnpermittedUse {
@@ -321,17 +334,7 @@ async fn flags(state: &AppState) -> Result<Vec<runpermit_policy::SplitRunFlag>, 
             })
         })
         .collect();
-    Ok(split_runs(&usage, threshold))
-}
-
-async fn flags_for(
-    state: &AppState,
-    customer: &str,
-) -> Result<Option<runpermit_policy::SplitRunFlag>, ApiError> {
-    Ok(flags(state)
-        .await?
-        .into_iter()
-        .find(|f| f.customer == customer))
+    Ok((usage, since))
 }
 
 pub(crate) async fn kyc_flags(
@@ -339,7 +342,11 @@ pub(crate) async fn kyc_flags(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     authz::KYC_FLAGS.authorize(&caller)?;
-    let flags = flags(&state).await?;
+    let (usage, _) = unpermitted_use(&state).await?;
+    let flags = state
+        .policy
+        .permit_threshold()
+        .map_or_else(Vec::new, |threshold| split_runs(&usage, threshold));
     Ok(Json(json!({
         "threshold": state.policy.permit_threshold(),
         "window_days": state.policy.oversight.split_run_window_days,
