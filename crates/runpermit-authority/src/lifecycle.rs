@@ -164,6 +164,8 @@ pub fn submit(
 ) -> Result<Submission, ApiError> {
     let plan = stored_plan(&app)?;
     let estimate = estimate_of(&app)?;
+    plan.validate_schedule_at(state.clock.now_s())
+        .map_err(in_plan)?;
     let class = classification(state, &plan, &estimate);
     if !class.missing.is_empty() {
         return Err(in_plan(class.missing));

@@ -505,7 +505,7 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
         .member(("org_lab", "Lab"), "developer", "applicant")
         .await;
     let body = json!({"plan": plan("standard")});
-    let key = [("idempotency-key", "apply-2026-12-01")];
+    let key = [("idempotency-key", "apply-once")];
     let (s1, a1) = api
         .call_with(
             "POST",
@@ -826,4 +826,44 @@ async fn permits_are_public_with_a_proof_and_decisions_are_logged() {
         api.call("GET", "/log/tile/0/000.p/3", None, None).await.0,
         StatusCode::OK
     );
+}
+
+/// A schedule that has already ended would give a permit expired when issued: refused at
+/// submission with the field named; a draft may still hold it. Dates come from the test clock.
+#[tokio::test]
+async fn a_plan_whose_schedule_has_ended_is_refused_at_submission() {
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+    let standard = plan("standard");
+    let end =
+        runpermit_policy::parse_timestamp(standard["schedule"]["end"].as_str().unwrap()).unwrap();
+    let now = runpermit_authority::testing::T0_MS / 1000;
+    assert!(end > now, "the example ends after the test clock's start");
+    // Past the end of the schedule.
+    api.authority.clock.advance_ms((end - now + 1) * 1000);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": standard.clone()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body.to_string().contains("plan.schedule.end") && body.to_string().contains("has passed"),
+        "{body}"
+    );
+    let (status, draft) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": standard, "draft": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{draft}");
 }

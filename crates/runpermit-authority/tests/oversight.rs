@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use common::{Api, plan};
+use runpermit_authority::clock::Clock;
 use runpermit_compute::Flop;
 use runpermit_gate::{
     MeterMethod, Metered, PermitStatus, UsageReportClaims, sign_usage_report, verify_status_list,
@@ -542,6 +543,7 @@ async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
     assert_eq!(again.as_array().unwrap().len(), 1, "{again}");
 
     // A developer's incident, discovered three days before it was reported: late.
+    let three_days_ago = runpermit_permit::utc(w.api.authority.clock.now_s() - 3 * 86_400);
     let (status, body) = w
         .api
         .call(
@@ -550,7 +552,7 @@ async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
             Some(&w.lab),
             Some(
                 json!({"category": "weights_stolen", "summary": "a checkpoint was copied out",
-                        "run_id": w.run_id, "occurred_at": "2026-11-28T00:00:00Z"}),
+                        "run_id": w.run_id, "occurred_at": three_days_ago}),
             ),
         )
         .await;

@@ -272,8 +272,16 @@ async fn gate_serve_ships_spool_records_exactly_once_in_order_across_restarts() 
     }
     assert!(spool.join("rejected").join("0000-bad.json").is_file());
 
-    // The metering status, and the summary on /healthz.
-    let (code, status) = get_json(format!("http://{addr}/v1/metering")).await;
+    // The metering status, and the summary on /healthz. The authority has stored the reports
+    // before the gate reads its answer and marks them delivered: wait for that, not a race.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (code, status) = loop {
+        let (code, status) = get_json(format!("http://{addr}/v1/metering")).await;
+        if status["pending"] == 0 || std::time::Instant::now() > deadline {
+            break (code, status);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(code, 200, "{status}");
     assert_eq!(status["sources"], serde_json::json!(["spool"]));
     assert_eq!(status["pending"], 0);

@@ -628,3 +628,22 @@ fn the_documentation_examples_are_valid() {
     exempt.run.description = None;
     assert_eq!(plan, exempt);
 }
+
+#[test]
+fn a_schedule_that_has_ended_cannot_be_submitted() {
+    let plan = example("standard.toml");
+    let end = plan.end_unix().unwrap();
+    // The clock is an argument: a second before the end is fine, the end itself is not.
+    assert_eq!(plan.validate_schedule_at(end - 1), Ok(()));
+    let errors = plan.validate_schedule_at(end).unwrap_err();
+    assert_eq!(fields(&errors), ["schedule.end"]);
+    assert!(
+        errors[0].message.contains("has passed") && errors[0].message.contains("--start"),
+        "{:?}",
+        errors[0]
+    );
+    // A plan without a schedule has nothing to be late for.
+    let mut unscheduled = plan.clone();
+    unscheduled.schedule = None;
+    assert_eq!(unscheduled.validate_schedule_at(i64::MAX), Ok(()));
+}

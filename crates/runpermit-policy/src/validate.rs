@@ -329,6 +329,27 @@ impl RunPlan {
 
         if e.0.is_empty() { Ok(()) } else { Err(e.0) }
     }
+
+    /// Whether the plan can still be permitted at `now` (unix seconds): a schedule that has
+    /// already ended would give a permit that is expired when it is issued. A draft may be
+    /// stale; a submission may not.
+    pub fn validate_schedule_at(&self, now: i64) -> Result<(), Vec<FieldError>> {
+        let mut e = Errors::default();
+        if let Some(s) = &self.schedule
+            && let Ok(end) = s.end.unix()
+            && end <= now
+        {
+            e.push(
+                "schedule.end",
+                format!(
+                    "{} has passed: a permit for this schedule would be expired when issued; \
+                     move the schedule (runpermit apply --start today keeps its length)",
+                    s.end
+                ),
+            );
+        }
+        if e.0.is_empty() { Ok(()) } else { Err(e.0) }
+    }
 }
 
 /// Names the first repeated entry of a list.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use runpermit_policy::RunPlan;
+use runpermit_policy::{RunPlan, Schedule, Timestamp, parse_timestamp};
 use serde_json::{Value, json};
 
 use crate::client::{Client, ClientArgs, print_json};
@@ -20,11 +20,66 @@ pub struct ApplyArgs {
     /// Save as a draft instead of submitting.
     #[arg(long)]
     draft: bool,
+    #[command(flatten)]
+    start: StartArg,
     /// Make a retried apply safe: the same key returns the first answer.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// `--start`: moves a plan's schedule before it is sent.
+#[derive(Debug, Args)]
+pub struct StartArg {
+    /// Move the plan's schedule to start on this date (RFC 3339 date or date-time, or
+    /// `today`, midnight UTC of the current day), keeping its length: the plan file keeps
+    /// its own dates and the application gets the moved ones.
+    #[arg(long, value_name = "DATE|today")]
+    start: Option<String>,
+}
+
+impl StartArg {
+    /// The plan with its schedule moved to `--start`, or as it is without the flag. `now` is
+    /// the current time in unix seconds (what `today` is read against).
+    fn apply(&self, plan: RunPlan, now: i64) -> Result<RunPlan> {
+        let Some(text) = self.start.as_deref() else {
+            return Ok(plan);
+        };
+        let start = if text.trim().eq_ignore_ascii_case("today") {
+            now - now.rem_euclid(86_400)
+        } else {
+            parse_timestamp(text).map_err(|e| {
+                UsageError(format!(
+                    "--start {text:?}: {e}; expected `today` or {}",
+                    runpermit_policy::TIMESTAMP_FORMS
+                ))
+            })?
+        };
+        move_schedule(plan, start).map_err(|e| UsageError(format!("--start: {e}")).into())
+    }
+}
+
+/// `plan` with its schedule starting at `start` (unix seconds) and ending as long after it as
+/// the plan's own schedule lasts.
+fn move_schedule(mut plan: RunPlan, start: i64) -> Result<RunPlan, String> {
+    let (Some(from), Some(to)) = (plan.start_unix(), plan.end_unix()) else {
+        return Err("the plan has no readable [schedule] start and end to move".to_owned());
+    };
+    let end = start
+        .checked_add(to - from)
+        .filter(|end| *end < 253_402_300_800) // 10000-01-01: RFC 3339 has four-digit years
+        .ok_or_else(|| "the moved schedule would end after the year 9999".to_owned())?;
+    plan.schedule = Some(Schedule {
+        start: Timestamp(runpermit_permit::utc(start)),
+        end: Timestamp(runpermit_permit::utc(end)),
+    });
+    Ok(plan)
+}
+
+/// The current time in unix seconds.
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Reads a plan file (TOML or JSON, by extension, else by content), validated locally so that
@@ -69,7 +124,7 @@ fn plan_errors(path: &Path, errors: &[runpermit_compute::FieldError]) -> anyhow:
 
 /// Runs `runpermit apply`.
 pub fn apply(args: ApplyArgs) -> Result<()> {
-    let plan = read_plan(&args.plan)?;
+    let plan = args.start.apply(read_plan(&args.plan)?, now())?;
     let client = Client::new(&args.client)?;
     let body = json!({ "plan": plan, "draft": args.draft });
     let headers: Vec<(&str, &str)> = args
@@ -160,6 +215,8 @@ enum ApplicationsCommand {
         id: String,
         /// The new run plan (TOML or JSON).
         plan: PathBuf,
+        #[command(flatten)]
+        start: StartArg,
     },
     /// Withdraw an application.
     Withdraw {
@@ -227,8 +284,8 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             let app = client.post(&format!("/v1/applications/{id}/submit"), &json!({}), &[])?;
             finish(json_out, &app)
         }
-        ApplicationsCommand::Update { id, plan } => {
-            let plan = read_plan(&plan)?;
+        ApplicationsCommand::Update { id, plan, start } => {
+            let plan = start.apply(read_plan(&plan)?, now())?;
             let current = client.get(&format!("/v1/applications/{id}"))?;
             let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
             let app = client.put(
@@ -305,4 +362,67 @@ pub fn review(args: ReviewArgs) -> Result<()> {
         &[],
     )?;
     finish(args.client.json, &app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standard() -> RunPlan {
+        read_plan(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans/standard.toml"))
+            .expect("the standard example plan")
+    }
+
+    fn start(text: &str) -> StartArg {
+        StartArg {
+            start: Some(text.to_owned()),
+        }
+    }
+
+    #[test]
+    fn start_moves_the_schedule_and_keeps_its_length() {
+        let plan = standard();
+        let length = plan.end_unix().unwrap() - plan.start_unix().unwrap();
+        // 12:34:56 on some day: `today` is that day's midnight, whatever the day is.
+        let now = 1_900_000_000 - 1_900_000_000 % 86_400 + 45_296;
+        let moved = start("today").apply(plan.clone(), now).unwrap();
+        let midnight = now - 45_296;
+        assert_eq!(moved.start_unix(), Some(midnight));
+        assert_eq!(moved.end_unix(), Some(midnight + length));
+        moved.validate().expect("the moved plan is still valid");
+        // Everything but the schedule is as written.
+        assert_eq!(
+            RunPlan {
+                schedule: plan.schedule.clone(),
+                ..moved
+            },
+            plan
+        );
+
+        let dated = start("2030-02-01T06:00:00Z")
+            .apply(plan.clone(), now)
+            .unwrap();
+        let schedule = dated.schedule.as_ref().unwrap();
+        assert_eq!(schedule.start.as_str(), "2030-02-01T06:00:00Z");
+        assert_eq!(dated.end_unix(), Some(dated.start_unix().unwrap() + length));
+        // Without the flag the plan is untouched.
+        let untouched = StartArg { start: None }.apply(plan.clone(), now).unwrap();
+        assert_eq!(untouched, plan);
+    }
+
+    #[test]
+    fn start_names_what_is_wrong() {
+        let err = start("next week").apply(standard(), 0).unwrap_err();
+        assert!(
+            err.to_string().starts_with("--start \"next week\"")
+                && err.to_string().contains("today"),
+            "{err}"
+        );
+        let err = start("9999-12-01").apply(standard(), 0).unwrap_err();
+        assert!(err.to_string().contains("after the year 9999"), "{err}");
+        let mut no_schedule = standard();
+        no_schedule.schedule = None;
+        let err = start("today").apply(no_schedule, 0).unwrap_err();
+        assert!(err.to_string().contains("no readable [schedule]"), "{err}");
+    }
 }

@@ -171,8 +171,19 @@ fn lifecycle(a: &Authority) {
         .contains("VALID exemption")
     );
 
-    // Standard (notify) tier, from the JSON form of the plan: permitted at once.
-    let standard = json(&["apply", &plan("standard.json")], a, &alice);
+    // Standard (notify) tier, from the JSON form of the plan, moved to start in 30 days:
+    // permitted at once, valid from its start.
+    let in_30_days = time::OffsetDateTime::now_utc().date() + time::Duration::days(30);
+    let standard = json(
+        &[
+            "apply",
+            &plan("standard.json"),
+            "--start",
+            &in_30_days.to_string(),
+        ],
+        a,
+        &alice,
+    );
     assert_eq!(standard["status"], "approved", "{standard}");
     let permit_id = standard["permit_id"].as_str().expect("permit").to_owned();
     let file = a.dir.join("permit.jwt");
@@ -187,7 +198,8 @@ fn lifecycle(a: &Authority) {
         a,
         &alice,
     );
-    let start = "2027-04-02T00:00:00Z";
+    let start = format!("{}T00:00:00Z", in_30_days + time::Duration::days(1));
+    let start = start.as_str();
     let verified = ok(
         &[
             "permit",
@@ -205,7 +217,8 @@ fn lifecycle(a: &Authority) {
         verified.contains(&format!("VALID permit {permit_id}")),
         "{verified}"
     );
-    // Before the run's schedule starts the permit is not yet valid: exit 1.
+    // Before the run's schedule starts (now, without --at) the permit is not yet valid:
+    // exit 1.
     let early = run(
         &[
             "permit",
@@ -213,13 +226,16 @@ fn lifecycle(a: &Authority) {
             file.to_str().expect("path"),
             "--jwks",
             &jwks_url,
-            "--at",
-            "2026-12-01T00:00:00Z",
         ],
         &a.server,
         &alice,
     );
     assert_eq!(early.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&early.stdout).contains("not valid before")
+            || String::from_utf8_lossy(&early.stderr).contains("not valid before"),
+        "{early:?}"
+    );
     // A tampered permit is refused.
     let token_text = std::fs::read_to_string(&file).expect("permit file");
     let mut parts: Vec<String> = token_text.trim().split('.').map(str::to_owned).collect();
@@ -242,7 +258,11 @@ fn lifecycle(a: &Authority) {
     assert_eq!(bad.status.code(), Some(1));
 
     // Full tier: two distinct reviewers.
-    let full = json(&["apply", &plan("full.toml")], a, &alice);
+    let full = json(
+        &["apply", &plan("full.toml"), "--start", "today"],
+        a,
+        &alice,
+    );
     assert_eq!(full["status"], "submitted", "{full}");
     let full_id = id_of(&full);
     // Another lab cannot see it.
@@ -276,7 +296,11 @@ fn lifecycle(a: &Authority) {
     );
 
     // Horizon tier: denied by default.
-    let horizon = json(&["apply", &plan("horizon.toml")], a, &alice);
+    let horizon = json(
+        &["apply", &plan("horizon.toml"), "--start", "today"],
+        a,
+        &alice,
+    );
     assert_eq!(horizon["status"], "denied", "{horizon}");
 
     // A bad plan is named before anything is sent (exit 2).
@@ -381,7 +405,7 @@ fn permits_signed_before_a_key_rotation_stay_verifiable() {
     let mut a = start(None);
     let alice = lab_applicant(&a, "Rotating Lab");
     let plan = examples().join("standard.toml").display().to_string();
-    let first = json(&["apply", &plan], &a, &alice)["permit_id"]
+    let first = json(&["apply", &plan, "--start", "today"], &a, &alice)["permit_id"]
         .as_str()
         .expect("permit")
         .to_owned();
@@ -403,7 +427,7 @@ fn permits_signed_before_a_key_rotation_stay_verifiable() {
     a.child = child;
     a.server = server;
 
-    let second = json(&["apply", &plan], &a, &alice)["permit_id"]
+    let second = json(&["apply", &plan, "--start", "today"], &a, &alice)["permit_id"]
         .as_str()
         .expect("permit")
         .to_owned();
@@ -423,8 +447,6 @@ fn permits_signed_before_a_key_rotation_stay_verifiable() {
                 file.to_str().expect("path"),
                 "--jwks",
                 &jwks_url,
-                "--at",
-                "2027-04-02T00:00:00Z",
             ],
             &a,
             &alice,
@@ -459,7 +481,13 @@ fn two_servers_share_one_postgresql_database() {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let (server, token, plan) = (servers[i % 2].clone(), alice.clone(), plan.clone());
-                std::thread::spawn(move || run(&["apply", &plan, "--json"], &server, &token))
+                std::thread::spawn(move || {
+                    run(
+                        &["apply", &plan, "--start", "today", "--json"],
+                        &server,
+                        &token,
+                    )
+                })
             })
             .collect();
         for h in handles {
@@ -517,6 +545,8 @@ fn log_verify_detects_a_changed_entry() {
         &[
             "apply",
             &examples().join("standard.toml").display().to_string(),
+            "--start",
+            "today",
         ],
         &a,
         &alice,

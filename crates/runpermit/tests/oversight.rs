@@ -488,6 +488,13 @@ fn a_run_split_across_providers_is_flagged() {
     let east = provider(&a, "Northwind Cloud", "nw-east-1");
     let west = provider(&a, "Westbrook Compute", "wb-west-2");
     let reviewer = member_token(&a, "org_authority", "rev", "reviewer");
+    // Dates from the clock the authority reads: the jobs ran over the last four weeks, well
+    // inside the policy's split-run window.
+    let now = time::OffsetDateTime::now_utc();
+    let (from, to) = (
+        (now - time::Duration::days(30)).date().to_string(),
+        (now - time::Duration::days(2)).date().to_string(),
+    );
     let report = |p: &Provider, flop: &str| {
         json(
             &[
@@ -496,9 +503,9 @@ fn a_run_split_across_providers_is_flagged() {
                 "--customer",
                 "LEI-5493001KJTIIGC8Y1R12",
                 "--from",
-                "2026-11-01",
+                &from,
                 "--to",
-                "2026-11-20",
+                &to,
                 "--jobs",
                 "4",
                 "--accelerator-seconds",
@@ -523,7 +530,13 @@ fn a_run_split_across_providers_is_flagged() {
     let refused = run(&["kyc", "flags"], &a.server, &east.operator);
     assert_eq!(refused.status.code(), Some(1));
 
-    // The provider also reports a security incident; its deadlines come from the policy.
+    // The provider also reports a security incident three hours after it happened, well
+    // within the category's 72-hour deadline; the deadlines come from the policy.
+    let occurred_at = (now - time::Duration::hours(3))
+        .replace_nanosecond(0)
+        .expect("whole seconds")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
     let incident = json(
         &[
             "incident",
@@ -533,7 +546,7 @@ fn a_run_split_across_providers_is_flagged() {
             "--summary",
             "a scheduler credential was phished",
             "--occurred-at",
-            "2026-11-27T09:00:00Z",
+            &occurred_at,
         ],
         &a,
         &east.operator,
