@@ -187,8 +187,10 @@ pub fn submit(
         json!({
             "plan_digest": app.plan_digest,
             "tier": app.tier,
-            "estimated_flop": estimate.flop,
+            "decision": app.decision,
+            "estimated_flop": class.flop,
             "policy_version": app.policy_version,
+            "review_reasons": class.review_reasons,
         }),
     )];
     writes.push(tlog::queue(
@@ -198,7 +200,7 @@ pub fn submit(
             org_id: app.org_id.clone(),
             plan_digest: app.plan_digest.clone(),
             tier: app.tier.clone(),
-            estimated_flop: estimate.flop,
+            estimated_flop: class.flop,
             policy_version: app.policy_version.clone(),
         },
         now,
@@ -240,12 +242,12 @@ pub fn submit(
                     org_id: app.org_id.clone(),
                     name: caller.org_name.clone(),
                 },
-                estimated_flop: estimate.flop,
+                estimated_flop: class.flop,
                 policy_version: app.policy_version.clone(),
                 tier: app.tier.clone(),
                 reason: format!(
                     "estimated {} is below every permit threshold of policy {}",
-                    estimate.flop, app.policy_version
+                    class.flop, app.policy_version
                 ),
             };
             let token = sign_exemption(&claims, &state.signer);

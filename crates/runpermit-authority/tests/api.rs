@@ -497,6 +497,67 @@ async fn invalid_plans_name_every_field() {
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
 
+/// A lab that wants less scrutiny argues its plan's figures down: an epoch count that
+/// contradicts its own cluster, an accelerator count no cluster has.
+#[tokio::test]
+async fn classification_cannot_be_argued_down() {
+    let api = Api::new().await;
+    let (_, _, lab) = api
+        .authority
+        .member(("org_lab", "Lab"), "developer", "applicant")
+        .await;
+
+    // 0.2 epochs: operation counting says 7.6e24 (exempt), the plan's own 16,384 H100s for
+    // 54 days at 38% say 2.9e25.
+    let mut understated = plan("standard");
+    understated["data"]["epochs"] = json!(0.2);
+    let (status, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": understated})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    assert_ne!(app["tier"], "exempt", "{app}");
+    assert_eq!(app["tier"], "standard", "{app}");
+    assert_eq!(app["decision"], "review", "{app}");
+    assert_eq!(app["status"], "submitted", "awaits reviewers: {app}");
+    assert!(
+        app.get("receipt_id").is_none() && app.get("permit_id").is_none(),
+        "{app}"
+    );
+    assert!(
+        app["review_reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("disagree")),
+        "{app}"
+    );
+
+    // 2^63 accelerators: refused, naming the field, before anything is written.
+    let mut huge = plan("standard");
+    huge["compute"]["accelerators"] = json!(1u64 << 63);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": huge})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["plan.compute.accelerators"], "{body}");
+    let (_, list) = api.call("GET", "/v1/applications", Some(&lab), None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
 #[tokio::test]
 async fn idempotency_keys_replay_and_refuse_reuse() {
     let api = Api::new().await;

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::hardware::{HardwareTable, Precision};
+use crate::limits::{self, Plausible};
 use crate::quantity::{Flop, FlopRate, QuantityError};
 use crate::regimes::{AppliesTo, Limit, Regime};
 
@@ -187,6 +188,54 @@ pub struct Estimate {
     pub warnings: Vec<String>,
 }
 
+impl Estimate {
+    /// This run's own compute by the **highest** central figure of the methods that ran:
+    /// operation counting and the hardware method at the expected utilization. What a
+    /// policy classifies and budgets by, so that understating one method's inputs (epochs,
+    /// tokens; or utilization, duration) does not lower the figure while the other method's
+    /// inputs say more. Computed from the per-method figures, so estimates stored before
+    /// this rule give the same answer.
+    pub fn highest_run_flop(&self) -> Flop {
+        let ops = self.operation_counting.as_ref().map(|o| o.flop);
+        let hw = self.hardware.as_ref().map(|h| h.flop);
+        match (ops, hw) {
+            (Some(o), Some(h)) => {
+                if h > o {
+                    h
+                } else {
+                    o
+                }
+            }
+            (Some(f), None) | (None, Some(f)) => f,
+            (None, None) => self.run_flop,
+        }
+    }
+
+    /// [`Estimate::highest_run_flop`] plus the base model's compute: the cumulative figure
+    /// a policy's tiers compare. Saturates at the largest `f64` (never lower).
+    pub fn highest_flop(&self) -> Flop {
+        self.highest_run_flop()
+            .checked_add(self.base_model_flop)
+            .or_else(|_| Flop::new(f64::MAX))
+            .unwrap_or(self.flop)
+    }
+
+    /// How far the two methods' central figures lie apart, as a factor ≥ 1 (infinite when
+    /// one is zero), when both ran.
+    pub fn method_ratio(&self) -> Option<f64> {
+        let o = self.operation_counting.as_ref()?.flop.get();
+        let h = self.hardware.as_ref()?.flop.get();
+        Some(o.max(h) / o.min(h))
+    }
+
+    /// The cluster's envelope for this run: accelerators × duration × peak at the declared
+    /// precision, at 100% utilization ([`HardwareMethod::ceiling_flop`]), when hardware was
+    /// given. No credible figure of this run's own compute lies above it.
+    pub fn envelope_flop(&self) -> Option<Flop> {
+        self.hardware.as_ref().map(|h| h.ceiling_flop)
+    }
+}
+
 /// The operation-counting figure and its terms (all for this run only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperationCounting {
@@ -286,6 +335,14 @@ pub fn estimate(
         .hardware
         .as_ref()
         .and_then(|h| hardware_method(h, table, &mut errors, &mut warnings));
+    if let Some(base) = input.base_model_flop {
+        plausible(
+            &mut errors,
+            "base_model_flop",
+            limits::FLOP,
+            Some(base.get()),
+        );
+    }
     if input.hardware.is_none() && !has_operation_inputs(input) && errors.is_empty() {
         errors.push(FieldError {
             field: String::new(),
@@ -368,19 +425,17 @@ fn field_error(errors: &mut Vec<FieldError>, field: &str, message: impl Into<Str
     });
 }
 
-/// A positive, finite count, or an error naming `field`.
-fn positive(errors: &mut Vec<FieldError>, field: &str, value: Option<f64>) -> Option<f64> {
-    let v = value?;
-    if v.is_finite() && v > 0.0 {
-        Some(v)
-    } else {
-        field_error(
-            errors,
-            field,
-            format!("must be a positive finite number (got {v})"),
-        );
-        None
-    }
+/// A value in its plausible `range`, or an error naming `field`.
+fn plausible(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    range: Plausible,
+    value: Option<f64>,
+) -> Option<f64> {
+    range
+        .check(value?)
+        .map_err(|message| field_error(errors, field, message))
+        .ok()
 }
 
 fn operation_counting(
@@ -391,10 +446,15 @@ fn operation_counting(
         return None;
     }
     let before = errors.len();
-    let total = positive(errors, "parameters", input.parameters);
-    let active = positive(errors, "active_parameters", input.active_parameters);
-    let tokens = positive(errors, "tokens", input.tokens);
-    let epochs = positive(errors, "epochs", input.epochs).unwrap_or(1.0);
+    let total = plausible(errors, "parameters", limits::PARAMETERS, input.parameters);
+    let active = plausible(
+        errors,
+        "active_parameters",
+        limits::PARAMETERS,
+        input.active_parameters,
+    );
+    let tokens = plausible(errors, "tokens", limits::TOKENS, input.tokens);
+    let epochs = plausible(errors, "epochs", limits::EPOCHS, input.epochs).unwrap_or(1.0);
     if let (Some(t), Some(a)) = (total, active)
         && a > t
     {
@@ -419,18 +479,23 @@ fn operation_counting(
         );
     }
     let synthetic = input.synthetic_data.as_ref().map(|s| {
-        let n = positive(
+        let n = plausible(
             errors,
             "synthetic_data.generator_parameters",
+            limits::PARAMETERS,
             Some(s.generator_parameters),
         );
-        let t = positive(
+        let t = plausible(
             errors,
             "synthetic_data.tokens_generated",
+            limits::TOKENS,
             Some(s.tokens_generated),
         );
         n.zip(t).map(|(n, t)| 2.0 * n * t)
     });
+    if let Some(f) = input.additional_flop {
+        plausible(errors, "additional_flop", limits::FLOP, Some(f.get()));
+    }
     if errors.len() > before {
         return None;
     }
@@ -486,17 +551,7 @@ fn operation_counting(
 }
 
 fn utilization(errors: &mut Vec<FieldError>, field: &str, value: Option<f64>) -> Option<f64> {
-    let v = value?;
-    if v.is_finite() && v > 0.0 && v <= 1.0 {
-        Some(v)
-    } else {
-        field_error(
-            errors,
-            field,
-            format!("must be a fraction in (0, 1], such as 0.38 for 38% (got {v})"),
-        );
-        None
-    }
+    plausible(errors, field, limits::UTILIZATION, value)
 }
 
 fn hardware_method(
@@ -517,19 +572,10 @@ fn hardware_method(
             None
         }
     };
-    if h.count == 0 {
-        field_error(errors, "hardware.count", "must be at least 1");
+    if let Err(message) = limits::ACCELERATORS.check_count(h.count) {
+        field_error(errors, "hardware.count", message);
     }
-    let hours = if h.hours.is_finite() && h.hours > 0.0 {
-        h.hours
-    } else {
-        field_error(
-            errors,
-            "hardware.hours",
-            format!("must be a positive finite duration (got {})", h.hours),
-        );
-        0.0
-    };
+    let hours = plausible(errors, "hardware.hours", limits::HOURS, Some(h.hours)).unwrap_or(0.0);
     let central = utilization(errors, "hardware.utilization", h.utilization);
     let low = utilization(errors, "hardware.utilization_low", h.utilization_low);
     let high = utilization(errors, "hardware.utilization_high", h.utilization_high);
@@ -567,7 +613,12 @@ fn hardware_method(
         field_error(
             errors,
             "hardware.utilization",
-            format!("{u} lies outside the utilization range {u_low}–{u_high}"),
+            format!(
+                "{} lies outside the utilization range {}–{}",
+                limits::number(u),
+                limits::number(u_low),
+                limits::number(u_high)
+            ),
         );
     }
     let accelerator = accelerator?;
@@ -906,6 +957,130 @@ mod tests {
             acc.suggestions.iter().any(|s| s.contains("H100")),
             "{acc:?}"
         );
+    }
+
+    #[test]
+    fn implausible_inputs_are_refused_by_name_at_the_edges_of_f64() {
+        let h100 = |count: u64, hours: f64| HardwareInput {
+            accelerator: "H100 SXM".into(),
+            count,
+            hours,
+            utilization: Some(0.4),
+            utilization_low: None,
+            utilization_high: None,
+            precision: None,
+        };
+        let cases: Vec<(EstimateInput, &str)> = vec![
+            (dense(1e308, 1e12), "parameters"),
+            (dense(0.5, 1e12), "parameters"),
+            (dense(1e9, 5e-324), "tokens"),
+            (dense(1e9, 1e300), "tokens"),
+            (
+                EstimateInput {
+                    epochs: Some(1e-300),
+                    ..dense(405e9, 15.6e12)
+                },
+                "epochs",
+            ),
+            (
+                EstimateInput {
+                    epochs: Some(-0.0),
+                    ..dense(405e9, 15.6e12)
+                },
+                "epochs",
+            ),
+            (
+                EstimateInput {
+                    additional_flop: Some(Flop::new(5e-324).unwrap()),
+                    ..dense(405e9, 15.6e12)
+                },
+                "additional_flop",
+            ),
+            (
+                EstimateInput {
+                    base_model_flop: Some(Flop::new(1e300).unwrap()),
+                    ..dense(405e9, 15.6e12)
+                },
+                "base_model_flop",
+            ),
+            (
+                EstimateInput {
+                    hardware: Some(h100(1 << 63, 24.0)),
+                    ..Default::default()
+                },
+                "hardware.count",
+            ),
+            (
+                EstimateInput {
+                    hardware: Some(h100(8, 1e308)),
+                    ..Default::default()
+                },
+                "hardware.hours",
+            ),
+            (
+                EstimateInput {
+                    hardware: Some(HardwareInput {
+                        utilization: Some(f64::MIN_POSITIVE),
+                        ..h100(8, 24.0)
+                    }),
+                    ..Default::default()
+                },
+                "hardware.utilization",
+            ),
+        ];
+        for (input, field) in cases {
+            let err = run(&input).unwrap_err();
+            let fields: Vec<&str> = err.errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, [field], "{err}");
+            assert!(err.to_string().contains("must be between"), "{err}");
+        }
+        let err = run(&EstimateInput {
+            epochs: Some(1e-300),
+            ..dense(405e9, 15.6e12)
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "epochs: must be between 0.001 and 10000 passes over the data (got 1e-300)"
+        );
+    }
+
+    #[test]
+    fn the_highest_method_and_the_envelope() {
+        let hardware = HardwareInput {
+            accelerator: "H100 SXM".into(),
+            count: 16384,
+            hours: 54.0 * 24.0,
+            utilization: Some(0.38),
+            utilization_low: None,
+            utilization_high: None,
+            precision: None,
+        };
+        // 0.2 epochs: operation counting 7.6e24, the cluster at 38% 2.9e25.
+        let e = run(&EstimateInput {
+            epochs: Some(0.2),
+            hardware: Some(hardware.clone()),
+            base_model_flop: Some(Flop::new(1e24).unwrap()),
+            ..dense(405e9, 15.6e12)
+        })
+        .unwrap();
+        let h = e.hardware.as_ref().unwrap();
+        assert_eq!(e.run_flop, e.operation_counting.as_ref().unwrap().flop);
+        assert_eq!(e.highest_run_flop(), h.flop);
+        assert!(close(e.highest_flop().get(), h.flop.get() + 1e24, 1e-12));
+        assert!(close(e.method_ratio().unwrap(), 2.87e25 / 7.58e24, 0.01));
+        assert_eq!(e.envelope_flop(), Some(h.ceiling_flop));
+        assert!(close(h.ceiling_flop.get(), h.flop.get() / 0.38, 1e-12));
+        // One method: its figure; no ratio.
+        let ops = run(&dense(405e9, 15.6e12)).unwrap();
+        assert_eq!(ops.highest_run_flop(), ops.run_flop);
+        assert_eq!((ops.method_ratio(), ops.envelope_flop()), (None, None));
+        let hw = run(&EstimateInput {
+            hardware: Some(hardware),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(hw.highest_flop(), hw.flop);
     }
 
     #[test]

@@ -6,12 +6,15 @@
 //!   utilization), with ranges, a disagreement warning and the regulatory thresholds crossed.
 //! - [`HardwareTable`]: peak dense FLOP/s per precision, from `data/hardware.toml`.
 //! - [`Regime`]: regulatory thresholds, from `data/regimes.toml`.
+//! - [`limits`]: the physically plausible range of every input; a figure outside is refused
+//!   by name.
 //!
 //! This crate does no IO and reads no clock: the data files are compiled in, and every
 //! function takes what it needs as arguments.
 
 mod estimate;
 mod hardware;
+pub mod limits;
 mod quantity;
 mod regimes;
 

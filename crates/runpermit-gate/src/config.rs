@@ -208,7 +208,8 @@ pub struct ClusterConfig {
     /// `accelerator`: the cluster's accelerator model, a name, id or alias from
     /// runpermit-compute's hardware table (`H100 SXM`, `nvidia-h100-sxm`, `TPU v5p`).
     pub accelerator: String,
-    /// `accelerators`: how many accelerators the cluster has (at least 1).
+    /// `accelerators`: how many accelerators the cluster has (1 to 10^7). A job requesting
+    /// more is refused, whatever its permit allows.
     pub accelerators: u64,
 }
 
@@ -459,8 +460,10 @@ impl GateConfig {
                     format!("{:?} names two clusters: names are unique", cluster.name),
                 );
             }
-            if cluster.accelerators == 0 {
-                errors.push(&field("accelerators"), "must be at least 1; got 0");
+            if let Err(message) =
+                runpermit_compute::limits::ACCELERATORS.check_count(cluster.accelerators)
+            {
+                errors.push(&field("accelerators"), message);
             }
             match table.lookup(&cluster.accelerator) {
                 Ok(accelerator) => {
@@ -863,6 +866,19 @@ accelerators = 16384
             );
             assert_eq!(config.thresholds.min_accelerators, None);
         }
+    }
+
+    #[test]
+    fn a_cluster_is_physically_plausible() {
+        let errors = config_errors(
+            &minimal().replace("accelerators = 16384", "accelerators = 9223372036854775808"),
+        );
+        assert_eq!(fields(&errors), ["clusters[0].accelerators"]);
+        assert!(
+            errors[0].message.contains("between 1 and 1e7"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]

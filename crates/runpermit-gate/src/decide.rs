@@ -89,7 +89,8 @@ pub enum Code {
     BelowThreshold,
     /// Allowed: the job runs under a valid, public, in-good-standing permit with budget left.
     Permitted,
-    /// The request itself is unusable (a duration that is not a positive number).
+    /// The request itself is unusable: a duration that is not a positive number, or more
+    /// accelerators than the cluster has.
     InvalidRequest,
     /// The request names a cluster this gate does not know.
     UnknownCluster,
@@ -272,8 +273,10 @@ impl Decision {
 /// pinned log verifier key, `status` the newest verified status list, `usage` the cumulative
 /// compute per run known here. The checks, in order (the first failure decides):
 ///
-/// 1. the cluster is configured (`unknown_cluster`) and the duration, if given, is a positive
-///    number (`invalid_request`);
+/// 1. the cluster is configured (`unknown_cluster`), the duration, if given, is a positive
+///    number, and the job requests no more accelerators than the cluster has
+///    (`invalid_request`: no permit, however large its `max_accelerators`, makes a job bigger
+///    than its cluster);
 /// 2. below every configured threshold → allowed, untouched (`below_threshold`);
 /// 3. a permit is attached (`permit_required`);
 /// 4. the permit verifies with `jwks` and the configured clock skew (`permit_malformed`,
@@ -466,6 +469,16 @@ fn decide_with(
             Code::InvalidRequest,
             format!(
                 "the job's duration must be a positive number of hours, such as 24; got {hours}"
+            ),
+        );
+    }
+    if job.accelerators > cluster.accelerators {
+        return Decision::new(
+            Code::InvalidRequest,
+            format!(
+                "the job requests {} accelerators, but cluster {} has {}: request at most {} \
+                 (if the cluster has grown, the gate's operator updates its configuration)",
+                job.accelerators, cluster.name, cluster.accelerators, cluster.accelerators
             ),
         );
     }

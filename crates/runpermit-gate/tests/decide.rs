@@ -737,6 +737,52 @@ fn unusable_requests_are_request_errors() {
 }
 
 #[test]
+fn a_job_larger_than_its_cluster_is_refused() {
+    let w = World::new();
+    // us-east-1 has 16,384 accelerators; a permit cannot make a job bigger than the cluster.
+    // A logged permit for 2^63 accelerators, as a plan asking for that once obtained.
+    let mut huge = request("pmt_huge", "run_huge");
+    huge.max_accelerators = 1 << 63;
+    let (token, claims) = issue(huge, &w.authority);
+    let proof = log(&[permit_entry(&token, &claims)], &w.log_key).remove(0);
+    let huge = PermitEvidence {
+        token,
+        proof_bundle: proof,
+    };
+    let allowed = w.decide(&JobRequest {
+        permit: Some(huge.clone()),
+        ..w.allowed_job()
+    });
+    assert_eq!(allowed.code, Code::Permitted, "{}", allowed.message);
+    for (accelerators, permit) in [
+        (1_000_000_000, Some(huge.clone())),
+        (1 << 63, Some(huge)),
+        (1_000_000_000, None),
+        (16_385, w.allowed_job().permit),
+    ] {
+        let d = w.decide(&JobRequest {
+            accelerators,
+            permit,
+            ..w.allowed_job()
+        });
+        expect(
+            &d,
+            Code::InvalidRequest,
+            &format!("requests {accelerators} accelerators, but cluster us-east-1 has 16384"),
+        );
+        assert!(d.code.is_request_error());
+        assert_eq!(d.permit_id, None, "refused before any permit is read");
+    }
+    // The whole cluster is a possible job.
+    let whole = w.decide(&JobRequest {
+        accelerators: 16_384,
+        permit: None,
+        ..w.allowed_job()
+    });
+    assert_eq!(whole.code, Code::PermitRequired, "{}", whole.message);
+}
+
+#[test]
 fn status_lists_cannot_be_forged_into_the_cache() {
     let w = World::new();
     let stranger = SigningKey::from_seed(&[9; 32]);

@@ -5,8 +5,9 @@
 //!   compute estimate ([`RunPlan::estimate_input`], [`RunPlan::estimate`]) and its digest
 //!   ([`RunPlan::digest`]: SHA-256 of the canonical JSON).
 //! - [`Policy`]: the authority's versioned policy file (`data/default-policy.toml`,
-//!   [`Policy::builtin`]): tiers by compute, each with a [`Decision`] and requirements;
-//!   [`classify`], [`tranche_schedule`] and [`permit_terms`].
+//!   [`Policy::builtin`]): tiers by compute, each with a [`Decision`] and requirements, and
+//!   how credible an estimate must be ([`EstimatePolicy`]); [`classify`] (by the highest
+//!   credible estimate), [`tranche_schedule`] and [`permit_terms`].
 //! - [`workflow`]: the application's [`Status`] machine ([`next`]) and the
 //!   separation-of-duties rule for approvals ([`approval_outcome`]).
 //! - [`oversight`]: a permitted run's [`RunStatus`] machine ([`run_next`]), tranche
@@ -16,6 +17,7 @@
 //! This crate does no IO and reads no clock: the default policy is compiled in, and time is
 //! passed in as unix seconds.
 
+mod classify;
 pub mod oversight;
 mod plan;
 mod policy;
@@ -23,6 +25,9 @@ mod timestamp;
 mod validate;
 pub mod workflow;
 
+pub use classify::{
+    Classification, MAX_TRANCHES, PermitTerms, classify, permit_terms, tranche_schedule,
+};
 pub use oversight::{
     IncidentCategory, InvalidRunTransition, OVERRUN_CATEGORY, OversightPolicy, RunAction, RunActor,
     RunStatus, SplitRunFlag, TrancheProgress, UnpermittedUse, next_tranche, run_next, split_runs,
@@ -35,8 +40,8 @@ pub use plan::{
     Schedule, SecurityLevel,
 };
 pub use policy::{
-    BUILTIN_POLICY_TOML, Classification, Decision, MAX_TRANCHES, PermitPolicy, PermitTerms, Policy,
-    PolicyError, Tier, TranchePolicy, classify, permit_terms, tranche_schedule,
+    BUILTIN_POLICY_TOML, Decision, EstimatePolicy, PermitPolicy, Policy, PolicyError, Tier,
+    TranchePolicy,
 };
 pub use timestamp::{TIMESTAMP_FORMS, Timestamp, parse_timestamp};
 pub use validate::{MAX_NAME_CHARS, MAX_TEXT_CHARS};

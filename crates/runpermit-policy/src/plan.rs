@@ -2,7 +2,8 @@
 //! `runpermit.plan/v1`, documented field by field in `docs/run-plan.md`).
 //!
 //! The schema only asks for what every run must say (what model, how much data) and checks
-//! shapes, units and ranges. Everything else (cluster, providers, schedule, safeguards,
+//! shapes, units and ranges (every number within its physically plausible range,
+//! `runpermit_compute::limits`). Everything else (cluster, providers, schedule, safeguards,
 //! release plan, responsibility profile) is optional here and demanded per tier by the
 //! authority's policy (`Tier::required_fields`), so that a small exempt run can apply with
 //! little.
@@ -100,7 +101,7 @@ pub struct Data {
     /// Tokens in the training data, one pass.
     #[serde(deserialize_with = "count::required")]
     pub tokens: f64,
-    /// Passes over the data (default 1).
+    /// Passes over the data (default 1; 0.001 to 10^4).
     #[serde(default = "one")]
     pub epochs: f64,
     /// Training examples (documents, sequences), for information.
@@ -132,11 +133,11 @@ fn one() -> f64 {
 pub struct ComputePlan {
     /// Accelerator name or alias from the hardware table (`H100 SXM`).
     pub accelerator: String,
-    /// Number of accelerators; the permit's maximum.
+    /// Number of accelerators (1 to 10^7); the permit's maximum.
     pub accelerators: u64,
-    /// Wall-clock training time in days.
+    /// Wall-clock training time in days (0.01 to 3650).
     pub duration_days: f64,
-    /// Expected model FLOP utilization, a fraction in (0, 1].
+    /// Expected model FLOP utilization, a fraction from 0.01 to 1.
     pub expected_utilization: f64,
     /// Low end of the utilization range (give both ends or neither).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,23 +1,20 @@
 //! The authority's policy: a versioned TOML file (`data/default-policy.toml`, documented in
 //! `docs/policy.md`) with tiers by estimated compute, each tier's decision and requirements,
-//! the tranche schedule and the permit's terms.
+//! the credibility of estimates, the tranche schedule and the permit's terms. Applying it to a
+//! plan is `classify.rs`'s.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use runpermit_compute::{Estimate, FieldError, Flop, builtin_regimes};
+use runpermit_compute::{FieldError, Flop, builtin_regimes};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{BOOLEAN_FIELDS, OPTIONAL_FIELDS, RunPlan, SecurityLevel};
+use crate::plan::{BOOLEAN_FIELDS, OPTIONAL_FIELDS, SecurityLevel};
 
 /// The policy that ships with runpermit.
 pub const BUILTIN_POLICY_TOML: &str = include_str!("../data/default-policy.toml");
-
-/// Most tranches a schedule has; the last one absorbs whatever a finer schedule would have
-/// cut further.
-pub const MAX_TRANCHES: usize = 64;
 
 /// A policy file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +37,10 @@ pub struct Policy {
     pub tranches: TranchePolicy,
     /// The permit's terms.
     pub permit: PermitPolicy,
+    /// How the estimate's methods are weighed against each other (`[estimate]`; defaults
+    /// when absent).
+    #[serde(default)]
+    pub estimate: EstimatePolicy,
     /// How runs are followed while they train (`[oversight]`; defaults when absent).
     #[serde(default)]
     pub oversight: crate::oversight::OversightPolicy,
@@ -120,6 +121,40 @@ pub struct PermitPolicy {
     pub reporting_interval_seconds: u32,
     /// A status list older than this is stale: gates fail closed for new large jobs.
     pub status_ttl_seconds: u32,
+}
+
+/// `[estimate]`: how the figure a plan is classified by is judged credible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstimatePolicy {
+    /// When operation counting and the hardware method (at the expected utilization) differ
+    /// by more than this factor, the application goes to review instead of being exempted
+    /// or permitted automatically (1 to 10; default 2).
+    #[serde(default = "default_disagreement_factor")]
+    pub disagreement_factor: f64,
+    /// The lowest utilization of its own cluster that a run is credibly planned at: when
+    /// the figure a plan is classified by lies below this fraction of the cluster's envelope
+    /// (accelerators × duration × peak) while the envelope reaches a higher tier, the
+    /// application goes to review (0 to 1; 0 turns the check off; default 0.15).
+    #[serde(default = "default_min_utilization")]
+    pub min_utilization: f64,
+}
+
+fn default_disagreement_factor() -> f64 {
+    2.0
+}
+
+fn default_min_utilization() -> f64 {
+    0.15
+}
+
+impl Default for EstimatePolicy {
+    fn default() -> Self {
+        EstimatePolicy {
+            disagreement_factor: default_disagreement_factor(),
+            min_utilization: default_min_utilization(),
+        }
+    }
 }
 
 /// What the policy does with an application in a tier.
@@ -435,6 +470,25 @@ impl Policy {
             );
         }
 
+        let factor = self.estimate.disagreement_factor;
+        if !(factor.is_finite() && (1.0..=10.0).contains(&factor)) {
+            push(
+                "estimate.disagreement_factor".into(),
+                format!(
+                    "must be a factor from 1 to 10, such as 2 for methods more than twice apart (got {factor})"
+                ),
+            );
+        }
+        let floor = self.estimate.min_utilization;
+        if !(floor.is_finite() && (0.0..=1.0).contains(&floor)) {
+            push(
+                "estimate.min_utilization".into(),
+                format!(
+                    "must be a fraction from 0 to 1, such as 0.15 for 15% of the cluster's peak (got {floor})"
+                ),
+            );
+        }
+
         let o = &self.oversight;
         let mut previous = 0;
         for (i, pct) in o.alert_percents.iter().enumerate() {
@@ -505,249 +559,5 @@ impl Policy {
         } else {
             Err(errors)
         }
-    }
-}
-
-/// Where a plan stands under a policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Classification {
-    /// The tier's id.
-    pub tier: String,
-    /// The tier's decision.
-    pub decision: Decision,
-    /// Distinct approvals needed (for `deny`: to grant the run on appeal).
-    pub approvals_required: u32,
-    /// The tier's requirements the plan does not meet: fields absent, commitments not
-    /// true, a security level too low. Submission is refused while this is not empty.
-    pub missing: Vec<FieldError>,
-    /// The policy's version.
-    pub policy_version: String,
-    /// The figure the tier was chosen by: the estimate's central cumulative compute.
-    pub flop: Flop,
-    /// Whether the biological-data thresholds applied.
-    pub biological_sequence_data: bool,
-    /// Things a reviewer should know: the estimate's range reaching another tier, the
-    /// biological-data thresholds.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-impl Classification {
-    /// The plan meets every requirement of its tier.
-    pub fn is_complete(&self) -> bool {
-        self.missing.is_empty()
-    }
-}
-
-/// Classifies a validated plan with its estimate: the tier by the estimate's central figure
-/// of cumulative compute (`estimate.flop`, base model included), with the biological-data
-/// thresholds when `model.biological_sequence_data` is true; then the tier's requirements.
-///
-/// The range is not used to pick the tier; when it reaches into a neighbouring tier, a note
-/// says so (and `permit_terms` keeps the budget below the next tier's threshold).
-pub fn classify(policy: &Policy, plan: &RunPlan, estimate: &Estimate) -> Classification {
-    let bio = plan.model.biological_sequence_data;
-    let index = policy.tier_index(estimate.flop, bio);
-    let Some(tier) = policy.tiers.get(index) else {
-        // A checked policy has at least one tier; an unchecked empty one exempts nothing.
-        return Classification {
-            tier: String::new(),
-            decision: Decision::Deny,
-            approvals_required: 0,
-            missing: Vec::new(),
-            policy_version: policy.version.clone(),
-            flop: estimate.flop,
-            biological_sequence_data: bio,
-            notes: vec!["the policy has no tiers".to_owned()],
-        };
-    };
-    let why = format!(
-        "required for tier {:?} ({}) by policy {}",
-        tier.id, tier.decision, policy.version
-    );
-    let mut missing: Vec<FieldError> = Vec::new();
-    let mut push = |field: &str, message: String| {
-        if !missing.iter().any(|m| m.field == field) {
-            missing.push(FieldError {
-                field: field.to_owned(),
-                message,
-                suggestions: Vec::new(),
-            });
-        }
-    };
-    for f in &tier.required_fields {
-        if plan.has_field(f) != Some(true) {
-            push(f, why.clone());
-        }
-    }
-    for f in &tier.required_true {
-        if plan.is_true(f) != Some(true) {
-            push(
-                f,
-                format!(
-                    "must be true for tier {:?} by policy {}",
-                    tier.id, policy.version
-                ),
-            );
-        }
-    }
-    if let Some(min) = tier.min_weights_security_level {
-        let field = "safeguards.weights_security_level";
-        match plan.safeguards.weights_security_level {
-            Some(level) if level >= min => {}
-            Some(level) => {
-                missing.retain(|m| m.field != field);
-                missing.push(FieldError {
-                    field: field.to_owned(),
-                    message: format!(
-                        "{level} is below the {min} that tier {:?} requires (policy {})",
-                        tier.id, policy.version
-                    ),
-                    suggestions: Vec::new(),
-                });
-            }
-            None => {
-                let message = format!("{min} or higher {why}");
-                match missing.iter_mut().find(|m| m.field == field) {
-                    Some(listed) => listed.message = message,
-                    None => missing.push(FieldError {
-                        field: field.to_owned(),
-                        message,
-                        suggestions: Vec::new(),
-                    }),
-                }
-            }
-        }
-    }
-
-    let mut notes = Vec::new();
-    if bio && tier.threshold(true) != tier.min_flop {
-        notes.push(format!(
-            "biological sequence data: tier {:?} starts at {} instead of {}",
-            tier.id,
-            tier.threshold(true),
-            tier.min_flop
-        ));
-    }
-    if let Some(next) = policy.tiers.get(index + 1)
-        && estimate.high >= next.threshold(bio)
-    {
-        notes.push(format!(
-            "the estimate's high end {} reaches tier {:?} (from {}); the tier is set by the central figure {}, and the permit's budget stops at {}",
-            estimate.high,
-            next.id,
-            next.threshold(bio),
-            estimate.flop,
-            next.threshold(bio)
-        ));
-    }
-    if index > 0 && estimate.low < tier.threshold(bio) {
-        notes.push(format!(
-            "the estimate's low end {} lies below tier {:?}'s threshold {}; the tier is set by the central figure {}",
-            estimate.low,
-            tier.id,
-            tier.threshold(bio),
-            estimate.flop
-        ));
-    }
-
-    Classification {
-        tier: tier.id.clone(),
-        decision: tier.decision,
-        approvals_required: tier.approvals,
-        missing,
-        policy_version: policy.version.clone(),
-        flop: estimate.flop,
-        biological_sequence_data: bio,
-        notes,
-    }
-}
-
-/// The cumulative ends of a permit's tranches for a budget of this run's own compute:
-/// `first_tranche_flop`, then × `milestone_factor` while below the budget, and the budget
-/// itself last. Budget 3e26 with 1e25 and 4 gives 1e25, 4e25, 1.6e26, 3e26; a budget at or
-/// below the first end is one tranche; a zero budget has none. At most [`MAX_TRANCHES`].
-pub fn tranche_schedule(policy: &Policy, budget: Flop) -> Vec<Flop> {
-    if budget == Flop::ZERO {
-        return Vec::new();
-    }
-    let factor = policy.tranches.milestone_factor;
-    let mut ends = Vec::new();
-    let mut end = policy.tranches.first_tranche_flop;
-    while end < budget && end > Flop::ZERO && ends.len() < MAX_TRANCHES - 1 {
-        ends.push(end);
-        match end.checked_mul(factor) {
-            Ok(next) if next > end => end = next,
-            _ => break,
-        }
-    }
-    ends.push(budget);
-    ends
-}
-
-/// What a permit for this plan would allow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PermitTerms {
-    /// Providers and their clusters, from the plan.
-    pub providers: Vec<(String, Vec<String>)>,
-    /// `compute.accelerators` (0 when the plan has no compute section).
-    pub max_accelerators: u64,
-    /// This run's own compute allowance (what gates meter; the base model not included).
-    pub flop_budget: Flop,
-    /// Cumulative tranche ends, in this run's own compute; the last is `flop_budget`.
-    pub tranches: Vec<Flop>,
-    /// Not before (unix seconds): max(now, schedule start).
-    pub nbf: i64,
-    /// Expires (unix seconds): nbf + validity, but not beyond schedule end + grace, and
-    /// never before `nbf` (`exp == nbf`: the schedule has passed; issue nothing).
-    pub exp: i64,
-    /// The policy's version.
-    pub policy_version: String,
-    /// Usage reports are due at least this often (seconds).
-    pub reporting_interval_seconds: u32,
-}
-
-/// The terms of a permit for a classified plan at time `now` (unix seconds).
-///
-/// Budget: the run's own central estimate (`estimate.run_flop`) × `budget_headroom`,
-/// capped so that the lineage's cumulative compute (base model + budget) does not pass the
-/// next tier's threshold. The caller decides whether a permit is issued at all (the
-/// classification's decision and completeness).
-pub fn permit_terms(policy: &Policy, plan: &RunPlan, estimate: &Estimate, now: i64) -> PermitTerms {
-    let bio = plan.model.biological_sequence_data;
-    let index = policy.tier_index(estimate.flop, bio);
-    let headroom = policy.permit.budget_headroom;
-    let mut budget = estimate
-        .run_flop
-        .checked_mul(headroom)
-        .unwrap_or(estimate.run_flop);
-    if let Some(next) = policy.tiers.get(index + 1) {
-        let room = Flop::new(next.threshold(bio).get() - estimate.base_model_flop.get())
-            .unwrap_or(Flop::ZERO);
-        if budget > room {
-            budget = room;
-        }
-    }
-    let tranches = tranche_schedule(policy, budget);
-
-    let nbf = plan.start_unix().map_or(now, |start| start.max(now));
-    let day = 86_400i64;
-    let mut exp = nbf.saturating_add(i64::from(policy.permit.validity_days) * day);
-    if let Some(end) = plan.end_unix() {
-        exp = exp.min(end.saturating_add(i64::from(policy.permit.schedule_grace_days) * day));
-    }
-    PermitTerms {
-        providers: plan
-            .providers
-            .iter()
-            .map(|p| (p.provider.clone(), p.clusters.clone()))
-            .collect(),
-        max_accelerators: plan.compute.as_ref().map_or(0, |c| c.accelerators),
-        flop_budget: budget,
-        tranches,
-        nbf,
-        exp: exp.max(nbf),
-        policy_version: policy.version.clone(),
-        reporting_interval_seconds: policy.permit.reporting_interval_seconds,
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use runpermit_compute::FieldError;
+use runpermit_compute::limits::{self, Plausible};
 
 use crate::plan::{Affordance, ArchitectureFamily, PLAN_SCHEMA, RunPlan};
 
@@ -24,23 +25,17 @@ impl Errors {
         });
     }
 
-    /// A positive, finite number.
-    fn positive(&mut self, field: &str, value: f64, what: &str) {
-        if !(value.is_finite() && value > 0.0) {
-            self.push(
-                field,
-                format!("must be a positive finite number of {what} (got {value})"),
-            );
+    /// A number in its physically plausible range (runpermit-compute's `limits`).
+    fn plausible(&mut self, field: &str, range: Plausible, value: f64) {
+        if let Err(message) = range.check(value) {
+            self.push(field, message);
         }
     }
 
-    /// A fraction in (0, 1].
-    fn fraction(&mut self, field: &str, value: f64) {
-        if !(value.is_finite() && value > 0.0 && value <= 1.0) {
-            self.push(
-                field,
-                format!("must be a fraction in (0, 1], such as 0.38 for 38% (got {value})"),
-            );
+    /// A count in its physically plausible range.
+    fn plausible_count(&mut self, field: &str, range: Plausible, value: u64) {
+        if let Err(message) = range.check_count(value) {
+            self.push(field, message);
         }
     }
 
@@ -102,7 +97,7 @@ impl RunPlan {
         }
 
         let m = &self.model;
-        e.positive("model.parameters", m.parameters, "parameters");
+        e.plausible("model.parameters", limits::PARAMETERS, m.parameters);
         match (m.architecture_family, m.active_parameters) {
             (ArchitectureFamily::MoeTransformer, None) => e.push(
                 "model.active_parameters",
@@ -113,7 +108,7 @@ impl RunPlan {
                 "only for moe_transformer (or other): a dense transformer uses all its parameters",
             ),
             (_, Some(a)) => {
-                e.positive("model.active_parameters", a, "parameters");
+                e.plausible("model.active_parameters", limits::PARAMETERS, a);
                 if a > m.parameters {
                     e.push(
                         "model.active_parameters",
@@ -139,15 +134,15 @@ impl RunPlan {
         );
 
         let d = &self.data;
-        e.positive("data.tokens", d.tokens, "tokens");
-        e.positive("data.epochs", d.epochs, "passes over the data");
-        if d.examples == Some(0) {
-            e.push("data.examples", "must be at least 1 when given");
+        e.plausible("data.tokens", limits::TOKENS, d.tokens);
+        e.plausible("data.epochs", limits::EPOCHS, d.epochs);
+        if let Some(examples) = d.examples {
+            e.plausible_count("data.examples", limits::EXAMPLES, examples);
         }
         match (d.synthetic_generator_parameters, d.synthetic_tokens) {
             (Some(p), Some(t)) => {
-                e.positive("data.synthetic_generator_parameters", p, "parameters");
-                e.positive("data.synthetic_tokens", t, "tokens");
+                e.plausible("data.synthetic_generator_parameters", limits::PARAMETERS, p);
+                e.plausible("data.synthetic_tokens", limits::TOKENS, t);
             }
             (Some(_), None) => e.push(
                 "data.synthetic_tokens",
@@ -162,21 +157,32 @@ impl RunPlan {
 
         if let Some(c) = &self.compute {
             e.text("compute.accelerator", &c.accelerator, MAX_NAME_CHARS);
-            if c.accelerators == 0 {
-                e.push("compute.accelerators", "must be at least 1");
+            e.plausible_count("compute.accelerators", limits::ACCELERATORS, c.accelerators);
+            e.plausible(
+                "compute.duration_days",
+                limits::DURATION_DAYS,
+                c.duration_days,
+            );
+            e.plausible(
+                "compute.expected_utilization",
+                limits::UTILIZATION,
+                c.expected_utilization,
+            );
+            if let Some(flop) = c.additional_flop {
+                e.plausible("compute.additional_flop", limits::FLOP, flop.get());
             }
-            e.positive("compute.duration_days", c.duration_days, "days");
-            e.fraction("compute.expected_utilization", c.expected_utilization);
             match (c.utilization_low, c.utilization_high) {
                 (Some(low), Some(high)) => {
-                    e.fraction("compute.utilization_low", low);
-                    e.fraction("compute.utilization_high", high);
+                    e.plausible("compute.utilization_low", limits::UTILIZATION, low);
+                    e.plausible("compute.utilization_high", limits::UTILIZATION, high);
                     if !(low <= c.expected_utilization && c.expected_utilization <= high) {
                         e.push(
                             "compute.expected_utilization",
                             format!(
-                                "{} lies outside the utilization range {low}–{high}",
-                                c.expected_utilization
+                                "{} lies outside the utilization range {}–{}",
+                                limits::number(c.expected_utilization),
+                                limits::number(low),
+                                limits::number(high)
                             ),
                         );
                     }
@@ -237,12 +243,11 @@ impl RunPlan {
 
         if let Some(b) = &self.base_model {
             e.text("base_model.name", &b.name, MAX_NAME_CHARS);
-            if b.cumulative_flop.get() <= 0.0 {
-                e.push(
-                    "base_model.cumulative_flop",
-                    "must be the base model's positive cumulative compute in FLOP, such as 3.8e25",
-                );
-            }
+            e.plausible(
+                "base_model.cumulative_flop",
+                limits::FLOP,
+                b.cumulative_flop.get(),
+            );
         }
 
         let s = &self.safeguards;
@@ -269,11 +274,8 @@ impl RunPlan {
             let mut previous = None;
             for (i, m) in plan.milestones.iter().enumerate() {
                 let at = format!("safeguards.evaluation_plan.milestones[{i}]");
-                if m.at_flop.get() <= 0.0 {
-                    e.push(
-                        format!("{at}.at_flop"),
-                        "must be a positive cumulative compute in FLOP, such as 1e25",
-                    );
+                if let Err(message) = limits::FLOP.check(m.at_flop.get()) {
+                    e.push(format!("{at}.at_flop"), message);
                 } else if let Some(p) = previous
                     && m.at_flop <= p
                 {

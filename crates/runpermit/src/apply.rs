@@ -178,6 +178,10 @@ pub fn print_application(app: &Value) {
                 .unwrap_or(0)
         );
     }
+    let reasons = app.get("review_reasons").and_then(Value::as_array);
+    for reason in reasons.into_iter().flatten().filter_map(Value::as_str) {
+        println!("  review:      {reason}");
+    }
     if let Some(p) = app.get("permit_id").and_then(Value::as_str) {
         println!("  permit:      {p}  (runpermit permit get {p} -o permit.jwt)");
     }

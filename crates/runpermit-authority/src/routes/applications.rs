@@ -46,6 +46,12 @@ pub struct ApplicationView {
     pub decision: String,
     /// Distinct approvals the tier needs.
     pub approvals_required: i64,
+    /// Why the policy in force sends this plan to review although its tier would exempt or
+    /// permit it automatically: its estimate's methods disagree, or its figure does not fit
+    /// its cluster (absent when none, or when the application was decided under another
+    /// policy version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review_reasons: Vec<String>,
     /// SHA-256 of the canonical plan: what the public log will carry.
     pub plan_digest: String,
     /// Policy version of the latest decision.
@@ -96,8 +102,16 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
         .receipt_for_application(&app.id)
         .await?
         .map(|r| r.id);
+    let estimate = lifecycle::estimate_of(&app)?;
+    let review_reasons = if app.policy_version == state.policy.version {
+        let plan = lifecycle::stored_plan(&app)?;
+        lifecycle::classification(state, &plan, &estimate).review_reasons
+    } else {
+        Vec::new()
+    };
     Ok(ApplicationView {
-        estimate: lifecycle::estimate_of(&app)?,
+        estimate,
+        review_reasons,
         plan: serde_json::from_str(&app.plan_json)
             .map_err(|e| ApiError::Internal(format!("stored plan: {e}")))?,
         id: app.id,
