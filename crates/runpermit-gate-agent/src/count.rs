@@ -211,7 +211,8 @@ pub(crate) fn quantity(text: &str) -> Option<u64> {
     };
     let digits = format!("{int}{frac}");
     let digits = digits.trim_start_matches('0');
-    let exp = exp10 - frac.len() as i64;
+    // Checked: an exponent near i64::MIN is unreadable, not a panic.
+    let exp = exp10.checked_sub(i64::try_from(frac.len()).ok()?)?;
     if digits.is_empty() {
         return Some(0);
     }
@@ -264,6 +265,10 @@ mod tests {
             ("1..2", None),
             ("1e", None),
             ("1Q", None),
+            // Extreme exponents are unreadable or saturate, never overflow.
+            ("1.5e-9223372036854775808", None),
+            ("1e-9223372036854775808", None),
+            ("1e9223372036854775807", Some(u64::MAX)),
         ] {
             assert_eq!(quantity(text), want, "{text:?}");
         }

@@ -270,17 +270,30 @@ pub fn parse_duration(text: &str) -> Option<u64> {
         [m, s] => (0, m, s),
         _ => return None,
     };
-    Some(days * 86_400 + h * 3600 + m * 60 + s)
+    // Checked: a duration too long for 64 bits is unreadable, not a panic.
+    days.checked_mul(86_400)?
+        .checked_add(h.checked_mul(3600)?)?
+        .checked_add(m.checked_mul(60)?)?
+        .checked_add(s)
 }
 
-/// `2026-01-01T00:00:00` (UTC) → unix seconds; `None` for `Unknown`, `None`, `N/A`.
+/// `2026-01-01T00:00:00` (UTC) → unix seconds; `None` for `Unknown`, `None`, `N/A`, and for
+/// a year outside 0 to 9999 or a field out of its range.
 pub fn parse_utc(text: &str) -> Option<i64> {
     let (date, clock) = text.split_once('T')?;
     let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
     let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
     let mut c = clock.split(':').map(|p| p.parse::<i64>().ok());
     let (h, mi, s) = (c.next()??, c.next()??, c.next()??);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+    // Slurm writes four-digit years; bounding the year also keeps the arithmetic below in
+    // range.
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&mi)
+        || !(0..=60).contains(&s)
+    {
         return None;
     }
     // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
@@ -427,7 +440,8 @@ impl JobTracker {
 pub fn by_run(usage: &[JobUsage]) -> BTreeMap<(String, String), (f64, i64, i64)> {
     let mut out: BTreeMap<(String, String), (f64, i64, i64)> = BTreeMap::new();
     for u in usage {
-        let from = u.to - i64::try_from(u.seconds).unwrap_or(i64::MAX);
+        let from =
+            u.to.saturating_sub(i64::try_from(u.seconds).unwrap_or(i64::MAX));
         let entry = out
             .entry((u.run_id.clone(), u.permit_id.clone()))
             .or_insert((0.0, from, u.to));
@@ -505,6 +519,11 @@ mod tests {
         assert_eq!(parse_utc("1970-01-01T00:00:00"), Some(0));
         assert_eq!(parse_utc("2024-02-29T12:00:00"), Some(1_709_208_000));
         assert_eq!(parse_utc("Unknown"), None);
+        // Out of range is unreadable, never an overflow (found by the slurm_jobs fuzz target).
+        assert_eq!(parse_duration("999999999999999-00:00:00"), None);
+        assert_eq!(parse_utc("2026110000038-01-01T00:00:00"), None);
+        assert_eq!(parse_utc("2026-01-01T-5:00:00"), None);
+        assert_eq!(parse_utc("9999-12-31T23:59:60"), Some(253_402_300_800));
         assert_eq!(
             gpu_indices_in("gpu:h100:2(IDX:0,2),gpu:a100:1(IDX:5)"),
             [0, 2, 5]

@@ -152,6 +152,23 @@ fn toml_and_json_of_the_same_plan_share_a_digest() {
     assert_eq!(without_epochs.digest(), digest);
 }
 
+/// Numbers in JSON are read exactly as in TOML (serde_json's `float_roundtrip`: without it
+/// `9.6e24` reads one unit in the last place off), so every example's canonical JSON reads
+/// back to the same plan and the same text. Found by the `plan_toml` fuzz target.
+#[test]
+fn canonical_json_reads_back_to_the_same_plan() {
+    for &(name, text, format, ..) in EXAMPLES {
+        let plan = RunPlan::parse(text, format).unwrap();
+        let canonical = plan.canonical_json();
+        let again = RunPlan::from_json(&canonical).unwrap();
+        assert_eq!(again, plan, "{name}");
+        assert_eq!(again.canonical_json(), canonical, "{name}");
+    }
+    let toml = example("fine-tune.toml");
+    let json = RunPlan::from_json(&toml.canonical_json().replace("9.6e+24", "9.6e24")).unwrap();
+    assert_eq!(json.base_model.unwrap().cumulative_flop.get(), 9.6e24);
+}
+
 #[test]
 fn counts_and_dates_take_every_documented_form() {
     let a = standard_with(|t| {
