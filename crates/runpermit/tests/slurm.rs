@@ -267,11 +267,12 @@ fn slurm_admits_gpu_jobs_only_under_a_valid_permit() {
         "{stderr}"
     );
 
-    // More GPUs than the permit allows at once.
+    // More GPUs than the cluster has (16384, as many as the permit allows): refused as a
+    // request error, whatever the permit says.
     refused(
         sbatch(dir, &["--gpus=20000"], &with_permit, &mut jobs),
-        "too_many_accelerators",
-        "20000 GPUs under a permit for 16384",
+        "invalid_request",
+        "20000 GPUs on a cluster of 16384",
     );
 
     // A valid permit: admitted and run, from the environment or from --export, with paths
