@@ -8,7 +8,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Api, plan};
+use common::{Api, error_fields, plan};
 use runpermit_authority::authz::{ENDPOINTS, OrgKind};
 use runpermit_permit::{verify_exemption, verify_permit};
 use serde_json::{Value, json};
@@ -467,12 +467,7 @@ async fn invalid_plans_name_every_field() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&body);
     assert!(fields.contains(&"plan.model.parameters"), "{body}");
     assert!(
         fields.contains(&"plan.compute.expected_utilization"),
@@ -547,12 +542,7 @@ async fn classification_cannot_be_argued_down() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["plan.compute.accelerators"], "{body}");
     let (_, list) = api.call("GET", "/v1/applications", Some(&lab), None).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");

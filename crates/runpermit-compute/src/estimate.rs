@@ -762,6 +762,19 @@ mod tests {
         }
     }
 
+    /// Llama 3.1 405B's cluster: 16,384 H100s for 54 days at 38%, no utilization range.
+    fn llama_cluster() -> HardwareInput {
+        HardwareInput {
+            accelerator: "H100 SXM".into(),
+            count: 16384,
+            hours: 54.0 * 24.0,
+            utilization: Some(0.38),
+            utilization_low: None,
+            utilization_high: None,
+            precision: None,
+        }
+    }
+
     #[test]
     fn gpt3_published_figure() {
         let e = run(&dense(175e9, 300e9)).unwrap();
@@ -866,15 +879,7 @@ mod tests {
 
     #[test]
     fn both_methods_warn_when_they_disagree() {
-        let hardware = HardwareInput {
-            accelerator: "H100 SXM".into(),
-            count: 16384,
-            hours: 54.0 * 24.0,
-            utilization: Some(0.38),
-            utilization_low: None,
-            utilization_high: None,
-            precision: None,
-        };
+        let hardware = llama_cluster();
         let agree = run(&EstimateInput {
             hardware: Some(hardware.clone()),
             ..dense(405e9, 15.6e12)
@@ -1047,15 +1052,7 @@ mod tests {
 
     #[test]
     fn the_highest_method_and_the_envelope() {
-        let hardware = HardwareInput {
-            accelerator: "H100 SXM".into(),
-            count: 16384,
-            hours: 54.0 * 24.0,
-            utilization: Some(0.38),
-            utilization_low: None,
-            utilization_high: None,
-            precision: None,
-        };
+        let hardware = llama_cluster();
         // 0.2 epochs: operation counting 7.6e24, the cluster at 38% 2.9e25.
         let e = run(&EstimateInput {
             epochs: Some(0.2),

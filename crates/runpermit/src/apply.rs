@@ -77,11 +77,6 @@ fn move_schedule(mut plan: RunPlan, start: i64) -> Result<RunPlan, String> {
     Ok(plan)
 }
 
-/// The current time in unix seconds.
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Reads a plan file (TOML or JSON, by extension, else by content), validated locally so that
 /// mistakes are named before anything is sent.
 pub fn read_plan(path: &Path) -> Result<RunPlan> {
@@ -124,7 +119,9 @@ fn plan_errors(path: &Path, errors: &[runpermit_compute::FieldError]) -> anyhow:
 
 /// Runs `runpermit apply`.
 pub fn apply(args: ApplyArgs) -> Result<()> {
-    let plan = args.start.apply(read_plan(&args.plan)?, now())?;
+    let plan = args
+        .start
+        .apply(read_plan(&args.plan)?, crate::now_unix())?;
     let client = Client::new(&args.client)?;
     let body = json!({ "plan": plan, "draft": args.draft });
     let headers: Vec<(&str, &str)> = args
@@ -289,7 +286,7 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             finish(json_out, &app)
         }
         ApplicationsCommand::Update { id, plan, start } => {
-            let plan = start.apply(read_plan(&plan)?, now())?;
+            let plan = start.apply(read_plan(&plan)?, crate::now_unix())?;
             let current = client.get(&format!("/v1/applications/{id}"))?;
             let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
             let app = client.put(

@@ -283,7 +283,7 @@ fn check(args: CheckArgs) -> Result<u8> {
         hours,
         permit: evidence,
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::now_unix();
     let decision = decide(
         &loaded.params,
         &job,

@@ -115,3 +115,8 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Whoami(args) => done(admin::whoami(args)),
     }
 }
+
+/// The system clock in unix seconds: the one place the CLI reads the time.
+pub(crate) fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

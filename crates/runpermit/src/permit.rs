@@ -199,7 +199,7 @@ fn verify(
     let jwks = load_jwks(jwks)?;
     let now = match at {
         Some(t) => parse_time(t)?,
-        None => time::OffsetDateTime::now_utc().unix_timestamp(),
+        None => crate::now_unix(),
     };
     let typ = header_typ(token);
     if typ.as_deref() == Some(EXEMPTION_TYP) {

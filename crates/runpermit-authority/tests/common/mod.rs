@@ -25,6 +25,16 @@ pub fn plan(name: &str) -> Value {
     serde_json::to_value(plan).expect("plan as JSON")
 }
 
+/// The `field` of every error in a 422 body, in order.
+pub fn error_fields(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .expect("an errors array")
+        .iter()
+        .map(|e| e["field"].as_str().expect("a field"))
+        .collect()
+}
+
 pub struct Api {
     pub authority: TestAuthority,
     pub router: Router,
