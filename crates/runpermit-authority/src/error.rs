@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use runpermit_compute::{FieldError, InvalidInput};
+use runpermit_compute::{FieldError, InvalidInput, text};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -52,6 +52,27 @@ impl ApiError {
     }
 }
 
+/// A reason, summary or condition from a request, trimmed: 422 naming `field` when it is blank,
+/// longer than [`text::MAX_REASON_CHARS`], or holds control or bidirectional characters.
+pub fn reason(field: &str, value: &str) -> Result<String, ApiError> {
+    checked_text(field, value, text::MAX_REASON_CHARS, true)
+}
+
+/// `value` trimmed, when it is text of at most `max` characters (line breaks allowed when
+/// `multiline`): runpermit-compute's text hygiene, as a 422 naming `field`.
+pub fn checked_text(
+    field: &str,
+    value: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<String, ApiError> {
+    let value = value.trim();
+    match text::text_problem(value, max, multiline) {
+        Some(problem) => Err(ApiError::field(field, problem)),
+        None => Ok(value.to_owned()),
+    }
+}
+
 /// Problems with a request's fields, collected so that every one is reported at once.
 #[derive(Debug, Default)]
 pub struct Problems(Vec<FieldError>);
@@ -64,6 +85,13 @@ impl Problems {
             message: message.into(),
             suggestions: Vec::new(),
         });
+    }
+
+    /// Records what is wrong with `value` as text (see [`checked_text`]), if anything.
+    pub fn text(&mut self, field: &str, value: &str, max: usize, multiline: bool) {
+        if let Err(ApiError::Invalid(mut errors)) = checked_text(field, value, max, multiline) {
+            self.0.append(&mut errors);
+        }
     }
 
     /// Whether nothing is wrong so far.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use runpermit_compute::{FieldError, Flop};
 use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims, verify_usage_report};
 use runpermit_log::LogEntry;
-use runpermit_permit::{Jwks, PermitRequest, PublicKey};
+use runpermit_permit::{Jwks, PermitClaims, PermitRequest, PublicKey, verify_permit_signature};
 use runpermit_policy::{
     OVERRUN_CATEGORY, RunAction, RunStatus, next_tranche, run_next, tranche_progress,
 };
@@ -40,6 +40,13 @@ pub const MAX_REPORTS_PER_REQUEST: usize = 5000;
 /// registered or revoked through another process is seen within this time; an unknown
 /// `kid` is looked up at once).
 const PROVIDER_KEYS_TTL: Duration = Duration::from_secs(5);
+
+/// The status of a sound report not stored because another of its batch was refused.
+const WITHHELD: &str = "withheld";
+
+/// How far a report's times may lie ahead of the authority's clock, or its interval start
+/// before the permit's `nbf`: the clock skew tolerated between a gate and the authority.
+const MAX_SKEW_S: i64 = 300;
 
 /// How many times a run transition is retried when the run changed meanwhile.
 const CAS_ATTEMPTS: usize = 8;
@@ -135,8 +142,9 @@ pub struct UsageBatch {
 pub struct ReportResult {
     /// The report's position in the request.
     pub index: usize,
-    /// `stored`, `duplicate` (the same report was already stored: nothing changed) or
-    /// `refused`.
+    /// `stored`, `duplicate` (the same report was already stored: nothing changed),
+    /// `refused`, or `withheld` (sound, but not stored because another report of the batch
+    /// was refused: send it again without the refused one).
     pub status: String,
     /// The reporting provider, when the report could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,26 +192,43 @@ pub struct Refused {
 
 struct RunScope {
     run: Run,
-    providers: Vec<runpermit_permit::ProviderScope>,
+    permit: PermitClaims,
 }
 
 async fn run_scope(state: &AppState, run_id: &str) -> Result<Option<RunScope>, ApiError> {
     let Some(run) = state.store.run(run_id).await? else {
         return Ok(None);
     };
-    let providers = permit_claims(state, &run).await?.providers;
-    Ok(Some(RunScope { run, providers }))
+    // A permit decided but not yet signed authorizes nothing yet: no gate can hold it.
+    Ok(signed_permit(state, &run)
+        .await?
+        .map(|permit| RunScope { run, permit }))
 }
 
-/// The claims of the permit `run` runs under, as stored with it.
-async fn permit_claims(state: &AppState, run: &Run) -> Result<PermitRequest, ApiError> {
+/// The claims of the permit `run` runs under, read from the signed permit and verified with
+/// the authority's own keys: what was signed and logged is what decides, never a copy of it
+/// in the database that a write could change. `None` while the permit is decided but not yet
+/// signed.
+async fn signed_permit(state: &AppState, run: &Run) -> Result<Option<PermitClaims>, ApiError> {
     let permit = state
         .store
         .permit(&run.permit_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("run {}'s permit is not stored", run.id)))?;
-    serde_json::from_str(&permit.claims_json)
-        .map_err(|e| ApiError::Internal(format!("permit {} claims: {e}", permit.id)))
+    let Some(token) = permit.token.as_deref() else {
+        return Ok(None);
+    };
+    let keys = crate::routes::permits::verifying_keys(state, None).await?;
+    let claims = verify_permit_signature(token, &keys).map_err(|e| {
+        ApiError::Internal(format!("stored permit {} does not verify: {e}", permit.id))
+    })?;
+    if claims.jti != run.permit_id || claims.sub != run.id {
+        return Err(ApiError::Internal(format!(
+            "stored permit {} is signed for run {} as {}, not for run {}",
+            permit.id, claims.sub, claims.jti, run.id
+        )));
+    }
+    Ok(Some(claims))
 }
 
 /// Verifies a batch of signed usage reports and stores it durably, all or nothing, then
@@ -331,7 +356,12 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
             results.push(r);
             continue;
         }
-        match scope.providers.iter().find(|p| p.provider == claims.iss) {
+        match scope
+            .permit
+            .providers
+            .iter()
+            .find(|p| p.provider == claims.iss)
+        {
             None => {
                 refuse(
                     &mut r,
@@ -341,6 +371,7 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
                         claims.iss,
                         claims.sub,
                         scope
+                            .permit
                             .providers
                             .iter()
                             .map(|p| p.provider.as_str())
@@ -367,12 +398,22 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
             }
             Some(_) => {}
         }
+        if let Some((status, error)) = implausible_times(&claims, &scope.permit, now / 1000) {
+            refuse(&mut r, status, error);
+            results.push(r);
+            continue;
+        }
         record_index.push(results.len());
         records.push(record(&claims, &tokens[index], now)?);
         results.push(r);
     }
     let refused = results.iter().filter(|r| r.status == "refused").count();
     if refused > 0 {
+        for r in &mut results {
+            if r.status == "stored" {
+                r.status = WITHHELD.into();
+            }
+        }
         return Err(IngestError::Refused(Refused {
             status: refused_status,
             answer: IngestAnswer {
@@ -404,6 +445,7 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
                 }
             }
             Ingested::Duplicate => r.status = "duplicate".into(),
+            Ingested::Withheld => r.status = WITHHELD.into(),
             Ingested::Conflict { stored_digest } => {
                 conflicts += 1;
                 r.status = "refused".into();
@@ -456,6 +498,43 @@ impl From<runpermit_store::StoreError> for IngestError {
     fn from(e: runpermit_store::StoreError) -> Self {
         IngestError::Api(e.into())
     }
+}
+
+/// Why a report's times cannot be true of work under `permit`, with the status to answer:
+/// an interval that starts before the permit was valid (no gate admits work before `nbf`), or
+/// that ends, or was signed, in the future. `now_s` is the authority's clock.
+fn implausible_times(
+    report: &UsageReportClaims,
+    permit: &PermitClaims,
+    now_s: i64,
+) -> Option<(u16, String)> {
+    let utc = runpermit_permit::utc;
+    if report.from < permit.nbf.saturating_sub(MAX_SKEW_S) {
+        return Some((
+            422,
+            format!(
+                "from: the interval starts at {}, before permit {} was valid ({}): no gate \
+                 admits work before a permit's nbf",
+                utc(report.from),
+                permit.jti,
+                utc(permit.nbf)
+            ),
+        ));
+    }
+    for (field, at) in [("to", report.to), ("iat", report.iat)] {
+        if at > now_s.saturating_add(MAX_SKEW_S) {
+            return Some((
+                422,
+                format!(
+                    "{field}: {} is in the future (the authority's clock reads {}); check the \
+                     gate's clock",
+                    utc(at),
+                    utc(now_s)
+                ),
+            ));
+        }
+    }
+    None
 }
 
 fn field_errors(errors: &[FieldError]) -> String {
@@ -520,8 +599,16 @@ fn record(claims: &UsageReportClaims, token: &str, now: i64) -> Result<UsageReco
     })
 }
 
-fn flop(value: f64) -> Flop {
+/// A stored released figure: one that is not a FLOP count (it cannot be, every figure is
+/// checked on the way in) releases nothing.
+fn released(value: f64) -> Flop {
     Flop::new(value).unwrap_or(Flop::ZERO)
+}
+
+/// A stored usage figure: one that is not a FLOP count counts as the most there is, so that
+/// a broken figure holds a run rather than frees it.
+fn used(value: f64) -> Flop {
+    Flop::new(value).unwrap_or_else(|_| Flop::new(f64::MAX).unwrap_or(Flop::ZERO))
 }
 
 fn status_of(run: &Run) -> Result<RunStatus, ApiError> {
@@ -532,8 +619,13 @@ fn status_of(run: &Run) -> Result<RunStatus, ApiError> {
 
 /// The run's tranche ends, from its permit's claims.
 async fn tranche_ends(state: &AppState, run: &Run) -> Result<Vec<Flop>, ApiError> {
-    let request = permit_claims(state, run).await?;
-    Ok(request.tranches.iter().map(|t| t.flop).collect())
+    let permit = signed_permit(state, run).await?.ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "permit {} of run {} is decided but not yet signed",
+            run.permit_id, run.id
+        ))
+    })?;
+    Ok(permit.tranches.iter().map(|t| t.flop).collect())
 }
 
 /// The log entry that announces `run` entering `status` (None for changes the public log
@@ -704,8 +796,8 @@ pub async fn evaluate_run(state: &AppState, run_id: &str) -> Result<(), ApiError
         }
         let progress = tranche_progress(
             &state.policy.oversight,
-            flop(run.released_flop),
-            flop(run.cumulative_flop),
+            released(run.released_flop),
+            used(run.cumulative_flop),
             u32::try_from(run.alerted_percent).unwrap_or(0),
         );
         let now = state.clock.now_ms();
@@ -917,35 +1009,50 @@ pub async fn status_entries(state: &AppState) -> Result<Vec<StatusEntry>, ApiErr
 pub async fn summarize_usage(state: &AppState) -> Result<usize, ApiError> {
     let mut written = 0;
     for run in state.store.runs_to_summarize().await? {
-        let providers = state.store.usage_by_provider(&run.id).await?;
-        let through = providers.iter().map(|p| p.last_to_s).max().unwrap_or(0);
-        let now = state.clock.now_ms();
-        let entry = LogEntry::UsageSummary {
-            run_id: run.id.clone(),
-            cumulative_flop: flop(run.cumulative_flop),
-            providers: u32::try_from(providers.len()).unwrap_or(u32::MAX),
-            through,
-        };
-        let committed = state
-            .store
-            .commit(vec![
-                tlog::queue(&format!("run/{}", run.id), &entry, now)?,
-                Write::SetRunSummarized {
-                    id: run.id.clone(),
-                    flop: run.cumulative_flop,
-                    expected_flop: run.summarized_flop,
-                    at: now,
-                },
-            ])
-            .await;
-        match committed {
-            Ok(()) => written += 1,
-            // Another process summarised this run first: its entry is the one logged.
-            Err(runpermit_store::StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
+        // One run that cannot be summarised never holds up the others.
+        match summarize_run(state, &run).await {
+            Ok(true) => written += 1,
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("runpermit_usage_summary_failures_total").increment(1);
+                tracing::error!(run = %run.id, error = ?e, "summarising a run's usage failed");
+            }
         }
     }
     Ok(written)
+}
+
+/// Writes `run`'s usage summary to the log; `false` when another process did it first.
+async fn summarize_run(state: &AppState, run: &Run) -> Result<bool, ApiError> {
+    let cumulative_flop = Flop::new(run.cumulative_flop)
+        .map_err(|e| ApiError::Internal(format!("run {}: stored cumulative usage {e}", run.id)))?;
+    let providers = state.store.usage_by_provider(&run.id).await?;
+    let through = providers.iter().map(|p| p.last_to_s).max().unwrap_or(0);
+    let now = state.clock.now_ms();
+    let entry = LogEntry::UsageSummary {
+        run_id: run.id.clone(),
+        cumulative_flop,
+        providers: u32::try_from(providers.len()).unwrap_or(u32::MAX),
+        through,
+    };
+    let committed = state
+        .store
+        .commit(vec![
+            tlog::queue(&format!("run/{}", run.id), &entry, now)?,
+            Write::SetRunSummarized {
+                id: run.id.clone(),
+                flop: run.cumulative_flop,
+                expected_flop: run.summarized_flop,
+                at: now,
+            },
+        ])
+        .await;
+    match committed {
+        Ok(()) => Ok(true),
+        // Another process summarised this run first: its entry is the one logged.
+        Err(runpermit_store::StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Re-evaluates every run that is not final (after a crash between ingestion and

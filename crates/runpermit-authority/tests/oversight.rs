@@ -26,8 +26,12 @@ struct World {
     evaluator: String,
     cloud_a: SigningKey,
     cloud_b: SigningKey,
+    /// A registered provider the permit does not name.
+    cloud_c: SigningKey,
     run_id: String,
     permit_id: String,
+    /// The permit's `nbf`: reports' intervals start after it.
+    nbf: i64,
 }
 
 /// A standard-tier permit whose run may use `org_cloud_a` (cluster `a-east` only) and
@@ -84,6 +88,16 @@ async fn world(database_url: Option<&str>) -> World {
     assert_eq!(run["tranche"], 1);
     assert_eq!(run["released_flop"], 1e25);
     let run_id = run["id"].as_str().expect("run id").to_owned();
+    let (status, permit) = api
+        .call("GET", &format!("/v1/permits/{permit_id}"), Some(&lab), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{permit}");
+    let nbf = permit["claims"]["nbf"].as_i64().expect("nbf");
+    // The run has been under way for ten days: reports cover intervals since `nbf`.
+    let now = api.authority.clock.now_s();
+    api.authority
+        .clock
+        .advance_ms((nbf + 10 * 86_400 - now).max(0) * 1000);
     let mut keys = keys.into_iter();
     World {
         api,
@@ -92,8 +106,10 @@ async fn world(database_url: Option<&str>) -> World {
         evaluator,
         cloud_a: keys.next().expect("a"),
         cloud_b: keys.next().expect("b"),
+        cloud_c: keys.next().expect("c"),
         run_id,
         permit_id,
+        nbf,
     }
 }
 
@@ -107,22 +123,25 @@ impl World {
         flop: f64,
     ) -> String {
         let f = Flop::new(flop).expect("flop");
+        // Intervals long enough for the accelerator-seconds on at most 10^5 accelerators.
+        let seconds = flop / 1.979e15;
         let metered = Metered {
             method: MeterMethod::SchedulerAccounting,
-            accelerator_seconds: BTreeMap::from([("h100-sxm".to_owned(), flop / 1.979e15)]),
+            accelerator_seconds: BTreeMap::from([("h100-sxm".to_owned(), seconds)]),
             flop: f,
             lower: Flop::ZERO,
             upper: f,
         };
-        let start = 1_796_083_200 + 300 * i64::try_from(seq).expect("seq");
+        let length = 300.max((seconds / 1e5).ceil() as i64);
+        let start = self.nbf + 300 * i64::try_from(seq).expect("seq");
         let claims = UsageReportClaims::new(
             provider,
             &self.run_id,
             &self.permit_id,
             cluster,
             seq,
-            (start, start + 300),
-            start + 301,
+            (start, start + length),
+            start + length + 1,
             metered,
         );
         sign_usage_report(&claims, key).expect("signing")
@@ -282,8 +301,8 @@ async fn usage_is_idempotent_and_summed_over_providers(w: World) {
     let (status, body) = w.ingest(&[w.a(4, 1e24), forged]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(
-        body["results"][0]["status"], "stored",
-        "judged, but not stored: {body}"
+        body["results"][0]["status"], "withheld",
+        "judged sound, but not stored: {body}"
     );
     assert!(
         body["results"][1]["error"]
@@ -480,6 +499,235 @@ async fn milestones_hold_and_release_the_run(w: World) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Signs `claims` as they are, without the checks `sign_usage_report` makes: what a provider
+/// that wants to break the accounting would send.
+fn forge(claims: &UsageReportClaims, key: &SigningKey) -> String {
+    runpermit_permit::sign_jws(runpermit_gate::USAGE_TYP, claims, key)
+}
+
+/// Runs `sql` on the authority's database, as someone with write access to it would.
+async fn tamper(database_url: &str, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if database_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(database_url)
+            .await
+            .expect("connecting");
+        sqlx::query(sql).execute(&pool).await.expect("tampering");
+    } else {
+        let pool = sqlx::SqlitePool::connect(database_url)
+            .await
+            .expect("connecting");
+        sqlx::query(sql).execute(&pool).await.expect("tampering");
+    }
+}
+
+/// Reports that cannot be true are refused, by field, and change nothing; a batch is all or
+/// nothing; the permit's scope is the signed permit's, not a copy in the database.
+async fn reports_that_cannot_be_true_change_nothing(w: World, database_url: &str) {
+    let (status, body) = w.ingest(&[w.a(1, 1e24)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let before = w.run().await;
+    let refused = |body: &Value, status: StatusCode, want: StatusCode, field: &str| {
+        assert_eq!(status, want, "{body}");
+        let error = body["results"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(field), "{field}: {body}");
+    };
+    let good = |seq: u64| {
+        let token = w.a(seq, 1e23);
+        let (_, claims): (_, UsageReportClaims) = runpermit_permit::verify_jws(
+            &token,
+            runpermit_gate::USAGE_TYP,
+            &runpermit_permit::Jwks::from_keys(&[w.cloud_a.public()]),
+        )
+        .expect("own report");
+        claims
+    };
+
+    // 2: FLOP figures that overflow a sum, or that no hardware can compute.
+    let mut huge = good(2);
+    huge.flop = Flop::new(1e308).unwrap();
+    huge.flop_upper = huge.flop;
+    let mut huge2 = huge.clone();
+    huge2.seq = 3;
+    let (status, body) = w
+        .ingest(&[forge(&huge, &w.cloud_a), forge(&huge2, &w.cloud_a)])
+        .await;
+    refused(
+        &body,
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "flop_upper",
+    );
+    let mut fast = good(2);
+    fast.accelerator_seconds = BTreeMap::from([("nvidia-h100-sxm".to_owned(), 1.0)]);
+    fast.flop = Flop::new(1e24).unwrap();
+    fast.flop_upper = fast.flop;
+    let (status, body) = w.ingest(&[forge(&fast, &w.cloud_a)]).await;
+    refused(
+        &body,
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "flop_upper",
+    );
+
+    // 10: sequence numbers, intervals and identifiers that cannot be true.
+    let mut r = good(2);
+    r.seq = (1 << 63) - 1;
+    let (status, body) = w.ingest(&[forge(&r, &w.cloud_a)]).await;
+    refused(&body, status, StatusCode::UNPROCESSABLE_ENTITY, "seq");
+    for (from, field) in [
+        (0, "before permit"),              // 1970
+        (w.nbf - 86_400, "before permit"), // the day before the permit was valid
+        (4_102_444_800, "in the future"),  // 2100
+    ] {
+        let mut r = good(2);
+        let length = r.to - r.from;
+        (r.from, r.to, r.iat) = (from, from + length, from + length + 1);
+        let (status, body) = w.ingest(&[forge(&r, &w.cloud_a)]).await;
+        refused(&body, status, StatusCode::UNPROCESSABLE_ENTITY, field);
+    }
+    let mut r = good(2);
+    let seconds = r.accelerator_seconds.values().sum::<f64>();
+    r.accelerator_seconds = BTreeMap::from([("../../etc/passwd".to_owned(), seconds)]);
+    let (status, body) = w.ingest(&[forge(&r, &w.cloud_a)]).await;
+    refused(
+        &body,
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "accelerator_seconds",
+    );
+    let mut r = good(2);
+    r.cluster = "a-east\u{0}".to_owned();
+    let (status, body) = w.ingest(&[forge(&r, &w.cloud_a)]).await;
+    refused(&body, status, StatusCode::UNPROCESSABLE_ENTITY, "cluster");
+
+    // 4: one new report with one conflicting resend: 409, and neither is stored.
+    let (status, body) = w.ingest(&[w.a(2, 1e23), w.a(1, 2e24)]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["results"][0]["status"], "withheld", "{body}");
+    assert_eq!(body["results"][1]["status"], "refused", "{body}");
+    let after = w.run().await;
+    assert_eq!(
+        after["cumulative_flop"], before["cumulative_flop"],
+        "{after}"
+    );
+    assert_eq!(after["status"], "active");
+    // Sent again alone, the new report is stored: nothing was half-written.
+    let (status, body) = w.ingest(&[w.a(2, 1e23)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["status"], "stored", "{body}");
+
+    // 6: a provider added to the database's copy of the permit is still not in its scope.
+    let mut claims: Value = serde_json::from_str(
+        w.api
+            .authority
+            .state
+            .store
+            .permit(&w.permit_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .claims_json
+            .as_str(),
+    )
+    .unwrap();
+    claims["providers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"provider": "org_cloud_c", "clusters": ["c-1"]}));
+    tamper(
+        database_url,
+        &format!(
+            "UPDATE permits SET claims_json = '{}' WHERE id = '{}'",
+            claims.to_string().replace('\'', "''"),
+            w.permit_id
+        ),
+    )
+    .await;
+    let (status, body) = w
+        .ingest(&[w.report(&w.cloud_c, "org_cloud_c", "c-1", 1, 1e23)])
+        .await;
+    refused(
+        &body,
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not allowed for run",
+    );
+
+    let after = w.run().await;
+    assert!(close(&after["cumulative_flop"], 1.1e24), "{after}");
+    assert_eq!(after["status"], "active");
+}
+
+#[tokio::test]
+async fn reports_that_cannot_be_true_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!(
+        "runpermit-oversight-{}",
+        runpermit_authority::ids::new_id("t")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("authority.db").display());
+    reports_that_cannot_be_true_change_nothing(world(Some(&url)).await, &url).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn reports_that_cannot_be_true_on_postgres() {
+    if let Some(db) = common::PgSchema::create("oversight_implausible") {
+        reports_that_cannot_be_true_change_nothing(world(Some(&db.url)).await, &db.url).await;
+    }
+}
+
+#[tokio::test]
+async fn free_text_with_controls_bidi_or_excess_length_is_refused_by_field() {
+    let w = world(None).await;
+    let long = "x".repeat(200 * 1024);
+    let cases = [
+        (
+            "POST",
+            format!("/v1/runs/{}/pause", w.run_id),
+            w.reviewer.clone(),
+            json!({"reason": "routine\u{0}check"}),
+            "reason",
+        ),
+        (
+            "POST",
+            format!("/v1/runs/{}/pause", w.run_id),
+            w.reviewer.clone(),
+            json!({"reason": "approved \u{202E}devorppa ton"}),
+            "reason",
+        ),
+        (
+            "POST",
+            "/v1/incidents".to_owned(),
+            w.lab.clone(),
+            json!({"category": "weights_stolen", "summary": long, "run_id": w.run_id}),
+            "summary",
+        ),
+        (
+            "POST",
+            "/v1/incidents".to_owned(),
+            w.lab.clone(),
+            json!({"category": "weights_stolen", "summary": "s", "details": {"blob": long}}),
+            "details",
+        ),
+        (
+            "POST",
+            format!("/v1/runs/{}/milestones", w.run_id),
+            w.lab.clone(),
+            json!({"checkpoint_digest": format!("sha256:{}", "ab".repeat(32)),
+                "evals": {"x": 1}, "cumulative_flop": 1e300}),
+            "cumulative_flop",
+        ),
+    ];
+    for (method, path, token, body, field) in cases {
+        let (status, answer) = w.api.call(method, &path, Some(&token), Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        assert_eq!(common::error_fields(&answer), [field], "{path}: {answer}");
+    }
+    assert_eq!(w.run().await["status"], "active");
+}
+
 async fn admin_of(w: &World) -> String {
     w.api
         .authority
@@ -649,8 +897,9 @@ async fn split_runs_across_providers_are_flagged() {
         operators.push(member.await.2);
     }
     let (a, b) = (&operators[0], &operators[1]);
+    let now = w.api.authority.clock.now_s();
     let kyc = |customer: &str, flop: f64| {
-        json!({"customer": customer, "from": 1_796_000_000, "to": 1_796_080_000, "jobs": 3,
+        json!({"customer": customer, "from": now - 80_000, "to": now, "jobs": 3,
                "accelerator_seconds": flop / 1.979e15, "flop": flop})
     };
     let (status, body) = w
@@ -717,6 +966,41 @@ async fn split_runs_across_providers_are_flagged() {
             "{field}: {body}"
         );
     }
+    // Figures no cluster can produce cannot overflow the window's sums and erase a flag.
+    for (report, field) in [
+        (
+            json!({"customer": "LEI-SPLIT", "from": now - 60, "to": now, "jobs": 1,
+                "accelerator_seconds": 1.0, "flop": 1e308}),
+            "flop",
+        ),
+        (
+            json!({"customer": "LEI-SPLIT", "from": now - 60, "to": now, "jobs": 1,
+                "accelerator_seconds": 1e300, "flop": 1e20}),
+            "accelerator_seconds",
+        ),
+        (
+            json!({"customer": "LEI-SPLIT", "from": now, "to": now + 86_400, "jobs": 1,
+                "accelerator_seconds": 1.0, "flop": 1e12}),
+            "to",
+        ),
+        (
+            json!({"customer": "LEI\u{202E}TILPS", "from": now - 60, "to": now, "jobs": 1,
+                "accelerator_seconds": 1.0, "flop": 1e12}),
+            "customer",
+        ),
+    ] {
+        let (status, body) = w
+            .api
+            .call("POST", "/v1/kyc-reports", Some(a), Some(report))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(common::error_fields(&body), [field], "{body}");
+    }
+    let (_, flags) = w
+        .api
+        .call("GET", "/v1/kyc/flags", Some(&w.reviewer), None)
+        .await;
+    assert_eq!(flags["flags"].as_array().unwrap().len(), 2, "{flags}");
     // Outside the window (90 days), the reports no longer count.
     w.api.authority.clock.advance_ms(91 * 86_400_000);
     let (_, flags) = w

@@ -8,6 +8,7 @@
 //! - [`Regime`]: regulatory thresholds, from `data/regimes.toml`.
 //! - [`limits`]: the physically plausible range of every input; a figure outside is refused
 //!   by name.
+//! - [`text`]: text hygiene for names, identifiers and free text from outside.
 //!
 //! This crate does no IO and reads no clock: the data files are compiled in, and every
 //! function takes what it needs as arguments.
@@ -17,6 +18,7 @@ mod hardware;
 pub mod limits;
 mod quantity;
 mod regimes;
+pub mod text;
 
 pub use estimate::{
     DEFAULT_UTILIZATION, DEFAULT_UTILIZATION_HIGH, DEFAULT_UTILIZATION_LOW, DISAGREEMENT_FACTOR,

@@ -100,6 +100,23 @@ pub const FLOP: Plausible = Plausible {
     hint: "",
 };
 
+/// A usage report's sequence number: 1 to 10^9 (a report a second for thirty years).
+pub const REPORT_SEQ: Plausible = Plausible {
+    min: 1.0,
+    max: 1e9,
+    unit: "",
+    hint: "reports are numbered 1, 2, 3, … per provider and run",
+};
+
+/// The interval one usage report covers, in seconds: 1 to 31 days (2,678,400 s). Gates
+/// report every few minutes; a month is the longest a scheduler's accounting period runs.
+pub const REPORT_INTERVAL_SECONDS: Plausible = Plausible {
+    min: 1.0,
+    max: 2_678_400.0,
+    unit: "seconds",
+    hint: "",
+};
+
 impl Plausible {
     /// Whether `value` lies in the range (never for NaN).
     pub fn contains(&self, value: f64) -> bool {

@@ -5,7 +5,7 @@
 //! monotonic per (provider, run): the authority detects gaps and treats a repeated `seq` as
 //! the same report (idempotent) or, with different content, as an error.
 
-use runpermit_compute::{FieldError, Flop};
+use runpermit_compute::{FieldError, Flop, HardwareTable, limits, text};
 use runpermit_permit::{Jwks, SigningKey, VerifyError, sign_jws, verify_jws};
 use serde::{Deserialize, Serialize};
 
@@ -91,28 +91,74 @@ impl UsageReportClaims {
             ("iss", &self.iss),
             ("sub", &self.sub),
             ("permit_id", &self.permit_id),
-            ("cluster", &self.cluster),
         ] {
-            if value.trim().is_empty() {
-                push(field, "must not be empty".into());
+            if let Some(problem) = text::id_problem(value) {
+                push(field, problem);
             }
         }
-        if self.seq == 0 {
-            push("seq", "starts at 1".into());
+        if let Some(problem) = text::text_problem(&self.cluster, text::MAX_NAME_CHARS, false) {
+            push("cluster", problem);
         }
-        if self.to <= self.from {
+        if let Err(problem) = limits::REPORT_SEQ.check_count(self.seq) {
+            push("seq", problem);
+        }
+        // i128: `to - from` of two arbitrary i64 cannot overflow there.
+        let interval = i128::from(self.to) - i128::from(self.from);
+        if interval <= 0 {
             push(
                 "to",
                 format!("must be later than from ({} ≤ {})", self.to, self.from),
             );
+        } else if let Err(problem) = limits::REPORT_INTERVAL_SECONDS.check(interval as f64) {
+            push("to", format!("to − from {problem}"));
         }
+        // The physical bound: no chip computes faster than its highest dense peak, and no
+        // interval holds more accelerator-seconds than the largest cluster can give it.
+        let table = HardwareTable::builtin();
+        let most_seconds = (interval.max(0) as f64) * limits::ACCELERATORS.max;
+        let mut physical_max = 0.0_f64;
         for (id, s) in &self.accelerator_seconds {
+            let field = format!("accelerator_seconds.{id}");
+            let chip = match text::id_problem(id) {
+                Some(problem) => {
+                    push("accelerator_seconds", format!("accelerator id {problem}"));
+                    continue;
+                }
+                None => match table.lookup(id) {
+                    Ok(chip) => chip,
+                    Err(unknown) => {
+                        push(&field, format!("{unknown}"));
+                        continue;
+                    }
+                },
+            };
             if !(s.is_finite() && *s >= 0.0) {
+                push(&field, format!("must be finite and ≥ 0 (got {s})"));
+            } else if *s > most_seconds {
                 push(
-                    &format!("accelerator_seconds.{id}"),
-                    format!("must be finite and ≥ 0 (got {s})"),
+                    &field,
+                    format!(
+                        "{} accelerator-seconds in {interval} s is more than {} accelerators \
+                         running the whole interval",
+                        limits::number(*s),
+                        limits::number(limits::ACCELERATORS.max)
+                    ),
                 );
+            } else if let Some((_, peak)) = chip.max_peak() {
+                physical_max += s * peak.get();
             }
+        }
+        // A relative tolerance for the rounding of `seconds × peak` summed in another order.
+        if self.flop_upper.get() > physical_max * (1.0 + 1e-9) {
+            push(
+                "flop_upper",
+                format!(
+                    "{} FLOP is more than the accelerator-seconds reported can compute at the \
+                     chips' highest peak ({} FLOP)",
+                    limits::number(self.flop_upper.get()),
+                    limits::number(physical_max)
+                ),
+            );
         }
         if !(self.flop_lower <= self.flop && self.flop <= self.flop_upper) {
             push(
@@ -170,6 +216,7 @@ mod tests {
     use super::*;
     use crate::meter::scheduler_accounting;
     use runpermit_compute::HardwareTable;
+    use std::collections::BTreeMap;
 
     fn report(seq: u64) -> UsageReportClaims {
         let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
@@ -212,5 +259,64 @@ mod tests {
         for field in ["seq", "to", "iss"] {
             assert!(text.contains(field), "{text}");
         }
+    }
+
+    fn fields(claims: &UsageReportClaims) -> Vec<String> {
+        claims.problems().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn implausible_reports_are_refused_by_field() {
+        assert_eq!(fields(&report(1)), Vec::<String>::new());
+
+        let mut r = report(1);
+        r.seq = (1 << 63) - 1;
+        assert_eq!(fields(&r), ["seq"]);
+
+        let mut r = report(1);
+        (r.from, r.to) = (i64::MIN, i64::MAX);
+        assert_eq!(fields(&r), ["to"], "no overflow on the interval");
+        let mut r = report(1);
+        r.to = r.from + 40 * 86_400;
+        assert!(
+            r.problems()[0].message.contains("2.6784e6 seconds"),
+            "{:?}",
+            r.problems()
+        );
+
+        // One accelerator-second cannot compute 1e24 FLOP.
+        let mut r = report(1);
+        r.accelerator_seconds = BTreeMap::from([("nvidia-h100-sxm".to_owned(), 1.0)]);
+        r.flop_upper = Flop::new(1e24).unwrap();
+        assert_eq!(fields(&r), ["flop_upper"]);
+        // Nor 1e308, and no sum of such reports can overflow.
+        r.flop = Flop::new(1e308).unwrap();
+        r.flop_upper = r.flop;
+        assert_eq!(fields(&r), ["flop_upper"]);
+
+        // More accelerator-seconds than 10^7 accelerators give an interval.
+        let mut r = report(1);
+        r.accelerator_seconds = BTreeMap::from([("nvidia-h100-sxm".to_owned(), 1e12)]);
+        assert_eq!(
+            fields(&r),
+            ["accelerator_seconds.nvidia-h100-sxm", "flop_upper"]
+        );
+
+        let mut r = report(1);
+        let seconds = r.accelerator_seconds.values().sum::<f64>();
+        r.accelerator_seconds = BTreeMap::from([("../../etc/passwd".to_owned(), seconds)]);
+        let problems = r.problems();
+        assert_eq!(problems[0].field, "accelerator_seconds");
+        assert!(
+            problems[0].message.contains("path separators"),
+            "{problems:?}"
+        );
+        r.accelerator_seconds = BTreeMap::from([("warp-drive-9000".to_owned(), seconds)]);
+        assert!(r.problems()[0].message.contains("unknown accelerator"));
+
+        let mut r = report(1);
+        r.cluster = "us-east\u{202E}1".to_owned();
+        r.sub = "run\u{0}1".to_owned();
+        assert_eq!(fields(&r), ["sub", "cluster"]);
     }
 }

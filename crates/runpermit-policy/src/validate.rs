@@ -5,13 +5,11 @@ use std::collections::BTreeSet;
 
 use runpermit_compute::FieldError;
 use runpermit_compute::limits::{self, Plausible};
+use runpermit_compute::text;
 
 use crate::plan::{Affordance, ArchitectureFamily, PLAN_SCHEMA, RunPlan};
 
-/// Longest accepted name or identifier, in characters.
-pub const MAX_NAME_CHARS: usize = 200;
-/// Longest accepted free text (descriptions, incident response), in characters.
-pub const MAX_TEXT_CHARS: usize = 20_000;
+pub use runpermit_compute::text::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
 
 #[derive(Default)]
 struct Errors(Vec<FieldError>);
@@ -39,36 +37,18 @@ impl Errors {
         }
     }
 
-    /// Non-blank text of at most `max` characters without control characters (other
-    /// than line breaks and tabs in free text).
+    /// Non-blank text of at most `max` characters without control or bidirectional
+    /// characters (line breaks and tabs allowed in free text): runpermit-compute's `text`.
     fn text(&mut self, field: &str, value: &str, max: usize) {
-        let multiline = max > MAX_NAME_CHARS;
-        if value.trim().is_empty() {
-            self.push(field, "must not be empty");
-        } else if value.chars().count() > max {
-            self.push(field, format!("must be at most {max} characters"));
-        } else if value
-            .chars()
-            .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
-        {
-            self.push(field, "must not contain control characters");
+        if let Some(problem) = text::text_problem(value, max, max > MAX_NAME_CHARS) {
+            self.push(field, problem);
         }
     }
 
-    /// An identifier: non-blank, at most [`MAX_NAME_CHARS`], no whitespace.
+    /// An identifier (runpermit-compute's `text::id_problem`).
     fn identifier(&mut self, field: &str, value: &str) {
-        if value.is_empty() {
-            self.push(field, "must not be empty");
-        } else if value.chars().count() > MAX_NAME_CHARS {
-            self.push(
-                field,
-                format!("must be at most {MAX_NAME_CHARS} characters"),
-            );
-        } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.push(
-                field,
-                format!("must be an organization id without spaces (got {value:?})"),
-            );
+        if let Some(problem) = text::id_problem(value) {
+            self.push(field, problem);
         }
     }
 }

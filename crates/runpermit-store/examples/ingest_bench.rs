@@ -71,7 +71,9 @@ async fn phase(
                     match outcome {
                         Ingested::Stored { .. } => stored += 1,
                         Ingested::Duplicate => duplicates += 1,
-                        Ingested::Conflict { .. } => panic!("unexpected conflict"),
+                        Ingested::Conflict { .. } | Ingested::Withheld => {
+                            panic!("unexpected conflict")
+                        }
                     }
                 }
             }

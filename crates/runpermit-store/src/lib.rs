@@ -216,8 +216,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores signed usage reports in one transaction and returns what became of each, in
     /// order. A record is stored unless a report with its key `(provider_id, run_id, seq)` is
     /// already stored (or came earlier in the batch): then it is [`Ingested::Duplicate`] when
-    /// the stored digest is the record's, [`Ingested::Conflict`] otherwise, and nothing of it
-    /// is written. For each run with stored records, `cumulative_flop` and
+    /// the stored digest is the record's, [`Ingested::Conflict`] otherwise. The batch is all
+    /// or nothing: when any record conflicts, nothing of the batch is written and every
+    /// record that would have been stored is [`Ingested::Withheld`]. For each run with stored records, `cumulative_flop` and
     /// `cumulative_upper_flop` grow by the sums of their `flop` and `flop_upper`, and
     /// `updated_at` becomes their latest `received_at` (if later than the stored one); the
     /// run's `version` does not change.

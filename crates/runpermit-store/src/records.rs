@@ -347,6 +347,9 @@ pub enum Ingested {
     /// Already stored with another digest: the provider sent two different reports under
     /// one key. Nothing changed; the first one stays.
     Conflict { stored_digest: String },
+    /// Would have been stored, but another record of the batch is a [`Ingested::Conflict`],
+    /// so nothing of the batch was written.
+    Withheld,
 }
 
 /// One provider's usage reports of a run, summed ([`crate::Store::usage_by_provider`]).

@@ -1281,6 +1281,19 @@ macro_rules! impl_store {
                         running_max[pair] = running_max[pair].max(r.seq);
                     }
 
+                    // All or nothing: one conflicting record withholds the whole batch.
+                    if outcomes
+                        .iter()
+                        .any(|o| matches!(o, Ingested::Conflict { .. }))
+                    {
+                        for o in &mut outcomes {
+                            if matches!(o, Ingested::Stored { .. }) {
+                                *o = Ingested::Withheld;
+                            }
+                        }
+                        return Ok(outcomes);
+                    }
+
                     let inserted = |e: sqlx::Error| match &e {
                         // Cannot happen while the runs are locked; say what it would mean.
                         sqlx::Error::Database(db)
@@ -1919,6 +1932,15 @@ macro_rules! impl_store {
                     }
                     let mut tx = self.begin_write(&[]).await?;
                     let outcomes = match Self::ingest(&mut *tx, &records).await {
+                        Ok(outcomes)
+                            if outcomes
+                                .iter()
+                                .any(|o| matches!(o, Ingested::Conflict { .. })) =>
+                        {
+                            tx.rollback().await.db()?;
+                            tracing::debug!("usage batch withheld: a record conflicts");
+                            return Ok(outcomes);
+                        }
                         Ok(outcomes) => outcomes,
                         Err(e) => {
                             tracing::debug!(error = %e, "usage batch rolled back");

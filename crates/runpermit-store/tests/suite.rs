@@ -2626,13 +2626,29 @@ async fn ingest_usage_stores_duplicates_and_conflicts(db: Db) {
             Ingested::Conflict {
                 stored_digest: first[1].digest.clone()
             },
-            stored(4),
+            Ingested::Withheld,
             Ingested::Duplicate,
             Ingested::Conflict {
                 stored_digest: usage("prov_a", "run_1", 6, 1.0).digest
             },
-            stored(6),
+            Ingested::Withheld,
         ]
+    );
+    // All or nothing: with a conflict in the batch, nothing of it is written.
+    assert_eq!(store.run("run_1").await.unwrap().unwrap(), r);
+    assert_eq!(
+        store.usage_reports("run_1", None, 100).await.unwrap().len(),
+        4
+    );
+    // Sent again without the conflicting reports, the new ones are stored.
+    let third = vec![
+        usage("prov_a", "run_1", 6, 1.0),
+        usage("prov_a", "run_1", 6, 1.0),
+        usage("prov_a", "run_1", 5, 16.0),
+    ];
+    assert_eq!(
+        store.ingest_usage(third).await.unwrap(),
+        [stored(4), Ingested::Duplicate, stored(6)]
     );
     let r = store.run("run_1").await.unwrap().unwrap();
     assert_eq!(
@@ -2936,7 +2952,9 @@ async fn concurrent_ingest_keeps_exact_sums(db: Db) {
                     }
                 }
                 Ingested::Duplicate => assert_eq!(record.provider_id, "prov_shared"),
-                Ingested::Conflict { .. } => panic!("no conflict expected: {record:?}"),
+                Ingested::Conflict { .. } | Ingested::Withheld => {
+                    panic!("no conflict expected: {record:?}")
+                }
             }
         }
     }

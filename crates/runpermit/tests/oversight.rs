@@ -130,7 +130,7 @@ min_accelerators = 1024
 [[clusters]]
 name = "{cluster}"
 accelerator = "H100 SXM"
-accelerators = 16384
+accelerators = 8000000
 [metering]
 interval_seconds = 1
 sources = ["spool"]
@@ -206,9 +206,18 @@ spool_dir = "spool"
 
     /// Drops an accounting record into the spool, as a provider's accounting system would:
     /// written under another name, then renamed into place.
-    fn account(&self, run_id: &str, permit_id: &str, accelerator_seconds: f64) {
-        let to = time::OffsetDateTime::now_utc().unix_timestamp();
-        let from = to - (accelerator_seconds / 16384.0).ceil() as i64 - 1;
+    /// The record covers 500 s from just before the permit's `nbf` (within the authority's
+    /// 300 s clock-skew allowance), on as many accelerators as that takes (the cluster has
+    /// 8·10^6, so that minutes reach a tranche): the authority refuses intervals before the
+    /// permit was valid or in the future, and the gate more accelerator-seconds than its
+    /// cluster can give an interval.
+    fn account(&self, run_id: &str, permit_id: &str, nbf: i64, accelerator_seconds: f64) {
+        let from = nbf - 250;
+        let to = from + 500;
+        assert!(
+            to <= time::OffsetDateTime::now_utc().unix_timestamp() + 300,
+            "the permit's nbf is in the future"
+        );
         let record = serde_json::json!({
             "run_id": run_id, "permit_id": permit_id, "cluster": self.cluster,
             "accelerator_seconds": accelerator_seconds, "from": from, "to": to,
@@ -218,6 +227,16 @@ spool_dir = "spool"
         std::fs::write(&tmp, record.to_string()).expect("spool record");
         std::fs::rename(&tmp, self.spool.join(format!("{name}.json"))).expect("rename");
     }
+}
+
+/// The claims of a compact JWS, unverified (the test only reads its times).
+fn permit_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWS payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) -> Duration {
@@ -333,8 +352,9 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
     }
 
     // 2. Each provider meters half of 1.02e25 FLOP; the run reaches its first milestone.
+    let nbf = permit_claims(&permit)["nbf"].as_i64().expect("nbf");
     for gate in &gates {
-        gate.account(&run_id, &permit_id, 0.51e25 / H100_PEAK);
+        gate.account(&run_id, &permit_id, nbf, 0.51e25 / H100_PEAK);
     }
     wait_for(Duration::from_secs(30), "the milestone to be due", || {
         show(&lab)["status"] == "milestone_due"

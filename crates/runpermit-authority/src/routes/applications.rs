@@ -341,13 +341,7 @@ async fn step(
     action: Action,
     audit_action: &str,
 ) -> Result<Json<ApplicationView>, ApiError> {
-    let reason = body
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::field("reason", "required: say why"))?
-        .to_owned();
+    let reason = crate::error::reason("reason", body.reason.as_deref().unwrap_or_default())?;
     let mut app = own_application(&state, &caller, &id).await?;
     let expected_version = app.version;
     let mut writes = lifecycle::transition_writes(

@@ -15,6 +15,10 @@ use crate::authz;
 use crate::error::{ApiError, ApiJson, Problems};
 use crate::ids::new_id;
 use crate::state::AppState;
+use runpermit_compute::text::{MAX_REASON_CHARS, MAX_TEXT_CHARS};
+
+/// The largest `details` of an incident, as JSON.
+const MAX_DETAILS_BYTES: usize = 16 * 1024;
 
 /// `POST /v1/incidents` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,8 +145,15 @@ pub(crate) async fn create(
             ),
         );
     }
-    if body.summary.trim().is_empty() {
-        problems.push("summary", "required: say what happened");
+    problems.text("summary", &body.summary, MAX_REASON_CHARS, true);
+    if let Some(details) = &body.details {
+        let bytes = details.to_string().len();
+        if bytes > MAX_DETAILS_BYTES {
+            problems.push(
+                "details",
+                format!("must be at most {MAX_DETAILS_BYTES} bytes of JSON (got {bytes})"),
+            );
+        }
     }
     let now = state.clock.now_ms();
     let occurred_at = match &body.occurred_at {
@@ -238,9 +249,7 @@ pub(crate) async fn follow_up(
     ApiJson(body): ApiJson<FollowUp>,
 ) -> Result<Json<IncidentView>, ApiError> {
     authz::INCIDENTS_FOLLOW_UP.authorize(&caller)?;
-    if body.text.trim().is_empty() {
-        return Err(ApiError::field("text", "required: the follow-up report"));
-    }
+    crate::error::checked_text("text", &body.text, MAX_TEXT_CHARS, true)?;
     let incident = state
         .store
         .incident(&id)

@@ -153,11 +153,23 @@ pub(crate) async fn for_application(
 /// `GET /.well-known/jwks.json`: every key that may still verify a permit in force. Retired
 /// keys stay until the longest permit validity has passed since their retirement.
 pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, ApiError> {
-    let now = state.clock.now_ms();
     let keep_ms = i64::from(state.policy.permit.validity_days) * 86_400_000;
+    Ok(Json(
+        verifying_keys(&state, Some(state.clock.now_ms() - keep_ms)).await?,
+    ))
+}
+
+/// The authority's permit keys: every key, or with `retired_after`, only those not retired
+/// before that time (unix ms).
+pub(crate) async fn verifying_keys(
+    state: &AppState,
+    retired_after: Option<i64>,
+) -> Result<Jwks, ApiError> {
     let mut keys = Vec::new();
     for k in state.store.signing_keys().await? {
-        if k.retired_at.is_some_and(|at| at + keep_ms < now) {
+        if let (Some(at), Some(after)) = (k.retired_at, retired_after)
+            && at < after
+        {
             continue;
         }
         keys.push(
@@ -165,7 +177,7 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Json<Jwks>, Ap
                 .map_err(|e| ApiError::Internal(format!("stored key {}: {e}", k.kid)))?,
         );
     }
-    Ok(Json(Jwks::from_keys(&keys)))
+    Ok(Jwks::from_keys(&keys))
 }
 
 /// `GET /v1/status-list`: the signed list of permits not in good standing, for gates to poll.

@@ -12,11 +12,12 @@ use serde_json::json;
 use crate::audit::{event, rfc3339};
 use crate::auth::Caller;
 use crate::authz;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, Problems};
 use crate::ids::new_id;
 use crate::lifecycle::{self, ReviewDecision};
 use crate::routes::applications::{ApplicationView, view, visible};
 use crate::state::AppState;
+use runpermit_compute::text::MAX_REASON_CHARS;
 
 /// `POST /v1/applications/{id}/reviews` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,16 +87,13 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<NewReview>,
 ) -> Result<(StatusCode, Json<ApplicationView>), ApiError> {
     authz::REVIEWS_CREATE.authorize(&caller)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::field("reason", "required: say why"));
+    let reason = crate::error::reason("reason", &body.reason)?;
+    let reason = reason.as_str();
+    let mut problems = Problems::default();
+    for (i, c) in body.conditions.iter().enumerate() {
+        problems.text(&format!("conditions[{i}]"), c, MAX_REASON_CHARS, false);
     }
-    if let Some(i) = body.conditions.iter().position(|c| c.trim().is_empty()) {
-        return Err(ApiError::field(
-            format!("conditions[{i}]"),
-            "must not be empty",
-        ));
-    }
+    problems.check()?;
     let mut app = visible(&state, &caller, &id).await?;
     if app.org_id == caller.org_id {
         return Err(ApiError::Forbidden(

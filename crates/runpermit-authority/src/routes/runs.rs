@@ -276,14 +276,7 @@ pub struct Reason {
 }
 
 fn reason_of(body: &Reason) -> Result<String, ApiError> {
-    let reason = body.reason.trim();
-    if reason.is_empty() {
-        return Err(ApiError::field("reason", "required: say why"));
-    }
-    if reason.chars().count() > 2000 {
-        return Err(ApiError::field("reason", "at most 2000 characters"));
-    }
-    Ok(reason.to_owned())
+    crate::error::reason("reason", &body.reason)
 }
 
 async fn act(
@@ -372,6 +365,9 @@ fn check_digest(digest: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The largest evaluation results of a milestone report, as JSON.
+const MAX_EVALS_BYTES: usize = 256 * 1024;
+
 pub(crate) async fn create_milestone(
     State(state): State<AppState>,
     caller: Caller,
@@ -388,6 +384,21 @@ pub(crate) async fn create_milestone(
                 "must be a JSON object with the evaluation results (by evaluation name)",
             ));
         }
+    }
+    let evals_bytes = body.evals.to_string().len();
+    if evals_bytes > MAX_EVALS_BYTES {
+        return Err(ApiError::field(
+            "evals",
+            format!(
+                "must be at most {MAX_EVALS_BYTES} bytes of JSON (got {evals_bytes}); link \
+                 the full results and give the scores here"
+            ),
+        ));
+    }
+    if let Some(flop) = body.cumulative_flop
+        && let Err(problem) = runpermit_compute::limits::FLOP.check(flop.get())
+    {
+        return Err(ApiError::field("cumulative_flop", problem));
     }
     let run = visible_run(&state, &caller, &id).await?;
     if run.org_id != caller.org_id {

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use runpermit_compute::Flop;
+use runpermit_compute::{Flop, HardwareTable, limits, text};
 use runpermit_permit::{Jwk, PublicKey};
 use runpermit_policy::{UnpermittedUse, split_runs};
 use runpermit_store::{KycReport, ProviderKey, Write};
@@ -217,6 +217,79 @@ pub struct NewKycReport {
     pub flop: Flop,
 }
 
+/// The longest interval one KYC report covers: a year.
+const MAX_KYC_INTERVAL_S: i64 = 366 * 86_400;
+
+/// Everything implausible in a KYC report: the customer id's hygiene, an interval that is
+/// empty, longer than a year or in the future, and figures beyond what the largest cluster
+/// (10^7 accelerators at the fastest chip's highest peak) can give the interval.
+fn kyc_problems(body: &NewKycReport, now_s: i64, problems: &mut Problems) {
+    if let Some(problem) = text::id_problem(body.customer.trim()) {
+        problems.push(
+            "customer",
+            format!("the customer's registry id (such as its LEI) {problem}"),
+        );
+    }
+    let interval = i128::from(body.to) - i128::from(body.from);
+    if interval <= 0 {
+        problems.push(
+            "to",
+            format!("must be later than from ({} ≤ {})", body.to, body.from),
+        );
+    } else if interval > i128::from(MAX_KYC_INTERVAL_S) {
+        problems.push(
+            "to",
+            format!("a report covers at most {MAX_KYC_INTERVAL_S} s (a year); got {interval} s"),
+        );
+    } else if body.to > now_s.saturating_add(300) {
+        problems.push(
+            "to",
+            format!(
+                "{} is in the future (the authority's clock reads {})",
+                runpermit_permit::utc(body.to),
+                runpermit_permit::utc(now_s)
+            ),
+        );
+    }
+    if !(1..=1_000_000_000).contains(&body.jobs) {
+        problems.push("jobs", format!("must be 1 to 1e9 (got {})", body.jobs));
+    }
+    let most_seconds =
+        interval.clamp(0, i128::from(MAX_KYC_INTERVAL_S)) as f64 * limits::ACCELERATORS.max;
+    let seconds = body.accelerator_seconds;
+    if !(seconds.is_finite() && (0.0..=most_seconds).contains(&seconds)) {
+        problems.push(
+            "accelerator_seconds",
+            format!(
+                "must be a finite number from 0 to the interval × {} accelerators ({}) (got {})",
+                limits::number(limits::ACCELERATORS.max),
+                limits::number(most_seconds),
+                limits::number(seconds)
+            ),
+        );
+    } else {
+        let fastest = HardwareTable::builtin()
+            .accelerators()
+            .iter()
+            .filter_map(|a| a.max_peak())
+            .map(|(_, rate)| rate.get())
+            .fold(0.0, f64::max);
+        let most_flop = seconds * fastest;
+        if body.flop.get() > most_flop * (1.0 + 1e-9) {
+            problems.push(
+                "flop",
+                format!(
+                    "{} FLOP is more than {} accelerator-seconds can compute at the fastest \
+                     chip's highest peak ({} FLOP)",
+                    limits::number(body.flop.get()),
+                    limits::number(seconds),
+                    limits::number(most_flop)
+                ),
+            );
+        }
+    }
+}
+
 pub(crate) async fn create_kyc(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,24 +297,7 @@ pub(crate) async fn create_kyc(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authz::KYC_CREATE.authorize(&caller)?;
     let mut problems = Problems::default();
-    if body.customer.trim().is_empty() {
-        problems.push(
-            "customer",
-            "required: the customer's registry id (such as its LEI)",
-        );
-    }
-    if body.to <= body.from {
-        problems.push(
-            "to",
-            format!("must be later than from ({} ≤ {})", body.to, body.from),
-        );
-    }
-    if body.jobs < 1 {
-        problems.push("jobs", "must be at least 1");
-    }
-    if !(body.accelerator_seconds.is_finite() && body.accelerator_seconds >= 0.0) {
-        problems.push("accelerator_seconds", "must be a finite number ≥ 0");
-    }
+    kyc_problems(&body, state.clock.now_s(), &mut problems);
     problems.check()?;
     let now = state.clock.now_ms();
     let report = KycReport {
