@@ -25,6 +25,9 @@ pub struct Caller {
     pub role: Role,
     /// The token used.
     pub token_id: String,
+    /// When that token expires (unix milliseconds); `None` for a token stored without an
+    /// expiry (the bootstrap admin token). Tokens it creates never outlive it.
+    pub token_expires_at: Option<i64>,
 }
 
 impl Caller {
@@ -89,6 +92,7 @@ impl FromRequestParts<AppState> for Caller {
             org_kind,
             role,
             token_id: principal.token.id,
+            token_expires_at: principal.token.expires_at,
         })
     }
 }

@@ -273,6 +273,12 @@ async fn register_key(
 }
 
 /// Creates the authority organization, an admin and their token when the database is empty.
+///
+/// The bootstrap token has no expiry, on purpose: it is the one credential a new authority
+/// starts with, and nothing outside the API can mint another, so an expiry would lock out an
+/// authority that never created a second admin. It is printed once, and the tokens it
+/// creates expire like any other (at most the policy's `tokens.max_lifetime_days`). Once
+/// named admins have their own tokens, revoke it (`runpermit token revoke`).
 async fn bootstrap_admin(
     store: &dyn Store,
     clock: &dyn Clock,

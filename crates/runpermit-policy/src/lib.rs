@@ -41,7 +41,7 @@ pub use plan::{
 };
 pub use policy::{
     BUILTIN_POLICY_TOML, Decision, EstimatePolicy, PermitPolicy, Policy, PolicyError, Tier,
-    TranchePolicy,
+    TokenPolicy, TranchePolicy,
 };
 pub use timestamp::{TIMESTAMP_FORMS, Timestamp, parse_timestamp};
 pub use validate::{MAX_NAME_CHARS, MAX_TEXT_CHARS};

@@ -52,6 +52,9 @@ pub struct Policy {
         default = "crate::oversight::default_incident_categories"
     )]
     pub incident_categories: Vec<crate::oversight::IncidentCategory>,
+    /// API tokens' lifetimes (`[tokens]`; defaults when absent).
+    #[serde(default)]
+    pub tokens: TokenPolicy,
 }
 
 /// One tier.
@@ -153,6 +156,34 @@ impl Default for EstimatePolicy {
         EstimatePolicy {
             disagreement_factor: default_disagreement_factor(),
             min_utilization: default_min_utilization(),
+        }
+    }
+}
+
+/// `[tokens]`: how long API tokens live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPolicy {
+    /// The longest lifetime of a new API token, in days, and the lifetime of one created
+    /// without `expires_in_days` (1 to [`TokenPolicy::LIMIT_DAYS`]; default 365). A token is
+    /// never created to outlive the token that creates it either.
+    #[serde(default = "default_token_max_days")]
+    pub max_lifetime_days: u32,
+}
+
+impl TokenPolicy {
+    /// The highest `max_lifetime_days` a policy may set: ten years.
+    pub const LIMIT_DAYS: u32 = 3650;
+}
+
+fn default_token_max_days() -> u32 {
+    365
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        TokenPolicy {
+            max_lifetime_days: default_token_max_days(),
         }
     }
 }
@@ -485,6 +516,17 @@ impl Policy {
                 "estimate.min_utilization".into(),
                 format!(
                     "must be a fraction from 0 to 1, such as 0.15 for 15% of the cluster's peak (got {floor})"
+                ),
+            );
+        }
+
+        let days = self.tokens.max_lifetime_days;
+        if !(1..=TokenPolicy::LIMIT_DAYS).contains(&days) {
+            push(
+                "tokens.max_lifetime_days".into(),
+                format!(
+                    "must be from 1 to {} days, such as 365 (got {days})",
+                    TokenPolicy::LIMIT_DAYS
                 ),
             );
         }

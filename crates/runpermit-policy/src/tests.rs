@@ -1003,3 +1003,28 @@ fn the_disagreement_factor_is_the_policys() {
         }
     }
 }
+
+#[test]
+fn token_lifetime_has_a_bounded_maximum() {
+    assert_eq!(Policy::builtin().tokens.max_lifetime_days, 365);
+    let without = BUILTIN_POLICY_TOML.replace("[tokens]\nmax_lifetime_days = 365\n", "");
+    assert_ne!(without, BUILTIN_POLICY_TOML);
+    assert_eq!(
+        Policy::from_toml(&without).unwrap().tokens,
+        TokenPolicy::default(),
+        "absent: the default"
+    );
+    for bad in ["0", "3651", "4294967295"] {
+        let text = BUILTIN_POLICY_TOML.replace(
+            "max_lifetime_days = 365",
+            &format!("max_lifetime_days = {bad}"),
+        );
+        match Policy::from_toml(&text) {
+            Err(PolicyError::Invalid(errors)) => {
+                assert_eq!(fields(&errors), ["tokens.max_lifetime_days"], "{bad}");
+                assert!(errors[0].message.contains("1 to 3650"), "{errors:?}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}

@@ -10,22 +10,24 @@ pub enum StoreError {
     /// A write named a row that does not exist: `RevokeToken`, `UpdateApplication`,
     /// `IssuePermit`, `RetireSigningKey`, `RevokeProviderKey`, `UpdateRun`,
     /// `SetRunSummarized`, `DecideMilestone` or `FollowUpIncident` with an unknown id;
-    /// `ingest_usage` with a record of an unknown run; or `log_hashes` asked for a hash that
-    /// is not stored.
+    /// `TakeOverIdempotency`, `AnswerIdempotency` or `ReleaseIdempotency` of a key with no
+    /// record; `ingest_usage` with a record of an unknown run; or `log_hashes` asked for a
+    /// hash that is not stored.
     #[error("not found: {0}")]
     NotFound(String),
     /// A precondition on stored state failed: `UpdateApplication` whose `expected_version` is
     /// not the stored version (someone else updated it first), likewise `UpdateRun`,
     /// `IssuePermit` on a permit that is not in `intent`, revoking a revoked token or provider
     /// key, retiring a retired key, deciding a decided milestone, following up a closed
-    /// incident; a
+    /// incident; taking over, answering or releasing an idempotency reservation that is
+    /// answered already or was taken over by another request; a
     /// `sequence_log` batch built on a tree size that is no longer the stored one, or naming a
     /// queued log entry that is no longer queued (another sequencer went first). Re-read and
     /// decide again.
     #[error("conflict: {0}")]
     Conflict(String),
     /// An insert hit a unique constraint; the message says which (an id, the token hash, the
-    /// one receipt per application, or an idempotency key).
+    /// one receipt per application, or an idempotency key already reserved or answered).
     #[error("duplicate: {0}")]
     Duplicate(String),
     /// The caller's input is unusable: a store URL in none of the accepted forms, a write
@@ -115,8 +117,8 @@ fn duplicate_message(write: &Write, db: &dyn DatabaseError) -> String {
         ),
         Write::InsertReceipt(r) => format!("receipt id {:?} already exists", r.id),
         Write::InsertSigningKey(k) => format!("signing key kid {:?} already exists", k.kid),
-        Write::PutIdempotency(i) => format!(
-            "idempotency key {:?} is already recorded for principal {:?}",
+        Write::ReserveIdempotency(i) => format!(
+            "idempotency key {:?} is already reserved or answered for principal {:?}",
             i.key, i.principal_id
         ),
         Write::InsertProviderKey(k) => format!("provider key kid {:?} already exists", k.kid),

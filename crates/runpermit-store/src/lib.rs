@@ -129,6 +129,8 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// The record of `key` for `principal_id`: a reservation (the request is in progress, or
+    /// was abandoned) or a stored answer.
     async fn idempotency(
         &self,
         principal_id: &str,

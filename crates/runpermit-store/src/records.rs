@@ -160,7 +160,7 @@ pub struct AuditEvent {
     pub details_json: String,
 }
 
-/// A stored response to a request carrying an `Idempotency-Key`.
+/// A request carrying an `Idempotency-Key`: reserved while it runs, then its answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Idempotency {
     /// Member id of the caller.
@@ -168,10 +168,24 @@ pub struct Idempotency {
     pub key: String,
     pub method_path: String,
     pub request_hash: String,
-    /// The HTTP status of the stored response (100..=599).
+    /// The HTTP status of the stored response (100..=599), or
+    /// [`Idempotency::RESERVED`] while the request is in progress.
     pub status: i64,
+    /// The stored response; empty while reserved.
     pub response_json: String,
+    /// When the reservation was made (or last taken over): it identifies the reservation
+    /// to [`Write::AnswerIdempotency`] and [`Write::ReleaseIdempotency`].
     pub created_at: i64,
+}
+
+impl Idempotency {
+    /// The `status` of a reservation: the request is in progress and has no answer yet.
+    pub const RESERVED: i64 = 0;
+
+    /// Whether the request is still in progress (or was abandoned by a crash).
+    pub fn is_reserved(&self) -> bool {
+        self.status == Self::RESERVED
+    }
 }
 
 /// The largest accepted transparency-log entry is `MAX_LOG_ENTRY_BYTES - 1` bytes
@@ -495,10 +509,39 @@ pub enum Write {
     },
     /// Appends to the audit trail; `seq` is assigned by the store.
     InsertAudit(AuditEvent),
-    /// Records an idempotent response. Insert only: a second record for the same
-    /// `(principal_id, key)` is `Duplicate` and rolls back its whole batch, so a retried
-    /// request racing the first can never apply its state change twice.
-    PutIdempotency(Idempotency),
+    /// Reserves an idempotency key before the request's work: inserts the record with
+    /// `status` [`Idempotency::RESERVED`] and an empty `response_json`. Insert only: when
+    /// `(principal_id, key)` already has a record (reserved or answered) it is `Duplicate`,
+    /// so of concurrent requests with one key exactly one reserves it.
+    ReserveIdempotency(Idempotency),
+    /// Takes over a reservation abandoned by a request that never finished (a crash): the
+    /// reservation made at `reserved_at` is dated `at` (later than `reserved_at`) and
+    /// belongs to the caller from then on. `NotFound` when the key has no record;
+    /// `Conflict` when it holds an answer or a reservation made at another time (another
+    /// request took it over, or finished, first).
+    TakeOverIdempotency {
+        principal_id: String,
+        key: String,
+        reserved_at: i64,
+        at: i64,
+    },
+    /// Stores the answer of a reserved request in the reservation made at `reserved_at`:
+    /// `status` 100..=599 and `response_json`. `NotFound` and `Conflict` as for
+    /// [`Write::TakeOverIdempotency`] (the reservation was taken over meanwhile).
+    AnswerIdempotency {
+        principal_id: String,
+        key: String,
+        reserved_at: i64,
+        status: i64,
+        response_json: String,
+    },
+    /// Deletes the reservation made at `reserved_at`: its request failed, and the key may
+    /// be used again. `NotFound` and `Conflict` as for [`Write::TakeOverIdempotency`].
+    ReleaseIdempotency {
+        principal_id: String,
+        key: String,
+        reserved_at: i64,
+    },
     /// Queues a transparency-log entry for the sequencer, atomically with the rest of the
     /// batch (the state change it records). `subject` must not be empty; `entry` must hold 1 to
     /// `MAX_LOG_ENTRY_BYTES - 1` bytes. The queue id is assigned by the store.
@@ -579,9 +622,18 @@ impl Write {
             Write::InsertSigningKey(k) => format!("InsertSigningKey {}", k.kid),
             Write::RetireSigningKey { kid, .. } => format!("RetireSigningKey {kid}"),
             Write::InsertAudit(e) => format!("InsertAudit {} {}", e.action, e.subject),
-            Write::PutIdempotency(i) => {
-                format!("PutIdempotency {} {}", i.principal_id, i.key)
+            Write::ReserveIdempotency(i) => {
+                format!("ReserveIdempotency {} {}", i.principal_id, i.key)
             }
+            Write::TakeOverIdempotency {
+                principal_id, key, ..
+            } => format!("TakeOverIdempotency {principal_id} {key}"),
+            Write::AnswerIdempotency {
+                principal_id, key, ..
+            } => format!("AnswerIdempotency {principal_id} {key}"),
+            Write::ReleaseIdempotency {
+                principal_id, key, ..
+            } => format!("ReleaseIdempotency {principal_id} {key}"),
             Write::QueueLogEntry { subject, .. } => format!("QueueLogEntry {subject}"),
             Write::InsertProviderKey(k) => format!("InsertProviderKey {}", k.kid),
             Write::RevokeProviderKey { kid, .. } => format!("RevokeProviderKey {kid}"),

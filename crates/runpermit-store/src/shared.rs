@@ -51,9 +51,19 @@ pub(crate) const SIGNING_KEY_RETIRED_AT: &str =
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
      (at, actor_member_id, actor_org_id, action, subject, reason, details_json) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
-pub(crate) const PUT_IDEMPOTENCY: &str = "INSERT INTO idempotency \
+pub(crate) const RESERVE_IDEMPOTENCY: &str = "INSERT INTO idempotency \
      (principal_id, key, method_path, request_hash, status, response_json, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Status 0 is a reservation ([`crate::Idempotency::RESERVED`]); `created_at` names which.
+pub(crate) const TAKE_OVER_IDEMPOTENCY: &str = "UPDATE idempotency SET created_at = $4 \
+     WHERE principal_id = $1 AND key = $2 AND status = 0 AND created_at = $3";
+pub(crate) const ANSWER_IDEMPOTENCY: &str = "UPDATE idempotency \
+     SET status = $4, response_json = $5 \
+     WHERE principal_id = $1 AND key = $2 AND status = 0 AND created_at = $3";
+pub(crate) const RELEASE_IDEMPOTENCY: &str = "DELETE FROM idempotency \
+     WHERE principal_id = $1 AND key = $2 AND status = 0 AND created_at = $3";
+pub(crate) const IDEMPOTENCY_STATE: &str =
+    "SELECT status, created_at FROM idempotency WHERE principal_id = $1 AND key = $2";
 
 pub(crate) const ORGANIZATION: &str =
     "SELECT id, name, kind, created_at FROM organizations WHERE id = $1";
@@ -639,6 +649,42 @@ macro_rules! impl_store {
             };
 
             impl $store {
+                /// Why a write addressed to the reservation of `key` made at `reserved_at`
+                /// changed nothing: `NotFound` without a record, else `Conflict`.
+                async fn not_that_reservation(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    principal_id: &str,
+                    key: &str,
+                    reserved_at: i64,
+                ) -> StoreError {
+                    let state: Option<(i64, i64)> =
+                        match sqlx::query_as(sql::IDEMPOTENCY_STATE)
+                            .bind(principal_id)
+                            .bind(key)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .db()
+                        {
+                            Ok(state) => state,
+                            Err(e) => return e,
+                        };
+                    match state {
+                        None => StoreError::NotFound(format!(
+                            "idempotency key {key:?} of principal {principal_id:?}"
+                        )),
+                        Some((status, _)) if status != Idempotency::RESERVED => {
+                            StoreError::Conflict(format!(
+                                "idempotency key {key:?} of principal {principal_id:?} already \
+                                 has its answer (status {status})"
+                            ))
+                        }
+                        Some((_, at)) => StoreError::Conflict(format!(
+                            "idempotency key {key:?} of principal {principal_id:?} is reserved \
+                             since {at}, not since {reserved_at}: another request took it over"
+                        )),
+                    }
+                }
+
                 /// Applies one write inside the batch's transaction.
                 async fn apply(
                     conn: &mut <$db as sqlx::Database>::Connection,
@@ -882,8 +928,8 @@ macro_rules! impl_store {
                                 .await
                                 .map_err(fail)?;
                         }
-                        Write::PutIdempotency(i) => {
-                            sqlx::query(sql::PUT_IDEMPOTENCY)
+                        Write::ReserveIdempotency(i) => {
+                            sqlx::query(sql::RESERVE_IDEMPOTENCY)
                                 .bind(&i.principal_id)
                                 .bind(&i.key)
                                 .bind(&i.method_path)
@@ -894,6 +940,69 @@ macro_rules! impl_store {
                                 .execute(&mut *conn)
                                 .await
                                 .map_err(fail)?;
+                        }
+                        Write::TakeOverIdempotency {
+                            principal_id,
+                            key,
+                            reserved_at,
+                            at,
+                        } => {
+                            let done = sqlx::query(sql::TAKE_OVER_IDEMPOTENCY)
+                                .bind(principal_id)
+                                .bind(key)
+                                .bind(*reserved_at)
+                                .bind(*at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                return Err(
+                                    Self::not_that_reservation(conn, principal_id, key, *reserved_at)
+                                        .await,
+                                );
+                            }
+                        }
+                        Write::AnswerIdempotency {
+                            principal_id,
+                            key,
+                            reserved_at,
+                            status,
+                            response_json,
+                        } => {
+                            let done = sqlx::query(sql::ANSWER_IDEMPOTENCY)
+                                .bind(principal_id)
+                                .bind(key)
+                                .bind(*reserved_at)
+                                .bind(*status)
+                                .bind(response_json)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                return Err(
+                                    Self::not_that_reservation(conn, principal_id, key, *reserved_at)
+                                        .await,
+                                );
+                            }
+                        }
+                        Write::ReleaseIdempotency {
+                            principal_id,
+                            key,
+                            reserved_at,
+                        } => {
+                            let done = sqlx::query(sql::RELEASE_IDEMPOTENCY)
+                                .bind(principal_id)
+                                .bind(key)
+                                .bind(*reserved_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                            if done.rows_affected() == 0 {
+                                return Err(
+                                    Self::not_that_reservation(conn, principal_id, key, *reserved_at)
+                                        .await,
+                                );
+                            }
                         }
                         Write::QueueLogEntry { subject, entry, at } => {
                             sqlx::query(sql::QUEUE_LOG_ENTRY)

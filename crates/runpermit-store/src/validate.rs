@@ -5,7 +5,7 @@ use crate::records::{
     INCIDENT_STATUSES, MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, MILESTONE_DECISIONS, MILESTONE_STATUSES,
     ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS, RUN_STATUSES,
 };
-use crate::{LogBatch, StoreError, UsageRecord, Write};
+use crate::{Idempotency, LogBatch, StoreError, UsageRecord, Write};
 
 /// Checks every write of `writes`; `Invalid` lists all problems found.
 pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
@@ -381,16 +381,60 @@ fn check(write: &Write, p: &mut Problems) {
             p.id("subject", &e.subject);
             p.json("details_json", &e.details_json);
         }
-        Write::PutIdempotency(i) => {
+        Write::ReserveIdempotency(i) => {
             p.id("principal_id", &i.principal_id);
             p.id("key", &i.key);
-            if !(100..=599).contains(&i.status) {
+            if i.status != Idempotency::RESERVED {
                 p.push(
                     "status",
-                    format!("must be an HTTP status, 100 to 599 (got {})", i.status),
+                    format!(
+                        "must be {} for a reservation (got {})",
+                        Idempotency::RESERVED,
+                        i.status
+                    ),
                 );
             }
-            p.json("response_json", &i.response_json);
+            if !i.response_json.is_empty() {
+                p.push("response_json", "must be empty for a reservation".into());
+            }
+        }
+        Write::TakeOverIdempotency {
+            principal_id,
+            key,
+            reserved_at,
+            at,
+        } => {
+            p.id("principal_id", principal_id);
+            p.id("key", key);
+            if at <= reserved_at {
+                p.push(
+                    "at",
+                    format!("must be later than reserved_at {reserved_at} (got {at})"),
+                );
+            }
+        }
+        Write::AnswerIdempotency {
+            principal_id,
+            key,
+            status,
+            response_json,
+            ..
+        } => {
+            p.id("principal_id", principal_id);
+            p.id("key", key);
+            if !(100..=599).contains(status) {
+                p.push(
+                    "status",
+                    format!("must be an HTTP status, 100 to 599 (got {status})"),
+                );
+            }
+            p.json("response_json", response_json);
+        }
+        Write::ReleaseIdempotency {
+            principal_id, key, ..
+        } => {
+            p.id("principal_id", principal_id);
+            p.id("key", key);
         }
         Write::QueueLogEntry { subject, entry, .. } => {
             p.id("subject", subject);

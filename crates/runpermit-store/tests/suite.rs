@@ -195,6 +195,7 @@ suite!(
     one_receipt_per_application,
     signing_keys_retire_once,
     idempotency_records,
+    concurrent_reservations_have_one_winner,
     batch_is_all_or_nothing,
     missing_references_are_invalid,
     invalid_writes_are_refused_before_the_database,
@@ -942,38 +943,48 @@ async fn signing_keys_retire_once(db: Db) {
     );
 }
 
+fn reservation(principal_id: &str, key: &str, at: i64) -> Idempotency {
+    Idempotency {
+        principal_id: principal_id.into(),
+        key: key.into(),
+        method_path: "POST /v1/applications".into(),
+        request_hash: "sha256:aa".into(),
+        status: Idempotency::RESERVED,
+        response_json: String::new(),
+        created_at: at,
+    }
+}
+
+fn answer(key: &str, reserved_at: i64) -> Write {
+    Write::AnswerIdempotency {
+        principal_id: "m_app".into(),
+        key: key.into(),
+        reserved_at,
+        status: 201,
+        response_json: r#"{"id":"app_1"}"#.into(),
+    }
+}
+
 async fn idempotency_records(db: Db) {
     let store = db.store();
     seed(store).await;
-    let record = Idempotency {
-        principal_id: "m_app".into(),
-        key: "key-1".into(),
-        method_path: "POST /v1/applications".into(),
-        request_hash: "sha256:aa".into(),
-        status: 201,
-        response_json: r#"{"id":"app_1"}"#.into(),
-        created_at: 77,
-    };
+    let reserved = reservation("m_app", "key-1", 77);
     assert_eq!(store.idempotency("m_app", "key-1").await.unwrap(), None);
     store
-        .commit(vec![
-            Write::InsertApplication(application("app_1", "o_dev", "m_app", 77)),
-            Write::PutIdempotency(record.clone()),
-        ])
+        .commit(vec![Write::ReserveIdempotency(reserved.clone())])
         .await
         .unwrap();
-    assert_eq!(
-        store.idempotency("m_app", "key-1").await.unwrap(),
-        Some(record.clone())
-    );
+    let read = store.idempotency("m_app", "key-1").await.unwrap().unwrap();
+    assert!(read.is_reserved());
+    assert_eq!(read, reserved);
     assert_eq!(store.idempotency("m_admin", "key-1").await.unwrap(), None);
 
-    // A retry racing the first request: its whole batch is refused.
+    // A second request with the key cannot reserve it, and its whole batch is refused.
     let e = expect_err(
         store
             .commit(vec![
                 Write::InsertApplication(application("app_2", "o_dev", "m_app", 78)),
-                Write::PutIdempotency(record.clone()),
+                Write::ReserveIdempotency(reservation("m_app", "key-1", 78)),
             ])
             .await,
     );
@@ -983,14 +994,185 @@ async fn idempotency_records(db: Db) {
     );
     assert_eq!(store.application("app_2").await.unwrap(), None);
 
-    // The same key of another principal is another record.
+    // Only the reservation made at 77 can be answered, once.
+    let e = expect_err(store.commit(vec![answer("key-1", 76)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("took it over")),
+        "{e}"
+    );
     store
-        .commit(vec![Write::PutIdempotency(Idempotency {
-            principal_id: "m_admin".into(),
-            ..record
-        })])
+        .commit(vec![
+            Write::InsertApplication(application("app_1", "o_dev", "m_app", 77)),
+            answer("key-1", 77),
+        ])
         .await
         .unwrap();
+    let read = store.idempotency("m_app", "key-1").await.unwrap().unwrap();
+    assert!(!read.is_reserved());
+    assert_eq!(
+        (read.status, read.response_json.as_str()),
+        (201, r#"{"id":"app_1"}"#)
+    );
+    for write in [
+        answer("key-1", 77),
+        Write::ReleaseIdempotency {
+            principal_id: "m_app".into(),
+            key: "key-1".into(),
+            reserved_at: 77,
+        },
+        Write::TakeOverIdempotency {
+            principal_id: "m_app".into(),
+            key: "key-1".into(),
+            reserved_at: 77,
+            at: 1000,
+        },
+    ] {
+        let e = expect_err(store.commit(vec![write]).await);
+        assert!(
+            matches!(e, StoreError::Conflict(ref m) if m.contains("already has its answer")),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        store.idempotency("m_app", "key-1").await.unwrap(),
+        Some(read)
+    );
+    let e = expect_err(store.commit(vec![answer("key-none", 77)]).await);
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+
+    // A reservation taken over belongs to the new request: the old one can neither answer
+    // nor release it.
+    store
+        .commit(vec![Write::ReserveIdempotency(reservation(
+            "m_app", "key-2", 10,
+        ))])
+        .await
+        .unwrap();
+    store
+        .commit(vec![Write::TakeOverIdempotency {
+            principal_id: "m_app".into(),
+            key: "key-2".into(),
+            reserved_at: 10,
+            at: 20,
+        }])
+        .await
+        .unwrap();
+    let e = expect_err(store.commit(vec![answer("key-2", 10)]).await);
+    assert!(
+        matches!(e, StoreError::Conflict(ref m) if m.contains("took it over")),
+        "{e}"
+    );
+    let release = |at| Write::ReleaseIdempotency {
+        principal_id: "m_app".into(),
+        key: "key-2".into(),
+        reserved_at: at,
+    };
+    expect_err(store.commit(vec![release(10)]).await);
+    store.commit(vec![release(20)]).await.unwrap();
+    assert_eq!(store.idempotency("m_app", "key-2").await.unwrap(), None);
+
+    // The same key of another principal is another record.
+    store
+        .commit(vec![Write::ReserveIdempotency(reservation(
+            "m_admin", "key-1", 77,
+        ))])
+        .await
+        .unwrap();
+
+    // Reservations and answers are checked before the database.
+    let mut bad = reservation("m_app", "key-3", 1);
+    bad.status = 201;
+    bad.response_json = "{}".into();
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::ReserveIdempotency(bad),
+                Write::AnswerIdempotency {
+                    principal_id: "m_app".into(),
+                    key: "key-3".into(),
+                    reserved_at: 1,
+                    status: 0,
+                    response_json: "not json".into(),
+                },
+                Write::TakeOverIdempotency {
+                    principal_id: "m_app".into(),
+                    key: "key-3".into(),
+                    reserved_at: 5,
+                    at: 5,
+                },
+            ])
+            .await,
+    );
+    let text = e.to_string();
+    for part in [
+        "status: must be 0",
+        "response_json: must be empty",
+        "status: must be an HTTP status",
+        "at: must be later",
+    ] {
+        assert!(text.contains(part), "{part} not in {text}");
+    }
+}
+
+/// Ten requests racing on one key, each through its own store (own connections): exactly
+/// one reserves it, and a stale reservation is taken over by exactly one.
+async fn concurrent_reservations_have_one_winner(db: Db) {
+    seed(db.store()).await;
+    let mut stores = Vec::new();
+    for _ in 0..10 {
+        stores.push(db.reopen().await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        let at = 100 + i64::try_from(i).unwrap();
+        tasks.spawn(async move {
+            store
+                .commit(vec![Write::ReserveIdempotency(reservation(
+                    "m_app", "race", at,
+                ))])
+                .await
+        });
+    }
+    let mut won = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Duplicate(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let reserved_at = db
+        .store()
+        .idempotency("m_app", "race")
+        .await
+        .unwrap()
+        .unwrap()
+        .created_at;
+    for (i, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        let at = 1000 + i64::try_from(i).unwrap();
+        tasks.spawn(async move {
+            store
+                .commit(vec![Write::TakeOverIdempotency {
+                    principal_id: "m_app".into(),
+                    key: "race".into(),
+                    reserved_at,
+                    at,
+                }])
+                .await
+        });
+    }
+    let mut won = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
 }
 
 async fn batch_is_all_or_nothing(db: Db) {
@@ -1043,15 +1225,22 @@ async fn batch_is_all_or_nothing(db: Db) {
                     at: 2,
                 },
                 Write::InsertAudit(audit("organization.create", "organization/o_new", 1)),
-                Write::PutIdempotency(Idempotency {
+                Write::ReserveIdempotency(Idempotency {
                     principal_id: "m_new".into(),
                     key: "k".into(),
                     method_path: "POST /v1/x".into(),
                     request_hash: "h".into(),
-                    status: 200,
-                    response_json: "null".into(),
+                    status: Idempotency::RESERVED,
+                    response_json: String::new(),
                     created_at: 1,
                 }),
+                Write::AnswerIdempotency {
+                    principal_id: "m_new".into(),
+                    key: "k".into(),
+                    reserved_at: 1,
+                    status: 200,
+                    response_json: "null".into(),
+                },
                 // The hash of tok_1: a unique violation at the very end.
                 Write::InsertToken(token("tok_dup", "m_new", 1, None)),
             ])

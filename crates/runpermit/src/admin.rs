@@ -172,7 +172,8 @@ enum TokenCommand {
         /// What it is for.
         #[arg(long, default_value = "")]
         label: String,
-        /// Lifetime in days (default: until revoked).
+        /// Lifetime in days, at most the policy's maximum (365 by default) and never beyond
+        /// the expiry of the token in use (default: the longest allowed).
         #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<u32>,
     },
@@ -263,6 +264,16 @@ pub fn whoami(args: WhoamiArgs) -> Result<()> {
         s(&me, "org_name"),
         s(&me, "org_kind"),
         s(&me, "org_id")
+    );
+    let expires = s(&me, "token_expires_at");
+    println!(
+        "token {} ({})",
+        s(&me, "token_id"),
+        if expires.is_empty() {
+            "never expires".to_owned()
+        } else {
+            format!("expires {expires}")
+        }
     );
     Ok(())
 }

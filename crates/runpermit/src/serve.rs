@@ -190,6 +190,8 @@ fn report(settings: &AuthoritySettings, prepared: &Prepared) {
         println!("Bootstrap admin token (shown once; store it now):");
         println!("  {token}");
         println!("  export RUNPERMIT_TOKEN={token}");
+        println!("It never expires: give named admins tokens of their own, then revoke it");
+        println!("(`runpermit whoami` shows its id). Tokens it creates expire.");
         println!();
     }
 }

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use runpermit_policy::TokenPolicy;
 use runpermit_store::{Member, Organization, Token, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -230,9 +231,11 @@ pub struct NewToken {
     /// What the token is for (`ci`, `laptop`).
     #[serde(default)]
     pub label: String,
-    /// Lifetime in days; none for a token that lives until revoked.
+    /// Lifetime in days: 1 to the policy's `tokens.max_lifetime_days`, and not beyond the
+    /// expiry of the token making the request. When absent: the policy's maximum, cut to the
+    /// requesting token's expiry. Every token created here has an expiry.
     #[serde(default)]
-    pub expires_in_days: Option<u32>,
+    pub expires_in_days: Option<i64>,
 }
 
 /// A token as the API shows it; `secret` only in the creation response.
@@ -289,6 +292,50 @@ async fn manageable_member(
     }
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// When a token that `caller` creates at `now` expires: `requested` days (1 to the policy's
+/// maximum), or the maximum when absent, and never after the caller's own token expires.
+fn new_token_expiry(
+    policy: &TokenPolicy,
+    caller: &Caller,
+    requested: Option<i64>,
+    now: i64,
+) -> Result<i64, ApiError> {
+    let max_days = i64::from(policy.max_lifetime_days);
+    let creator_expires = caller.token_expires_at.unwrap_or(i64::MAX);
+    let Some(days) = requested else {
+        return Ok((now + max_days * DAY_MS).min(creator_expires));
+    };
+    if !(1..=max_days).contains(&days) {
+        return Err(ApiError::field(
+            "expires_in_days",
+            format!(
+                "must be a whole number of days from 1 to {max_days} (the policy's \
+                 tokens.max_lifetime_days), got {days}; leave it out for the longest allowed"
+            ),
+        ));
+    }
+    let expires = now + days * DAY_MS;
+    if expires > creator_expires {
+        let left = (creator_expires - now) / DAY_MS;
+        let ask = if left >= 1 {
+            format!("ask for 1 to {left} days, or leave it out")
+        } else {
+            "leave it out".to_owned()
+        };
+        return Err(ApiError::field(
+            "expires_in_days",
+            format!(
+                "the token making this request expires at {}, and a token cannot create one \
+                 that outlives it: {ask} for a token that expires with it at the latest",
+                rfc3339(creator_expires),
+            ),
+        ));
+    }
+    Ok(expires)
+}
+
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -298,6 +345,7 @@ pub(crate) async fn create_token(
     authz::TOKENS_CREATE.authorize(&caller)?;
     let member = manageable_member(&state, &caller, &member_id).await?;
     let now = state.clock.now_ms();
+    let expires_at = new_token_expiry(&state.policy.tokens, &caller, body.expires_in_days, now)?;
     let secret =
         new_token_secret().map_err(|e| ApiError::Internal(format!("random token: {e}")))?;
     let token = Token {
@@ -306,9 +354,7 @@ pub(crate) async fn create_token(
         hash: token_hash(&secret),
         label: body.label.trim().to_owned(),
         created_at: now,
-        expires_at: body
-            .expires_in_days
-            .map(|d| now + i64::from(d) * 86_400_000),
+        expires_at: Some(expires_at),
         revoked_at: None,
     };
     state
@@ -404,6 +450,8 @@ pub struct WhoAmI {
     pub org_kind: String,
     /// The token in use.
     pub token_id: String,
+    /// When the token in use expires (RFC 3339); null for a token stored without an expiry.
+    pub token_expires_at: Option<String>,
 }
 
 pub(crate) async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
@@ -416,5 +464,6 @@ pub(crate) async fn whoami(caller: Caller) -> Result<Json<WhoAmI>, ApiError> {
         org_name: caller.org_name,
         org_kind: caller.org_kind.to_string(),
         token_id: caller.token_id,
+        token_expires_at: caller.token_expires_at.map(rfc3339),
     }))
 }
