@@ -96,8 +96,8 @@ pub use report::{
 };
 pub use spool::SpoolRecord;
 pub use standing::{
-    Correction, Ending, Hold, LogRef, LogStanding, LoggedPermit, StatusDrift, Verdict,
-    check_status_list, reconcile,
+    Correction, Ending, Hold, LogRef, LogStanding, LoggedPermit, SETTLE_SECONDS, StatusDrift,
+    Verdict, check_status_list, reconcile,
 };
 pub use status::{
     Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,

@@ -39,6 +39,11 @@ use serde::{Deserialize, Serialize};
 use crate::status::{PermitStatus, StatusEntry, StatusListClaims};
 use crate::text::utc;
 
+/// How old (by its entries' `at`) a verdict must be at a list's `iat` before
+/// [`check_status_list`] judges it, in what `runpermit log verify` passes: a list signed a
+/// moment before a change, or by a process whose clock is a little behind, is not drift.
+pub const SETTLE_SECONDS: i64 = 30;
+
 /// A log entry, as the standing refers to it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogRef {

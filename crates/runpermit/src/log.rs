@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use runpermit_gate::{LogStanding, StatusListClaims, check_status_list, verify_status_list};
+use runpermit_gate::{
+    LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
+};
 use runpermit_log::{LogState, TileFetcher, TilePath, VerifySummary, verify_log_visiting};
 use runpermit_permit::Jwks;
 use serde::{Deserialize, Serialize};
@@ -216,10 +218,6 @@ struct StatusSource {
     /// The JWKS, a file or URL.
     jwks: String,
 }
-
-/// A verdict younger than this at the list's `iat` is not judged (the list may predate it by
-/// a moment, or come from a process whose clock is slightly behind); the next run judges it.
-const SETTLE_SECONDS: i64 = 30;
 
 /// Permits expired this long are forgotten by the saved standing.
 const FORGET_EXPIRED_SECONDS: i64 = 30 * 86_400;
