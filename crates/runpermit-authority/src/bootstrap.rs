@@ -1,6 +1,8 @@
-//! First start: the data directory, the database and its migrations, the permit-signing key
-//! (created once, mode 0600, never logged) and the bootstrap admin token (printed once).
-//! `runpermit init` and `runpermit serve` both run this; it is safe to run again.
+//! First start: the data directory, the database and its migrations, the permit-signing and
+//! log keys (created once, mode 0600, never logged), the deployment record that binds those
+//! keys to the database ([`crate::deployment`]), and the bootstrap admin token (printed once).
+//! `runpermit init` and `runpermit serve` both run this; it is safe to run again, and it
+//! refuses to start a process whose keys are not the deployment's.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,8 @@ pub struct Setup {
     /// A `postgres://` URL; when absent, SQLite in `data_dir`.
     pub database_url: Option<String>,
     /// The permit-signing key file; default `data_dir/keys/permit-signing.pem`. Every
-    /// `serve` process sharing a PostgreSQL database must use the same key file.
+    /// `serve` process sharing a PostgreSQL database must use the same key file: a process
+    /// with another one refuses to start ([`crate::deployment`]).
     pub signing_key: Option<PathBuf>,
     /// The transparency log's checkpoint-signing key; default `data_dir/keys/log-signing.pem`.
     /// Shared like the permit key.
@@ -68,6 +71,8 @@ pub struct Prepared {
     pub log_key: LogKey,
     /// The bootstrap admin token, only when the database was empty.
     pub admin_token: Option<String>,
+    /// Whether this start recorded the deployment (the database had none).
+    pub recorded_deployment: bool,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -75,6 +80,7 @@ impl std::fmt::Debug for Prepared {
         f.debug_struct("Prepared")
             .field("signer", &self.signer)
             .field("created_key", &self.created_key)
+            .field("recorded_deployment", &self.recorded_deployment)
             .field("log_vkey", &self.log_key.verifier_key())
             .field(
                 "admin_token",
@@ -109,6 +115,16 @@ pub enum BootstrapError {
     /// The system's random source failed.
     #[error("random source: {0}")]
     Random(String),
+    /// This process's keys are not the deployment's recorded ones, or it has no key file
+    /// while the database already has a deployment (a new key would be a second one), or
+    /// `key rotate` was asked to rotate a key that is not the current one.
+    #[error("{problem}. {hint}")]
+    Deployment {
+        /// What differs, naming the key files and the recorded keys.
+        problem: String,
+        /// How to give the process the deployment's keys.
+        hint: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BootstrapError + '_ {
@@ -118,14 +134,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BootstrapError + '_ {
     }
 }
 
-/// Opens (and creates) everything the authority needs.
+/// Opens (and creates) everything the authority needs. On a database that already has a
+/// deployment, key files are never created: a process without them, or with others, is
+/// refused with a message that says how to share the deployment's keys.
 pub async fn prepare(setup: &Setup, clock: &dyn Clock) -> Result<Prepared, BootstrapError> {
     create_private_dir(&setup.data_dir)?;
     let store = runpermit_store::open(&setup.database_url()).await?;
     store.migrate().await?;
+    if let Some(recorded) = store.deployment().await? {
+        let (signing, log) = (setup.signing_key_path(), setup.log_key_path());
+        crate::deployment::require_key_file(setup, &recorded, &log, "log key")?;
+        crate::deployment::require_key_file(setup, &recorded, &signing, "permit-signing key")?;
+    }
     let (signer, created_key) = load_or_create_key(&setup.signing_key_path())?;
-    register_key(store.as_ref(), &signer, clock).await?;
     let log_key = load_or_create_log_key(&setup.log_key_path(), setup.log_origin.as_deref())?;
+    let established =
+        crate::deployment::establish(store.as_ref(), setup, &signer, &log_key, clock).await?;
     let admin_token = bootstrap_admin(store.as_ref(), clock).await?;
     Ok(Prepared {
         store,
@@ -133,6 +157,7 @@ pub async fn prepare(setup: &Setup, clock: &dyn Clock) -> Result<Prepared, Boots
         created_key,
         log_key,
         admin_token,
+        recorded_deployment: established == crate::deployment::Established::Recorded,
     })
 }
 
@@ -233,45 +258,6 @@ pub fn load_or_create_log_key(path: &Path, origin: Option<&str>) -> Result<LogKe
     }
 }
 
-async fn register_key(
-    store: &dyn Store,
-    key: &SigningKey,
-    clock: &dyn Clock,
-) -> Result<(), BootstrapError> {
-    if store
-        .signing_keys()
-        .await?
-        .iter()
-        .any(|k| k.kid == key.kid())
-    {
-        return Ok(());
-    }
-    let now = clock.now_ms();
-    let result = store
-        .commit(vec![
-            Write::InsertSigningKey(runpermit_store::SigningKey {
-                kid: key.kid().to_owned(),
-                public_key: key.public().as_bytes().to_vec(),
-                created_at: now,
-                retired_at: None,
-            }),
-            event(
-                None,
-                now,
-                "key.register",
-                &format!("key/{}", key.kid()),
-                None,
-                json!({"use": "permit-signing"}),
-            ),
-        ])
-        .await;
-    match result {
-        // Another process sharing the database registered it first.
-        Ok(()) | Err(StoreError::Duplicate(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Creates the authority organization, an admin and their token when the database is empty.
 ///
 /// The bootstrap token has no expiry, on purpose: it is the one credential a new authority
@@ -347,15 +333,37 @@ pub struct Rotation {
 
 /// Replaces the permit-signing key: the current key file moves to `keys/retired/<kid>.pem`,
 /// a new key takes its place, and the store records the new key and the old key's retirement
-/// in one batch. The JWKS keeps the retired key until the policy's permit validity has passed,
-/// so permits it signed stay verifiable until they expire. Running `serve` processes pick up
-/// the new key when restarted.
+/// in one batch with its audit event (`key.rotate`). Only the deployment's current key is
+/// rotated: the database must have a deployment (run `init` first) and the key file must hold
+/// its current key; two rotations at once from copies of that file both try to retire it, and
+/// the second is refused. The JWKS keeps the retired key until the policy's permit validity
+/// has passed, so permits it signed stay verifiable until they expire. Running `serve`
+/// processes pick up the new key when restarted; a process restarted with the retired key
+/// file is refused.
 pub async fn rotate_key(setup: &Setup, clock: &dyn Clock) -> Result<Rotation, BootstrapError> {
     let store = runpermit_store::open(&setup.database_url()).await?;
     store.migrate().await?;
     let path = setup.signing_key_path();
+    if store.deployment().await?.is_none() {
+        return Err(BootstrapError::Deployment {
+            problem: "this database has no deployment yet, so it has no permit-signing key to \
+                      rotate"
+                .to_owned(),
+            hint: "Run `runpermit init` (or start `runpermit serve`) with the same --data-dir \
+                   or --database-url first"
+                .to_owned(),
+        });
+    }
+    if !path.exists() {
+        return Err(BootstrapError::Deployment {
+            problem: format!("there is no permit-signing key at {}", path.display()),
+            hint: "Run `runpermit key rotate` with the --data-dir (or --signing-key) of a \
+                   process that holds the deployment's current key"
+                .to_owned(),
+        });
+    }
     let (old, _) = load_or_create_key(&path)?;
-    register_key(store.as_ref(), &old, clock).await?;
+    crate::deployment::check_permit_key(store.as_ref(), setup, &old).await?;
     let retired_dir = path
         .parent()
         .map(|p| p.join("retired"))
@@ -374,16 +382,16 @@ pub async fn rotate_key(setup: &Setup, clock: &dyn Clock) -> Result<Rotation, Bo
     let now = clock.now_ms();
     let committed = store
         .commit(vec![
+            Write::RetireSigningKey {
+                kid: old.kid().to_owned(),
+                at: now,
+            },
             Write::InsertSigningKey(runpermit_store::SigningKey {
                 kid: new.kid().to_owned(),
                 public_key: new.public().as_bytes().to_vec(),
                 created_at: now,
                 retired_at: None,
             }),
-            Write::RetireSigningKey {
-                kid: old.kid().to_owned(),
-                at: now,
-            },
             event(
                 None,
                 now,
@@ -397,7 +405,21 @@ pub async fn rotate_key(setup: &Setup, clock: &dyn Clock) -> Result<Rotation, Bo
     if let Err(e) = committed {
         // Nothing was recorded: restore the old key file.
         let _ = std::fs::rename(&retired_path, &path);
-        return Err(e.into());
+        return Err(match e {
+            StoreError::Conflict(_) => BootstrapError::Deployment {
+                problem: format!(
+                    "the permit-signing key {} was retired meanwhile by another `runpermit key \
+                     rotate`",
+                    old.kid()
+                ),
+                hint: format!(
+                    "Copy the new key file from the data directory where that rotation ran to \
+                     {}",
+                    path.display()
+                ),
+            },
+            other => other.into(),
+        });
     }
     Ok(Rotation {
         retired_kid: old.kid().to_owned(),

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod authz;
 pub mod bootstrap;
 pub mod clock;
+pub mod deployment;
 pub mod error;
 pub mod idempotency;
 pub mod ids;

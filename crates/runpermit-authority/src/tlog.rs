@@ -17,10 +17,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use runpermit_gate::LogStanding;
 use runpermit_log::{
     Checkpoint, EMPTY_ROOT, Hash, HashReader, LogEntry, LogKey, MissingHash, ProofBundle,
-    TreeError, append, encode, inclusion_proof, leaf_hash, sign_checkpoint,
+    TreeError, append, decode, encode, inclusion_proof, leaf_hash, sign_checkpoint,
 };
+use runpermit_permit::{Jwks, PublicKey};
 use runpermit_store::{LogBatch, SequencedEntry, Store, StoreError, Write};
 
 use crate::error::ApiError;
@@ -39,6 +41,18 @@ pub struct LogService {
     pub interval: Duration,
     /// This process's lease holder id.
     pub holder: String,
+    /// What the sequenced log says about each permit's standing, folded as far as this
+    /// process has read ([`log_standing`]).
+    pub standing: tokio::sync::Mutex<FoldedStanding>,
+}
+
+/// A [`LogStanding`] and how many entries it has folded.
+#[derive(Debug, Default)]
+pub struct FoldedStanding {
+    /// Entries `0..size` are folded in.
+    pub size: u64,
+    /// The standing they give.
+    pub standing: LogStanding,
 }
 
 impl std::fmt::Debug for LogService {
@@ -59,6 +73,7 @@ impl LogService {
             key,
             interval,
             holder: crate::ids::new_id("seq"),
+            standing: tokio::sync::Mutex::new(FoldedStanding::default()),
         }
     }
 }
@@ -249,6 +264,55 @@ pub async fn run_sequencer(state: AppState, shutdown: impl std::future::Future<O
             () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Entries read from the store per round while folding the standing.
+const FOLD_CHUNK: i64 = 1024;
+
+/// The log's standing ([`LogStanding`]) as of the latest sequenced entry: folds whatever was
+/// sequenced since the last call, and forgets permits that expired before `expired_before`
+/// (unix seconds). The guard keeps other callers out while it is held.
+pub async fn log_standing(
+    state: &AppState,
+    expired_before: i64,
+) -> Result<tokio::sync::MutexGuard<'_, FoldedStanding>, ApiError> {
+    let mut folded = state.log.standing.lock().await;
+    let store = state.store.as_ref();
+    let size = match store.log_state().await? {
+        Some(current) => u64::try_from(current.size).map_err(internal)?,
+        None => 0,
+    };
+    if folded.size < size {
+        // Every key that ever signed a permit: tranche 1's end is read from verified tokens.
+        let keys = store
+            .signing_keys()
+            .await?
+            .iter()
+            .map(|k| PublicKey::from_bytes(&k.public_key))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        let jwks = Jwks::from_keys(&keys);
+        while folded.size < size {
+            let start = i64::try_from(folded.size).map_err(internal)?;
+            let end = (start + FOLD_CHUNK).min(i64::try_from(size).map_err(internal)?);
+            let entries = store.log_entries(start, end).await?;
+            if entries.is_empty() {
+                return Err(ApiError::Internal(format!(
+                    "log entries from {start} are missing below the stored size {size}"
+                )));
+            }
+            for bytes in &entries {
+                let index = folded.size;
+                let (entry, at) = decode(bytes).map_err(|e| {
+                    ApiError::Internal(format!("log entry {index} does not decode: {e}"))
+                })?;
+                folded.standing.apply(index, &entry, at, &jwks);
+                folded.size += 1;
+            }
+        }
+    }
+    folded.standing.prune_expired(expired_before);
+    Ok(folded)
 }
 
 /// Waits until the entry about `subject` is in the log, sequencing in this task meanwhile

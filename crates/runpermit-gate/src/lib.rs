@@ -9,6 +9,9 @@
 //!   signed, versioned, short-lived list of permits not in good standing (`typ`
 //!   `runpermit-status+jwt`), documented field by field; [`StatusListCache`]: the newest
 //!   verified list, which never goes back to an older version, and its [`Freshness`].
+//! - [`LogStanding`]: which permits the public log says are not in good standing (revoked,
+//!   completed, paused, on milestone hold), folded entry by entry; [`check_status_list`]:
+//!   where a status list disagrees with it; [`reconcile`]: a list being built made to agree.
 //! - [`GateConfig`]: the gate's TOML configuration, every key documented
 //!   (`examples/gate.toml`); [`GateParams`]: the validated, resolved form [`decide`] takes.
 //! - [`decide`]: the decision for a [`JobRequest`], a serializable [`Decision`] with a stable
@@ -70,6 +73,7 @@ mod decide;
 mod meter;
 mod report;
 mod spool;
+mod standing;
 mod status;
 mod text;
 
@@ -91,6 +95,10 @@ pub use report::{
     ReportError, USAGE_TYP, UsageReportClaims, sign_usage_report, verify_usage_report,
 };
 pub use spool::SpoolRecord;
+pub use standing::{
+    Correction, Ending, Hold, LogRef, LogStanding, LoggedPermit, SETTLE_SECONDS, StatusDrift,
+    Verdict, check_status_list, reconcile,
+};
 pub use status::{
     Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,
     StatusListClaims, sign_status_list, verify_status_list,

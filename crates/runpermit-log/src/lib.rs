@@ -12,7 +12,8 @@
 //! - [`inclusion_proof`], [`consistency_proof`], [`verify_inclusion`],
 //!   [`verify_consistency`], [`ProofBundle`]: RFC 6962/9162 proofs, and C2SP `tlog-proof`
 //!   bundles that let a permit be checked offline as public.
-//! - [`verify_log`]: everything `runpermit log verify` checks, given a [`TileFetcher`].
+//! - [`verify_log`]: everything `runpermit log verify` checks, given a [`TileFetcher`];
+//!   [`verify_log_visiting`] also hands each new entry to the caller.
 //!
 //! Pure: no file or network IO, no clock (times are arguments, in unix seconds). The only
 //! outside input is the operating system's random generator in [`LogKey::generate`].
@@ -50,4 +51,6 @@ pub use tree::{
     Appended, AppendedReader, EMPTY_ROOT, Hash, HashReader, append, changed_tiles, leaf_hash,
     node_hash, root, stored_hash_count, stored_hash_index, tile_bytes, tree_hash,
 };
-pub use verify::{LogState, TileFetcher, VerifySummary, needed_paths, verify_log};
+pub use verify::{
+    LogState, TileFetcher, VerifySummary, needed_paths, verify_log, verify_log_visiting,
+};

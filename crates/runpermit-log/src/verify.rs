@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, VerifierKey, verify_checkpoint_with};
-use crate::entry::decode;
+use crate::entry::{LogEntry, decode};
 use crate::error::{CheckpointError, EntryError, VerifyError};
 use crate::tile::{MAX_LOG_SIZE, TILE_HEIGHT, TILE_WIDTH, Tile, TilePath, parse_entries_tile};
 use crate::tree::{EMPTY_ROOT, Hash, leaf_hash, perfect_root, root_from_partials};
@@ -151,6 +151,30 @@ pub fn verify_log<F: TileFetcher + ?Sized>(
     fetcher: &F,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifySummary, VerifyError<F::Error>> {
+    verify_log_visiting(
+        vkey,
+        previous,
+        checkpoint_note,
+        fetcher,
+        progress,
+        &mut |_, _, _| {},
+    )
+}
+
+/// [`verify_log`], also handing every new entry that decodes to `visit(index, entry, at)`,
+/// in index order, as it is read: how an auditor derives state from the log (such as which
+/// permits the log says are not in good standing) in the same pass.
+///
+/// The entries are authenticated only when this returns `Ok`: on an error, discard whatever
+/// `visit` gathered.
+pub fn verify_log_visiting<F: TileFetcher + ?Sized>(
+    vkey: &str,
+    previous: Option<&LogState>,
+    checkpoint_note: &str,
+    fetcher: &F,
+    progress: &mut dyn FnMut(u64, u64),
+    visit: &mut dyn FnMut(u64, &LogEntry, i64),
+) -> Result<VerifySummary, VerifyError<F::Error>> {
     let key = VerifierKey::parse(vkey).map_err(CheckpointError::from)?;
     let checkpoint = verify_checkpoint_with(checkpoint_note, &key)?;
     let previous = previous.copied().unwrap_or(LogState {
@@ -263,7 +287,10 @@ pub fn verify_log<F: TileFetcher + ?Sized>(
                 continue;
             }
             match decode(entry) {
-                Ok((e, _)) => *by_type.entry(e.type_name().to_owned()).or_default() += 1,
+                Ok((e, at)) => {
+                    *by_type.entry(e.type_name().to_owned()).or_default() += 1;
+                    visit(index, &e, at);
+                }
                 Err(err) => {
                     if invalid.is_none() {
                         invalid = Some((index, err));

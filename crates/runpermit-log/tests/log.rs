@@ -7,6 +7,7 @@ use common::{MemLog, NAME, key, sample, sample_bytes};
 use runpermit_log::{
     Checkpoint, EntryError, LogKey, LogState, ProofBundle, VerifyError, decode, entries_tile,
     inclusion_proof, needed_paths, parse_entries_tile, sign_checkpoint, tree_hash, verify_log,
+    verify_log_visiting,
 };
 
 fn verify(
@@ -101,6 +102,47 @@ fn an_honest_log_verifies_from_scratch_and_incrementally() {
     let now = state(&log);
     let summary = verify(&log, Some(&now), &log.checkpoint()).unwrap();
     assert_eq!(summary.new_entries, 0);
+}
+
+/// An auditor folding the log as it verifies sees every new entry once, in index order, with
+/// its time: from scratch and from a saved state.
+#[test]
+fn verify_log_visiting_hands_over_each_new_entry_in_order() {
+    let mut log = MemLog::of(300, 11);
+    let mut seen = Vec::new();
+    verify_log_visiting(
+        &log.key.verifier_key(),
+        None,
+        &log.checkpoint(),
+        &log.fetcher(),
+        &mut |_, _| {},
+        &mut |index, entry, at| seen.push((index, entry.clone(), at)),
+    )
+    .unwrap();
+    let expected: Vec<_> = log
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let (entry, at) = decode(bytes).unwrap();
+            (i as u64, entry, at)
+        })
+        .collect();
+    assert_eq!(seen, expected);
+
+    let before = state(&log);
+    log.append((300..520).map(sample_bytes).collect());
+    let mut indexes = Vec::new();
+    verify_log_visiting(
+        &log.key.verifier_key(),
+        Some(&before),
+        &log.checkpoint(),
+        &log.fetcher(),
+        &mut |_, _| {},
+        &mut |index, _, _| indexes.push(index),
+    )
+    .unwrap();
+    assert_eq!(indexes, (300..520).collect::<Vec<u64>>());
 }
 
 #[test]

@@ -117,6 +117,9 @@ fn duplicate_message(write: &Write, db: &dyn DatabaseError) -> String {
         ),
         Write::InsertReceipt(r) => format!("receipt id {:?} already exists", r.id),
         Write::InsertSigningKey(k) => format!("signing key kid {:?} already exists", k.kid),
+        Write::InsertDeployment(_) => {
+            "the deployment is already recorded (it is written once)".to_owned()
+        }
         Write::ReserveIdempotency(i) => format!(
             "idempotency key {:?} is already reserved or answered for principal {:?}",
             i.key, i.principal_id

@@ -1,5 +1,5 @@
 //! The authority's persistence: organizations, members, API tokens, applications, reviews,
-//! permits, exemption receipts, signing public keys, idempotency records and an append-only
+//! permits, exemption receipts, signing public keys, the deployment's log key, idempotency records and an append-only
 //! audit trail.
 //!
 //! One trait, [`Store`], with two implementations: [`SqliteStore`] (embedded, the default) and
@@ -44,11 +44,12 @@ mod validate;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use records::{
-    Application, AuditEvent, INCIDENT_STATUSES, Idempotency, Incident, Ingested, KycReport,
-    KycTotal, LogBatch, LogState, MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, MILESTONE_DECISIONS,
-    MILESTONE_STATUSES, Member, Milestone, ORGANIZATION_KINDS, Organization, PERMIT_STATUSES,
-    Permit, Principal, ProviderKey, ProviderUsage, QueuedLogEntry, REVIEW_DECISIONS, RUN_STATUSES,
-    Receipt, Review, Run, SequencedEntry, SigningKey, Token, UsageRecord, Write,
+    Application, AuditEvent, Deployment, INCIDENT_STATUSES, Idempotency, Incident, Ingested,
+    KycReport, KycTotal, LogBatch, LogState, MAX_LOG_ENTRY_BYTES, MEMBER_ROLES,
+    MILESTONE_DECISIONS, MILESTONE_STATUSES, Member, Milestone, ORGANIZATION_KINDS, Organization,
+    PERMIT_STATUSES, Permit, Principal, ProviderKey, ProviderUsage, QueuedLogEntry,
+    REVIEW_DECISIONS, RUN_STATUSES, Receipt, Review, Run, SequencedEntry, SigningKey, Token,
+    UsageRecord, Write,
 };
 pub use sqlite::SqliteStore;
 
@@ -118,6 +119,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every signing key, retired ones included, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
+
+    /// The deployment's identity ([`Write::InsertDeployment`]); `None` until the first start
+    /// records it.
+    async fn deployment(&self) -> Result<Option<Deployment>, StoreError>;
 
     /// Up to `limit` (at least 1) audit events with `seq > after_seq`, of one subject or all,
     /// in `seq` order. Page by passing the last `seq` seen as the next `after_seq`; start

@@ -143,6 +143,18 @@ pub struct SigningKey {
     pub retired_at: Option<i64>,
 }
 
+/// The deployment's identity: the transparency log's key, recorded once by the first start on
+/// a database ([`Write::InsertDeployment`], [`crate::Store::deployment`]) and never changed.
+/// The deployment's permit-signing keys are the [`SigningKey`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Deployment {
+    /// The log's origin: the first line of every checkpoint.
+    pub log_origin: String,
+    /// The log's verifier key in C2SP `origin+hash+base64` form, as `/log/vkey` serves it.
+    pub log_vkey: String,
+    pub created_at: i64,
+}
+
 /// One entry of the append-only audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuditEvent {
@@ -507,6 +519,12 @@ pub enum Write {
         kid: String,
         at: i64,
     },
+    /// Records the deployment's identity. Written once: when one is recorded already this is
+    /// `Duplicate` and the whole batch rolls back, so of two first starts racing on one
+    /// database exactly one records its keys (the other reads them with
+    /// [`crate::Store::deployment`] and compares). `log_origin` must not be empty and
+    /// `log_vkey` must start with `log_origin` and `+`.
+    InsertDeployment(Deployment),
     /// Appends to the audit trail; `seq` is assigned by the store.
     InsertAudit(AuditEvent),
     /// Reserves an idempotency key before the request's work: inserts the record with
@@ -621,6 +639,7 @@ impl Write {
             Write::InsertReceipt(r) => format!("InsertReceipt {}", r.id),
             Write::InsertSigningKey(k) => format!("InsertSigningKey {}", k.kid),
             Write::RetireSigningKey { kid, .. } => format!("RetireSigningKey {kid}"),
+            Write::InsertDeployment(d) => format!("InsertDeployment {}", d.log_origin),
             Write::InsertAudit(e) => format!("InsertAudit {} {}", e.action, e.subject),
             Write::ReserveIdempotency(i) => {
                 format!("ReserveIdempotency {} {}", i.principal_id, i.key)

@@ -48,6 +48,10 @@ pub(crate) const RETIRE_SIGNING_KEY: &str =
     "UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL";
 pub(crate) const SIGNING_KEY_RETIRED_AT: &str =
     "SELECT retired_at FROM signing_keys WHERE kid = $1";
+pub(crate) const INSERT_DEPLOYMENT: &str = "INSERT INTO deployment \
+     (id, log_origin, log_vkey, created_at) VALUES (1, $1, $2, $3)";
+pub(crate) const DEPLOYMENT: &str =
+    "SELECT log_origin, log_vkey, created_at FROM deployment WHERE id = 1";
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
      (at, actor_member_id, actor_org_id, action, subject, reason, details_json) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -642,10 +646,10 @@ macro_rules! impl_store {
             use $crate::error::{DbResult as _, write_error};
             use $crate::shared as sql;
             use $crate::{
-                Application, AuditEvent, Idempotency, Incident, Ingested, KycTotal, LogBatch,
-                LogState, Member, Milestone, Organization, Permit, Principal, ProviderKey,
-                ProviderUsage, QueuedLogEntry, Receipt, Review, Run, SigningKey, Store, StoreError,
-                Token, UsageRecord, Write,
+                Application, AuditEvent, Deployment, Idempotency, Incident, Ingested, KycTotal,
+                LogBatch, LogState, Member, Milestone, Organization, Permit, Principal,
+                ProviderKey, ProviderUsage, QueuedLogEntry, Receipt, Review, Run, SigningKey,
+                Store, StoreError, Token, UsageRecord, Write,
             };
 
             impl $store {
@@ -888,6 +892,15 @@ macro_rules! impl_store {
                                 .bind(&k.public_key)
                                 .bind(k.created_at)
                                 .bind(k.retired_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(fail)?;
+                        }
+                        Write::InsertDeployment(d) => {
+                            sqlx::query(sql::INSERT_DEPLOYMENT)
+                                .bind(&d.log_origin)
+                                .bind(&d.log_vkey)
+                                .bind(d.created_at)
                                 .execute(&mut *conn)
                                 .await
                                 .map_err(fail)?;
@@ -1797,6 +1810,13 @@ macro_rules! impl_store {
                 async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
                     sqlx::query_as(sql::SIGNING_KEYS)
                         .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn deployment(&self) -> Result<Option<Deployment>, StoreError> {
+                    sqlx::query_as(sql::DEPLOYMENT)
+                        .fetch_optional(&self.pool)
                         .await
                         .db()
                 }

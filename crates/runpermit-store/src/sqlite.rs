@@ -16,6 +16,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// How long a writer waits for another connection's (or process's) write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Extra tries of a migration that failed, perhaps because another process migrated the
+/// same file at the same moment.
+const MIGRATE_ATTEMPTS: u32 = 5;
+
 /// Connections of a file-backed store: WAL lets readers run beside the one writer.
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -88,11 +92,27 @@ impl SqliteStore {
     /// Plain `?` in long generated statements: binding named ones is quadratic on SQLite.
     const PARAMS: crate::shared::Params = crate::shared::Params::Anonymous;
 
+    /// sqlx takes no lock while migrating SQLite (it does on PostgreSQL), so two processes
+    /// starting at once on a new file collide ("table … already exists", or a busy
+    /// snapshot). Each migration is one transaction, so the loser's rolls back whole; running
+    /// again finds the winner's work recorded and applies only what is left.
     async fn run_migrations(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Database(format!("SQLite migration failed: {e}")))
+        let mut attempt = 0;
+        loop {
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < MIGRATE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "SQLite migration collided; again");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Database(format!(
+                        "SQLite migration failed: {e}"
+                    )));
+                }
+            }
+        }
     }
 
     /// `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the busy timeout), so a

@@ -376,6 +376,19 @@ fn check(write: &Write, p: &mut Problems) {
             p.ed25519_key("public_key", &k.public_key);
         }
         Write::RetireSigningKey { kid, .. } => p.id("kid", kid),
+        Write::InsertDeployment(d) => {
+            p.id("log_origin", &d.log_origin);
+            p.id("log_vkey", &d.log_vkey);
+            let prefix = format!("{}+", d.log_origin);
+            if !d.log_origin.is_empty() && !d.log_vkey.starts_with(&prefix) {
+                p.push(
+                    "log_vkey",
+                    format!(
+                        "must be the verifier key of the log named log_origin ({prefix}HASH+KEY)"
+                    ),
+                );
+            }
+        }
         Write::InsertAudit(e) => {
             p.id("action", &e.action);
             p.id("subject", &e.subject);

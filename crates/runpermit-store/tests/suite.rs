@@ -12,10 +12,10 @@ use std::sync::{Arc, Once};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use runpermit_store::{
-    Application, AuditEvent, Idempotency, Incident, Ingested, KycReport, KycTotal, LogBatch,
-    LogState, MAX_LOG_ENTRY_BYTES, Member, Milestone, Organization, Permit, PgStore, ProviderKey,
-    ProviderUsage, QueuedLogEntry, Receipt, Review, Run, SequencedEntry, SigningKey, SqliteStore,
-    Store, StoreError, Token, UsageRecord, Write, open,
+    Application, AuditEvent, Deployment, Idempotency, Incident, Ingested, KycReport, KycTotal,
+    LogBatch, LogState, MAX_LOG_ENTRY_BYTES, Member, Milestone, Organization, Permit, PgStore,
+    ProviderKey, ProviderUsage, QueuedLogEntry, Receipt, Review, Run, SequencedEntry, SigningKey,
+    SqliteStore, Store, StoreError, Token, UsageRecord, Write, open,
 };
 use sqlx::Connection as _;
 
@@ -194,6 +194,8 @@ suite!(
     permits_issue_only_from_intent,
     one_receipt_per_application,
     signing_keys_retire_once,
+    deployment_is_written_once,
+    concurrent_first_starts_record_one_deployment,
     idempotency_records,
     concurrent_reservations_have_one_winner,
     batch_is_all_or_nothing,
@@ -943,6 +945,148 @@ async fn signing_keys_retire_once(db: Db) {
     );
 }
 
+fn deployment(origin: &str, key: &str, at: i64) -> Deployment {
+    Deployment {
+        log_origin: origin.into(),
+        log_vkey: format!("{origin}+0123abcd+{key}"),
+        created_at: at,
+    }
+}
+
+async fn deployment_is_written_once(db: Db) {
+    let store = db.store();
+    assert_eq!(store.deployment().await.unwrap(), None);
+    let first = deployment("authority.example/log", "AAAA", 10);
+    let signing_key = |kid: &str| SigningKey {
+        kid: kid.into(),
+        public_key: vec![7; 32],
+        created_at: 10,
+        retired_at: None,
+    };
+    // Recorded with the first permit-signing key, in one batch.
+    store
+        .commit(vec![
+            Write::InsertDeployment(first.clone()),
+            Write::InsertSigningKey(signing_key("k1")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.deployment().await.unwrap(), Some(first.clone()));
+
+    // A second deployment is refused, and nothing of its batch is written.
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertSigningKey(signing_key("k2")),
+                Write::InsertDeployment(deployment("other.example/log", "BBBB", 20)),
+            ])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Duplicate(ref m) if m.contains("deployment is already recorded")),
+        "{e}"
+    );
+    assert_eq!(store.signing_keys().await.unwrap(), [signing_key("k1")]);
+    assert_eq!(store.deployment().await.unwrap(), Some(first.clone()));
+
+    // The row cannot be edited or removed behind the store's back.
+    for sql in [
+        "UPDATE deployment SET log_vkey = 'x'",
+        "DELETE FROM deployment",
+    ] {
+        let e = db.raw(sql).await.expect_err(sql);
+        assert!(e.contains("deployment is written once"), "{sql}: {e}");
+    }
+    if db.is_postgres() {
+        let e = db.raw("TRUNCATE deployment").await.expect_err("TRUNCATE");
+        assert!(e.contains("deployment is written once"), "{e}");
+    }
+    // Nor can a second row be inserted with another id.
+    assert!(
+        db.raw("INSERT INTO deployment (id, log_origin, log_vkey, created_at) VALUES (2, 'o', 'o+h+k', 1)")
+            .await
+            .is_err()
+    );
+    assert_eq!(store.deployment().await.unwrap(), Some(first));
+
+    // Validated before the database: an empty origin, a vkey of another log.
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertDeployment(Deployment {
+                log_origin: String::new(),
+                log_vkey: "a.example/log+0123abcd+AAAA".into(),
+                created_at: 1,
+            })])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("log_origin")),
+        "{e}"
+    );
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertDeployment(Deployment {
+                log_origin: "a.example/log".into(),
+                log_vkey: "b.example/log+0123abcd+AAAA".into(),
+                created_at: 1,
+            })])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("log_vkey")),
+        "{e}"
+    );
+}
+
+/// Two processes starting at once on an empty database: exactly one records its keys, the
+/// other is told the deployment exists and reads the winner's.
+async fn concurrent_first_starts_record_one_deployment(db: Db) {
+    let other = db.reopen().await;
+    let mine = deployment("one.example/log", "AAAA", 1);
+    let theirs = deployment("two.example/log", "BBBB", 1);
+    let key = |kid: &str, byte: u8| SigningKey {
+        kid: kid.into(),
+        public_key: vec![byte; 32],
+        created_at: 1,
+        retired_at: None,
+    };
+    let (a, b) = tokio::join!(
+        db.store().commit(vec![
+            Write::InsertDeployment(mine.clone()),
+            Write::InsertSigningKey(key("k-one", 1)),
+        ]),
+        other.commit(vec![
+            Write::InsertDeployment(theirs.clone()),
+            Write::InsertSigningKey(key("k-two", 2)),
+        ])
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one first start wins: {a:?} {b:?}"
+    );
+    let loser = if a.is_ok() { &b } else { &a };
+    assert!(
+        matches!(loser, Err(StoreError::Duplicate(m)) if m.contains("deployment")),
+        "{loser:?}"
+    );
+    let (winner, kid) = if a.is_ok() {
+        (mine, "k-one")
+    } else {
+        (theirs, "k-two")
+    };
+    for store in [db.store(), other.as_ref()] {
+        assert_eq!(store.deployment().await.unwrap(), Some(winner.clone()));
+        let kids: Vec<String> = store
+            .signing_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert_eq!(kids, [kid], "only the winner's permit key is recorded");
+    }
+}
+
 fn reservation(principal_id: &str, key: &str, at: i64) -> Idempotency {
     Idempotency {
         principal_id: principal_id.into(),
@@ -1511,14 +1655,32 @@ async fn concurrent_audit_writers_keep_seq_order(db: Db) {
 }
 
 async fn concurrent_migrations(db: Db) {
-    if !db.is_postgres() {
-        // SQLite is the embedded, single-process store: migrate() runs once at start.
-        return;
-    }
     let (a, b) = (db.reopen().await, db.reopen().await);
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     ra.expect("first concurrent migrate");
     rb.expect("second concurrent migrate");
+    if !db.is_postgres() {
+        // Two processes starting at once on a new SQLite file: sqlx takes no lock there, and
+        // the store tries again after a collision.
+        let dir = std::env::temp_dir().join(format!("runpermit-store-{}", unique_name()));
+        let mut outcomes = Vec::new();
+        for round in 0..4 {
+            let url = format!(
+                "sqlite://{}",
+                dir.join(format!("fresh{round}.db")).display()
+            );
+            let (a, b) = (open(&url).await.unwrap(), open(&url).await.unwrap());
+            let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+            outcomes.push((round, ra, rb, a.organization_count().await));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        for (round, ra, rb, count) in outcomes {
+            ra.unwrap_or_else(|e| panic!("round {round}: first concurrent migrate: {e}"));
+            rb.unwrap_or_else(|e| panic!("round {round}: second concurrent migrate: {e}"));
+            assert_eq!(count.expect("count after migrating"), 0);
+        }
+        return;
+    }
 
     // And on a schema that has never been migrated.
     let Backend::Postgres(pg) = &db.backend else {

@@ -4,10 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use runpermit_log::{LogState, TileFetcher, TilePath, verify_log};
+use runpermit_gate::{
+    LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
+};
+use runpermit_log::{LogState, TileFetcher, TilePath, VerifySummary, verify_log_visiting};
+use runpermit_permit::Jwks;
 use serde::{Deserialize, Serialize};
 
 use crate::client::print_json;
+use crate::permit::load_jwks;
 use crate::usage::UsageError;
 
 /// `runpermit log`.
@@ -20,7 +25,10 @@ pub struct LogArgs {
 #[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Verify the log: the checkpoint's signature against the pinned key, consistency with the
-    /// last verified state, and every new entry and tile, recomputed.
+    /// last verified state, and every new entry and tile, recomputed. Then check the
+    /// authority's signed status list against the log: every permit the log says is revoked,
+    /// completed, paused or on milestone hold must be on it (revoked and completed ones as
+    /// revoked). Fails (exit 1) naming each permit and log entry where they disagree.
     Verify {
         /// The authority's base URL (the log is under URL/log/).
         #[arg(long, value_name = "URL", env = "RUNPERMIT_SERVER")]
@@ -29,10 +37,22 @@ enum LogCommand {
         /// prints it. Not needed when --state holds it.
         #[arg(long, value_name = "VKEY")]
         vkey: Option<String>,
-        /// Where to keep what was verified, so that the next run proves consistency and
-        /// verifies only new entries.
+        /// Where to keep what was verified (the tree, and what the log says about each
+        /// permit's standing), so that the next run proves consistency and verifies only new
+        /// entries.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// The status list to check: a file (such as the list a gate holds) or a URL
+        /// [default: URL/v1/status-list, fetched before the log's checkpoint].
+        #[arg(long, value_name = "FILE|URL", conflicts_with = "no_status_list")]
+        status_list: Option<String>,
+        /// The authority's JWKS, a file or URL, to verify the status list and read permits
+        /// [default: URL/.well-known/jwks.json].
+        #[arg(long, value_name = "FILE|URL", conflicts_with = "no_status_list")]
+        jwks: Option<String>,
+        /// Verify the log only (for a log served without the authority's API).
+        #[arg(long)]
+        no_status_list: bool,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -69,6 +89,10 @@ struct SavedState {
     vkey: String,
     #[serde(flatten)]
     log: LogState,
+    /// What the first `size` entries say about each permit's standing (absent in state files
+    /// written before it was kept: then the whole log is read once more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    standing: Option<LogStanding>,
 }
 
 struct HttpTiles {
@@ -127,8 +151,18 @@ pub fn run(args: LogArgs) -> Result<()> {
             url,
             vkey,
             state,
+            status_list,
+            jwks,
+            no_status_list,
             json,
-        } => verify(&agent, &url, vkey, state, json),
+        } => {
+            let base = url.trim_end_matches('/').to_owned();
+            let status = (!no_status_list).then(|| StatusSource {
+                list: status_list.unwrap_or_else(|| format!("{base}/v1/status-list")),
+                jwks: jwks.unwrap_or_else(|| format!("{base}/.well-known/jwks.json")),
+            });
+            verify(&agent, &base, vkey, state, status, json)
+        }
         LogCommand::Proof {
             url,
             index,
@@ -177,14 +211,73 @@ pub fn run(args: LogArgs) -> Result<()> {
     }
 }
 
+/// Where the status list to check comes from.
+struct StatusSource {
+    /// A file or URL.
+    list: String,
+    /// The JWKS, a file or URL.
+    jwks: String,
+}
+
+/// Permits expired this long are forgotten by the saved standing.
+const FORGET_EXPIRED_SECONDS: i64 = 30 * 86_400;
+
+/// The status list and the keys that verify it and the log's permits.
+struct FetchedList {
+    claims: StatusListClaims,
+    jwks: Jwks,
+    source: String,
+}
+
+fn fetch_status_list(agent: &ureq::Agent, source: &StatusSource) -> Result<FetchedList> {
+    let jwks = load_jwks(&source.jwks)?;
+    let token = if source.list.starts_with("http://") || source.list.starts_with("https://") {
+        get_text(agent, &source.list)?
+    } else {
+        std::fs::read_to_string(&source.list)
+            .with_context(|| format!("reading --status-list {}", source.list))?
+    };
+    let claims = verify_status_list(token.trim(), &jwks).map_err(|e| {
+        anyhow!(
+            "STATUS LIST REFUSED: {} with the keys of {}: {e}",
+            source.list,
+            source.jwks
+        )
+    })?;
+    Ok(FetchedList {
+        claims,
+        jwks,
+        source: source.list.clone(),
+    })
+}
+
+/// What `--json` prints: the log's summary, and the status list's check when there was one.
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    summary: &'a VerifySummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_list: Option<ListReport>,
+}
+
+#[derive(Serialize)]
+struct ListReport {
+    source: String,
+    version: u64,
+    iat: i64,
+    /// Permits the log says are not in good standing (not expired at `iat`).
+    held_by_log: usize,
+    agrees: bool,
+}
+
 fn verify(
     agent: &ureq::Agent,
-    url: &str,
+    base: &str,
     vkey: Option<String>,
     state: Option<PathBuf>,
+    status: Option<StatusSource>,
     json: bool,
 ) -> Result<()> {
-    let base = url.trim_end_matches('/').to_owned();
     let saved: Option<SavedState> = match &state {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)
@@ -213,9 +306,15 @@ fn verify(
             .into());
         }
     };
+    // The list first, then the checkpoint: every change the list reflects is then in the log
+    // being compared with it.
+    let list = status
+        .as_ref()
+        .map(|s| fetch_status_list(agent, s))
+        .transpose()?;
     let note = get_text(agent, &format!("{base}/log/checkpoint"))?;
     let fetcher = HttpTiles {
-        base: base.clone(),
+        base: base.to_owned(),
         agent: agent.clone(),
     };
     let bar = indicatif::ProgressBar::new(0);
@@ -226,31 +325,100 @@ fn verify(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("verifying");
-    let summary = verify_log(
+    let mut progress = |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let previous = saved.as_ref().map(|s| s.log);
+    // The saved standing covers the saved size; new entries are folded into it. Without one
+    // (an older state file, or a run with --no-status-list) the whole log is read once more.
+    let saved_standing = saved.as_ref().and_then(|s| s.standing.clone());
+    let rebuild = previous.is_some_and(|p| p.size > 0) && saved_standing.is_none();
+    let mut folded = saved_standing.unwrap_or_default();
+    let mut standing = None;
+    let summary = verify_log_visiting(
         &vkey,
-        saved.as_ref().map(|s| &s.log),
+        previous.as_ref(),
         &note,
         &fetcher,
-        &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
+        &mut progress,
+        &mut |index, entry, at| {
+            if let Some(l) = &list {
+                folded.apply(index, entry, at, &l.jwks);
+            }
         },
     );
-    bar.finish_and_clear();
     let summary = summary.map_err(|e| anyhow!("LOG VERIFICATION FAILED: {e}"))?;
+    if list.is_some() {
+        standing = Some(folded);
+    }
+    if rebuild && let Some(l) = &list {
+        // A state file from before standings were kept: fold the whole log once, verified
+        // against the same checkpoint that was just proved consistent with the state.
+        bar.set_message("reading every entry once for the permits' standing");
+        let mut fresh = LogStanding::default();
+        verify_log_visiting(
+            &vkey,
+            None,
+            &note,
+            &fetcher,
+            &mut progress,
+            &mut |index, entry, at| fresh.apply(index, entry, at, &l.jwks),
+        )
+        .map_err(|e| anyhow!("LOG VERIFICATION FAILED: {e}"))?;
+        standing = Some(fresh);
+    }
+    bar.finish_and_clear();
+    if let Some(s) = standing.as_mut() {
+        s.prune_expired(crate::now_unix() - FORGET_EXPIRED_SECONDS);
+    }
     if let Some(path) = &state {
         let next = SavedState {
-            url: base.clone(),
+            url: base.to_owned(),
             vkey: vkey.clone(),
             log: summary.state(),
+            // Kept only when it covers every verified entry.
+            standing: standing.clone(),
         };
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&next)?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     }
+    // The log verified (and the state is saved); now the list against it.
+    let checked = match (&list, &standing) {
+        (Some(l), Some(s)) => {
+            let drift = check_status_list(s, &l.claims, SETTLE_SECONDS);
+            let held = s.holds().filter(|v| v.permit.exp > l.claims.iat).count();
+            Some((l, held, drift))
+        }
+        _ => None,
+    };
+    if let Some((l, _, drift)) = &checked
+        && !drift.is_empty()
+    {
+        let lines: Vec<String> = drift.iter().map(|d| format!("  {d}")).collect();
+        return Err(anyhow!(
+            "STATUS LIST DISAGREES WITH THE LOG: the log (size {}) verified, but the status list \
+             from {} shows {} permit(s) in better standing than the log allows:\n{}",
+            summary.checkpoint.size,
+            l.source,
+            drift.len(),
+            lines.join("\n")
+        ));
+    }
     if json {
-        return print_json(&serde_json::to_value(&summary)?);
+        let report = Report {
+            summary: &summary,
+            status_list: checked.map(|(l, held, _)| ListReport {
+                source: l.source.clone(),
+                version: l.claims.version,
+                iat: l.claims.iat,
+                held_by_log: held,
+                agrees: true,
+            }),
+        };
+        return print_json(&serde_json::to_value(&report)?);
     }
     println!(
         "log {} verified: {} entries ({} new since {}), root {}",
@@ -262,6 +430,14 @@ fn verify(
     );
     for (kind, n) in &summary.entries_by_type {
         println!("  {kind}: {n}");
+    }
+    if let Some((l, held, _)) = checked {
+        println!(
+            "status list version {} (issued {}) agrees with the log: all {held} permit(s) the \
+             log says are not in good standing are on it",
+            l.claims.version,
+            runpermit_permit::utc(l.claims.iat)
+        );
     }
     Ok(())
 }

@@ -162,7 +162,7 @@ fn get(id: &str, output: Option<PathBuf>, proof: Option<PathBuf>, args: &ClientA
     Ok(())
 }
 
-fn load_jwks(source: &str) -> Result<Jwks> {
+pub(crate) fn load_jwks(source: &str) -> Result<Jwks> {
     let text = if source.starts_with("https://") || source.starts_with("http://") {
         ureq::get(source)
             .call()

@@ -30,8 +30,9 @@ pub struct AuthorityArgs {
     /// PostgreSQL URL (postgres://user@host/db) instead of the embedded SQLite database.
     #[arg(long, value_name = "URL", env = "RUNPERMIT_DATABASE_URL")]
     database_url: Option<String>,
-    /// Permit-signing key file (Ed25519, PKCS#8 PEM, created mode 0600 if absent)
-    /// [default: DATA_DIR/keys/permit-signing.pem]. Processes sharing a database share it.
+    /// Permit-signing key file (Ed25519, PKCS#8 PEM, created mode 0600 if absent on a new
+    /// database) [default: DATA_DIR/keys/permit-signing.pem]. Processes sharing a database
+    /// share it: the first start records it, and a process with another key refuses to start.
     #[arg(long, value_name = "FILE", env = "RUNPERMIT_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
     /// Policy file (TOML) [default: the built-in policy, see docs/policy.md].
@@ -41,8 +42,10 @@ pub struct AuthorityArgs {
     /// [default: http://LISTEN].
     #[arg(long, value_name = "URL", env = "RUNPERMIT_ISSUER")]
     issuer: Option<String>,
-    /// Transparency-log checkpoint key file (Ed25519, PKCS#8 PEM, created mode 0600 if absent)
-    /// [default: DATA_DIR/keys/log-signing.pem]. Processes sharing a database share it.
+    /// Transparency-log checkpoint key file (Ed25519, PKCS#8 PEM, created mode 0600 if absent
+    /// on a new database, its origin beside it in .origin) [default:
+    /// DATA_DIR/keys/log-signing.pem]. Processes sharing a database share it: the first start
+    /// records it, and a process with another key refuses to start.
     #[arg(long, value_name = "FILE", env = "RUNPERMIT_LOG_KEY")]
     log_key: Option<PathBuf>,
     /// The log's origin line, fixed when its key is created [default: the issuer's host
@@ -185,6 +188,12 @@ fn report(settings: &AuthoritySettings, prepared: &Prepared) {
         settings.setup.log_key_path().display(),
         prepared.log_key.verifier_key()
     );
+    if prepared.recorded_deployment {
+        println!(
+            "deployment:   recorded: this database now belongs to these two keys; every process \
+             sharing it needs copies of both key files"
+        );
+    }
     if let Some(token) = &prepared.admin_token {
         println!();
         println!("Bootstrap admin token (shown once; store it now):");
@@ -239,7 +248,11 @@ pub fn rotate(args: AuthorityArgs) -> Result<()> {
         rotation.retired_kid,
         rotation.retired_path.display()
     );
-    println!("restart every runpermit serve process to sign with the new key");
+    println!(
+        "copy {} to every other process sharing this database (one with the retired key is \
+         refused at start), then restart every runpermit serve process to sign with the new key",
+        settings.setup.signing_key_path().display()
+    );
     Ok(())
 }
 

@@ -186,17 +186,42 @@ pub(crate) async fn verifying_keys(
 /// list. Its version is the signing time in milliseconds, so it increases with every list
 /// any process signs as long as the processes' clocks are synchronized (NTP), which a gate
 /// needs anyway.
+///
+/// The list never contradicts the authority's own log: before signing, every permit that the
+/// sequenced log says is not in good standing is added if the runs do not list it, and a
+/// final entry (`run_revoked`, `run_completed`) always lists it as revoked
+/// ([`runpermit_gate::reconcile`]). Each such correction means the database was changed
+/// behind the log's back: it is logged as an error and counted in
+/// `runpermit_status_list_corrections_total`. A resumption takes effect on the list once it
+/// is sequenced (normally within the sequencing interval).
 pub(crate) async fn status_list(
     State(state): State<AppState>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let now_ms = state.clock.now_ms();
+    let iat = now_ms.div_euclid(1000);
+    let mut entries = crate::oversight::status_entries(&state).await?;
+    let skew = i64::from(state.policy.permit.clock_skew_seconds);
+    {
+        let folded = tlog::log_standing(&state, iat - skew).await?;
+        for c in runpermit_gate::reconcile(&mut entries, &folded.standing, iat, iat - skew) {
+            tracing::error!(
+                permit = %c.permit_id,
+                was = c.was.map_or("in good standing", |s| s.as_str()),
+                now = %c.now,
+                log = %c.log_says,
+                "the database contradicts the public log; the status list follows the log"
+            );
+            metrics::counter!("runpermit_status_list_corrections_total", "to" => c.now.as_str())
+                .increment(1);
+        }
+    }
     let claims = runpermit_gate::StatusListClaims::new(
         state.issuer.clone(),
-        now_ms.div_euclid(1000),
+        iat,
         i64::from(state.policy.permit.status_ttl_seconds),
         u64::try_from(now_ms).unwrap_or(0),
-        crate::oversight::status_entries(&state).await?,
+        entries,
     );
     let token = runpermit_gate::sign_status_list(&claims, &state.signer);
     let mut response = (axum::http::StatusCode::OK, format!("{token}\n")).into_response();
