@@ -8,13 +8,17 @@
 //! signed; (3) the token is committed. A crash after (1) leaves an intent that is visible and
 //! can be signed again; a crash can never leave a signed permit that is not recorded.
 
+use runpermit_compute::Flop;
 use runpermit_compute::{Estimate, FieldError, HardwareTable, builtin_regimes};
 use runpermit_log::{DecisionKind, LogEntry};
 use runpermit_permit::{
     ExemptionClaims, Holder, PermitRequest, ProviderScope, Tranche, check, sign, sign_exemption,
 };
 use runpermit_policy::workflow::{self, Action, Status};
-use runpermit_policy::{Classification, Decision, RunPlan, classify, permit_terms};
+use runpermit_policy::{
+    Classification, Decision, PriorCompute, RunPlan, RunStatus, classify_with_prior,
+    permit_terms_with_prior,
+};
 use runpermit_store::{Application, Permit, Receipt, Write};
 use serde_json::json;
 
@@ -130,9 +134,116 @@ fn decision_str(d: Decision) -> &'static str {
     }
 }
 
-/// Classifies `plan` under the policy in force.
-pub fn classification(state: &AppState, plan: &RunPlan, estimate: &Estimate) -> Classification {
-    classify(&state.policy, plan, estimate)
+/// Classifies `plan` of organization `org_id` under the policy in force, on top of what the
+/// authority already permitted the organization ([`prior_compute`]).
+pub async fn classification(
+    state: &AppState,
+    org_id: &str,
+    plan: &RunPlan,
+    estimate: &Estimate,
+) -> Result<(Classification, PriorCompute), ApiError> {
+    let prior = prior_compute(state, org_id, plan).await?;
+    Ok((
+        classify_with_prior(&state.policy, plan, estimate, &prior),
+        prior,
+    ))
+}
+
+/// What the authority already permitted organization `org_id` that `plan` adds to: its
+/// permits issued within the policy's aggregation window (live ones at their budget or usage,
+/// whichever is higher; finished ones at their usage), and the compute of its earlier runs of
+/// the plan's base model (by run name: their usage plus their own declared base).
+pub async fn prior_compute(
+    state: &AppState,
+    org_id: &str,
+    plan: &RunPlan,
+) -> Result<PriorCompute, ApiError> {
+    let now = state.clock.now_ms();
+    let window_ms = i64::from(state.policy.aggregation.window_days) * 86_400_000;
+    let runs = state.store.runs(Some(org_id)).await?;
+    let mut prior = PriorCompute::default();
+    let mut window = 0.0_f64;
+    for run in &runs {
+        if run.created_at < now - window_ms {
+            continue;
+        }
+        let status: RunStatus = run
+            .status
+            .parse()
+            .map_err(|e| ApiError::Internal(format!("run {}: {e}", run.id)))?;
+        window += if status.is_final() {
+            run.cumulative_flop
+        } else {
+            run.budget_flop.max(run.cumulative_flop)
+        };
+        prior.window_permits.push(run.permit_id.clone());
+    }
+    prior.window_flop = Flop::new(window)
+        .map_err(|e| ApiError::Internal(format!("the organization's permitted compute {e}")))?;
+    if let Some(base) = &plan.base_model {
+        // The organization's applications whose run has the base model's name.
+        let named: std::collections::HashMap<String, f64> = state
+            .store
+            .applications(Some(org_id))
+            .await?
+            .into_iter()
+            .filter_map(|a| {
+                let p = RunPlan::from_json(&a.plan_json).ok()?;
+                (p.run.name == base.name)
+                    .then(|| (a.id, p.base_model.map_or(0.0, |b| b.cumulative_flop.get())))
+            })
+            .collect();
+        let mut lineage = 0.0_f64;
+        for run in &runs {
+            let Some(permit) = state.store.permit(&run.permit_id).await? else {
+                continue;
+            };
+            if let Some(own_base) = named.get(&permit.application_id) {
+                lineage = lineage.max(run.cumulative_flop + own_base);
+                prior.lineage_runs.push(run.id.clone());
+            }
+        }
+        prior.lineage_flop = Flop::new(lineage)
+            .map_err(|e| ApiError::Internal(format!("the base model's known compute {e}")))?;
+    }
+    Ok(prior)
+}
+
+/// Refuses (409) an application whose plan is the plan of a permit still in force (its run not
+/// finished, the permit not expired), naming the permit: the same plan is permitted once.
+/// Otherwise returns the earlier permit of the plan, no longer in force, that a new permit's
+/// claim replaces ([`Write::ClaimPlan`], written with the intent, so that two concurrent
+/// grants of one plan cannot both commit).
+pub async fn plan_claim(state: &AppState, app: &Application) -> Result<Option<String>, ApiError> {
+    let Some(permit_id) = state.store.plan_permit(&app.plan_digest).await? else {
+        return Ok(None);
+    };
+    let in_force = match state.store.run_by_permit(&permit_id).await? {
+        Some(run) => {
+            let finished = run
+                .status
+                .parse::<RunStatus>()
+                .map(RunStatus::is_final)
+                .unwrap_or(false);
+            (!finished && run.permit_exp_s > state.clock.now_s()).then_some(run)
+        }
+        // Decided, not yet signed: in force as soon as it is.
+        None => {
+            return Err(ApiError::Conflict(format!(
+                "this plan ({}) is already permitted: permit {permit_id} is being issued; a \
+                 plan is permitted once — a further run needs its own plan",
+                app.plan_digest
+            )));
+        }
+    };
+    match in_force {
+        Some(run) => Err(ApiError::Conflict(format!(
+            "this plan ({}) is already permitted: permit {permit_id} (run {}, {}); a plan is \
+             permitted once — a further run needs its own plan",
+            app.plan_digest, run.id, run.status
+        ))),
+        None => Ok(Some(permit_id)),
+    }
 }
 
 /// What a submission leads to: the writes to commit (after `app`'s own write) and, for
@@ -152,11 +263,13 @@ pub struct Submission {
 pub struct PendingPermit {
     id: String,
     request: PermitRequest,
+    /// The plan's earlier permit, no longer in force, whose claim on the plan this one takes.
+    replaces: Option<String>,
 }
 
 /// Applies a submission (or resubmission) of `app` by `caller`: the policy's decision for the
 /// tier, refused with 422 when the plan lacks what the tier requires.
-pub fn submit(
+pub async fn submit(
     state: &AppState,
     caller: &Caller,
     mut app: Application,
@@ -166,7 +279,8 @@ pub fn submit(
     let estimate = estimate_of(&app)?;
     plan.validate_schedule_at(state.clock.now_s())
         .map_err(in_plan)?;
-    let class = classification(state, &plan, &estimate);
+    let replaces = plan_claim(state, &app).await?;
+    let (class, prior) = classification(state, &app.org_id, &plan, &estimate).await?;
     if !class.missing.is_empty() {
         return Err(in_plan(class.missing));
     }
@@ -189,6 +303,8 @@ pub fn submit(
             "tier": app.tier,
             "decision": app.decision,
             "estimated_flop": class.flop,
+            "tiered_flop": class.tiered_flop,
+            "aggregated_permits": prior.window_permits,
             "policy_version": app.policy_version,
             "review_reasons": class.review_reasons,
         }),
@@ -284,8 +400,14 @@ pub fn submit(
                 json!({"by": "policy", "tier": app.tier}),
             ));
             writes.push(log_decision(&app, DecisionKind::Approved, None, now)?);
-            let pending =
-                pending_permit(state, &app, &plan, &estimate, &caller.org_name, Vec::new())?;
+            let pending = pending_permit(
+                state,
+                &app,
+                (&plan, &estimate, &prior),
+                &caller.org_name,
+                Vec::new(),
+                replaces,
+            )?;
             writes.extend(intent_writes(state, &app, &pending)?);
             permit = Some(pending);
         }
@@ -302,13 +424,13 @@ pub fn submit(
 pub fn pending_permit(
     state: &AppState,
     app: &Application,
-    plan: &RunPlan,
-    estimate: &Estimate,
+    (plan, estimate, prior): (&RunPlan, &Estimate, &PriorCompute),
     holder_name: &str,
     conditions: Vec<String>,
+    replaces: Option<String>,
 ) -> Result<PendingPermit, ApiError> {
     let now_s = state.clock.now_s();
-    let terms = permit_terms(&state.policy, plan, estimate, now_s);
+    let terms = permit_terms_with_prior(&state.policy, plan, estimate, prior, now_s);
     let id = new_id("pmt");
     let request = PermitRequest {
         iss: state.issuer.clone(),
@@ -353,7 +475,11 @@ pub fn pending_permit(
                 .collect(),
         )
     })?;
-    Ok(PendingPermit { id, request })
+    Ok(PendingPermit {
+        id,
+        request,
+        replaces,
+    })
 }
 
 pub fn intent_writes(
@@ -386,6 +512,12 @@ pub fn intent_writes(
             None,
             json!({"application_id": app.id, "run_id": pending.request.sub, "flop_budget": pending.request.flop_budget}),
         ),
+        Write::ClaimPlan {
+            plan_digest: app.plan_digest.clone(),
+            permit_id: pending.id.clone(),
+            replaces: pending.replaces.clone(),
+            at: now,
+        },
     ])
 }
 
@@ -545,6 +677,7 @@ pub async fn resume_pending(state: &AppState) -> Result<usize, ApiError> {
             PendingPermit {
                 id: permit.id.clone(),
                 request,
+                replaces: None,
             },
         )
         .await

@@ -358,13 +358,32 @@ async fn lifecycle_on(api: &Api) {
     assert_eq!(status, StatusCode::CREATED, "{app}");
     assert_eq!(app["status"], "denied");
 
-    // Changes requested, plan updated, resubmitted.
-    let (_, app) = api
+    // The same plan again is refused while its permit is in force, naming the permit.
+    let (status, again) = api
         .call(
             "POST",
             "/v1/applications",
             Some(&lab),
             Some(json!({"plan": plan("full")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("already permitted: permit pmt_"),
+        "{again}"
+    );
+    // Changes requested, plan updated, resubmitted (another run: its own plan).
+    let mut second = plan("full");
+    second["run"]["name"] = json!("frontier-2 continued pretraining");
+    let (_, app) = api
+        .call(
+            "POST",
+            "/v1/applications",
+            Some(&lab),
+            Some(json!({"plan": second.clone()})),
         )
         .await;
     let id = app["id"].as_str().unwrap().to_owned();
@@ -397,7 +416,7 @@ async fn lifecycle_on(api: &Api) {
             "PUT",
             &format!("/v1/applications/{id}"),
             Some(&lab),
-            Some(json!({"plan": plan("full"), "version": version})),
+            Some(json!({"plan": second, "version": version})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{app}");
@@ -773,7 +792,15 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
         .unwrap();
     let plan = lifecycle::stored_plan(&app).unwrap();
     let estimate = lifecycle::estimate_of(&app).unwrap();
-    let pending = lifecycle::pending_permit(state, &app, &plan, &estimate, "Lab", vec![]).unwrap();
+    let pending = lifecycle::pending_permit(
+        state,
+        &app,
+        (&plan, &estimate, &Default::default()),
+        "Lab",
+        vec![],
+        None,
+    )
+    .unwrap();
     state
         .store
         .commit(lifecycle::intent_writes(state, &app, &pending).unwrap())

@@ -49,10 +49,33 @@ pub struct Classification {
     /// auto_permit tier then goes to review instead; reviewers see these reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub review_reasons: Vec<String>,
+    /// The figure the tier was chosen on: `flop` plus the organization's other permits
+    /// within the policy's aggregation window ([`PriorCompute`]); `flop` itself for a plan
+    /// whose own figure is exempt, or when there are none.
+    #[serde(default)]
+    pub tiered_flop: Flop,
     /// Things a reviewer should know: the estimate's range or the cluster's envelope
-    /// reaching another tier, the biological-data thresholds.
+    /// reaching another tier, the biological-data thresholds, aggregation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// What the authority already permitted that a new application adds to: the
+/// application-side twin of split-run detection at providers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriorCompute {
+    /// The compute of the applicant organization's other permits issued within the policy's
+    /// aggregation window: live ones at their budget (or their usage, if higher), finished
+    /// ones at their usage.
+    pub window_flop: Flop,
+    /// Those permits' ids.
+    pub window_permits: Vec<String>,
+    /// The cumulative compute of the plan's base model as this authority knows it: the
+    /// metered usage of the organization's earlier runs of that name, plus their own base
+    /// models. Zero when unknown.
+    pub lineage_flop: Flop,
+    /// Those runs' ids.
+    pub lineage_runs: Vec<String>,
 }
 
 impl Classification {
@@ -85,11 +108,50 @@ impl Classification {
 /// When the estimate's range or the cluster's envelope reaches into a neighbouring tier, a
 /// note says so (and `permit_terms` keeps the budget below the next tier's threshold).
 pub fn classify(policy: &Policy, plan: &RunPlan, estimate: &Estimate) -> Classification {
+    classify_with_prior(policy, plan, estimate, &PriorCompute::default())
+}
+
+/// How much the base model's compute as the authority knows it exceeds what the plan
+/// declares (zero when the plan declares at least that much).
+fn undeclared_lineage(estimate: &Estimate, prior: &PriorCompute) -> Flop {
+    Flop::new(prior.lineage_flop.get() - estimate.base_model_flop.get()).unwrap_or(Flop::ZERO)
+}
+
+/// [`classify`], on top of what the authority already permitted:
+///
+/// 5. **Lineage**: a base model whose earlier runs at this authority used more than the plan
+///    declares counts at that figure, and the plan goes to review with the difference shown.
+/// 6. **Aggregation**: unless the figure alone is exempt, the tier is chosen on the figure
+///    plus the organization's other permits within `aggregation.window_days` (`tiered_flop`),
+///    so that one run split into several applications lands in the tier of the whole; a note
+///    names the permits when they move the tier.
+pub fn classify_with_prior(
+    policy: &Policy,
+    plan: &RunPlan,
+    estimate: &Estimate,
+    prior: &PriorCompute,
+) -> Classification {
     let bio = plan.model.biological_sequence_data;
-    let flop = estimate.highest_flop();
+    let undeclared = undeclared_lineage(estimate, prior);
+    let flop = estimate
+        .highest_flop()
+        .checked_add(undeclared)
+        .unwrap_or(Flop::new(f64::MAX).unwrap_or(Flop::ZERO));
+    let aggregated = flop
+        .checked_add(prior.window_flop)
+        .unwrap_or(Flop::new(f64::MAX).unwrap_or(Flop::ZERO));
     let run_flop = estimate.highest_run_flop();
     let envelope_flop = estimate.envelope_flop();
-    let index = policy.tier_index(flop, bio);
+    let own_index = policy.tier_index(flop, bio);
+    // A plan below every permit threshold is not aggregated: a lab's small experiments stay
+    // exempt beside its large runs (many exempt shares of one run are what split-run
+    // detection at providers finds).
+    let exempt_alone = policy
+        .tiers
+        .get(own_index)
+        .is_some_and(|t| t.decision == Decision::Exempt);
+    let tiered_flop = if exempt_alone { flop } else { aggregated };
+    let index = policy.tier_index(tiered_flop, bio);
     let Some(tier) = policy.tiers.get(index) else {
         // A checked policy has at least one tier; an unchecked empty one exempts nothing.
         return Classification {
@@ -103,10 +165,21 @@ pub fn classify(policy: &Policy, plan: &RunPlan, estimate: &Estimate) -> Classif
             envelope_flop,
             biological_sequence_data: bio,
             review_reasons: Vec::new(),
+            tiered_flop,
             notes: vec!["the policy has no tiers".to_owned()],
         };
     };
-    let review_reasons = credibility(policy, estimate, index, bio);
+    let mut review_reasons = credibility(policy, estimate, index, bio);
+    if undeclared > Flop::ZERO {
+        review_reasons.push(format!(
+            "the plan declares its base model {:?} at {}, but its runs at this authority ({}) used {}: the base model counts at {} more",
+            plan.base_model.as_ref().map_or("", |b| b.name.as_str()),
+            estimate.base_model_flop,
+            prior.lineage_runs.join(", "),
+            prior.lineage_flop,
+            undeclared
+        ));
+    }
     let escalated = !review_reasons.is_empty()
         && matches!(tier.decision, Decision::Exempt | Decision::AutoPermit);
     let (decision, approvals_required) = if escalated {
@@ -189,6 +262,21 @@ pub fn classify(policy: &Policy, plan: &RunPlan, estimate: &Estimate) -> Classif
         }
     }
 
+    if index > own_index {
+        notes.push(format!(
+            "aggregation: with the organization's {} other permit(s) of the last {} days ({}: {}), the total {} reaches tier {:?} (from {}); alone this plan's {} would be tier {:?}",
+            prior.window_permits.len(),
+            policy.aggregation.window_days,
+            prior.window_permits.join(", "),
+            prior.window_flop,
+            tiered_flop,
+            tier.id,
+            tier.threshold(bio),
+            flop,
+            policy.tiers[own_index].id
+        ));
+    }
+
     Classification {
         tier: tier.id.clone(),
         decision,
@@ -200,6 +288,7 @@ pub fn classify(policy: &Policy, plan: &RunPlan, estimate: &Estimate) -> Classif
         envelope_flop,
         biological_sequence_data: bio,
         review_reasons,
+        tiered_flop,
         notes,
     }
 }
@@ -372,14 +461,31 @@ pub struct PermitTerms {
 /// decides whether a permit is issued at all (the classification's decision and
 /// completeness).
 pub fn permit_terms(policy: &Policy, plan: &RunPlan, estimate: &Estimate, now: i64) -> PermitTerms {
+    permit_terms_with_prior(policy, plan, estimate, &PriorCompute::default(), now)
+}
+
+/// [`permit_terms`] on top of what the authority already permitted (see
+/// [`classify_with_prior`]): the budget is capped so that the base model (as known), this run
+/// and the organization's other permits within the window do not together pass the next
+/// tier's threshold.
+pub fn permit_terms_with_prior(
+    policy: &Policy,
+    plan: &RunPlan,
+    estimate: &Estimate,
+    prior: &PriorCompute,
+    now: i64,
+) -> PermitTerms {
     let bio = plan.model.biological_sequence_data;
-    let index = policy.tier_index(estimate.highest_flop(), bio);
+    let class = classify_with_prior(policy, plan, estimate, prior);
+    let index = policy.tier_index(class.tiered_flop, bio);
     let headroom = policy.permit.budget_headroom;
     let run = estimate.highest_run_flop();
     let mut budget = run.checked_mul(headroom).unwrap_or(run);
     if let Some(next) = policy.tiers.get(index + 1) {
-        let room = Flop::new(next.threshold(bio).get() - estimate.base_model_flop.get())
-            .unwrap_or(Flop::ZERO);
+        let before = estimate.base_model_flop.get()
+            + undeclared_lineage(estimate, prior).get()
+            + prior.window_flop.get();
+        let room = Flop::new(next.threshold(bio).get() - before).unwrap_or(Flop::ZERO);
         if budget > room {
             budget = room;
         }

@@ -26,7 +26,8 @@ mod validate;
 pub mod workflow;
 
 pub use classify::{
-    Classification, MAX_TRANCHES, PermitTerms, classify, permit_terms, tranche_schedule,
+    Classification, MAX_TRANCHES, PermitTerms, PriorCompute, classify, classify_with_prior,
+    permit_terms, permit_terms_with_prior, tranche_schedule,
 };
 pub use oversight::{
     IncidentCategory, InvalidRunTransition, OVERRUN_CATEGORY, OversightPolicy, RunAction, RunActor,
@@ -40,8 +41,8 @@ pub use plan::{
     Schedule, SecurityLevel,
 };
 pub use policy::{
-    BUILTIN_POLICY_TOML, Decision, EstimatePolicy, PermitPolicy, Policy, PolicyError, Tier,
-    TokenPolicy, TranchePolicy,
+    AggregationPolicy, BUILTIN_POLICY_TOML, Decision, EstimatePolicy, PermitPolicy, Policy,
+    PolicyError, Tier, TokenPolicy, TranchePolicy,
 };
 pub use timestamp::{TIMESTAMP_FORMS, Timestamp, parse_timestamp};
 pub use validate::{MAX_NAME_CHARS, MAX_TEXT_CHARS};

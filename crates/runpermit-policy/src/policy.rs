@@ -55,6 +55,10 @@ pub struct Policy {
     /// API tokens' lifetimes (`[tokens]`; defaults when absent).
     #[serde(default)]
     pub tokens: TokenPolicy,
+    /// What an application is tiered on besides its own plan (`[aggregation]`; defaults when
+    /// absent).
+    #[serde(default)]
+    pub aggregation: AggregationPolicy,
 }
 
 /// One tier.
@@ -156,6 +160,30 @@ impl Default for EstimatePolicy {
         EstimatePolicy {
             disagreement_factor: default_disagreement_factor(),
             min_utilization: default_min_utilization(),
+        }
+    }
+}
+
+/// `[aggregation]`: an application is tiered on the compute of the organization's other
+/// permits within a window as well as its own, so that one run split into several
+/// applications lands in the tier of the whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationPolicy {
+    /// The window, in days before the application, over which the organization's permits
+    /// count (1 to 3650; default 90, the window of split-run detection at providers).
+    #[serde(default = "default_aggregation_days")]
+    pub window_days: u32,
+}
+
+fn default_aggregation_days() -> u32 {
+    90
+}
+
+impl Default for AggregationPolicy {
+    fn default() -> Self {
+        AggregationPolicy {
+            window_days: default_aggregation_days(),
         }
     }
 }
@@ -528,6 +556,14 @@ impl Policy {
                     "must be from 1 to {} days, such as 365 (got {days})",
                     TokenPolicy::LIMIT_DAYS
                 ),
+            );
+        }
+
+        let days = self.aggregation.window_days;
+        if !(1..=3650).contains(&days) {
+            push(
+                "aggregation.window_days".into(),
+                format!("must be from 1 to 3650 days, such as 90 (got {days})"),
             );
         }
 

@@ -120,6 +120,9 @@ fn duplicate_message(write: &Write, db: &dyn DatabaseError) -> String {
         Write::InsertDeployment(_) => {
             "the deployment is already recorded (it is written once)".to_owned()
         }
+        Write::ClaimPlan { plan_digest, .. } => {
+            format!("plan {plan_digest} was permitted by another request at the same time")
+        }
         Write::ReserveIdempotency(i) => format!(
             "idempotency key {:?} is already reserved or answered for principal {:?}",
             i.key, i.principal_id
@@ -181,6 +184,9 @@ fn missing_reference_message(write: &Write) -> String {
             "KYC report {:?}: provider_id {:?} names no organization",
             k.id, k.provider_id
         ),
+        Write::ClaimPlan { permit_id, .. } => {
+            format!("plan claim: permit_id {permit_id:?} names no permit")
+        }
         other => format!("{}: refers to a row that does not exist", other.describe()),
     }
 }

@@ -120,6 +120,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key, retired ones included, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;
 
+    /// The permit that last claimed the plan with this digest ([`Write::ClaimPlan`]).
+    async fn plan_permit(&self, plan_digest: &str) -> Result<Option<String>, StoreError>;
+
     /// The deployment's identity ([`Write::InsertDeployment`]); `None` until the first start
     /// records it.
     async fn deployment(&self) -> Result<Option<Deployment>, StoreError>;

@@ -519,6 +519,16 @@ pub enum Write {
         kid: String,
         at: i64,
     },
+    /// Claims a plan for a permit, in the batch that writes the permit's intent. With
+    /// `replaces` `None` the plan must be unclaimed (else `Duplicate`: of two concurrent grants
+    /// of one plan exactly one commits); with `Some(previous)` the claim must still name
+    /// `previous` (else `Conflict`), whose permit the caller found no longer in force.
+    ClaimPlan {
+        plan_digest: String,
+        permit_id: String,
+        replaces: Option<String>,
+        at: i64,
+    },
     /// Records the deployment's identity. Written once: when one is recorded already this is
     /// `Duplicate` and the whole batch rolls back, so of two first starts racing on one
     /// database exactly one records its keys (the other reads them with
@@ -639,6 +649,11 @@ impl Write {
             Write::InsertReceipt(r) => format!("InsertReceipt {}", r.id),
             Write::InsertSigningKey(k) => format!("InsertSigningKey {}", k.kid),
             Write::RetireSigningKey { kid, .. } => format!("RetireSigningKey {kid}"),
+            Write::ClaimPlan {
+                plan_digest,
+                permit_id,
+                ..
+            } => format!("ClaimPlan {plan_digest} {permit_id}"),
             Write::InsertDeployment(d) => format!("InsertDeployment {}", d.log_origin),
             Write::InsertAudit(e) => format!("InsertAudit {} {}", e.action, e.subject),
             Write::ReserveIdempotency(i) => {

@@ -52,6 +52,11 @@ pub(crate) const INSERT_DEPLOYMENT: &str = "INSERT INTO deployment \
      (id, log_origin, log_vkey, created_at) VALUES (1, $1, $2, $3)";
 pub(crate) const DEPLOYMENT: &str =
     "SELECT log_origin, log_vkey, created_at FROM deployment WHERE id = 1";
+pub(crate) const INSERT_PLAN_PERMIT: &str =
+    "INSERT INTO plan_permits (plan_digest, permit_id, claimed_at) VALUES ($1, $2, $3)";
+pub(crate) const REPLACE_PLAN_PERMIT: &str = "UPDATE plan_permits SET permit_id = $2, \
+     claimed_at = $3 WHERE plan_digest = $1 AND permit_id = $4";
+pub(crate) const PLAN_PERMIT: &str = "SELECT permit_id FROM plan_permits WHERE plan_digest = $1";
 pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
      (at, actor_member_id, actor_org_id, action, subject, reason, details_json) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -896,6 +901,38 @@ macro_rules! impl_store {
                                 .await
                                 .map_err(fail)?;
                         }
+                        Write::ClaimPlan {
+                            plan_digest,
+                            permit_id,
+                            replaces,
+                            at,
+                        } => match replaces {
+                            None => {
+                                sqlx::query(sql::INSERT_PLAN_PERMIT)
+                                    .bind(plan_digest)
+                                    .bind(permit_id)
+                                    .bind(*at)
+                                    .execute(&mut *conn)
+                                    .await
+                                    .map_err(fail)?;
+                            }
+                            Some(previous) => {
+                                let done = sqlx::query(sql::REPLACE_PLAN_PERMIT)
+                                    .bind(plan_digest)
+                                    .bind(permit_id)
+                                    .bind(*at)
+                                    .bind(previous)
+                                    .execute(&mut *conn)
+                                    .await
+                                    .map_err(fail)?;
+                                if done.rows_affected() == 0 {
+                                    return Err(StoreError::Conflict(format!(
+                                        "plan {plan_digest:?} is no longer claimed by permit \
+                                         {previous:?}: another permit claimed it meanwhile"
+                                    )));
+                                }
+                            }
+                        },
                         Write::InsertDeployment(d) => {
                             sqlx::query(sql::INSERT_DEPLOYMENT)
                                 .bind(&d.log_origin)
@@ -1810,6 +1847,17 @@ macro_rules! impl_store {
                 async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
                     sqlx::query_as(sql::SIGNING_KEYS)
                         .fetch_all(&self.pool)
+                        .await
+                        .db()
+                }
+
+                async fn plan_permit(
+                    &self,
+                    plan_digest: &str,
+                ) -> Result<Option<String>, StoreError> {
+                    sqlx::query_scalar(sql::PLAN_PERMIT)
+                        .bind(plan_digest)
+                        .fetch_optional(&self.pool)
                         .await
                         .db()
                 }

@@ -376,6 +376,18 @@ fn check(write: &Write, p: &mut Problems) {
             p.ed25519_key("public_key", &k.public_key);
         }
         Write::RetireSigningKey { kid, .. } => p.id("kid", kid),
+        Write::ClaimPlan {
+            plan_digest,
+            permit_id,
+            replaces,
+            ..
+        } => {
+            p.id("plan_digest", plan_digest);
+            p.id("permit_id", permit_id);
+            if let Some(previous) = replaces {
+                p.id("replaces", previous);
+            }
+        }
         Write::InsertDeployment(d) => {
             p.id("log_origin", &d.log_origin);
             p.id("log_vkey", &d.log_vkey);

@@ -404,7 +404,7 @@ fn lifecycle_on_postgresql() {
 fn permits_signed_before_a_key_rotation_stay_verifiable() {
     let mut a = start(None);
     let alice = lab_applicant(&a, "Rotating Lab");
-    let plan = examples().join("standard.toml").display().to_string();
+    let plan = path_str(&standard_plan(&a, "before-rotation")).to_owned();
     let first = json(&["apply", &plan, "--start", "today"], &a, &alice)["permit_id"]
         .as_str()
         .expect("permit")
@@ -427,6 +427,7 @@ fn permits_signed_before_a_key_rotation_stay_verifiable() {
     a.child = child;
     a.server = server;
 
+    let plan = path_str(&standard_plan(&a, "after-rotation")).to_owned();
     let second = json(&["apply", &plan, "--start", "today"], &a, &alice)["permit_id"]
         .as_str()
         .expect("permit")
@@ -475,12 +476,15 @@ fn two_servers_share_one_postgresql_database() {
     {
         let a = start(Some(&scoped));
         let (mut second, second_url) = spawn_serve(&a.dir.join("data"), Some(&scoped));
-        let alice = lab_applicant(&a, "Shared Lab");
-        let plan = examples().join("standard.toml").display().to_string();
+        // Eight labs, one run each (an organization's permits aggregate towards its tier).
+        let labs: Vec<String> = (0..8)
+            .map(|i| lab_applicant(&a, &format!("Shared Lab {i}")))
+            .collect();
         let servers = [a.server.clone(), second_url.clone()];
         let handles: Vec<_> = (0..8)
             .map(|i| {
-                let (server, token, plan) = (servers[i % 2].clone(), alice.clone(), plan.clone());
+                let plan = path_str(&standard_plan(&a, &format!("shared-{i}"))).to_owned();
+                let (server, token) = (servers[i % 2].clone(), labs[i].clone());
                 std::thread::spawn(move || {
                     run(
                         &["apply", &plan, "--start", "today", "--json"],
@@ -499,7 +503,7 @@ fn two_servers_share_one_postgresql_database() {
             );
         }
         for server in &servers {
-            let out = run(&["applications", "list", "--json"], server, &alice);
+            let out = run(&["applications", "list", "--json"], server, &a.admin_token);
             let list: Value = serde_json::from_slice(&out.stdout).expect("JSON");
             assert_eq!(list.as_array().expect("list").len(), 8, "{server}");
         }

@@ -105,7 +105,10 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
     let estimate = lifecycle::estimate_of(&app)?;
     let review_reasons = if app.policy_version == state.policy.version {
         let plan = lifecycle::stored_plan(&app)?;
-        lifecycle::classification(state, &plan, &estimate).review_reasons
+        lifecycle::classification(state, &app.org_id, &plan, &estimate)
+            .await?
+            .0
+            .review_reasons
     } else {
         Vec::new()
     };
@@ -149,7 +152,7 @@ pub(crate) async fn create(
     let key = crate::idempotency::key(&headers)?;
     let plan = parse_plan(&body.plan)?;
     let estimate = lifecycle::assess(&plan)?;
-    let class = lifecycle::classification(&state, &plan, &estimate);
+    let (class, _) = lifecycle::classification(&state, &caller.org_id, &plan, &estimate).await?;
     // With an idempotency key the id is derived from it, so that two concurrent retries
     // collide on the primary key instead of creating two applications.
     let id = match &key {
@@ -175,7 +178,8 @@ pub(crate) async fn create(
             .await?;
         app
     } else {
-        let mut submission = lifecycle::submit(&state, &caller, app.clone(), Action::Submit)?;
+        let mut submission =
+            lifecycle::submit(&state, &caller, app.clone(), Action::Submit).await?;
         submission.writes.insert(0, created);
         let first = Write::InsertApplication(submission.app.clone());
         lifecycle::commit_submission(&state, first, submission).await?;
@@ -268,7 +272,7 @@ pub(crate) async fn update(
     }
     let plan = parse_plan(&body.plan)?;
     let estimate = lifecycle::assess(&plan)?;
-    let class = lifecycle::classification(&state, &plan, &estimate);
+    let (class, _) = lifecycle::classification(&state, &app.org_id, &plan, &estimate).await?;
     let fresh = lifecycle::draft(&state, &caller, app.id.clone(), &plan, &estimate, &class)?;
     app.plan_json = fresh.plan_json;
     app.plan_digest = fresh.plan_digest;
@@ -323,7 +327,7 @@ pub(crate) async fn submit(
         Action::Submit
     };
     let expected_version = app.version;
-    let submission = lifecycle::submit(&state, &caller, app, action)?;
+    let submission = lifecycle::submit(&state, &caller, app, action).await?;
     let first = Write::UpdateApplication {
         application: submission.app.clone(),
         expected_version,

@@ -204,8 +204,17 @@ pub(crate) async fn create(
                         .await?
                         .map(|o| o.name)
                         .unwrap_or_default();
+                    // What the organization was permitted since submission counts too, and
+                    // a plan permitted meanwhile is not permitted twice.
+                    let replaces = lifecycle::plan_claim(&state, &app).await?;
+                    let prior = lifecycle::prior_compute(&state, &app.org_id, &plan).await?;
                     let pending = lifecycle::pending_permit(
-                        &state, &app, &plan, &estimate, &holder, conditions,
+                        &state,
+                        &app,
+                        (&plan, &estimate, &prior),
+                        &holder,
+                        conditions,
+                        replaces,
                     )?;
                     writes.extend(lifecycle::intent_writes(&state, &app, &pending)?);
                     permit = Some(pending);

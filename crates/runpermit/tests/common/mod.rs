@@ -241,9 +241,9 @@ pub fn start_in(dir: PathBuf, database_url: Option<&str>) -> Authority {
     }
 }
 
-/// Applies for a permit for the standard example plan, valid from today, and fetches it with
-/// its log proof into `dir` as `<name>.jwt` and `<name>.proof`.
-pub fn permit_valid_today(a: &Authority, applicant: &str, name: &str) -> (PathBuf, PathBuf) {
+/// The standard example plan as run `heron-<name>`, written into the authority's directory:
+/// another run's plan (a plan is permitted once).
+pub fn standard_plan(a: &Authority, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(examples().join("standard.toml")).expect("plan");
     let plan = a.dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -251,6 +251,13 @@ pub fn permit_valid_today(a: &Authority, applicant: &str, name: &str) -> (PathBu
         text.replace("name = \"heron-405b\"", &format!("name = \"heron-{name}\"")),
     )
     .expect("writing the plan");
+    plan
+}
+
+/// Applies for a permit for the standard example plan, valid from today, and fetches it with
+/// its log proof into `dir` as `<name>.jwt` and `<name>.proof`.
+pub fn permit_valid_today(a: &Authority, applicant: &str, name: &str) -> (PathBuf, PathBuf) {
+    let plan = standard_plan(a, name);
     let permit_id = json(
         &["apply", path_str(&plan), "--start", "today"],
         a,
