@@ -725,6 +725,18 @@ async fn free_text_with_controls_bidi_or_excess_length_is_refused_by_field() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
         assert_eq!(common::error_fields(&answer), [field], "{path}: {answer}");
     }
+    let admin = admin_of(&w).await;
+    let (status, answer) = w
+        .api
+        .call(
+            "POST",
+            "/v1/orgs",
+            Some(&admin),
+            Some(json!({"name": "Frontier \u{202E}baL", "kind": "developer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(common::error_fields(&answer), ["name"], "{answer}");
     assert_eq!(w.run().await["status"], "active");
 }
 

@@ -50,17 +50,7 @@ impl From<Organization> for OrganizationView {
 }
 
 fn non_empty(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        Err(ApiError::field(field, "must not be empty"))
-    } else if v.chars().count() > max {
-        Err(ApiError::field(
-            field,
-            format!("must be at most {max} characters"),
-        ))
-    } else {
-        Ok(v.to_owned())
-    }
+    crate::error::checked_text(field, value, max, false)
 }
 
 pub(crate) async fn create_org(
@@ -352,7 +342,15 @@ pub(crate) async fn create_token(
         id: new_id("tok"),
         member_id: member.id.clone(),
         hash: token_hash(&secret),
-        label: body.label.trim().to_owned(),
+        label: if body.label.trim().is_empty() {
+            String::new()
+        } else {
+            non_empty(
+                "label",
+                &body.label,
+                runpermit_compute::text::MAX_NAME_CHARS,
+            )?
+        },
         created_at: now,
         expires_at: Some(expires_at),
         revoked_at: None,
@@ -403,7 +401,12 @@ pub(crate) async fn revoke_token(
     ApiJson(body): ApiJson<Revocation>,
 ) -> Result<Json<TokenView>, ApiError> {
     authz::TOKENS_REVOKE.authorize(&caller)?;
-    let reason = body.reason;
+    let reason = body
+        .reason
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| crate::error::reason("reason", r))
+        .transpose()?;
     let not_found = || ApiError::NotFound(format!("no token {token_id}"));
     let token = state.store.token(&token_id).await?.ok_or_else(not_found)?;
     manageable_member(&state, &caller, &token.member_id).await?;
