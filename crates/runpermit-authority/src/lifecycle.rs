@@ -284,8 +284,15 @@ pub fn submit(
                 json!({"by": "policy", "tier": app.tier}),
             ));
             writes.push(log_decision(&app, DecisionKind::Approved, None, now)?);
-            let pending =
-                pending_permit(state, &app, &plan, &estimate, &caller.org_name, Vec::new())?;
+            let pending = pending_permit(
+                state,
+                &app,
+                &plan,
+                &estimate,
+                &caller.org_name,
+                Vec::new(),
+                Vec::new(),
+            )?;
             writes.extend(intent_writes(state, &app, &pending)?);
             permit = Some(pending);
         }
@@ -298,7 +305,9 @@ pub fn submit(
 }
 
 /// The permit request for an approved application, checked at once so that a plan that cannot
-/// yield a valid permit is refused before anything is written.
+/// yield a valid permit is refused before anything is written. `evaluators` are those the
+/// approving reviewers assigned; when they named none, the policy's (`[oversight]
+/// evaluators`) are named in the permit.
 pub fn pending_permit(
     state: &AppState,
     app: &Application,
@@ -306,7 +315,13 @@ pub fn pending_permit(
     estimate: &Estimate,
     holder_name: &str,
     conditions: Vec<String>,
+    evaluators: Vec<String>,
 ) -> Result<PendingPermit, ApiError> {
+    let evaluators = if evaluators.is_empty() {
+        state.policy.oversight.evaluators.clone()
+    } else {
+        evaluators
+    };
     let now_s = state.clock.now_s();
     let terms = permit_terms(&state.policy, plan, estimate, now_s);
     let id = new_id("pmt");
@@ -326,6 +341,7 @@ pub fn pending_permit(
             .into_iter()
             .map(|(provider, clusters)| ProviderScope { provider, clusters })
             .collect(),
+        evaluators,
         max_accelerators: terms.max_accelerators,
         flop_budget: terms.flop_budget,
         tranches: terms

@@ -773,7 +773,8 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
         .unwrap();
     let plan = lifecycle::stored_plan(&app).unwrap();
     let estimate = lifecycle::estimate_of(&app).unwrap();
-    let pending = lifecycle::pending_permit(state, &app, &plan, &estimate, "Lab", vec![]).unwrap();
+    let pending =
+        lifecycle::pending_permit(state, &app, &plan, &estimate, "Lab", vec![], vec![]).unwrap();
     state
         .store
         .commit(lifecycle::intent_writes(state, &app, &pending).unwrap())
