@@ -849,6 +849,7 @@ fn permit_request(jti: &str, run: &str) -> PermitRequest {
             {"provider": PROVIDER, "clusters": [CLUSTER]},
             {"provider": "org-hpc", "clusters": []}
         ],
+        "evaluators": ["org-institute"],
         "max_accelerators": 16_384,
         "flop_budget": 3.2e25,
         "tranches": [{"index": 1, "flop": 8e24}, {"index": 2, "flop": 3.2e25}],

@@ -3,7 +3,10 @@
 //!
 //! Two layers: the *role rule* below (which organization kinds and roles may call an
 //! endpoint at all) and the *resource scope* checked in handlers with [`Caller::sees_org`]
-//! (a lab never sees another lab's applications).
+//! (a lab never sees another lab's applications) and, for runs, by assignment in the signed
+//! permit (an evaluator sees the runs whose permit names it among `evaluators`, a provider
+//! those whose permit names it among `providers`); out of scope answers 404, as for an
+//! unknown id.
 
 use std::fmt;
 use std::str::FromStr;
@@ -168,6 +171,18 @@ const RUN_READERS: &[(OrgKind, Role)] = &[
     (OrgKind::Evaluator, Role::Evaluator),
     (OrgKind::Evaluator, Role::Admin),
 ];
+/// Who may list runs: the run readers, and providers (the runs they meter).
+const RUN_LISTERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+    (OrgKind::Evaluator, Role::Evaluator),
+    (OrgKind::Evaluator, Role::Admin),
+    (OrgKind::Provider, Role::ProviderOperator),
+    (OrgKind::Provider, Role::Admin),
+];
 const EVALUATORS: &[(OrgKind, Role)] = &[(OrgKind::Evaluator, Role::Evaluator)];
 const PROVIDER_STAFF: &[(OrgKind, Role)] = &[
     (OrgKind::Provider, Role::ProviderOperator),
@@ -237,7 +252,7 @@ endpoints! {
     APPLICATIONS_SUBMIT = "POST" "/v1/applications/{id}/submit" 200, "applications", Access::Only(APPLICANTS), "Submit (or resubmit) an application.";
     APPLICATIONS_WITHDRAW = "POST" "/v1/applications/{id}/withdraw" 200, "applications", Access::Only(APPLICANTS), "Withdraw an application.";
     APPLICATIONS_APPEAL = "POST" "/v1/applications/{id}/appeal" 200, "applications", Access::Only(APPLICANTS), "Appeal a denial.";
-    REVIEWS_CREATE = "POST" "/v1/applications/{id}/reviews" 201, "review", Access::Only(&[(OrgKind::Authority, Role::Reviewer)]), "Record a review decision: approve, deny or request changes, with a reason and conditions.";
+    REVIEWS_CREATE = "POST" "/v1/applications/{id}/reviews" 201, "review", Access::Only(&[(OrgKind::Authority, Role::Reviewer)]), "Record a review decision: approve, deny or request changes, with a reason and conditions; an approval may assign evaluator organizations.";
     REVIEWS_LIST = "GET" "/v1/applications/{id}/reviews" 200, "review", Access::Only(APPLICATION_READERS), "List an application's reviews.";
     APPLICATION_PERMIT = "GET" "/v1/applications/{id}/permit" 200, "permits", Access::Only(APPLICATION_READERS), "The permit or exemption receipt issued for an application.";
     PERMITS_GET = "GET" "/v1/permits/{id}" 200, "permits", Access::Only(PERMIT_READERS), "Read a permit and its signed token.";
@@ -245,8 +260,8 @@ endpoints! {
     REPORTING_KEYS_CREATE = "POST" "/v1/orgs/{id}/reporting-keys" 201, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]), "Register a provider's Ed25519 usage-reporting public key (JWK).";
     REPORTING_KEYS_LIST = "GET" "/v1/orgs/{id}/reporting-keys" 200, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Provider, Role::ProviderOperator), (OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Reviewer), (OrgKind::Authority, Role::Auditor)]), "List a provider's reporting keys.";
     REPORTING_KEYS_REVOKE = "POST" "/v1/reporting-keys/{kid}/revoke" 200, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]), "Revoke a reporting key: reports signed with it are refused from now on.";
-    RUNS_LIST = "GET" "/v1/runs" 200, "oversight", Access::Only(RUN_READERS), "List permitted runs (a developer sees its own).";
-    RUNS_GET = "GET" "/v1/runs/{id}" 200, "oversight", Access::Only(RUN_READERS), "A run: status, released tranche, cumulative usage by provider, milestones.";
+    RUNS_LIST = "GET" "/v1/runs" 200, "oversight", Access::Only(RUN_LISTERS), "List permitted runs (a developer sees its own; an evaluator those it is assigned to; a provider those it meters: each as its signed permit names them).";
+    RUNS_GET = "GET" "/v1/runs/{id}" 200, "oversight", Access::Only(RUN_READERS), "A run: status, released tranche, cumulative usage by provider, milestones (an evaluator reads only the runs it is assigned to).";
     RUNS_USAGE = "GET" "/v1/runs/{id}/usage" 200, "oversight", Access::Only(RUN_READERS), "A run's usage: by provider, and report by report (interval by interval), paged.";
     RUNS_PAUSE = "POST" "/v1/runs/{id}/pause" 200, "oversight", Access::Only(REVIEWERS), "Pause a run, with a reason: gates refuse its new work.";
     RUNS_RESUME = "POST" "/v1/runs/{id}/resume" 200, "oversight", Access::Only(REVIEWERS), "Resume a paused or suspended run.";
@@ -257,9 +272,9 @@ endpoints! {
     RUNS_APPEAL = "POST" "/v1/runs/{id}/appeal" 200, "oversight", Access::Only(APPLICANTS), "Appeal a pause or suspension (its developer).";
     MILESTONES_CREATE = "POST" "/v1/runs/{id}/milestones" 201, "oversight", Access::Only(APPLICANTS), "Submit a milestone report: checkpoint digest, cumulative FLOP, evaluation results.";
     MILESTONES_LIST = "GET" "/v1/runs/{id}/milestones" 200, "oversight", Access::Only(RUN_READERS), "A run's milestone reports.";
-    MILESTONES_ACCEPT = "POST" "/v1/milestones/{id}/accept" 200, "oversight", Access::Only(EVALUATORS), "Accept a milestone report (an evaluator outside the developer's organization): the next tranche is released.";
-    MILESTONES_REJECT = "POST" "/v1/milestones/{id}/reject" 200, "oversight", Access::Only(EVALUATORS), "Reject a milestone report: the run is paused.";
-    INCIDENTS_CREATE = "POST" "/v1/incidents" 201, "oversight", Access::Only(INCIDENT_REPORTERS), "Report an incident (weights stolen or leaked, dangerous capability, security breach, overrun, other).";
+    MILESTONES_ACCEPT = "POST" "/v1/milestones/{id}/accept" 200, "oversight", Access::Only(EVALUATORS), "Accept a milestone report (an evaluator the run's permit names): the next tranche is released.";
+    MILESTONES_REJECT = "POST" "/v1/milestones/{id}/reject" 200, "oversight", Access::Only(EVALUATORS), "Reject a milestone report (an evaluator the run's permit names): the run is paused.";
+    INCIDENTS_CREATE = "POST" "/v1/incidents" 201, "oversight", Access::Only(INCIDENT_REPORTERS), "Report an incident (weights stolen or leaked, dangerous capability, security breach, overrun, other); a provider only on runs whose permit names it.";
     INCIDENTS_LIST = "GET" "/v1/incidents" 200, "oversight", Access::Only(INCIDENT_READERS), "List incidents with their deadlines (authority staff see all; others their own organization's); `?overdue=true` for overdue follow-ups.";
     INCIDENTS_FOLLOW_UP = "POST" "/v1/incidents/{id}/follow-up" 200, "oversight", Access::Only(INCIDENT_REPORTERS), "File an incident's follow-up report (and close it).";
     KYC_CREATE = "POST" "/v1/kyc-reports" 201, "oversight", Access::Only(PROVIDER_STAFF), "Report a customer's large jobs that ran without a permit (know-your-customer reporting).";

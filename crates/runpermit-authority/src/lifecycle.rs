@@ -406,6 +406,7 @@ pub async fn submit(
                 (&plan, &estimate, &prior),
                 &caller.org_name,
                 Vec::new(),
+                Vec::new(),
                 replaces,
             )?;
             writes.extend(intent_writes(state, &app, &pending)?);
@@ -420,15 +421,23 @@ pub async fn submit(
 }
 
 /// The permit request for an approved application, checked at once so that a plan that cannot
-/// yield a valid permit is refused before anything is written.
+/// yield a valid permit is refused before anything is written. `evaluators` are those the
+/// approving reviewers assigned; when they named none, the policy's (`[oversight]
+/// evaluators`) are named in the permit.
 pub fn pending_permit(
     state: &AppState,
     app: &Application,
     (plan, estimate, prior): (&RunPlan, &Estimate, &PriorCompute),
     holder_name: &str,
     conditions: Vec<String>,
+    evaluators: Vec<String>,
     replaces: Option<String>,
 ) -> Result<PendingPermit, ApiError> {
+    let evaluators = if evaluators.is_empty() {
+        state.policy.oversight.evaluators.clone()
+    } else {
+        evaluators
+    };
     let now_s = state.clock.now_s();
     let terms = permit_terms_with_prior(&state.policy, plan, estimate, prior, now_s);
     let id = new_id("pmt");
@@ -448,6 +457,7 @@ pub fn pending_permit(
             .into_iter()
             .map(|(provider, clusters)| ProviderScope { provider, clusters })
             .collect(),
+        evaluators,
         max_accelerators: terms.max_accelerators,
         flop_budget: terms.flop_budget,
         tranches: terms

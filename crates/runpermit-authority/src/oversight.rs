@@ -209,7 +209,10 @@ async fn run_scope(state: &AppState, run_id: &str) -> Result<Option<RunScope>, A
 /// the authority's own keys: what was signed and logged is what decides, never a copy of it
 /// in the database that a write could change. `None` while the permit is decided but not yet
 /// signed.
-async fn signed_permit(state: &AppState, run: &Run) -> Result<Option<PermitClaims>, ApiError> {
+pub(crate) async fn signed_permit(
+    state: &AppState,
+    run: &Run,
+) -> Result<Option<PermitClaims>, ApiError> {
     let permit = state
         .store
         .permit(&run.permit_id)

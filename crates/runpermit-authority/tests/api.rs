@@ -798,6 +798,7 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
         (&plan, &estimate, &Default::default()),
         "Lab",
         vec![],
+        vec![],
         None,
     )
     .unwrap();

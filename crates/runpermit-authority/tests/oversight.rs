@@ -35,10 +35,13 @@ struct World {
 }
 
 /// A standard-tier permit whose run may use `org_cloud_a` (cluster `a-east` only) and
-/// `org_cloud_b` (`b-west`, `b-north`), with both providers' reporting keys registered. Its
-/// tranches end at 1e25, 4e25 and its budget.
+/// `org_cloud_b` (`b-west`, `b-north`), with both providers' reporting keys registered, and
+/// which the policy assigns to `org_aisi` to evaluate. Its tranches end at 1e25, 4e25 and
+/// its budget.
 async fn world(database_url: Option<&str>) -> World {
-    let api = Api::on(database_url).await;
+    let mut policy = runpermit_policy::Policy::builtin().clone();
+    policy.oversight.evaluators = vec!["org_aisi".to_owned()];
+    let api = Api::with_policy(database_url, policy).await;
     let a = &api.authority;
     let (_, _, lab) = a
         .member(("org_lab", "Frontier Lab"), "developer", "applicant")

@@ -541,6 +541,7 @@ mod tests {
                     provider: "org_cloud".into(),
                     clusters: vec![],
                 }],
+                evaluators: Vec::new(),
                 max_accelerators: 1024,
                 flop_budget: f(4e25),
                 tranches: vec![

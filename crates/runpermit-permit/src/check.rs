@@ -34,6 +34,9 @@ pub struct PermitRequest {
     pub holder: Holder,
     /// See [`PermitClaims::providers`].
     pub providers: Vec<ProviderScope>,
+    /// See [`PermitClaims::evaluators`]. Absent in intents recorded before version 2: none.
+    #[serde(default)]
+    pub evaluators: Vec<String>,
     /// See [`PermitClaims::max_accelerators`].
     pub max_accelerators: u64,
     /// See [`PermitClaims::flop_budget`].
@@ -74,7 +77,7 @@ pub struct SignedPermit {
 }
 
 /// Checks `request` at time `now` (unix seconds) and, if it is sound, returns it as claims
-/// with `iat = now` and `rpv = 1`. Otherwise returns every problem at once, each naming its
+/// with `iat = now` and `rpv` = [`PERMIT_CLAIMS_VERSION`]. Otherwise returns every problem at once, each naming its
 /// claim field (`providers[1].provider`, `tranches[2].flop`).
 pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<FieldError>> {
     let mut errors = Errors::default();
@@ -112,6 +115,7 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
         );
     }
     check_providers(&mut errors, &request.providers);
+    check_evaluators(&mut errors, &request.evaluators, &request.holder.org_id);
     if request.max_accelerators == 0 {
         errors.push("max_accelerators", "must be at least 1".to_owned());
     }
@@ -147,6 +151,7 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
         application_id,
         holder,
         providers,
+        evaluators,
         max_accelerators,
         flop_budget,
         tranches,
@@ -166,6 +171,7 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
             application_id,
             holder,
             providers,
+            evaluators: Some(evaluators),
             max_accelerators,
             flop_budget,
             tranches,
@@ -209,6 +215,28 @@ fn check_providers(errors: &mut Errors, providers: &[ProviderScope]) {
         for (j, cluster) in scope.clusters.iter().enumerate() {
             let what = "a cluster id (or leave clusters empty for any cluster)";
             errors.non_empty(&format!("providers[{i}].clusters[{j}]"), cluster, what);
+        }
+    }
+}
+
+/// Each evaluator once, never the holder: nobody evaluates their own organization's run.
+fn check_evaluators(errors: &mut Errors, evaluators: &[String], holder: &str) {
+    let mut seen = HashSet::new();
+    for (i, evaluator) in evaluators.iter().enumerate() {
+        let field = format!("evaluators[{i}]");
+        errors.non_empty(&field, evaluator, "the evaluator's organization id");
+        if evaluator.trim().is_empty() {
+            continue;
+        }
+        if evaluator == holder {
+            errors.push(
+                &field,
+                format!(
+                    "{evaluator:?} holds the permit: nobody evaluates their own organization's run"
+                ),
+            );
+        } else if !seen.insert(evaluator.as_str()) {
+            errors.push(&field, format!("{evaluator:?} is listed twice"));
         }
     }
 }
@@ -294,6 +322,7 @@ pub(crate) mod tests {
             application_id: c.application_id,
             holder: c.holder,
             providers: c.providers,
+            evaluators: c.evaluators.unwrap_or_default(),
             max_accelerators: c.max_accelerators,
             flop_budget: c.flop_budget,
             tranches: c.tranches,
@@ -311,7 +340,7 @@ pub(crate) mod tests {
             ..sample(NOW - 10)
         };
         assert_eq!(checked.claims(), &expected);
-        assert_eq!(checked.claims().rpv, 1);
+        assert_eq!(checked.claims().rpv, 2);
     }
 
     #[test]
@@ -329,6 +358,12 @@ pub(crate) mod tests {
         r.providers[1].provider = String::new();
         r.providers[0].clusters.push(String::new());
         r.providers.push(r.providers[0].clone());
+        r.evaluators = vec![
+            "org-institute".into(),
+            String::new(),
+            "org-institute".into(),
+            "org-lab".into(),
+        ];
         r.max_accelerators = 0;
         r.flop_budget = flop(1e25);
         r.tranches[0].index = 2;
@@ -354,6 +389,8 @@ pub(crate) mod tests {
                 "providers[1].provider",
                 "providers[2].provider",
                 "providers[2].clusters[1]",
+                "evaluators[1]",
+                "evaluators[2]",
                 "max_accelerators",
                 "tranches[0].index",
                 "tranches[2].flop",
@@ -374,10 +411,25 @@ pub(crate) mod tests {
             "must be 1 (tranches are numbered 1, 2, 3, … in order); got 2"
         );
         assert!(message("providers[2].provider").contains("listed twice"));
+        assert!(message("evaluators[2]").contains("listed twice"));
         assert!(errors.iter().any(|e| {
             e.message
                 .contains("exactly at flop_budget (1e25); got 5e24")
         }));
+    }
+
+    #[test]
+    fn the_holder_never_evaluates_its_own_run() {
+        let mut r = request(NOW);
+        r.evaluators.push(r.holder.org_id.clone());
+        let errors = check(r, NOW).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "evaluators[1]");
+        assert!(errors[0].message.contains("holds the permit"), "{errors:?}");
+
+        let mut r = request(NOW);
+        r.evaluators.clear();
+        assert!(check(r, NOW).is_ok(), "no evaluator is a sound permit");
     }
 
     #[test]

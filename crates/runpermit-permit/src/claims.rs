@@ -1,4 +1,4 @@
-//! The permit claim set, version 1. These doc comments are its specification.
+//! The permit claim set, version 2. These doc comments are its specification.
 //!
 //! A permit is a compact JWS (see [`crate::jws`]) whose header `typ` is [`PERMIT_TYP`] and
 //! whose payload is one JSON object with exactly the fields of [`PermitClaims`]: a verifier
@@ -6,7 +6,9 @@
 //! seconds (RFC 7519 NumericDate). FLOP quantities are JSON numbers (`3.8e25`).
 //!
 //! Compatibility: adding, removing or changing the meaning of a field makes a new claim
-//! set version, with a new value of `rpv`.
+//! set version, with a new value of `rpv`. Version 2 added [`PermitClaims::evaluators`];
+//! verifiers still read version 1 (which has no such field: it reads as empty), so permits
+//! signed before the change keep verifying until they expire.
 
 use runpermit_compute::Flop;
 use serde::{Deserialize, Serialize};
@@ -14,8 +16,11 @@ use serde::{Deserialize, Serialize};
 /// The header `typ` of a permit token (RFC 8725 §3.11 explicit typing).
 pub const PERMIT_TYP: &str = "runpermit-permit+jwt";
 
-/// The claim set version this crate writes and reads: the value of `rpv`.
-pub const PERMIT_CLAIMS_VERSION: u32 = 1;
+/// The claim set version this crate writes: the value of `rpv`.
+pub const PERMIT_CLAIMS_VERSION: u32 = 2;
+
+/// The claim set versions this crate reads: version 1 (without `evaluators`) and version 2.
+pub const PERMIT_CLAIMS_VERSIONS_READ: &[u32] = &[1, 2];
 
 /// What a permit authorizes: one training run, by one holder, on named providers, up to a
 /// FLOP budget released in tranches, within a validity window.
@@ -37,7 +42,8 @@ pub struct PermitClaims {
     /// Expiry: the permit authorizes nothing at or after this time (unix seconds). Always
     /// later than `nbf`.
     pub exp: i64,
-    /// runpermit claim-set version; always [`PERMIT_CLAIMS_VERSION`] (1) for this layout.
+    /// runpermit claim-set version: [`PERMIT_CLAIMS_VERSION`] (2) for this layout; 1 for
+    /// permits signed before `evaluators` existed.
     pub rpv: u32,
     /// The id of the application (the reviewed run plan) the permit was granted on.
     pub application_id: String,
@@ -47,6 +53,15 @@ pub struct PermitClaims {
     /// compute. At least one; each provider appears once. A gate admits a job only if its
     /// own provider id (and cluster) is listed here.
     pub providers: Vec<ProviderScope>,
+    /// The evaluator organizations (their ids at the authority) assigned to the run, by the
+    /// policy or by the reviewers who approved it: only they may accept or reject its
+    /// milestone reports, and so release its tranches after the first. Never the holder;
+    /// each appears once. May be empty: then nobody can release a tranche beyond the first.
+    /// Added in version 2, where it is always present (`Some`, perhaps empty); a version-1
+    /// permit has no such field (`None`) and names nobody. Read it with
+    /// [`PermitClaims::evaluators`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluators: Option<Vec<String>>,
     /// The most accelerators the run may use at once, summed over all providers. At least 1.
     pub max_accelerators: u64,
     /// The run's total FLOP budget: cumulative compute over all providers for this run,
@@ -109,6 +124,16 @@ impl PermitClaims {
     pub fn provider(&self, provider: &str) -> Option<&ProviderScope> {
         self.providers.iter().find(|p| p.provider == provider)
     }
+
+    /// The evaluator organizations the permit names (none for a version-1 permit).
+    pub fn evaluators(&self) -> &[String] {
+        self.evaluators.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the permit names `org_id` among its evaluators.
+    pub fn names_evaluator(&self, org_id: &str) -> bool {
+        self.evaluators().iter().any(|e| e == org_id)
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +166,7 @@ pub(crate) mod tests {
                     clusters: vec![],
                 },
             ],
+            evaluators: Some(vec!["org-institute".into()]),
             max_accelerators: 16_384,
             flop_budget: flop(3.2e25),
             tranches: vec![
@@ -183,6 +209,7 @@ pub(crate) mod tests {
             "application_id",
             "holder",
             "providers",
+            "evaluators",
             "max_accelerators",
             "flop_budget",
             "tranches",
@@ -235,5 +262,7 @@ pub(crate) mod tests {
                 .allows_cluster("anything")
         );
         assert!(claims.provider("org-other").is_none());
+        assert!(claims.names_evaluator("org-institute"));
+        assert!(!claims.names_evaluator("org-lab"));
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! - [`SigningKey`], [`PublicKey`], [`Jwk`], [`Jwks`]: keys, their ids and the published set.
 //! - [`sign_jws`], [`verify_jws`]: the generic compact JWS this crate uses.
-//! - [`PermitClaims`]: the permit claim set, version 1, documented field by field.
+//! - [`PermitClaims`]: the permit claim set, version 2 (version 1 still read), documented
+//!   field by field.
 //! - [`check`] → [`CheckedPermit`] → [`sign`] → [`SignedPermit`]: "checked, then signed",
 //!   enforced by types; [`verify_permit`] for verifiers.
 //! - [`ExemptionClaims`], [`sign_exemption`], [`verify_exemption`]: receipts for runs below
@@ -26,7 +27,10 @@ mod receipt;
 mod verify;
 
 pub use check::{CheckedPermit, PermitRequest, SignedPermit, check, sign};
-pub use claims::{Holder, PERMIT_CLAIMS_VERSION, PERMIT_TYP, PermitClaims, ProviderScope, Tranche};
+pub use claims::{
+    Holder, PERMIT_CLAIMS_VERSION, PERMIT_CLAIMS_VERSIONS_READ, PERMIT_TYP, PermitClaims,
+    ProviderScope, Tranche,
+};
 pub use error::{KeyError, VerifyError, utc};
 pub use jwks::{Jwk, Jwks};
 pub use jws::{JwsHeader, MAX_TOKEN_BYTES, sign_jws, verify_jws};

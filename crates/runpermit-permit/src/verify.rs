@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::claims::{PERMIT_CLAIMS_VERSION, PERMIT_TYP, PermitClaims};
+use crate::claims::{PERMIT_CLAIMS_VERSIONS_READ, PERMIT_TYP, PermitClaims};
 use crate::error::VerifyError;
 use crate::jwks::Jwks;
 use crate::jws::verify_jws;
@@ -12,7 +12,8 @@ use crate::jws::verify_jws;
 /// allowing `leeway_seconds` of clock difference (negative counts as 0).
 ///
 /// Checks, in order: the JWS (structure, `alg`, `typ` = [`PERMIT_TYP`], `kid` in `jwks`,
-/// signature), `rpv` = 1, the claim set's fields, then time: refused when
+/// signature), `rpv` (2, or 1 for permits signed before `evaluators` existed), the claim
+/// set's fields, then time: refused when
 /// `now + leeway < nbf`, when `now + leeway < iat`, or when `now - leeway >= exp`. These are
 /// PyJWT's rules, so that the gate and an independent verifier agree.
 pub fn verify_permit(
@@ -32,7 +33,26 @@ pub fn verify_permit(
 /// [`check_permit_validity`] at every decision.
 pub fn verify_permit_signature(token: &str, jwks: &Jwks) -> Result<PermitClaims, VerifyError> {
     let (_, payload) = verify_jws::<Value>(token, PERMIT_TYP, jwks)?;
-    read_versioned(payload, PERMIT_CLAIMS_VERSION)
+    read_permit(payload)
+}
+
+/// Reads a permit's payload in any version this crate reads. Version 1 has no `evaluators`
+/// (it reads as `None`: nobody) and version 2 must have it, so that each version's fields
+/// are exactly its own and claims read are written back as they were.
+fn read_permit(payload: Value) -> Result<PermitClaims, VerifyError> {
+    let rpv = payload.get("rpv").and_then(Value::as_u64);
+    let has_evaluators = payload.get("evaluators").is_some();
+    match rpv {
+        Some(1) if has_evaluators => Err(VerifyError::Claims(
+            "unknown field `evaluators`: claim-set version 1 has none (version 2 added it)"
+                .to_owned(),
+        )),
+        Some(2) if !has_evaluators => Err(VerifyError::Claims(
+            "missing field `evaluators` (claim-set version 2 always has it, perhaps empty)"
+                .to_owned(),
+        )),
+        _ => read_versioned(payload, PERMIT_CLAIMS_VERSIONS_READ),
+    }
 }
 
 /// The time part of [`verify_permit`]: refused when `now + leeway < nbf`, when
@@ -64,17 +84,26 @@ pub fn check_permit_validity(
     Ok(())
 }
 
-/// Reads `payload` as `T` after checking its `rpv` is `version`, so that a newer claim set
-/// is reported as a version this verifier does not know rather than as unknown fields.
+/// Reads `payload` as `T` after checking its `rpv` is one of `versions`, so that a newer
+/// claim set is reported as a version this verifier does not know rather than as unknown
+/// fields.
 pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
     payload: Value,
-    version: u32,
+    versions: &[u32],
 ) -> Result<T, VerifyError> {
     match payload.get("rpv") {
-        Some(rpv) if rpv.as_u64() == Some(u64::from(version)) => {}
+        Some(rpv)
+            if rpv
+                .as_u64()
+                .is_some_and(|v| versions.iter().any(|known| u64::from(*known) == v)) => {}
         Some(rpv) => {
+            let known: Vec<String> = versions.iter().map(u32::to_string).collect();
+            let (noun, list) = match known.as_slice() {
+                [one] => ("version", one.clone()),
+                _ => ("versions", known.join(" and ")),
+            };
             return Err(VerifyError::Claims(format!(
-                "claim-set version rpv is {rpv}, but this verifier reads version {version}: upgrade runpermit"
+                "claim-set version rpv is {rpv}, but this verifier reads {noun} {list}: upgrade runpermit"
             )));
         }
         None => {
@@ -186,6 +215,33 @@ mod tests {
         );
     }
 
+    /// A permit signed before version 2 (no `evaluators`) still verifies, and names no
+    /// evaluator; a version-1 payload that carries `evaluators` is not a version-1 permit.
+    #[test]
+    fn version_1_permits_still_verify_and_name_no_evaluator() {
+        let key = SigningKey::generate();
+        let jwks = Jwks::from_keys(&[key.public()]);
+        let claims = check(request(NOW), NOW).unwrap().claims().clone();
+        assert_eq!(claims.rpv, 2);
+        assert!(!claims.evaluators().is_empty());
+
+        let mut v1 = serde_json::to_value(&claims).unwrap();
+        v1["rpv"] = 1.into();
+        v1.as_object_mut().unwrap().remove("evaluators");
+        let read = verify_permit(&sign_jws(PERMIT_TYP, &v1, &key), &jwks, NOW, 0).unwrap();
+        assert_eq!(read.rpv, 1);
+        assert_eq!(read.evaluators, None);
+        assert!(read.evaluators().is_empty());
+        assert!(!read.names_evaluator("org-institute"));
+        assert_eq!(read.providers, claims.providers);
+        // Read and written back, it is the same version-1 payload.
+        assert_eq!(serde_json::to_value(&read).unwrap(), v1);
+
+        v1["evaluators"] = serde_json::json!(["org-institute"]);
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &v1, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(err.to_string().contains("version 1 has none"), "{err}");
+    }
+
     #[test]
     fn other_tokens_and_versions_are_refused() {
         let key = SigningKey::generate();
@@ -198,13 +254,21 @@ mod tests {
             Err(VerifyError::WrongType { .. })
         ));
 
-        let mut v2 = serde_json::to_value(&claims).unwrap();
-        v2["rpv"] = 2.into();
-        v2["new_field"] = true.into();
-        let err = verify_permit(&sign_jws(PERMIT_TYP, &v2, &key), &jwks, NOW, 0).unwrap_err();
+        let mut v3 = serde_json::to_value(&claims).unwrap();
+        v3["rpv"] = 3.into();
+        v3["new_field"] = true.into();
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &v3, &key), &jwks, NOW, 0).unwrap_err();
         assert!(
             err.to_string()
-                .contains("rpv is 2, but this verifier reads version 1"),
+                .contains("rpv is 3, but this verifier reads versions 1 and 2: upgrade"),
+            "{err}"
+        );
+
+        let mut without = serde_json::to_value(&claims).unwrap();
+        without.as_object_mut().unwrap().remove("evaluators");
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &without, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `evaluators`"),
             "{err}"
         );
 

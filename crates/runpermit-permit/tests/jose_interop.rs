@@ -273,6 +273,7 @@ fn request(nbf: i64, exp: i64) -> PermitRequest {
             provider: "org-cloud".into(),
             clusters: vec!["us-east-1".into(), "us-west-2".into()],
         }],
+        evaluators: vec!["org-institute".into()],
         max_accelerators: 16_384,
         flop_budget: flop(3.2e25),
         tranches: vec![

@@ -270,6 +270,12 @@ pub struct OversightPolicy {
     /// customer to detect a run split across providers, in days (default 90).
     #[serde(default = "default_split_window")]
     pub split_run_window_days: u32,
+    /// The evaluator organizations (their ids at the authority) assigned to every permitted
+    /// run whose approving reviewers name none: the permit names them, and only they may
+    /// accept or reject its milestone reports (default: none, so that a permit issued
+    /// without review names no evaluator and releases no tranche beyond the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluators: Vec<String>,
 }
 
 fn default_alert_percents() -> Vec<u32> {
@@ -295,6 +301,7 @@ impl Default for OversightPolicy {
             overrun_tolerance: default_overrun_tolerance(),
             usage_summary_interval_seconds: default_summary_interval(),
             split_run_window_days: default_split_window(),
+            evaluators: Vec::new(),
         }
     }
 }

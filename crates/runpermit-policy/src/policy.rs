@@ -599,6 +599,22 @@ impl Policy {
                 "must be at least 1".into(),
             );
         }
+        let mut evaluators = BTreeSet::new();
+        for (i, e) in o.evaluators.iter().enumerate() {
+            if e.is_empty() || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                push(
+                    format!("oversight.evaluators[{i}]"),
+                    format!(
+                        "must be an evaluator organization's id without spaces, such as \"org_01…\" (got {e:?})"
+                    ),
+                );
+            } else if !evaluators.insert(e.as_str()) {
+                push(
+                    format!("oversight.evaluators[{i}]"),
+                    format!("{e:?} is listed twice"),
+                );
+            }
+        }
         let mut ids = BTreeSet::new();
         for (i, c) in self.incident_categories.iter().enumerate() {
             let at = format!("incident_category[{i}]");

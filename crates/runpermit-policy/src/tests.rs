@@ -92,7 +92,7 @@ fn every_example_parses_validates_and_lands_in_its_tier() {
             "{name}: {:?}",
             c.review_reasons
         );
-        assert_eq!(c.policy_version, "2026.4");
+        assert_eq!(c.policy_version, "2026.5");
         assert!(
             e.warnings.is_empty(),
             "{name}: the methods should agree: {:?}",
@@ -511,7 +511,7 @@ fn permit_terms_budget_validity_and_scope() {
     let ends: Vec<f64> = terms.tranches.iter().map(|f| f.get()).collect();
     assert_eq!(ends[..2], [1e25, 4e25]);
     assert_eq!(terms.tranches.last(), Some(&terms.flop_budget));
-    assert_eq!(terms.policy_version, "2026.4");
+    assert_eq!(terms.policy_version, "2026.5");
     assert_eq!(terms.reporting_interval_seconds, 300);
 
     // Issued during the schedule: valid from now.
@@ -540,7 +540,7 @@ fn permit_terms_budget_validity_and_scope() {
 #[test]
 fn builtin_policy_is_the_documented_one() {
     let p = Policy::builtin();
-    assert_eq!(p.version, "2026.4");
+    assert_eq!(p.version, "2026.5");
     let ids: Vec<&str> = p.tiers.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["exempt", "standard", "full", "horizon"]);
     let decisions: Vec<Decision> = p.tiers.iter().map(|t| t.decision).collect();
@@ -566,6 +566,8 @@ fn builtin_policy_is_the_documented_one() {
     assert_eq!(p.tier("horizon").unwrap().min_flop, flop(1e27));
     assert_eq!(p.tranches.milestone_factor, 4.0);
     assert_eq!(p.permit.budget_headroom, 1.1);
+    // No evaluator is assigned by default: a deployment names its own.
+    assert!(p.oversight.evaluators.is_empty());
     // It serializes and reads back.
     let json = serde_json::to_value(p).unwrap();
     assert_eq!(json["tier"][1]["decision"], "auto_permit");
@@ -582,14 +584,15 @@ fn policy_files_are_checked_as_a_whole() {
         other => panic!("{other:?}"),
     }
     let broken = BUILTIN_POLICY_TOML
-        .replace("version = \"2026.4\"", "version = \"\"")
+        .replace("version = \"2026.5\"", "version = \"\"")
         .replace("min_flop = 0\n", "min_flop = 1e20\n")
         .replace("min_flop = 1e26\n", "min_flop = 1e24\n")
         .replace("approvals = 2\nmin_weights_security_level = \"SL3\"", "approvals = 3\nmin_weights_security_level = \"SL3\"")
         .replace("\"release.plan\",\n    \"responsibility.safety_framework_url\",\n    \"responsibility.safety_framework_sha256\",\n]\nrequired_true", "\"release.date\",\n]\nrequired_true")
         .replace("milestone_factor = 4.0", "milestone_factor = 1.0")
         .replace("budget_headroom = 1.1", "budget_headroom = 0.9")
-        .replace("regimes = [\"eu-ai-act\"", "regimes = [\"eu-ai-akt\"");
+        .replace("regimes = [\"eu-ai-act\"", "regimes = [\"eu-ai-akt\"")
+        .replace("evaluators = []", "evaluators = [\"org_aisi\", \"org aisi\", \"org_aisi\"]");
     let errors = match Policy::from_toml(&broken) {
         Err(PolicyError::Invalid(errors)) => errors,
         other => panic!("{other:?}"),
@@ -604,9 +607,15 @@ fn policy_files_are_checked_as_a_whole() {
         "tier[2].required_fields[8]",
         "tranches.milestone_factor",
         "permit.budget_headroom",
+        "oversight.evaluators[1]",
+        "oversight.evaluators[2]",
     ] {
         assert!(named.contains(&f), "{f} not named in {named:?}");
     }
+    assert!(
+        !named.contains(&"oversight.evaluators[0]"),
+        "{named:?}: the first is sound"
+    );
     let text = PolicyError::Invalid(errors).to_string();
     assert!(text.starts_with("policy: "), "{text}");
 

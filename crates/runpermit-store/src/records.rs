@@ -94,6 +94,9 @@ pub struct Review {
     pub decision: String,
     pub reason: String,
     pub conditions_json: String,
+    /// The evaluator organizations the reviewer assigned with an approval, as a JSON array of
+    /// ids (`[]` when none).
+    pub evaluators_json: String,
     pub policy_version: String,
     pub created_at: i64,
 }

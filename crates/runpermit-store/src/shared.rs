@@ -31,8 +31,8 @@ pub(crate) const UPDATE_APPLICATION: &str = "UPDATE applications SET \
 pub(crate) const APPLICATION_VERSION: &str = "SELECT version FROM applications WHERE id = $1";
 pub(crate) const INSERT_REVIEW: &str = "INSERT INTO reviews \
      (id, application_id, reviewer_id, reviewer_org_id, decision, reason, conditions_json, \
-      policy_version, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+      evaluators_json, policy_version, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 pub(crate) const INSERT_PERMIT: &str = "INSERT INTO permits \
      (id, application_id, run_id, org_id, status, claims_json, token, kid, policy_version, \
       created_at, issued_at) \
@@ -127,7 +127,7 @@ pub(crate) const APPLICATIONS_OF_ORG: &str = concat!(
     " FROM applications WHERE org_id = $1 ORDER BY created_at DESC, id DESC"
 );
 pub(crate) const REVIEWS: &str = "SELECT id, application_id, reviewer_id, reviewer_org_id, \
-     decision, reason, conditions_json, policy_version, created_at FROM reviews \
+     decision, reason, conditions_json, evaluators_json, policy_version, created_at FROM reviews \
      WHERE application_id = $1 ORDER BY created_at, id";
 macro_rules! permit_columns {
     () => {
@@ -830,6 +830,7 @@ macro_rules! impl_store {
                                 .bind(&r.decision)
                                 .bind(&r.reason)
                                 .bind(&r.conditions_json)
+                                .bind(&r.evaluators_json)
                                 .bind(&r.policy_version)
                                 .bind(r.created_at)
                                 .execute(&mut *conn)

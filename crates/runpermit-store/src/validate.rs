@@ -341,6 +341,7 @@ fn check(write: &Write, p: &mut Problems) {
             p.id("reviewer_id", &r.reviewer_id);
             p.one_of("decision", &r.decision, REVIEW_DECISIONS);
             p.json("conditions_json", &r.conditions_json);
+            p.json("evaluators_json", &r.evaluators_json);
         }
         Write::InsertPermit(permit) => {
             p.id("id", &permit.id);

@@ -305,6 +305,7 @@ fn review(id: &str, application_id: &str, at: i64) -> Review {
         decision: "approve".into(),
         reason: format!("{id} reason"),
         conditions_json: r#"["SL4"]"#.into(),
+        evaluators_json: r#"["o_aisi"]"#.into(),
         policy_version: "policy/1".into(),
         created_at: at,
     }

@@ -345,6 +345,11 @@ pub struct ReviewArgs {
     /// A condition attached to an approval (repeatable); it becomes part of the permit.
     #[arg(long = "condition", value_name = "TEXT")]
     conditions: Vec<String>,
+    /// An evaluator organization assigned with an approval (repeatable): the permit names
+    /// the approvals' evaluators (the policy's when none names any), and only they decide
+    /// the run's milestone reports.
+    #[arg(long = "evaluator", value_name = "ORG")]
+    evaluators: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -359,7 +364,8 @@ pub fn review(args: ReviewArgs) -> Result<()> {
     };
     let app = client.post(
         &format!("/v1/applications/{}/reviews", args.id),
-        &json!({"decision": decision, "reason": args.reason, "conditions": args.conditions}),
+        &json!({"decision": decision, "reason": args.reason, "conditions": args.conditions,
+                "evaluators": args.evaluators}),
         &[],
     )?;
     finish(args.client.json, &app)

@@ -258,6 +258,12 @@ fn verify(
         };
         println!("  provider:         {} ({clusters})", p.provider);
     }
+    if claims.evaluators().is_empty() {
+        println!("  evaluators:       none (no tranche after the first can be released)");
+    }
+    for e in claims.evaluators() {
+        println!("  evaluator:        {e}");
+    }
     println!(
         "  policy:           {} (tier {})",
         claims.policy_version, claims.tier

@@ -306,7 +306,7 @@ fn two_gates_follow_a_run_on_postgresql() {
 }
 
 fn two_gates(dir: &Path, database_url: Option<&str>) {
-    let a = start_in(dir.to_owned(), database_url);
+    let mut a = start_in(dir.to_owned(), database_url);
     let lab = lab_applicant(&a, "Frontier Lab");
     let east = provider(&a, "Northwind Cloud", "nw-east-1");
     let west = provider(&a, "Westbrook Compute", "wb-west-2");
@@ -317,6 +317,20 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
         &a.admin_token.clone(),
     ));
     let evaluator = member_token(&a, &institute, "eve", "evaluator");
+    // The authority assigns the institute to evaluate the permits it issues without review:
+    // its policy names the institute, and `serve` restarts with it.
+    let policy = a.dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        runpermit_policy::BUILTIN_POLICY_TOML
+            .replace(
+                "evaluators = []",
+                &format!("evaluators = [\"{institute}\"]"),
+            )
+            .replace("version = \"2026.5\"", "version = \"2026.5-e2e\""),
+    )
+    .expect("writing the policy");
+    a.restart_with(database_url, &["--policy", path_str(&policy)]);
 
     // 1. The permit, and both gates admit the run's jobs.
     let applied = json(&["apply", path_str(&plan(&a, &[&east, &west]))], &a, &lab);
@@ -343,6 +357,11 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
     let runs = json(&["run", "list"], &a, &lab);
     let run_id = runs[0]["id"].as_str().expect("run").to_owned();
     assert_eq!(runs[0]["permit_id"], permit_id.as_str());
+    // Each provider lists the run it meters, as the signed permit names it.
+    for p in [&east, &west] {
+        let listed = json(&["run", "list"], &a, &p.operator);
+        assert_eq!(listed[0]["id"], run_id.as_str(), "{listed}");
+    }
     let show = |token: &str| json(&["run", "show", &run_id], &a, token);
     assert_eq!(show(&lab)["released_flop"], 1e25);
 

@@ -171,10 +171,10 @@ pub(crate) async fn create(
         },
     };
     if let Some(run_id) = &body.run_id {
+        // A provider reports on the runs whose signed permit names it, a developer on its
+        // own; any other run answers exactly as one that does not exist.
         let visible = match state.store.run(run_id).await? {
-            Some(run) => {
-                caller.sees_org(&run.org_id) || caller.org_kind == authz::OrgKind::Provider
-            }
+            Some(run) => crate::routes::runs::sees_run(&state, &caller, &run).await?,
             None => false,
         };
         if !visible {

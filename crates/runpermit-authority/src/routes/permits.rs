@@ -83,21 +83,21 @@ pub async fn permit_view(state: &AppState, p: Permit) -> Result<PermitView, ApiE
 }
 
 /// Whether `caller` may read permit `p`: its holder, the authority's staff, and the
-/// operators of providers the permit names.
-fn may_read(caller: &Caller, p: &Permit) -> bool {
+/// operators of providers the *signed* permit names (through its run, which exists once the
+/// permit is signed), never those a copy of its claims in the database names.
+async fn may_read(state: &AppState, caller: &Caller, p: &Permit) -> Result<bool, ApiError> {
     if caller.sees_org(&p.org_id) {
-        return true;
+        return Ok(true);
     }
-    caller.org_kind == OrgKind::Provider
-        && serde_json::from_str::<Value>(&p.claims_json)
-            .ok()
-            .and_then(|c| c.get("providers").cloned())
-            .and_then(|v| v.as_array().cloned())
-            .is_some_and(|providers| {
-                providers.iter().any(|s| {
-                    s.get("provider").and_then(Value::as_str) == Some(caller.org_id.as_str())
-                })
-            })
+    if caller.org_kind != OrgKind::Provider {
+        return Ok(false);
+    }
+    match state.store.run(&p.run_id).await? {
+        Some(run) if run.permit_id == p.id => {
+            crate::routes::runs::sees_run(state, caller, &run).await
+        }
+        _ => Ok(false),
+    }
 }
 
 pub(crate) async fn get(
@@ -108,7 +108,7 @@ pub(crate) async fn get(
     authz::PERMITS_GET.authorize(&caller)?;
     let not_found = || ApiError::NotFound(format!("no permit {id}"));
     let permit = state.store.permit(&id).await?.ok_or_else(not_found)?;
-    if !may_read(&caller, &permit) {
+    if !may_read(&state, &caller, &permit).await? {
         return Err(not_found());
     }
     Ok(Json(permit_view(&state, permit).await?))

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::audit::{event, rfc3339};
 use crate::auth::Caller;
-use crate::authz;
+use crate::authz::{self, OrgKind};
 use crate::error::{ApiError, ApiJson, Problems};
 use crate::ids::new_id;
 use crate::lifecycle::{self, ReviewDecision};
@@ -30,6 +30,11 @@ pub struct NewReview {
     /// Conditions attached to an approval; they become the permit's `conditions`.
     #[serde(default)]
     pub conditions: Vec<String>,
+    /// Evaluator organizations (ids) assigned with an approval: the permit names those of
+    /// every approval of the round (the policy's `[oversight] evaluators` when none names
+    /// any), and only they see the run and decide its milestone reports.
+    #[serde(default)]
+    pub evaluators: Vec<String>,
 }
 
 /// A review as the API shows it.
@@ -47,6 +52,8 @@ pub struct ReviewView {
     pub reason: String,
     /// Conditions.
     pub conditions: Vec<String>,
+    /// Evaluator organizations assigned with an approval.
+    pub evaluators: Vec<String>,
     /// Policy version in force.
     pub policy_version: String,
     /// RFC 3339.
@@ -57,6 +64,7 @@ impl From<Review> for ReviewView {
     fn from(r: Review) -> Self {
         ReviewView {
             conditions: serde_json::from_str(&r.conditions_json).unwrap_or_default(),
+            evaluators: serde_json::from_str(&r.evaluators_json).unwrap_or_default(),
             id: r.id,
             reviewer_id: r.reviewer_id,
             reviewer_org_id: r.reviewer_org_id,
@@ -66,6 +74,72 @@ impl From<Review> for ReviewView {
             created_at: rfc3339(r.created_at),
         }
     }
+}
+
+/// Most evaluator organizations one approval may name.
+const MAX_EVALUATORS: usize = 16;
+
+/// Problems with the evaluators a review names: each must be an evaluator organization,
+/// named once, and only an approval assigns any.
+async fn check_evaluators(
+    state: &AppState,
+    body: &NewReview,
+    problems: &mut Problems,
+) -> Result<(), ApiError> {
+    if body.evaluators.is_empty() {
+        return Ok(());
+    }
+    if body.decision != ReviewDecision::Approve {
+        problems.push(
+            "evaluators",
+            format!(
+                "evaluators are assigned with an approval only (this review is {})",
+                body.decision.as_str()
+            ),
+        );
+        return Ok(());
+    }
+    if body.evaluators.len() > MAX_EVALUATORS {
+        problems.push(
+            "evaluators",
+            format!(
+                "at most {MAX_EVALUATORS} evaluator organizations (got {})",
+                body.evaluators.len()
+            ),
+        );
+        return Ok(());
+    }
+    for (i, id) in body.evaluators.iter().enumerate() {
+        let field = format!("evaluators[{i}]");
+        if body.evaluators[..i].contains(id) {
+            problems.push(&field, format!("{id:?} is named twice"));
+            continue;
+        }
+        match state.store.organization(id).await? {
+            Some(org) if org.kind == OrgKind::Evaluator.as_str() => {}
+            Some(org) => problems.push(
+                &field,
+                format!(
+                    "{id} is a {} organization, not an evaluator organization",
+                    org.kind
+                ),
+            ),
+            None => problems.push(&field, format!("no evaluator organization {id:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// The union, in order, of the string lists stored as JSON in `lists`.
+fn union<'a>(lists: impl Iterator<Item = &'a str>) -> Vec<String> {
+    lists
+        .flat_map(|json| serde_json::from_str::<Vec<String>>(json).unwrap_or_default())
+        .fold(Vec::new(), |mut all, item| {
+            if !all.contains(&item) {
+                all.push(item);
+            }
+            all
+        })
 }
 
 /// Approvals of the current round: those after the latest deny or request for changes.
@@ -93,6 +167,7 @@ pub(crate) async fn create(
     for (i, c) in body.conditions.iter().enumerate() {
         problems.text(&format!("conditions[{i}]"), c, MAX_REASON_CHARS, false);
     }
+    check_evaluators(&state, &body, &mut problems).await?;
     problems.check()?;
     let mut app = visible(&state, &caller, &id).await?;
     if app.org_id == caller.org_id {
@@ -125,6 +200,7 @@ pub(crate) async fn create(
         decision: body.decision.as_str().to_owned(),
         reason: reason.to_owned(),
         conditions_json: serde_json::to_string(&body.conditions).unwrap_or_else(|_| "[]".into()),
+        evaluators_json: serde_json::to_string(&body.evaluators).unwrap_or_else(|_| "[]".into()),
         policy_version: state.policy.version.clone(),
         created_at: now,
     };
@@ -176,18 +252,8 @@ pub(crate) async fn create(
             let required = u32::try_from(app.approvals_required.max(1)).unwrap_or(u32::MAX);
             match approval_outcome(required, &approvals, &app.org_id) {
                 ApprovalOutcome::Approved => {
-                    let conditions: Vec<String> = round
-                        .iter()
-                        .flat_map(|r| {
-                            serde_json::from_str::<Vec<String>>(&r.conditions_json)
-                                .unwrap_or_default()
-                        })
-                        .fold(Vec::new(), |mut all, c| {
-                            if !all.contains(&c) {
-                                all.push(c);
-                            }
-                            all
-                        });
+                    let conditions = union(round.iter().map(|r| r.conditions_json.as_str()));
+                    let evaluators = union(round.iter().map(|r| r.evaluators_json.as_str()));
                     writes.extend(lifecycle::transition_writes(
                         &state,
                         &caller,
@@ -214,6 +280,7 @@ pub(crate) async fn create(
                         (&plan, &estimate, &prior),
                         &holder,
                         conditions,
+                        evaluators,
                         replaces,
                     )?;
                     writes.extend(lifecycle::intent_writes(&state, &app, &pending)?);

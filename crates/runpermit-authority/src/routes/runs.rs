@@ -148,16 +148,39 @@ impl From<Milestone> for MilestoneView {
     }
 }
 
-/// May `caller` read runs of `org_id`? Authority staff and evaluators read every run (an
-/// evaluator must see what it evaluates); developers their own.
-fn sees_run(caller: &Caller, run: &Run) -> bool {
-    caller.sees_org(&run.org_id) || caller.org_kind == OrgKind::Evaluator
+/// Whether `caller` may see `run`: authority staff every run, a developer its own, an
+/// evaluator the runs whose signed permit names it among `evaluators` (assigned to evaluate
+/// them), a provider the runs whose signed permit names it among `providers` (it meters
+/// them). Assignment is read from the signed permit, never from a copy in the database, so
+/// no write to the database widens anyone's scope. Which endpoints each may call at all is
+/// the role rule's (`authz`).
+pub(crate) async fn sees_run(
+    state: &AppState,
+    caller: &Caller,
+    run: &Run,
+) -> Result<bool, ApiError> {
+    if caller.sees_org(&run.org_id) {
+        return Ok(true);
+    }
+    if !matches!(caller.org_kind, OrgKind::Evaluator | OrgKind::Provider) {
+        return Ok(false);
+    }
+    // A permit decided but not yet signed names nobody yet.
+    let Some(permit) = oversight::signed_permit(state, run).await? else {
+        return Ok(false);
+    };
+    Ok(match caller.org_kind {
+        OrgKind::Evaluator => permit.names_evaluator(&caller.org_id),
+        OrgKind::Provider => permit.provider(&caller.org_id).is_some(),
+        OrgKind::Authority | OrgKind::Developer => false,
+    })
 }
 
-/// The run `id`, or 404 when it does not exist or the caller may not see it.
+/// The run `id`, or 404 when it does not exist or the caller may not see it: the same answer
+/// either way, so that nobody learns which run ids exist outside their scope.
 async fn visible_run(state: &AppState, caller: &Caller, id: &str) -> Result<Run, ApiError> {
     match state.store.run(id).await? {
-        Some(run) if sees_run(caller, &run) => Ok(run),
+        Some(run) if sees_run(state, caller, &run).await? => Ok(run),
         _ => Err(ApiError::NotFound(format!("no run {id}"))),
     }
 }
@@ -167,10 +190,15 @@ pub(crate) async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<RunView>>, ApiError> {
     authz::RUNS_LIST.authorize(&caller)?;
-    let scope = (!caller.is_authority_staff() && caller.org_kind != OrgKind::Evaluator)
-        .then_some(caller.org_id.as_str());
-    let runs = state.store.runs(scope).await?;
-    Ok(Json(runs.iter().map(RunView::from).collect()))
+    let assigned = matches!(caller.org_kind, OrgKind::Evaluator | OrgKind::Provider);
+    let scope = (!caller.is_authority_staff() && !assigned).then_some(caller.org_id.as_str());
+    let mut runs = Vec::new();
+    for run in state.store.runs(scope).await? {
+        if !assigned || sees_run(&state, &caller, &run).await? {
+            runs.push(RunView::from(&run));
+        }
+    }
+    Ok(Json(runs))
 }
 
 pub(crate) async fn get(
@@ -495,12 +523,13 @@ async fn decide(
     };
     endpoint.authorize(&caller)?;
     let reason = reason_of(&body)?;
-    let milestone = state
-        .store
-        .milestone(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no milestone report {id}")))?;
-    let run = visible_run(&state, &caller, &milestone.run_id).await?;
+    // A report of a run the caller is not assigned to answers as one that does not exist.
+    let not_found = || ApiError::NotFound(format!("no milestone report {id}"));
+    let milestone = state.store.milestone(&id).await?.ok_or_else(not_found)?;
+    let run = match state.store.run(&milestone.run_id).await? {
+        Some(run) if sees_run(&state, &caller, &run).await? => run,
+        _ => return Err(not_found()),
+    };
     if run.org_id == caller.org_id {
         return Err(ApiError::Forbidden(
             "separation of duties: nobody evaluates their own organization's run".into(),

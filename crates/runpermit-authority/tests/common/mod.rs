@@ -52,6 +52,14 @@ impl Api {
         Api { authority, router }
     }
 
+    /// As [`Api::on`], under `policy` instead of the built-in one.
+    pub async fn with_policy(database_url: Option<&str>, policy: runpermit_policy::Policy) -> Api {
+        let mut authority = TestAuthority::new(database_url).await;
+        authority.state.policy = std::sync::Arc::new(policy);
+        let router = runpermit_authority::router(authority.state.clone());
+        Api { authority, router }
+    }
+
     pub async fn call(
         &self,
         method: &str,

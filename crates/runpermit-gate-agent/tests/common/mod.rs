@@ -94,6 +94,7 @@ fn request(jti: &str, sub: &str, max_accelerators: u64) -> PermitRequest {
             provider: "org-cloud".into(),
             clusters: vec![CLUSTER.into()],
         }],
+        evaluators: Vec::new(),
         max_accelerators,
         flop_budget: flop(3.2e25),
         tranches: vec![Tranche {

@@ -110,6 +110,7 @@ pub fn request(jti: &str, sub: &str) -> PermitRequest {
                 clusters: vec![],
             },
         ],
+        evaluators: Vec::new(),
         max_accelerators: 4096,
         flop_budget: flop(3.2e25),
         tranches: vec![

@@ -62,10 +62,16 @@ pub fn json(args: &[&str], a: &Authority, token: &str) -> Value {
 
 /// Starts `runpermit serve` on `data` and waits until it listens; returns it and its URL.
 pub fn spawn_serve(data: &Path, database_url: Option<&str>) -> (Child, String) {
+    spawn_serve_with(data, database_url, &[])
+}
+
+/// As [`spawn_serve`], with more arguments for `serve`.
+pub fn spawn_serve_with(data: &Path, database_url: Option<&str>, args: &[&str]) -> (Child, String) {
     let mut serve = Command::new(BIN);
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(url) = database_url {
@@ -83,6 +89,18 @@ pub fn spawn_serve(data: &Path, database_url: Option<&str>) -> (Child, String) {
     }
     let server = line.trim().rsplit(' ').next().expect("URL").to_owned();
     (child, server)
+}
+
+impl Authority {
+    /// Stops `serve` and starts it again on the same data (and database), with more
+    /// arguments; its URL changes.
+    pub fn restart_with(&mut self, database_url: Option<&str>, args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, server) = spawn_serve_with(&self.dir.join("data"), database_url, args);
+        self.child = child;
+        self.server = server;
+    }
 }
 
 /// Registers a lab with an applicant and returns the applicant's token.
