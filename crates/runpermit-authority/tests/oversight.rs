@@ -660,6 +660,33 @@ async fn reports_that_cannot_be_true_change_nothing(w: World, database_url: &str
     let after = w.run().await;
     assert!(close(&after["cumulative_flop"], 1.1e24), "{after}");
     assert_eq!(after["status"], "active");
+
+    // 2: a stored figure that is not a number (only a database writer can make one) holds the
+    // run rather than frees it, and the usage summary skips it instead of failing every cycle.
+    let state = &w.api.authority.state;
+    let infinity = if database_url.starts_with("postgres") {
+        "'Infinity'"
+    } else {
+        "9e999"
+    };
+    tamper(
+        database_url,
+        &format!(
+            "UPDATE runs SET cumulative_flop = {infinity} WHERE id = '{}'",
+            w.run_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        runpermit_authority::oversight::summarize_usage(state)
+            .await
+            .expect("the summary job carries on"),
+        0
+    );
+    runpermit_authority::oversight::evaluate_all(state)
+        .await
+        .unwrap();
+    assert_eq!(w.run().await["status"], "milestone_due");
 }
 
 #[tokio::test]

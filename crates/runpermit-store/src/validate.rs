@@ -477,7 +477,7 @@ fn check(write: &Write, p: &mut Problems) {
             run: r,
             expected_version,
         } => {
-            run(r, p);
+            run_state(r, p);
             p.not_negative("expected_version", *expected_version);
         }
         Write::SetRunSummarized {
@@ -582,18 +582,24 @@ fn check(write: &Write, p: &mut Problems) {
 }
 
 fn run(r: &crate::Run, p: &mut Problems) {
-    p.id("id", &r.id);
+    run_state(r, p);
     p.id("permit_id", &r.permit_id);
     p.id("org_id", &r.org_id);
+    p.flop("budget_flop", r.budget_flop);
+    p.flop("cumulative_flop", r.cumulative_flop);
+    p.flop("cumulative_upper_flop", r.cumulative_upper_flop);
+    p.flop("summarized_flop", r.summarized_flop);
+}
+
+/// The fields `UpdateRun` writes: never the usage figures, so that a run whose stored usage is
+/// broken can still be held.
+fn run_state(r: &crate::Run, p: &mut Problems) {
+    p.id("id", &r.id);
     p.one_of("status", &r.status, RUN_STATUSES);
     if r.tranche < 1 {
         p.push("tranche", format!("must be 1 or more (got {})", r.tranche));
     }
     p.flop("released_flop", r.released_flop);
-    p.flop("budget_flop", r.budget_flop);
-    p.flop("cumulative_flop", r.cumulative_flop);
-    p.flop("cumulative_upper_flop", r.cumulative_upper_flop);
-    p.flop("summarized_flop", r.summarized_flop);
     if !(0..=100).contains(&r.alerted_percent) {
         p.push(
             "alerted_percent",

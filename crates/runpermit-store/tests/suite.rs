@@ -3847,9 +3847,12 @@ async fn oversight_writes_are_validated(db: Db) {
                     alerted_percent: 101,
                     ..run("run_x", "p_x", 1)
                 }),
+                // UpdateRun writes the run's state, never its usage figures or permit: those
+                // are not checked (a run whose stored usage is broken can still be held).
                 Write::UpdateRun {
                     run: Run {
                         cumulative_flop: f64::NAN,
+                        released_flop: f64::NAN,
                         ..run("run_1", "", 1)
                     },
                     expected_version: -1,
@@ -3903,8 +3906,7 @@ async fn oversight_writes_are_validated(db: Db) {
         "writes[1] (InsertRun run_x) released_flop: must be a finite number of FLOP, 0 or more (got -1)",
         "writes[1] (InsertRun run_x) budget_flop: must be a finite number of FLOP",
         "writes[1] (InsertRun run_x) alerted_percent: must be 0 to 100 (got 101)",
-        "writes[2] (UpdateRun run_1) permit_id: must not be empty",
-        "writes[2] (UpdateRun run_1) cumulative_flop: must be a finite number of FLOP",
+        "writes[2] (UpdateRun run_1) released_flop: must be a finite number of FLOP",
         "writes[2] (UpdateRun run_1) expected_version: must be 0 or more (got -1)",
         "writes[3] (SetRunSummarized run_1) flop: must be a finite number of FLOP",
         "writes[4] (InsertMilestone ms_x) tranche: must be 1 or more",
@@ -3920,6 +3922,12 @@ async fn oversight_writes_are_validated(db: Db) {
         "writes[8] (RevokeProviderKey ) kid: must not be empty",
     ] {
         assert!(message.contains(needle), "missing {needle:?} in {message}");
+    }
+    for unchecked in [
+        "(UpdateRun run_1) permit_id",
+        "(UpdateRun run_1) cumulative_flop",
+    ] {
+        assert!(!message.contains(unchecked), "{unchecked:?} in {message}");
     }
     assert_eq!(store.run("run_x").await.unwrap(), None);
 }
