@@ -1,13 +1,15 @@
 //! Rate limits, tried as an adversary would: a script creating applications or tokens as fast
-//! as it can, and one address hammering public endpoints. Each limit trips deterministically
-//! (small buckets, the test authority's clock standing still until moved) and answers 429
-//! with `Retry-After` and the limit's name.
+//! as it can, one address hammering public endpoints, and a forger who knows a provider's
+//! `kid` and sends batches of bad signatures. Each limit trips deterministically (small
+//! buckets, the test authority's clock standing still until moved) and answers 429 with
+//! `Retry-After` and the limit's name.
 //!
 //! Runs on in-memory SQLite; with `RUNPERMIT_TEST_DATABASE_URL` set, the scenarios that
 //! touch the database also run on PostgreSQL.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,6 +20,9 @@ use common::{Api, plan};
 use http_body_util::BodyExt;
 use runpermit_authority::limits::{Limits, LimitsConfig};
 use runpermit_authority::testing::TestAuthority;
+use runpermit_compute::Flop;
+use runpermit_gate::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
+use runpermit_permit::SigningKey;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -427,6 +432,276 @@ async fn writes_and_reads_are_limited_per_source_address() {
     );
 }
 
+/// A provider with a registered reporting key, and a report for a run that does not exist
+/// (verification comes before the run is looked up, so the answer shows how far it got).
+struct Provider {
+    key: SigningKey,
+}
+
+impl Provider {
+    async fn register(api: &Api, org: &str) -> Provider {
+        let (_, _, admin) = api.authority.member((org, org), "provider", "admin").await;
+        let key = SigningKey::generate();
+        let (status, body) = api
+            .call(
+                "POST",
+                &format!("/v1/orgs/{org}/reporting-keys"),
+                Some(&admin),
+                Some(json!({"jwk": key.public().to_jwk()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Provider { key }
+    }
+}
+
+fn claims(provider: &str, seq: u64) -> UsageReportClaims {
+    let seconds = 3600.0 * 8.0;
+    let flop = Flop::new(seconds * 1e15).expect("flop");
+    let metered = Metered {
+        method: MeterMethod::SchedulerAccounting,
+        accelerator_seconds: BTreeMap::from([("h100-sxm".to_owned(), seconds)]),
+        flop,
+        lower: Flop::ZERO,
+        upper: flop,
+    };
+    let start = runpermit_authority::testing::T0_MS / 1000 - 7200;
+    UsageReportClaims::new(
+        provider,
+        "run_none",
+        "pmt_none",
+        "c1",
+        seq,
+        (start, start + 3600),
+        start + 3601,
+        metered,
+    )
+}
+
+/// A report signed by `key`.
+fn signed(provider: &str, seq: u64, key: &SigningKey) -> String {
+    sign_usage_report(&claims(provider, seq), key).expect("signing")
+}
+
+/// A report whose header names `kid` but whose signature is someone else's: what a forger
+/// who knows a registered `kid` can send.
+fn forged(provider: &str, seq: u64, kid_of: &SigningKey) -> String {
+    let genuine = signed(provider, seq, kid_of);
+    let stranger = signed(provider, seq, &SigningKey::generate());
+    let (signing_input, _) = genuine.rsplit_once('.').expect("a JWS");
+    let (_, signature) = stranger.rsplit_once('.').expect("a JWS");
+    format!("{signing_input}.{signature}")
+}
+
+async fn ingest(api: &Api, reports: &[String]) -> (StatusCode, Option<String>, Value) {
+    from(
+        api,
+        "198.51.100.7:5000",
+        "POST",
+        "/v1/usage",
+        Some(json!({"reports": reports})),
+    )
+    .await
+}
+
+fn statuses(body: &Value) -> Vec<&str> {
+    body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_str().expect("a status"))
+        .collect()
+}
+
+async fn failed_verifications_per_kid(database_url: Option<&str>) {
+    let api = api_with(
+        database_url,
+        json!({"defaults": {"usage_failed_verifications_per_kid": bucket(2, 2, "1m")}}),
+    )
+    .await;
+    let cloud = Provider::register(&api, "org_cloud").await;
+    let other = Provider::register(&api, "org_other").await;
+    // A batch stops at its first bad signature: one check, the rest not even verified.
+    let batch = vec![forged("org_cloud", 1, &cloud.key); 50];
+    for round in 0..2 {
+        let (status, _, body) = ingest(&api, &batch).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "round {round}: {body}");
+        let s = statuses(&body);
+        assert_eq!(s[0], "refused", "{body}");
+        assert!(s[1..].iter().all(|s| *s == "withheld"), "{body}");
+        assert!(
+            body["results"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("signature"),
+            "{body}"
+        );
+    }
+    // Two failures a minute for this kid from this address: the third batch is refused before
+    // any verification, and so is anything else with that kid from there.
+    let refused = ingest(&api, &batch).await;
+    limited(&refused, "usage_failed_verifications_per_kid", "30");
+    let message = refused.2["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{} from 198.51.100.7", cloud.key.kid())),
+        "{message}"
+    );
+    let genuine = signed("org_cloud", 1, &cloud.key);
+    limited(
+        &ingest(&api, std::slice::from_ref(&genuine)).await,
+        "usage_failed_verifications_per_kid",
+        "30",
+    );
+    // The provider's own gate reports from elsewhere: the forger cannot silence it.
+    let (status, _, body) = from(
+        &api,
+        "203.0.113.50:443",
+        "POST",
+        "/v1/usage",
+        Some(json!({"reports": [genuine]})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verified, then no such run: {body}"
+    );
+    // Another provider's key is not affected either.
+    let (status, _, body) = ingest(&api, &[signed("org_other", 1, &other.key)]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verified, then no such run: {body}"
+    );
+    api.authority.clock.advance_ms(30_000);
+    let (status, _, body) = ingest(&api, &[genuine]).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verified again once a cell is back: {body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("run_none"),
+        "{body}"
+    );
+    // A large batch is verified in parallel: still a handful of checks, never all of it.
+    api.authority.clock.advance_ms(60_000);
+    let big = vec![forged("org_cloud", 2, &cloud.key); 2000];
+    let (status, _, body) = ingest(&api, &big).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let checked = statuses(&body).iter().filter(|s| **s == "refused").count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        (1..=cores).contains(&checked),
+        "{checked} bad signatures checked"
+    );
+}
+
+#[tokio::test]
+async fn failed_verifications_are_capped_per_kid() {
+    failed_verifications_per_kid(None).await;
+}
+
+#[tokio::test]
+async fn failed_verifications_are_capped_on_postgres() {
+    if let Some(db) = common::PgSchema::create("limits_failed_kid") {
+        failed_verifications_per_kid(Some(&db.url)).await;
+    }
+}
+
+async fn unknown_kids_before_verification(database_url: Option<&str>) {
+    let api = api_with(
+        database_url,
+        json!({"defaults": {"usage_failed_verifications_per_kid": bucket(1, 1, "1h")}}),
+    )
+    .await;
+    let cloud = Provider::register(&api, "org_cloud").await;
+    let stranger = SigningKey::generate();
+    // Forgeries under a registered kid, and one report under a kid nobody registered: the
+    // whole batch is refused on the unknown kid, and nothing is verified.
+    let mut batch = vec![forged("org_cloud", 1, &cloud.key); 100];
+    batch.push(signed("org_cloud", 101, &stranger));
+    let (status, _, body) = ingest(&api, &batch).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let s = statuses(&body);
+    assert!(s[..100].iter().all(|s| *s == "withheld"), "{body}");
+    assert_eq!(s[100], "refused");
+    let error = body["results"][100]["error"].as_str().unwrap();
+    assert!(
+        error.contains(stranger.kid()) && error.contains("no registered reporting key"),
+        "{error}"
+    );
+    assert_eq!(body["refused"], 1);
+    // Proof that no forgery was checked: the kid's one-failure bucket is still full.
+    let (status, _, body) = ingest(&api, &batch[..1]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "checked now: {body}");
+    limited(
+        &ingest(&api, &batch[..1]).await,
+        "usage_failed_verifications_per_kid",
+        "3600",
+    );
+    // A batch of unknown kids only costs a key lookup.
+    let unknown = vec![signed("org_cloud", 1, &stranger); 100];
+    let (status, _, body) = ingest(&api, &unknown).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["refused"], 100);
+}
+
+#[tokio::test]
+async fn unknown_kids_are_refused_before_any_verification() {
+    unknown_kids_before_verification(None).await;
+}
+
+#[tokio::test]
+async fn unknown_kids_are_refused_on_postgres() {
+    if let Some(db) = common::PgSchema::create("limits_unknown_kid") {
+        unknown_kids_before_verification(Some(&db.url)).await;
+    }
+}
+
+#[tokio::test]
+async fn usage_reports_are_limited_per_address_and_by_size() {
+    let api = api_with(
+        None,
+        json!({"defaults": {"usage_reports_per_address": bucket(6000, 6000, "1m")}}),
+    )
+    .await;
+    let cloud = Provider::register(&api, "org_cloud").await;
+    // Each report is a cell, whatever becomes of it (forgeries here, cheap to refuse): 5000
+    // and then 1000 fit, one more does not.
+    let many = vec![forged("org_cloud", 1, &cloud.key); 5000];
+    let (status, _, body) = ingest(&api, &many).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, body) = ingest(&api, &many[..1000]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    limited(
+        &ingest(&api, &many[..1]).await,
+        "usage_reports_per_address",
+        "1",
+    );
+    let report = signed("org_cloud", 1, &cloud.key);
+    // A report far larger than any real one is refused unread, and its batch with it.
+    let (signing_input, signature) = report.rsplit_once('.').expect("a JWS");
+    let padded = format!("{signing_input}{}.{signature}", "A".repeat(20_000));
+    let (status, _, body) = from(
+        &api,
+        "198.51.100.8:5000",
+        "POST",
+        "/v1/usage",
+        Some(json!({"reports": [report, padded]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(statuses(&body), ["withheld", "refused"]);
+    assert!(
+        body["results"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than the 16384"),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn refusals_are_counted_in_metrics() {
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
@@ -470,4 +745,36 @@ async fn refusals_are_counted_in_metrics() {
             .any(|l| l.starts_with("runpermit_rate_limited_total{limit=\"writes_per_address\"}")),
         "{metrics}"
     );
+}
+
+/// Process CPU time in seconds (Linux), to print what a request costs.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Prints (never asserts) the CPU time of a `POST /v1/usage` of 5000 forged reports, under a
+/// registered kid and under an unknown one. Run alone to read it:
+/// `cargo test --release -p runpermit-authority --test limits cost -- --nocapture`.
+#[tokio::test]
+async fn cost_of_forged_batches() {
+    let api = Api::new().await;
+    let cloud = Provider::register(&api, "org_cloud").await;
+    let stranger = SigningKey::generate();
+    let known = vec![forged("org_cloud", 1, &cloud.key); 5000];
+    let unknown = vec![signed("org_cloud", 1, &stranger); 5000];
+    for (what, batch) in [("a registered kid", &known), ("an unknown kid", &unknown)] {
+        let body = json!({"reports": batch});
+        let started = std::time::Instant::now();
+        let cpu = cpu_seconds();
+        let (status, _) = api.call("POST", "/v1/usage", None, Some(body)).await;
+        let spent = cpu.zip(cpu_seconds()).map(|(a, b)| b - a);
+        println!(
+            "5000 forged reports under {what}: HTTP {status}, {:.3} s CPU, {:.3} s wall",
+            spent.unwrap_or(f64::NAN),
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
