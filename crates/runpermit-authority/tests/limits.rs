@@ -40,23 +40,31 @@ fn bucket(burst: u32, count: u32, period: &str) -> Value {
     json!({"burst": burst, "count": count, "period": period})
 }
 
-/// A request as it arrives over a socket from `peer`: status, `Retry-After`, body.
-async fn from(
+/// An answer: status, `Retry-After`, body.
+type Answer = (StatusCode, Option<String>, Value);
+
+/// Sends a request with `token`, as if from `peer` over a socket when given.
+async fn send(
     api: &Api,
-    peer: &str,
-    method: &str,
-    path: &str,
+    (method, path): (&str, &str),
+    token: Option<&str>,
+    peer: Option<&str>,
     body: Option<Value>,
-) -> (StatusCode, Option<String>, Value) {
+) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
     if body.is_some() {
         request = request.header("content-type", "application/json");
     }
     let mut request = request
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
         .expect("request");
-    let peer: SocketAddr = peer.parse().expect("a socket address");
-    request.extensions_mut().insert(ConnectInfo(peer));
+    if let Some(peer) = peer {
+        let peer: SocketAddr = peer.parse().expect("a socket address");
+        request.extensions_mut().insert(ConnectInfo(peer));
+    }
     let response = api.router.clone().oneshot(request).await.expect("response");
     let status = response.status();
     let retry_after = response
@@ -74,42 +82,18 @@ async fn from(
     (status, retry_after, value)
 }
 
-/// As [`Api::call`], with the `Retry-After` header.
-async fn call(
-    api: &Api,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Option<String>, Value) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {token}"));
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .expect("request");
-    let response = api.router.clone().oneshot(request).await.expect("response");
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().expect("ASCII").to_owned());
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, retry_after, value)
+/// A request without a token as it arrives over a socket from `peer`.
+async fn from(api: &Api, peer: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+    send(api, (method, path), None, Some(peer), body).await
+}
+
+/// A request with `token`, in process (no peer address).
+async fn call(api: &Api, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
+    send(api, (method, path), Some(token), None, body).await
 }
 
 /// Asserts a 429 naming `limit` with `Retry-After: retry_after`.
-fn limited(answer: &(StatusCode, Option<String>, Value), limit: &str, retry_after: &str) {
+fn limited(answer: &Answer, limit: &str, retry_after: &str) {
     let (status, header, body) = answer;
     assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "rate_limited", "{body}");
@@ -493,7 +477,7 @@ fn forged(provider: &str, seq: u64, kid_of: &SigningKey) -> String {
     format!("{signing_input}.{signature}")
 }
 
-async fn ingest(api: &Api, reports: &[String]) -> (StatusCode, Option<String>, Value) {
+async fn ingest(api: &Api, reports: &[String]) -> Answer {
     from(
         api,
         "198.51.100.7:5000",
