@@ -12,12 +12,11 @@
 //! `milestone_due` whichever process notices first, exactly once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use runpermit_compute::{FieldError, Flop};
-use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims, verify_usage_report};
+use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims};
 use runpermit_log::LogEntry;
 use runpermit_permit::{Jwks, PermitClaims, PermitRequest, PublicKey, verify_permit_signature};
 use runpermit_policy::{
@@ -31,9 +30,10 @@ use crate::audit::event;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ids::{new_id, sha256_hex};
-use crate::limits::{Limit, kid_from};
 use crate::state::AppState;
 use crate::tlog;
+
+mod signatures;
 
 /// Most reports one `POST /v1/usage` may carry.
 pub const MAX_REPORTS_PER_REQUEST: usize = 5000;
@@ -121,17 +121,6 @@ impl ProviderKeys {
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Some(set);
         Ok(out)
     }
-}
-
-/// The `kid` in a compact JWS's header, if it can be read.
-fn header_kid(token: &str) -> Option<String> {
-    use base64::Engine;
-    let header = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("kid")?.as_str().map(str::to_owned)
 }
 
 /// `POST /v1/usage` body.
@@ -260,42 +249,12 @@ pub async fn ingest(
             ),
         )));
     }
-    // Cheap checks before any signature work: sizes, then every `kid` registered (a batch
-    // naming an unknown one is refused whole, unverified), then no `kid` whose failed
-    // verifications from this source used up its bucket.
-    let kids: Vec<Option<String>> = tokens
-        .iter()
-        .map(|t| {
-            (t.len() <= MAX_REPORT_BYTES)
-                .then(|| header_kid(t))
-                .flatten()
-        })
-        .collect();
-    let (jwks, org_of) = state.provider_keys.current(state, &kids).await?;
-    if let Some(refused) = unverifiable(&tokens, &kids, &org_of) {
-        return Err(IngestError::Refused(refused));
-    }
+    // Cheap checks before any signature work, then the signatures (`signatures.rs`).
     let now = state.clock.now_ms();
-    let mut batch_kids: Vec<&str> = kids.iter().flatten().map(String::as_str).collect();
-    batch_kids.sort_unstable();
-    batch_kids.dedup();
-    for kid in &batch_kids {
-        let id = kid_from(kid, source);
-        state
-            .limits
-            .peek(now, Limit::UsageFailedVerificationsPerKid, &id, 1)?;
-    }
-
-    // Signatures: the expensive part, spread over the cores, and stopped at the first that
-    // fails (the batch is lost then, and a forger gets a few checks per request, not 5000).
+    let keys = signatures::before_verifying(state, &tokens, source, now).await?;
     let tokens = Arc::new(tokens);
-    let verified = {
-        let tokens = Arc::clone(&tokens);
-        tokio::task::spawn_blocking(move || verify_all(&tokens, &jwks))
-            .await
-            .map_err(|e| ApiError::Internal(format!("verifying usage reports: {e}")))?
-    };
-    charge_failures(state, now, &verified, &kids, source);
+    let verified = signatures::verify(state, Arc::clone(&tokens), &keys, source, now).await?;
+    let signatures::Keys { kids, org_of, .. } = keys;
 
     let mut results: Vec<ReportResult> = Vec::with_capacity(tokens.len());
     let mut refused_status = 0u16;
@@ -577,144 +536,6 @@ fn field_errors(errors: &[FieldError]) -> String {
         .map(|e| format!("{}: {}", e.field, e.message))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// The batch refused whole before any signature is checked, when a report is larger than
-/// [`MAX_REPORT_BYTES`] (422) or names a `kid` that no provider has registered (401); the
-/// other reports come back withheld. A report without a readable `kid` is left to
-/// verification, which refuses it before any signature work.
-fn unverifiable(
-    tokens: &[String],
-    kids: &[Option<String>],
-    org_of: &HashMap<String, String>,
-) -> Option<Refused> {
-    let mut status = 0;
-    let mut results = Vec::with_capacity(tokens.len());
-    for (index, (token, kid)) in tokens.iter().zip(kids).enumerate() {
-        let error = match kid {
-            _ if token.len() > MAX_REPORT_BYTES => Some((
-                422,
-                format!(
-                    "the report is {} bytes, more than the {MAX_REPORT_BYTES} accepted",
-                    token.len()
-                ),
-            )),
-            Some(kid) if !org_of.contains_key(kid) => Some((
-                401,
-                format!(
-                    "no registered reporting key has kid {kid:?}: the provider registers its \
-                     key with POST /v1/orgs/{{id}}/reporting-keys (runpermit org add-reporting-key)"
-                ),
-            )),
-            _ => None,
-        };
-        if let Some((s, _)) = error
-            && (status == 0 || s == 401)
-        {
-            status = s;
-        }
-        results.push(ReportResult {
-            index,
-            status: if error.is_some() { "refused" } else { WITHHELD }.into(),
-            provider_id: None,
-            run_id: None,
-            seq: None,
-            gap: None,
-            late: false,
-            error: error.map(|(_, e)| e),
-        });
-    }
-    let refused = results.iter().filter(|r| r.error.is_some()).count();
-    (refused > 0).then_some(Refused {
-        status,
-        answer: IngestAnswer {
-            stored: 0,
-            duplicates: 0,
-            refused,
-            results,
-        },
-    })
-}
-
-/// Counts each failed signature against its `kid`'s bucket of failed verifications from
-/// `source`.
-fn charge_failures(
-    state: &AppState,
-    now: i64,
-    verified: &[Option<Result<UsageReportClaims, runpermit_gate::ReportError>>],
-    kids: &[Option<String>],
-    source: Option<&str>,
-) {
-    let mut failures: BTreeMap<&str, u32> = BTreeMap::new();
-    for (outcome, kid) in verified.iter().zip(kids) {
-        if let (Some(Err(e)), Some(kid)) = (outcome, kid)
-            && bad_signature(e)
-        {
-            *failures.entry(kid).or_default() += 1;
-        }
-    }
-    for (kid, n) in failures {
-        tracing::warn!(
-            kid,
-            source,
-            failures = n,
-            "usage reports whose signature does not verify"
-        );
-        metrics::counter!("runpermit_usage_reports_total", "outcome" => "bad_signature")
-            .increment(u64::from(n));
-        let id = kid_from(kid, source);
-        state
-            .limits
-            .charge(now, Limit::UsageFailedVerificationsPerKid, &id, n);
-    }
-}
-
-/// A signature was checked and did not verify: the work a forger makes the authority do.
-fn bad_signature(e: &runpermit_gate::ReportError) -> bool {
-    matches!(
-        e,
-        runpermit_gate::ReportError::Verify(runpermit_permit::VerifyError::BadSignature)
-    )
-}
-
-/// Each report's verification, in order, until a signature fails: the reports not verified
-/// by then are `None`.
-fn verify_all(
-    tokens: &[String],
-    jwks: &Jwks,
-) -> Vec<Option<Result<UsageReportClaims, runpermit_gate::ReportError>>> {
-    let failed = AtomicBool::new(false);
-    let verify_part = |part: &[String]| {
-        part.iter()
-            .map(|t| {
-                if failed.load(Ordering::Relaxed) {
-                    return None;
-                }
-                let outcome = verify_usage_report(t, jwks);
-                if let Err(e) = &outcome
-                    && bad_signature(e)
-                {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                Some(outcome)
-            })
-            .collect::<Vec<_>>()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || tokens.len() < 64 {
-        return verify_part(tokens);
-    }
-    let chunk = tokens.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = tokens
-            .chunks(chunk)
-            .map(|part| s.spawn(|| verify_part(part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
 
 fn record(claims: &UsageReportClaims, token: &str, now: i64) -> Result<UsageRecord, ApiError> {
