@@ -55,6 +55,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Authenticated once per request: the limits layer (or the idempotency layer) leaves
+        // the caller it found in the request's extensions.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -84,7 +89,7 @@ impl FromRequestParts<AppState> for Caller {
             .role
             .parse()
             .map_err(|e: String| ApiError::Internal(format!("stored role: {e}")))?;
-        Ok(Caller {
+        let caller = Caller {
             member_id: principal.member.id,
             member_name: principal.member.name,
             org_id: principal.org.id,
@@ -93,6 +98,8 @@ impl FromRequestParts<AppState> for Caller {
             role,
             token_id: principal.token.id,
             token_expires_at: principal.token.expires_at,
-        })
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
     }
 }

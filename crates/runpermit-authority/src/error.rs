@@ -6,6 +6,9 @@
 //! { "error": "invalid_input", "message": "…", "errors": [ { "field": "tokens", "message": "…" } ] }
 //! ```
 //!
+//! A rate limit answers 429 with `Retry-After` (seconds) and names the limit in `limit`
+//! (`{"error": "rate_limited", "limit": "applications_per_org", "message": "…"}`).
+//!
 //! Internal failures get generic text; their detail goes to the log only.
 
 use axum::Json;
@@ -37,6 +40,15 @@ pub enum ApiError {
     /// The request conflicts with the resource's state: an invalid transition, a concurrent
     /// update, a reused idempotency key (409).
     Conflict(String),
+    /// A rate limit is reached (429, with `Retry-After`): the body names the limit.
+    RateLimited {
+        /// The limit's name (`applications_per_org`).
+        limit: &'static str,
+        /// Seconds until the request would be admitted.
+        retry_after_s: u64,
+        /// What was limited, the limit, and when to retry.
+        message: String,
+    },
     /// A failure that is not the caller's fault (500); the detail is logged, not returned.
     Internal(String),
 }
@@ -126,6 +138,8 @@ impl From<runpermit_store::StoreError> for ApiError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<&'a str>,
     message: String,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
@@ -152,6 +166,12 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), &[][..]),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), &[][..]),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), &[][..]),
+            ApiError::RateLimited { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                message.clone(),
+                &[][..],
+            ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (
@@ -162,17 +182,31 @@ impl IntoResponse for ApiError {
                 )
             }
         };
+        let limit = match &self {
+            ApiError::RateLimited { limit, .. } => Some(*limit),
+            _ => None,
+        };
         let body = ErrorBody {
             error: code,
+            limit,
             message,
             errors,
         };
         let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        match &self {
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            ApiError::RateLimited { retry_after_s, .. } => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(*retry_after_s),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod lifecycle;
+pub mod limits;
 pub mod oversight;
 mod routes;
 pub mod state;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::layer,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::layer))
         .layer(middleware::from_fn(record_metrics))
         .with_state(state)
 }
@@ -167,13 +169,17 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes.
+/// Serves [`router`] on `listener` until `shutdown` completes. Each request carries its
+/// peer's address (`ConnectInfo`), which the per-address limits count.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use runpermit_compute::{FieldError, Flop};
-use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims, verify_usage_report};
+use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims};
 use runpermit_log::LogEntry;
 use runpermit_permit::{Jwks, PermitClaims, PermitRequest, PublicKey, verify_permit_signature};
 use runpermit_policy::{
@@ -33,8 +33,13 @@ use crate::ids::{new_id, sha256_hex};
 use crate::state::AppState;
 use crate::tlog;
 
+mod signatures;
+
 /// Most reports one `POST /v1/usage` may carry.
 pub const MAX_REPORTS_PER_REQUEST: usize = 5000;
+
+/// Largest usage report accepted, in bytes (a report is about 800 bytes).
+pub const MAX_REPORT_BYTES: usize = 16 * 1024;
 
 /// How long the provider keys held in memory are trusted before they are read again (a key
 /// registered or revoked through another process is seen within this time; an unknown
@@ -118,17 +123,6 @@ impl ProviderKeys {
     }
 }
 
-/// The `kid` in a compact JWS's header, if it can be read.
-fn header_kid(token: &str) -> Option<String> {
-    use base64::Engine;
-    let header = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("kid")?.as_str().map(str::to_owned)
-}
-
 /// `POST /v1/usage` body.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,8 +137,9 @@ pub struct ReportResult {
     /// The report's position in the request.
     pub index: usize,
     /// `stored`, `duplicate` (the same report was already stored: nothing changed),
-    /// `refused`, or `withheld` (sound, but not stored because another report of the batch
-    /// was refused: send it again without the refused one).
+    /// `refused`, or `withheld` (not stored because another report of the batch was refused:
+    /// it was judged sound, or not judged at all once the batch was lost; send it again
+    /// without the refused one).
     pub status: String,
     /// The reporting provider, when the report could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,9 +229,14 @@ pub(crate) async fn signed_permit(
     Ok(Some(claims))
 }
 
-/// Verifies a batch of signed usage reports and stores it durably, all or nothing, then
-/// re-evaluates the runs it touched. `Ok` means every report is stored (or was already).
-pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswer, IngestError> {
+/// Verifies a batch of signed usage reports from `source` (the client's address as the limits
+/// count it, when known) and stores it durably, all or nothing, then re-evaluates the runs it
+/// touched. `Ok` means every report is stored (or was already).
+pub async fn ingest(
+    state: &AppState,
+    tokens: Vec<String>,
+    source: Option<&str>,
+) -> Result<IngestAnswer, IngestError> {
     if tokens.is_empty() {
         return Err(IngestError::Api(ApiError::field(
             "reports",
@@ -252,17 +252,12 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
             ),
         )));
     }
-    let kids: Vec<Option<String>> = tokens.iter().map(|t| header_kid(t)).collect();
-    let (jwks, org_of) = state.provider_keys.current(state, &kids).await?;
-
-    // Signatures: the expensive part, spread over the cores.
+    // Cheap checks before any signature work, then the signatures (`signatures.rs`).
+    let now = state.clock.now_ms();
+    let keys = signatures::before_verifying(state, &tokens, source, now).await?;
     let tokens = Arc::new(tokens);
-    let verified = {
-        let tokens = Arc::clone(&tokens);
-        tokio::task::spawn_blocking(move || verify_all(&tokens, &jwks))
-            .await
-            .map_err(|e| ApiError::Internal(format!("verifying usage reports: {e}")))?
-    };
+    let verified = signatures::verify(state, Arc::clone(&tokens), &keys, source, now).await?;
+    let signatures::Keys { kids, org_of, .. } = keys;
 
     let mut results: Vec<ReportResult> = Vec::with_capacity(tokens.len());
     let mut refused_status = 0u16;
@@ -276,7 +271,6 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
     let mut scopes: HashMap<String, Option<RunScope>> = HashMap::new();
     let mut records = Vec::new();
     let mut record_index = Vec::new();
-    let now = state.clock.now_ms();
     for (index, (outcome, kid)) in verified.into_iter().zip(&kids).enumerate() {
         let mut r = ReportResult {
             index,
@@ -287,6 +281,12 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
             gap: None,
             late: false,
             error: None,
+        };
+        let Some(outcome) = outcome else {
+            // Not verified: another report's signature failed first.
+            r.status = WITHHELD.into();
+            results.push(r);
+            continue;
         };
         let claims = match outcome {
             Ok(claims) => claims,
@@ -305,14 +305,7 @@ pub async fn ingest(state: &AppState, tokens: Vec<String>) -> Result<IngestAnswe
                 continue;
             }
             Err(e) => {
-                let message = match kid {
-                    Some(kid) if !org_of.contains_key(kid) => format!(
-                        "no registered reporting key has kid {kid:?}: the provider registers its \
-                         key with POST /v1/orgs/{{id}}/reporting-keys (runpermit org add-reporting-key)"
-                    ),
-                    _ => e.to_string(),
-                };
-                refuse(&mut r, 401, message);
+                refuse(&mut r, 401, e.to_string());
                 results.push(r);
                 continue;
             }
@@ -546,36 +539,6 @@ fn field_errors(errors: &[FieldError]) -> String {
         .map(|e| format!("{}: {}", e.field, e.message))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-fn verify_all(
-    tokens: &[String],
-    jwks: &Jwks,
-) -> Vec<Result<UsageReportClaims, runpermit_gate::ReportError>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || tokens.len() < 64 {
-        return tokens
-            .iter()
-            .map(|t| verify_usage_report(t, jwks))
-            .collect();
-    }
-    let chunk = tokens.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = tokens
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|t| verify_usage_report(t, jwks))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
 }
 
 fn record(claims: &UsageReportClaims, token: &str, now: i64) -> Result<UsageRecord, ApiError> {

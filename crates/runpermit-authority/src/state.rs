@@ -1,4 +1,4 @@
-//! What every handler shares: the store, the clock, the policy, the signing key.
+//! What every handler shares: the store, the clock, the policy, the signing key, the limits.
 
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub struct AppState {
     pub log: Arc<crate::tlog::LogService>,
     /// The providers' usage-reporting keys, held in memory.
     pub provider_keys: Arc<crate::oversight::ProviderKeys>,
+    /// The rate limits and their buckets.
+    pub limits: Arc<crate::limits::Limits>,
     /// Renders `/metrics`; absent when the process did not install a recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

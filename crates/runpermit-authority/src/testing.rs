@@ -62,6 +62,7 @@ impl TestAuthority {
                     interval,
                 )),
                 provider_keys: Default::default(),
+                limits: Default::default(),
                 metrics: None,
             },
             clock,

@@ -12,6 +12,7 @@ use clap::Args;
 use runpermit_authority::AppState;
 use runpermit_authority::bootstrap::{Prepared, Setup, prepare};
 use runpermit_authority::clock::SystemClock;
+use runpermit_authority::limits::{Limits, LimitsConfig};
 use runpermit_policy::Policy;
 use serde::Deserialize;
 
@@ -21,7 +22,7 @@ use crate::usage::UsageError;
 #[derive(Debug, Args)]
 pub struct AuthorityArgs {
     /// TOML file with any of: listen, data_dir, database_url, signing_key, issuer, policy,
-    /// log_key, log_origin.
+    /// log_key, log_origin, and a [limits] section for rate limits (docs/operations.md).
     #[arg(long, value_name = "FILE", env = "RUNPERMIT_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory: the embedded SQLite database and the signing key [default: ./runpermit-data].
@@ -84,6 +85,8 @@ struct ConfigFile {
     issuer: Option<String>,
     log_key: Option<PathBuf>,
     log_origin: Option<String>,
+    #[serde(default)]
+    limits: LimitsConfig,
 }
 
 /// Resolved settings.
@@ -93,6 +96,7 @@ pub struct AuthoritySettings {
     setup: Setup,
     policy: Policy,
     issuer: String,
+    limits: Limits,
 }
 
 fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthoritySettings> {
@@ -105,6 +109,14 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
         }
         None => ConfigFile::default(),
     };
+    let limits = Limits::new(file.limits).map_err(|problems| {
+        let path = args.config.as_deref().unwrap_or(std::path::Path::new(""));
+        UsageError(format!(
+            "--config {}: {}",
+            path.display(),
+            problems.join("; ")
+        ))
+    })?;
     let listen = listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -152,6 +164,7 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
             .issuer
             .or(file.issuer)
             .unwrap_or_else(|| format!("http://{listen}")),
+        limits,
     })
 }
 
@@ -183,6 +196,7 @@ fn report(settings: &AuthoritySettings, prepared: &Prepared) {
         }
     );
     println!("policy:       {}", settings.policy.version);
+    println!("limits:       {}", settings.limits.summary());
     println!(
         "log key:      {} (vkey {})",
         settings.setup.log_key_path().display(),
@@ -285,6 +299,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 interval,
             )),
             provider_keys: Default::default(),
+            limits: Arc::new(settings.limits),
             metrics,
         };
         let sequencer = tokio::spawn(runpermit_authority::tlog::run_sequencer(

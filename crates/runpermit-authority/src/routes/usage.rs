@@ -1,10 +1,10 @@
 //! What providers send: signed usage reports, their reporting keys, and know-your-customer
 //! reports of large unpermitted jobs (with split-run detection over all providers).
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use runpermit_compute::{Flop, HardwareTable, limits, text};
 use runpermit_permit::{Jwk, PublicKey};
 use runpermit_policy::{UnpermittedUse, split_runs};
@@ -17,6 +17,7 @@ use crate::auth::Caller;
 use crate::authz::{self, OrgKind};
 use crate::error::{ApiError, ApiJson, Problems};
 use crate::ids::new_id;
+use crate::limits::{ClientAddress, Limit};
 use crate::oversight::{self, IngestError, UsageBatch};
 use crate::state::AppState;
 
@@ -26,9 +27,23 @@ pub const MAX_USAGE_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 pub(crate) async fn ingest(
     State(state): State<AppState>,
+    address: Option<Extension<ClientAddress>>,
     ApiJson(body): ApiJson<UsageBatch>,
 ) -> Result<Response, ApiError> {
-    match oversight::ingest(&state, body.reports).await {
+    // Each report is a signature to check: the source address pays per report.
+    let address = address.and_then(|Extension(ClientAddress(a))| a);
+    if let Some(address) = &address {
+        let reports = body.reports.len().min(oversight::MAX_REPORTS_PER_REQUEST);
+        state.limits.admit(
+            state.clock.now_ms(),
+            &[(
+                Limit::UsageReportsPerAddress,
+                address,
+                u32::try_from(reports).unwrap_or(u32::MAX),
+            )],
+        )?;
+    }
+    match oversight::ingest(&state, body.reports, address.as_deref()).await {
         Ok(answer) => Ok((StatusCode::OK, Json(answer)).into_response()),
         Err(IngestError::Refused(refused)) => {
             let status =
