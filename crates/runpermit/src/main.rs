@@ -57,13 +57,13 @@ enum Command {
     Log(log::LogArgs),
     /// The compute provider's gate: admission decisions for jobs under permits.
     Gate(gate::GateArgs),
-    /// Manage organizations and their members.
     /// Follow permitted runs as they train: usage, milestones, pause, resume, revoke.
     Run(oversight::RunArgs),
     /// Report incidents and their follow-ups; list deadlines.
     Incident(oversight::IncidentArgs),
     /// Know-your-customer reports of unpermitted large jobs, and split-run flags.
     Kyc(oversight::KycArgs),
+    /// Manage organizations and their members.
     Org(admin::OrgArgs),
     /// Manage API tokens.
     Token(admin::TokenArgs),
