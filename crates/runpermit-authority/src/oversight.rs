@@ -394,8 +394,8 @@ pub async fn ingest(
             }
             Some(_) => {}
         }
-        if let Some((status, error)) = implausible_times(&claims, &scope.permit, now / 1000) {
-            refuse(&mut r, status, error);
+        if let Some(error) = implausible_times(&claims, &scope.permit, now / 1000) {
+            refuse(&mut r, 422, error);
             results.push(r);
             continue;
         }
@@ -496,37 +496,31 @@ impl From<runpermit_store::StoreError> for IngestError {
     }
 }
 
-/// Why a report's times cannot be true of work under `permit`, with the status to answer:
-/// an interval that starts before the permit was valid (no gate admits work before `nbf`), or
+/// Why a report's times cannot be true of work under `permit` (answered with 422): an
+/// interval that starts before the permit was valid (no gate admits work before `nbf`), or
 /// that ends, or was signed, in the future. `now_s` is the authority's clock.
 fn implausible_times(
     report: &UsageReportClaims,
     permit: &PermitClaims,
     now_s: i64,
-) -> Option<(u16, String)> {
+) -> Option<String> {
     let utc = runpermit_permit::utc;
     if report.from < permit.nbf.saturating_sub(MAX_SKEW_S) {
-        return Some((
-            422,
-            format!(
-                "from: the interval starts at {}, before permit {} was valid ({}): no gate \
-                 admits work before a permit's nbf",
-                utc(report.from),
-                permit.jti,
-                utc(permit.nbf)
-            ),
+        return Some(format!(
+            "from: the interval starts at {}, before permit {} was valid ({}): no gate admits \
+             work before a permit's nbf",
+            utc(report.from),
+            permit.jti,
+            utc(permit.nbf)
         ));
     }
     for (field, at) in [("to", report.to), ("iat", report.iat)] {
         if at > now_s.saturating_add(MAX_SKEW_S) {
-            return Some((
-                422,
-                format!(
-                    "{field}: {} is in the future (the authority's clock reads {}); check the \
-                     gate's clock",
-                    utc(at),
-                    utc(now_s)
-                ),
+            return Some(format!(
+                "{field}: {} is in the future (the authority's clock reads {}); check the \
+                 gate's clock",
+                utc(at),
+                utc(now_s)
             ));
         }
     }
@@ -574,7 +568,7 @@ fn released(value: f64) -> Flop {
 /// A stored usage figure: one that is not a FLOP count counts as the most there is, so that
 /// a broken figure holds a run rather than frees it.
 fn used(value: f64) -> Flop {
-    Flop::new(value).unwrap_or_else(|_| Flop::new(f64::MAX).unwrap_or(Flop::ZERO))
+    Flop::new(value).unwrap_or(Flop::MAX)
 }
 
 fn status_of(run: &Run) -> Result<RunStatus, ApiError> {

@@ -214,10 +214,7 @@ impl Estimate {
     /// [`Estimate::highest_run_flop`] plus the base model's compute: the cumulative figure
     /// a policy's tiers compare. Saturates at the largest `f64` (never lower).
     pub fn highest_flop(&self) -> Flop {
-        self.highest_run_flop()
-            .checked_add(self.base_model_flop)
-            .or_else(|_| Flop::new(f64::MAX))
-            .unwrap_or(self.flop)
+        self.highest_run_flop().saturating_add(self.base_model_flop)
     }
 
     /// How far the two methods' central figures lie apart, as a factor ≥ 1 (infinite when

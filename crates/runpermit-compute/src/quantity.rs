@@ -67,6 +67,9 @@ impl Flop {
     /// No operations.
     pub const ZERO: Flop = Flop(0.0);
 
+    /// The largest count there is (the largest finite `f64`).
+    pub const MAX: Flop = Flop(f64::MAX);
+
     /// A FLOP count, or why `value` cannot be one.
     pub fn new(value: f64) -> Result<Self, QuantityError> {
         check(value).map(Flop)
@@ -80,6 +83,12 @@ impl Flop {
     /// The sum, or an error when it overflows.
     pub fn checked_add(self, other: Flop) -> Result<Flop, QuantityError> {
         Flop::new(self.0 + other.0)
+    }
+
+    /// The sum, or [`Flop::MAX`] when it overflows: for figures that must never come out
+    /// lower than their parts.
+    pub fn saturating_add(self, other: Flop) -> Flop {
+        self.checked_add(other).unwrap_or(Flop::MAX)
     }
 
     /// The count multiplied by a non-negative factor, or an error when it overflows.

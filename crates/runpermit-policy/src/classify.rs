@@ -117,6 +117,46 @@ fn undeclared_lineage(estimate: &Estimate, prior: &PriorCompute) -> Flop {
     Flop::new(prior.lineage_flop.get() - estimate.base_model_flop.get()).unwrap_or(Flop::ZERO)
 }
 
+/// The figures a plan is tiered by, on top of what the authority already permitted.
+struct Figures {
+    /// How much more the base model used here than the plan declares.
+    undeclared: Flop,
+    /// The plan's highest credible figure, with the base model as known.
+    flop: Flop,
+    /// `flop` plus the organization's permits in the window, unless `flop` alone is exempt.
+    tiered_flop: Flop,
+    /// The tier of `flop` alone.
+    own_index: usize,
+    /// The tier of `tiered_flop`.
+    index: usize,
+}
+
+fn figures(policy: &Policy, plan: &RunPlan, estimate: &Estimate, prior: &PriorCompute) -> Figures {
+    let bio = plan.model.biological_sequence_data;
+    let undeclared = undeclared_lineage(estimate, prior);
+    let flop = estimate.highest_flop().saturating_add(undeclared);
+    let own_index = policy.tier_index(flop, bio);
+    // A plan below every permit threshold is not aggregated: a lab's small experiments stay
+    // exempt beside its large runs (many exempt shares of one run are what split-run
+    // detection at providers finds).
+    let exempt_alone = policy
+        .tiers
+        .get(own_index)
+        .is_some_and(|t| t.decision == Decision::Exempt);
+    let tiered_flop = if exempt_alone {
+        flop
+    } else {
+        flop.saturating_add(prior.window_flop)
+    };
+    Figures {
+        undeclared,
+        flop,
+        tiered_flop,
+        own_index,
+        index: policy.tier_index(tiered_flop, bio),
+    }
+}
+
 /// [`classify`], on top of what the authority already permitted:
 ///
 /// 5. **Lineage**: a base model whose earlier runs at this authority used more than the plan
@@ -132,26 +172,15 @@ pub fn classify_with_prior(
     prior: &PriorCompute,
 ) -> Classification {
     let bio = plan.model.biological_sequence_data;
-    let undeclared = undeclared_lineage(estimate, prior);
-    let flop = estimate
-        .highest_flop()
-        .checked_add(undeclared)
-        .unwrap_or(Flop::new(f64::MAX).unwrap_or(Flop::ZERO));
-    let aggregated = flop
-        .checked_add(prior.window_flop)
-        .unwrap_or(Flop::new(f64::MAX).unwrap_or(Flop::ZERO));
+    let Figures {
+        undeclared,
+        flop,
+        tiered_flop,
+        own_index,
+        index,
+    } = figures(policy, plan, estimate, prior);
     let run_flop = estimate.highest_run_flop();
     let envelope_flop = estimate.envelope_flop();
-    let own_index = policy.tier_index(flop, bio);
-    // A plan below every permit threshold is not aggregated: a lab's small experiments stay
-    // exempt beside its large runs (many exempt shares of one run are what split-run
-    // detection at providers finds).
-    let exempt_alone = policy
-        .tiers
-        .get(own_index)
-        .is_some_and(|t| t.decision == Decision::Exempt);
-    let tiered_flop = if exempt_alone { flop } else { aggregated };
-    let index = policy.tier_index(tiered_flop, bio);
     let Some(tier) = policy.tiers.get(index) else {
         // A checked policy has at least one tier; an unchecked empty one exempts nothing.
         return Classification {
@@ -476,15 +505,14 @@ pub fn permit_terms_with_prior(
     now: i64,
 ) -> PermitTerms {
     let bio = plan.model.biological_sequence_data;
-    let class = classify_with_prior(policy, plan, estimate, prior);
-    let index = policy.tier_index(class.tiered_flop, bio);
+    let Figures {
+        undeclared, index, ..
+    } = figures(policy, plan, estimate, prior);
     let headroom = policy.permit.budget_headroom;
     let run = estimate.highest_run_flop();
     let mut budget = run.checked_mul(headroom).unwrap_or(run);
     if let Some(next) = policy.tiers.get(index + 1) {
-        let before = estimate.base_model_flop.get()
-            + undeclared_lineage(estimate, prior).get()
-            + prior.window_flop.get();
+        let before = estimate.base_model_flop.get() + undeclared.get() + prior.window_flop.get();
         let room = Flop::new(next.threshold(bio).get() - before).unwrap_or(Flop::ZERO);
         if budget > room {
             budget = room;

@@ -11,9 +11,10 @@ use serde_json::json;
 use crate::audit::{event, rfc3339};
 use crate::auth::Caller;
 use crate::authz::{self, OrgKind, Role};
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, checked_text};
 use crate::ids::{new_id, new_token_secret, token_hash};
 use crate::state::AppState;
+use runpermit_compute::text::MAX_NAME_CHARS;
 
 /// `POST /v1/orgs` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,10 +50,6 @@ impl From<Organization> for OrganizationView {
     }
 }
 
-fn non_empty(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    crate::error::checked_text(field, value, max, false)
-}
-
 pub(crate) async fn create_org(
     State(state): State<AppState>,
     caller: Caller,
@@ -62,7 +59,7 @@ pub(crate) async fn create_org(
     let now = state.clock.now_ms();
     let org = Organization {
         id: new_id("org"),
-        name: non_empty("name", &body.name, 200)?,
+        name: checked_text("name", &body.name, MAX_NAME_CHARS, false)?,
         kind: body.kind.as_str().to_owned(),
         created_at: now,
     };
@@ -179,7 +176,7 @@ pub(crate) async fn create_member(
     let member = Member {
         id: new_id("mem"),
         org_id: org.id.clone(),
-        name: non_empty("name", &body.name, 200)?,
+        name: checked_text("name", &body.name, MAX_NAME_CHARS, false)?,
         role: body.role.as_str().to_owned(),
         created_at: now,
     };
@@ -345,11 +342,7 @@ pub(crate) async fn create_token(
         label: if body.label.trim().is_empty() {
             String::new()
         } else {
-            non_empty(
-                "label",
-                &body.label,
-                runpermit_compute::text::MAX_NAME_CHARS,
-            )?
+            checked_text("label", &body.label, MAX_NAME_CHARS, false)?
         },
         created_at: now,
         expires_at: Some(expires_at),
