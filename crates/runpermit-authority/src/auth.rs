@@ -80,15 +80,20 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(&token_hash(secret), now)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
-        let org_kind =
-            principal.org.kind.parse().map_err(|e: String| {
+        let org_kind = principal
+            .org
+            .kind
+            .parse()
+            .map_err(|e: runpermit_types::UnknownName| {
                 ApiError::Internal(format!("stored organization kind: {e}"))
             })?;
         let role = principal
             .member
             .role
             .parse()
-            .map_err(|e: String| ApiError::Internal(format!("stored role: {e}")))?;
+            .map_err(|e: runpermit_types::UnknownName| {
+                ApiError::Internal(format!("stored role: {e}"))
+            })?;
         let caller = Caller {
             member_id: principal.member.id,
             member_name: principal.member.name,

@@ -8,98 +8,10 @@
 //! those whose permit names it among `providers`); out of scope answers 404, as for an
 //! unknown id.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
 use crate::auth::Caller;
 use crate::error::ApiError;
 
-/// The kind of an organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrgKind {
-    /// The licensing office.
-    Authority,
-    /// An AI lab that applies for permits.
-    Developer,
-    /// A cloud or HPC centre that runs the gate.
-    Provider,
-    /// A safety institute or accredited third-party evaluator.
-    Evaluator,
-}
-
-/// A member's role in their organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Manages the organization's members and tokens (the authority's admins manage all).
-    Admin,
-    /// Reviews applications (authority).
-    Reviewer,
-    /// Reviews milestone evaluations (evaluator organizations).
-    Evaluator,
-    /// Applies for permits (developers).
-    Applicant,
-    /// Runs a provider's gate.
-    ProviderOperator,
-    /// Reads everything, changes nothing (authority).
-    Auditor,
-}
-
-macro_rules! string_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every value.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            /// The name used in JSON, the database and the CLI.
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
-                    format!("unknown {} {s:?}: expected one of {}", stringify!($ty), names.join(", "))
-                })
-            }
-        }
-    };
-}
-
-string_enum!(OrgKind { Authority => "authority", Developer => "developer", Provider => "provider", Evaluator => "evaluator" });
-string_enum!(Role {
-    Admin => "admin",
-    Reviewer => "reviewer",
-    Evaluator => "evaluator",
-    Applicant => "applicant",
-    ProviderOperator => "provider_operator",
-    Auditor => "auditor",
-});
-
-impl OrgKind {
-    /// Roles a member of this kind of organization may hold.
-    pub fn roles(self) -> &'static [Role] {
-        match self {
-            OrgKind::Authority => &[Role::Admin, Role::Reviewer, Role::Auditor],
-            OrgKind::Developer => &[Role::Admin, Role::Applicant],
-            OrgKind::Provider => &[Role::Admin, Role::ProviderOperator],
-            OrgKind::Evaluator => &[Role::Admin, Role::Evaluator],
-        }
-    }
-}
+pub use runpermit_types::{OrgKind, Role};
 
 /// Who may call an endpoint, before resource scoping.
 #[derive(Debug, Clone, Copy)]

@@ -85,41 +85,7 @@ pub fn checked_text(
     }
 }
 
-/// Problems with a request's fields, collected so that every one is reported at once.
-#[derive(Debug, Default)]
-pub struct Problems(Vec<FieldError>);
-
-impl Problems {
-    /// Records that `field` is wrong.
-    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-            suggestions: Vec::new(),
-        });
-    }
-
-    /// Records what is wrong with `value` as text (see [`checked_text`]), if anything.
-    pub fn text(&mut self, field: &str, value: &str, max: usize, multiline: bool) {
-        if let Err(ApiError::Invalid(mut errors)) = checked_text(field, value, max, multiline) {
-            self.0.append(&mut errors);
-        }
-    }
-
-    /// Whether nothing is wrong so far.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// `Ok` when nothing is wrong, else 422 listing every problem.
-    pub fn check(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Invalid(self.0))
-        }
-    }
-}
+pub use runpermit_types::Problems;
 
 impl From<runpermit_store::StoreError> for ApiError {
     fn from(e: runpermit_store::StoreError) -> Self {

@@ -14,6 +14,7 @@ use runpermit_log::{DecisionKind, LogEntry};
 use runpermit_permit::{
     ExemptionClaims, Holder, PermitRequest, ProviderScope, Tranche, check, sign, sign_exemption,
 };
+use runpermit_policy::Lifecycle;
 use runpermit_policy::workflow::{self, Action, Status};
 use runpermit_policy::{
     Classification, Decision, PriorCompute, RunPlan, RunStatus, classify_with_prior,

@@ -19,6 +19,7 @@ use runpermit_compute::{FieldError, Flop};
 use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims};
 use runpermit_log::LogEntry;
 use runpermit_permit::{Jwks, PermitClaims, PermitRequest, PublicKey, verify_permit_signature};
+use runpermit_policy::Lifecycle;
 use runpermit_policy::{
     OVERRUN_CATEGORY, RunAction, RunStatus, next_tranche, run_next, tranche_progress,
 };

@@ -101,41 +101,7 @@ pub struct HardwareInput {
     pub precision: Option<Precision>,
 }
 
-/// One invalid input, named by its field path (`hardware.utilization`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    /// Dotted path of the field in [`EstimateInput`]; empty for the input as a whole.
-    pub field: String,
-    /// What is wrong and what is accepted.
-    pub message: String,
-    /// For an unknown accelerator: the closest known names.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub suggestions: Vec<String>,
-}
-
-/// Every problem found in an [`EstimateInput`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct InvalidInput {
-    /// One entry per invalid field, in field order.
-    pub errors: Vec<FieldError>,
-}
-
-impl fmt::Display for InvalidInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .errors
-            .iter()
-            .map(|e| {
-                if e.field.is_empty() {
-                    e.message.clone()
-                } else {
-                    format!("{}: {}", e.field, e.message)
-                }
-            })
-            .collect();
-        f.write_str(&parts.join("; "))
-    }
-}
+pub use runpermit_types::{FieldError, InvalidInput};
 
 /// Which methods produced the estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ mod hardware;
 pub mod limits;
 mod quantity;
 mod regimes;
-pub mod text;
+pub use runpermit_types::text;
 
 pub use estimate::{
     DEFAULT_UTILIZATION, DEFAULT_UTILIZATION_HIGH, DEFAULT_UTILIZATION_LOW, DISAGREEMENT_FACTOR,

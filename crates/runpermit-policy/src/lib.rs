@@ -47,7 +47,8 @@ pub use policy::{
 pub use timestamp::{TIMESTAMP_FORMS, Timestamp, parse_timestamp};
 pub use validate::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
 pub use workflow::{
-    Action, Approval, ApprovalOutcome, InvalidTransition, Status, approval_outcome, next,
+    Action, Approval, ApprovalOutcome, InvalidTransition, Lifecycle, Status, UnknownName,
+    after_submit, approval_outcome, next,
 };
 
 #[cfg(test)]

@@ -23,177 +23,24 @@
 //! other status puts the run's permit on the signed status list, so gates refuse new work.
 
 use std::fmt;
-use std::str::FromStr;
 
 use runpermit_compute::Flop;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
+use crate::workflow::Lifecycle;
 
-/// Where a permitted run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Training within its released tranche. The only status in good standing.
-    Active,
-    /// Usage reached the end of the released tranche: evaluations are due, and no new work
-    /// is admitted until an evaluator accepts the milestone report.
-    MilestoneDue,
-    /// Paused by a reviewer, or after a rejected milestone report.
-    Paused,
-    /// Suspended by a reviewer (for example while an incident is investigated).
-    Suspended,
-    /// The permit is revoked for good. Final.
-    Revoked,
-    /// The run was ended by the authority. Final.
-    Terminated,
-    /// The developer declared the run finished. Final.
-    Completed,
-}
+pub use runpermit_types::{RunAction, RunActor, RunStatus};
 
-/// What happens to a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunAction {
-    /// A reviewer pauses the run.
-    Pause,
-    /// A reviewer lets a paused or suspended run continue.
-    Resume,
-    /// A reviewer suspends the run.
-    Suspend,
-    /// A reviewer revokes the permit.
-    Revoke,
-    /// A reviewer ends the run.
-    Terminate,
-    /// The developer declares the run finished.
-    Complete,
-    /// The developer appeals a pause or suspension.
-    Appeal,
-    /// The developer submits a milestone report.
-    SubmitMilestone,
-    /// An evaluator accepts the milestone report: the next tranche is released.
-    AcceptMilestone,
-    /// An evaluator rejects the milestone report: the run is paused.
-    RejectMilestone,
-    /// Metered usage reached the end of the released tranche (the authority, by itself).
-    ReachTrancheEnd,
-}
+impl Lifecycle for RunStatus {
+    type Action = RunAction;
 
-/// Who may take a [`RunAction`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunActor {
-    /// A reviewer of the authority.
-    Reviewer,
-    /// The run's developer (a member of the holding organization).
-    Developer,
-    /// An evaluator from an evaluator organization (never the developer's).
-    Evaluator,
-    /// The authority itself, on metered usage.
-    System,
-}
-
-macro_rules! names {
-    ($ty:ident, $kind:literal, [$($variant:ident => $text:literal),+ $(,)?]) => {
-        impl $ty {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            /// The snake_case name used in JSON, the store and the CLI.
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = crate::workflow::UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    crate::workflow::UnknownName {
-                        kind: $kind,
-                        text: s.to_owned(),
-                        expected: $ty::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", "),
-                    }
-                })
-            }
-        }
-    };
-}
-
-names!(RunStatus, "run status", [
-    Active => "active",
-    MilestoneDue => "milestone_due",
-    Paused => "paused",
-    Suspended => "suspended",
-    Revoked => "revoked",
-    Terminated => "terminated",
-    Completed => "completed",
-]);
-
-names!(RunAction, "run action", [
-    Pause => "pause",
-    Resume => "resume",
-    Suspend => "suspend",
-    Revoke => "revoke",
-    Terminate => "terminate",
-    Complete => "complete",
-    Appeal => "appeal",
-    SubmitMilestone => "submit_milestone",
-    AcceptMilestone => "accept_milestone",
-    RejectMilestone => "reject_milestone",
-    ReachTrancheEnd => "reach_tranche_end",
-]);
-
-names!(RunActor, "run actor", [
-    Reviewer => "reviewer",
-    Developer => "developer",
-    Evaluator => "evaluator",
-    System => "system",
-]);
-
-impl RunStatus {
-    /// Whether the permit of a run in this status is in good standing (only `active`).
-    pub fn in_good_standing(self) -> bool {
-        self == RunStatus::Active
-    }
-
-    /// The actions [`run_next`] accepts from this status, in [`RunAction::ALL`] order.
-    pub fn allowed_actions(self) -> Vec<RunAction> {
+    fn allowed_actions(self) -> Vec<RunAction> {
         RunAction::ALL
             .iter()
             .copied()
             .filter(|a| run_target(self, *a).is_some())
             .collect()
-    }
-
-    /// No action leaves this status (revoked, terminated, completed).
-    pub fn is_final(self) -> bool {
-        self.allowed_actions().is_empty()
-    }
-}
-
-impl RunAction {
-    /// Who may take this action.
-    pub fn actor(self) -> RunActor {
-        match self {
-            RunAction::Pause
-            | RunAction::Resume
-            | RunAction::Suspend
-            | RunAction::Revoke
-            | RunAction::Terminate => RunActor::Reviewer,
-            RunAction::Complete | RunAction::Appeal | RunAction::SubmitMilestone => {
-                RunActor::Developer
-            }
-            RunAction::AcceptMilestone | RunAction::RejectMilestone => RunActor::Evaluator,
-            RunAction::ReachTrancheEnd => RunActor::System,
-        }
     }
 }
 

@@ -19,206 +19,60 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Decision;
 
-/// Where an application stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Being written; only the applicant sees it.
-    Draft,
-    /// Submitted; the policy decides what comes next.
-    Submitted,
-    /// Reviewers are deciding.
-    UnderReview,
-    /// Reviewers asked the applicant to change the plan.
-    ChangesRequested,
-    /// A permit may be issued. Final.
-    Approved,
-    /// Refused; the applicant may appeal.
-    Denied,
-    /// The applicant took it back. Final.
-    Withdrawn,
-    /// A denial is being appealed; the next step is a new review.
-    Appealed,
-    /// No permit is needed; an exemption receipt is issued. Final.
-    Exempt,
-}
+/// What someone does to an application (the shared vocabulary's [`ApplicationAction`]).
+///
+/// [`ApplicationAction`]: runpermit_types::ApplicationAction
+pub use runpermit_types::ApplicationAction as Action;
+/// Where an application stands (the shared vocabulary's [`ApplicationStatus`]).
+///
+/// [`ApplicationStatus`]: runpermit_types::ApplicationStatus
+pub use runpermit_types::ApplicationStatus as Status;
+pub use runpermit_types::UnknownName;
 
-/// What someone does to an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// The applicant submits a draft.
-    Submit,
-    /// The authority opens the review (of a submission or an appeal).
-    StartReview,
-    /// A reviewer sends the plan back.
-    RequestChanges,
-    /// Reviewers approve (once enough distinct reviewers have: [`approval_outcome`]).
-    Approve,
-    /// Reviewers refuse, or the policy denies a submission by default.
-    Deny,
-    /// The applicant takes the application back.
-    Withdraw,
-    /// The applicant appeals a denial.
-    Appeal,
-    /// The applicant submits the changed plan.
-    Resubmit,
-    /// The policy exempts a submission.
-    Exempt,
-    /// The policy permits a complete submission without review (notify tier).
-    AutoApprove,
-}
+/// The transition rules of a lifecycle, for its status type: which actions its single table
+/// accepts from a status. Implemented for application [`Status`] (by [`next`]) and for
+/// [`RunStatus`](crate::RunStatus) (by [`run_next`](crate::run_next)).
+pub trait Lifecycle: Copy {
+    /// What is done to it.
+    type Action: Copy;
 
-impl Status {
-    /// Every status.
-    pub const ALL: [Status; 9] = [
-        Status::Draft,
-        Status::Submitted,
-        Status::UnderReview,
-        Status::ChangesRequested,
-        Status::Approved,
-        Status::Denied,
-        Status::Withdrawn,
-        Status::Appealed,
-        Status::Exempt,
-    ];
+    /// The actions the table accepts from this status, in the action type's `ALL` order.
+    fn allowed_actions(self) -> Vec<Self::Action>;
 
-    /// The snake_case name used in JSON and the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Draft => "draft",
-            Status::Submitted => "submitted",
-            Status::UnderReview => "under_review",
-            Status::ChangesRequested => "changes_requested",
-            Status::Approved => "approved",
-            Status::Denied => "denied",
-            Status::Withdrawn => "withdrawn",
-            Status::Appealed => "appealed",
-            Status::Exempt => "exempt",
-        }
-    }
-
-    /// The actions [`next`] accepts from this status, in [`Action::ALL`] order.
-    pub fn allowed_actions(self) -> Vec<Action> {
-        Action::ALL
-            .into_iter()
-            .filter(|a| target(self, *a).is_some())
-            .collect()
-    }
-
-    /// No action leaves this status (approved, withdrawn, exempt).
-    pub fn is_final(self) -> bool {
+    /// No action leaves this status.
+    fn is_final(self) -> bool {
         self.allowed_actions().is_empty()
     }
 }
 
-impl Action {
-    /// Every action.
-    pub const ALL: [Action; 10] = [
-        Action::Submit,
-        Action::StartReview,
-        Action::RequestChanges,
-        Action::Approve,
-        Action::Deny,
-        Action::Withdraw,
-        Action::Appeal,
-        Action::Resubmit,
-        Action::Exempt,
-        Action::AutoApprove,
-    ];
+impl Lifecycle for Status {
+    type Action = Action;
 
-    /// The snake_case name used in JSON and the audit trail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Submit => "submit",
-            Action::StartReview => "start_review",
-            Action::RequestChanges => "request_changes",
-            Action::Approve => "approve",
-            Action::Deny => "deny",
-            Action::Withdraw => "withdraw",
-            Action::Appeal => "appeal",
-            Action::Resubmit => "resubmit",
-            Action::Exempt => "exempt",
-            Action::AutoApprove => "auto_approve",
-        }
-    }
-
-    /// The action that follows a submission (or resubmission) the policy classified with
-    /// `decision`: exempt → [`Action::Exempt`], auto_permit → [`Action::AutoApprove`],
-    /// review → [`Action::StartReview`], deny → [`Action::Deny`]. The authority refuses the
-    /// submission itself while the classification lists missing requirements.
-    pub fn after_submit(decision: Decision) -> Action {
-        match decision {
-            Decision::Exempt => Action::Exempt,
-            Decision::AutoPermit => Action::AutoApprove,
-            Decision::Review => Action::StartReview,
-            Decision::Deny => Action::Deny,
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The text is not a status or an action.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {text:?}: expected one of {expected}")]
-pub struct UnknownName {
-    /// `status` or `action`.
-    pub kind: &'static str,
-    /// What was given.
-    pub text: String,
-    /// The accepted names.
-    pub expected: String,
-}
-
-impl FromStr for Status {
-    type Err = UnknownName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                kind: "status",
-                text: s.to_owned(),
-                expected: names(Status::ALL.iter().map(|v| v.as_str())),
-            })
-    }
-}
-
-impl FromStr for Action {
-    type Err = UnknownName;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    fn allowed_actions(self) -> Vec<Action> {
         Action::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                kind: "action",
-                text: s.to_owned(),
-                expected: names(Action::ALL.iter().map(|v| v.as_str())),
-            })
+            .iter()
+            .copied()
+            .filter(|a| target(self, *a).is_some())
+            .collect()
     }
 }
 
-fn names<'a>(items: impl Iterator<Item = &'a str>) -> String {
-    items.collect::<Vec<_>>().join(", ")
+/// The action that follows a submission (or resubmission) the policy classified with
+/// `decision`: exempt → [`Action::Exempt`], auto_permit → [`Action::AutoApprove`],
+/// review → [`Action::StartReview`], deny → [`Action::Deny`]. The authority refuses the
+/// submission itself while the classification lists missing requirements.
+pub fn after_submit(decision: Decision) -> Action {
+    match decision {
+        Decision::Exempt => Action::Exempt,
+        Decision::AutoPermit => Action::AutoApprove,
+        Decision::Review => Action::StartReview,
+        Decision::Deny => Action::Deny,
+    }
 }
 
 /// An action that the application's status does not allow.
@@ -246,7 +100,11 @@ impl fmt::Display for InvalidTransition {
                 f,
                 "allowed from {}: {}",
                 self.status,
-                names(self.allowed.iter().map(|a| a.as_str()))
+                self.allowed
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     }
@@ -375,8 +233,8 @@ mod tests {
         }
         // Nothing else is allowed: the table above is the whole machine.
         let mut count = 0;
-        for s in Status::ALL {
-            for a in Action::ALL {
+        for &s in Status::ALL {
+            for &a in Action::ALL {
                 if next(s, a).is_ok() {
                     count += 1;
                     assert!(
@@ -428,14 +286,14 @@ mod tests {
 
     #[test]
     fn names_round_trip_through_text_and_serde() {
-        for s in Status::ALL {
+        for &s in Status::ALL {
             assert_eq!(s.as_str().parse::<Status>(), Ok(s));
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),
                 format!("\"{}\"", s.as_str())
             );
         }
-        for a in Action::ALL {
+        for &a in Action::ALL {
             assert_eq!(a.as_str().parse::<Action>(), Ok(a));
             assert_eq!(
                 serde_json::from_str::<Action>(&format!("\"{}\"", a.as_str())).unwrap(),
@@ -455,10 +313,7 @@ mod tests {
             (Decision::Deny, Status::Denied),
         ];
         for (decision, status) in expected {
-            assert_eq!(
-                next(Status::Submitted, Action::after_submit(decision)),
-                Ok(status)
-            );
+            assert_eq!(next(Status::Submitted, after_submit(decision)), Ok(status));
         }
     }
 

@@ -161,7 +161,10 @@ pub(crate) async fn create_member(
         ));
     }
     let org = visible_org(&state, &caller, &org_id).await?;
-    let kind: OrgKind = org.kind.parse().map_err(ApiError::Internal)?;
+    let kind: OrgKind = org
+        .kind
+        .parse()
+        .map_err(|e: runpermit_types::UnknownName| ApiError::Internal(e.to_string()))?;
     if !kind.roles().contains(&body.role) {
         let allowed: Vec<&str> = kind.roles().iter().map(|r| r.as_str()).collect();
         return Err(ApiError::field(

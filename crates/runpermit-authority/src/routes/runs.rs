@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use runpermit_policy::{RunAction, RunStatus};
+use runpermit_policy::{Lifecycle, RunAction, RunStatus};
 use runpermit_store::{Milestone, Run, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
