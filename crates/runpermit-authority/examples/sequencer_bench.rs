@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use runpermit_authority::domain::log as tlog;
 use runpermit_authority::testing::TestAuthority;
-use runpermit_authority::tlog;
 use runpermit_log::{DecisionKind, LogEntry, ProofBundle};
 
 fn entry(i: u64) -> LogEntry {
@@ -85,7 +85,10 @@ async fn main() {
     );
 
     // 3. Append-to-inclusion latency with a background sequencer at the default interval.
-    let background = tokio::spawn(tlog::run_sequencer(state.clone(), std::future::pending()));
+    let background = tokio::spawn(tlog::run_sequencer(
+        state.authority.clone(),
+        std::future::pending(),
+    ));
     let mut latencies = Vec::new();
     for k in 0..50u64 {
         let subject = format!("latency/{k}");

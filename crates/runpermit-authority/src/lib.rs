@@ -1,185 +1,25 @@
-//! The licensing authority's HTTP service: `runpermit serve`.
+//! The licensing authority's service: `runpermit serve`.
 //!
-//! Handlers are thin: they authenticate ([`auth`]), authorize against the endpoint table
-//! ([`authz`]), call the pure cores (`runpermit-compute`, `runpermit-policy`,
-//! `runpermit-permit`) through [`lifecycle`], commit one atomic batch to the store with its
-//! audit events, and hand results or errors to [`error`], the one module that turns errors
-//! into HTTP responses.
+//! Three layers, each importing only those below it:
+//!
+//! - [`http`]: routes, authentication, the endpoint table, idempotency, edge rate limits, and
+//!   the one place where errors become responses;
+//! - [`domain`]: what the authority does — applications, permits, runs (ingestion,
+//!   transitions, supervision), the log, provider keys, limits — over an [`Authority`] (store,
+//!   clock, policy, keys), failing with a [`DomainError`], never with an HTTP status;
+//! - [`setup`]: the data directory, database, keys and deployment record before serving.
+//!
+//! [`server`] wires them together: [`server::start`] binds, prepares and spawns the
+//! background tasks; [`server::run`] serves until shutdown.
 
-pub mod audit;
-pub mod auth;
-pub mod authz;
-pub mod bootstrap;
-pub mod clock;
-pub mod deployment;
-pub mod error;
-pub mod idempotency;
-pub mod ids;
-pub mod lifecycle;
-pub mod limits;
-pub mod oversight;
-mod routes;
-pub mod state;
+pub mod domain;
+pub mod http;
+pub mod server;
+pub mod setup;
 #[doc(hidden)]
 pub mod testing;
-pub mod tlog;
 
-use std::time::Instant;
-
-use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{get, post};
-
-pub use routes::ops::openapi_document;
-pub use state::AppState;
-
-/// Largest request body accepted, in bytes: a run plan is a few kilobytes.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// The authority's routes over `state`.
-pub fn router(state: AppState) -> Router {
-    use routes::{
-        applications, estimate, identity, incidents, log, ops, permits, reviews, runs, usage,
-    };
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/openapi.json", get(ops::openapi))
-        .route("/.well-known/jwks.json", get(permits::jwks))
-        .route("/v1/status-list", get(permits::status_list))
-        .route("/v1/estimate", post(estimate::create))
-        .route("/log/checkpoint", get(log::checkpoint))
-        .route("/log/vkey", get(log::vkey))
-        .route("/log/tile/{*path}", get(log::tile))
-        .route("/v1/log/proofs/{index}", get(log::proof))
-        .route("/v1/policy", get(ops::policy))
-        .route("/v1/whoami", get(identity::whoami))
-        .route(
-            "/v1/orgs",
-            post(identity::create_org).get(identity::list_orgs),
-        )
-        .route("/v1/orgs/{id}", get(identity::get_org))
-        .route(
-            "/v1/orgs/{id}/members",
-            post(identity::create_member).get(identity::list_members),
-        )
-        .route(
-            "/v1/members/{id}/tokens",
-            post(identity::create_token).get(identity::list_tokens),
-        )
-        .route("/v1/tokens/{id}/revoke", post(identity::revoke_token))
-        .route(
-            "/v1/applications",
-            post(applications::create).get(applications::list),
-        )
-        .route(
-            "/v1/applications/{id}",
-            get(applications::get).put(applications::update),
-        )
-        .route("/v1/applications/{id}/submit", post(applications::submit))
-        .route(
-            "/v1/applications/{id}/withdraw",
-            post(applications::withdraw),
-        )
-        .route("/v1/applications/{id}/appeal", post(applications::appeal))
-        .route(
-            "/v1/applications/{id}/reviews",
-            post(reviews::create).get(reviews::list),
-        )
-        .route(
-            "/v1/applications/{id}/permit",
-            get(permits::for_application),
-        )
-        .route("/v1/permits/{id}", get(permits::get))
-        .route(
-            "/v1/usage",
-            post(usage::ingest).layer(axum::extract::DefaultBodyLimit::max(
-                usage::MAX_USAGE_BODY_BYTES,
-            )),
-        )
-        .route(
-            "/v1/orgs/{id}/reporting-keys",
-            post(usage::create_reporting_key).get(usage::list_reporting_keys),
-        )
-        .route(
-            "/v1/reporting-keys/{kid}/revoke",
-            post(usage::revoke_reporting_key),
-        )
-        .route("/v1/runs", get(runs::list))
-        .route("/v1/runs/{id}", get(runs::get))
-        .route("/v1/runs/{id}/usage", get(runs::usage))
-        .route("/v1/runs/{id}/pause", post(runs::pause))
-        .route("/v1/runs/{id}/resume", post(runs::resume))
-        .route("/v1/runs/{id}/suspend", post(runs::suspend))
-        .route("/v1/runs/{id}/revoke", post(runs::revoke))
-        .route("/v1/runs/{id}/terminate", post(runs::terminate))
-        .route("/v1/runs/{id}/complete", post(runs::complete))
-        .route("/v1/runs/{id}/appeal", post(runs::appeal))
-        .route(
-            "/v1/runs/{id}/milestones",
-            post(runs::create_milestone).get(runs::list_milestones),
-        )
-        .route("/v1/milestones/{id}/accept", post(runs::accept_milestone))
-        .route("/v1/milestones/{id}/reject", post(runs::reject_milestone))
-        .route(
-            "/v1/incidents",
-            post(incidents::create).get(incidents::list),
-        )
-        .route("/v1/incidents/{id}/follow-up", post(incidents::follow_up))
-        .route("/v1/kyc-reports", post(usage::create_kyc))
-        .route("/v1/kyc/flags", get(usage::kyc_flags))
-        .route("/v1/audit", get(ops::audit))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::layer,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), limits::layer))
-        .layer(middleware::from_fn(record_metrics))
-        .with_state(state)
-}
-
-/// Counts requests and their latency by route and status (Prometheus names
-/// `runpermit_http_requests_total` and `runpermit_http_request_duration_seconds`).
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let elapsed = started.elapsed();
-    tracing::info!(
-        method = %method,
-        route = %route,
-        status = response.status().as_u16(),
-        ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("runpermit_http_requests_total", &labels).increment(1);
-    metrics::histogram!("runpermit_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
-    response
-}
-
-/// Serves [`router`] on `listener` until `shutdown` completes. Each request carries its
-/// peer's address (`ConnectInfo`), which the per-address limits count.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
+pub use domain::{Authority, DomainError};
+pub use http::routes::ops::openapi_document;
+pub use http::state::AppState;
+pub use http::{MAX_BODY_BYTES, router, serve};

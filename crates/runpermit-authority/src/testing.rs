@@ -7,9 +7,9 @@ use runpermit_permit::SigningKey;
 use runpermit_policy::Policy;
 use runpermit_store::{Member, Organization, Token, Write};
 
-use crate::clock::FixedClock;
-use crate::ids::{new_id, new_token_secret, token_hash};
-use crate::state::AppState;
+use crate::domain::clock::FixedClock;
+use crate::domain::ids::{new_id, new_token_secret, token_hash};
+use crate::http::state::AppState;
 
 /// 2026-12-01T00:00:00Z in unix milliseconds: tests start here.
 pub const T0_MS: i64 = 1_796_083_200_000;
@@ -52,17 +52,19 @@ impl TestAuthority {
             .expect("registering the key");
         TestAuthority {
             state: AppState {
-                store,
-                clock: clock.clone(),
-                policy: Arc::new(Policy::builtin().clone()),
-                signer: Arc::new(signer),
-                issuer: "https://authority.test".to_owned(),
-                log: Arc::new(crate::tlog::LogService::new(
-                    runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
-                    interval,
-                )),
-                provider_keys: Default::default(),
-                limits: Default::default(),
+                authority: crate::domain::Authority {
+                    store,
+                    clock: clock.clone(),
+                    policy: Arc::new(Policy::builtin().clone()),
+                    signer: Arc::new(signer),
+                    issuer: "https://authority.test".to_owned(),
+                    log: Arc::new(crate::domain::log::LogService::new(
+                        runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
+                        interval,
+                    )),
+                    provider_keys: Default::default(),
+                    limits: Default::default(),
+                },
                 metrics: None,
             },
             clock,

@@ -9,7 +9,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{Api, error_fields, plan};
-use runpermit_authority::authz::{ENDPOINTS, OrgKind};
+use runpermit_authority::http::authz::{ENDPOINTS, OrgKind};
 use runpermit_permit::{verify_exemption, verify_permit};
 use serde_json::{Value, json};
 
@@ -20,7 +20,8 @@ async fn every_endpoint_answers_every_role_by_its_rule() {
     let mut checked = 0;
     let mut expected = 0;
     for endpoint in ENDPOINTS {
-        let mut callers: Vec<Option<(OrgKind, runpermit_authority::authz::Role)>> = vec![None];
+        let mut callers: Vec<Option<(OrgKind, runpermit_authority::http::authz::Role)>> =
+            vec![None];
         for kind in OrgKind::ALL {
             for role in kind.roles() {
                 callers.push(Some((*kind, *role)));
@@ -109,11 +110,14 @@ async fn every_endpoint_answers_every_role_by_its_rule() {
                 .call(endpoint.method, &path, token.as_deref(), body)
                 .await;
             let allowed = match caller {
-                None => matches!(endpoint.access, runpermit_authority::authz::Access::Public),
+                None => matches!(
+                    endpoint.access,
+                    runpermit_authority::http::authz::Access::Public
+                ),
                 Some((kind, role)) => match endpoint.access {
-                    runpermit_authority::authz::Access::Public
-                    | runpermit_authority::authz::Access::AnyMember => true,
-                    runpermit_authority::authz::Access::Only(grants) => {
+                    runpermit_authority::http::authz::Access::Public
+                    | runpermit_authority::http::authz::Access::AnyMember => true,
+                    runpermit_authority::http::authz::Access::Only(grants) => {
                         grants.contains(&(kind, role))
                     }
                 },
@@ -769,7 +773,7 @@ async fn openapi_document_is_stable() {
 /// the next start signs it.
 #[tokio::test]
 async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
-    use runpermit_authority::lifecycle;
+    use runpermit_authority::domain::{applications, permits};
     let api = Api::new().await;
     let (_, _, lab) = api
         .authority
@@ -790,9 +794,9 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
         .await
         .unwrap()
         .unwrap();
-    let plan = lifecycle::stored_plan(&app).unwrap();
-    let estimate = lifecycle::estimate_of(&app).unwrap();
-    let pending = lifecycle::pending_permit(
+    let plan = applications::stored_plan(&app).unwrap();
+    let estimate = applications::estimate_of(&app).unwrap();
+    let pending = permits::pending_permit(
         state,
         &app,
         (&plan, &estimate, &Default::default()),
@@ -804,13 +808,13 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
     .unwrap();
     state
         .store
-        .commit(lifecycle::intent_writes(state, &app, &pending).unwrap())
+        .commit(permits::intent_writes(state, &app, &pending).unwrap())
         .await
         .unwrap();
     let intents = state.store.pending_permits().await.unwrap();
     assert_eq!(intents.len(), 1);
 
-    assert_eq!(lifecycle::resume_pending(state).await.unwrap(), 1);
+    assert_eq!(permits::resume_pending(state).await.unwrap(), 1);
     assert!(state.store.pending_permits().await.unwrap().is_empty());
     let permit = state.store.permit(&intents[0].id).await.unwrap().unwrap();
     assert_eq!(permit.status, "issued");
@@ -819,7 +823,7 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
         .unwrap();
     verify_permit(permit.token.as_deref().unwrap(), &api.jwks().await, nbf, 0).expect("valid");
     assert_eq!(
-        lifecycle::resume_pending(state).await.unwrap(),
+        permits::resume_pending(state).await.unwrap(),
         0,
         "nothing is signed twice"
     );

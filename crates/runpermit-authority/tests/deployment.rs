@@ -9,8 +9,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use runpermit_authority::bootstrap::{BootstrapError, Setup, prepare, rotate_key};
-use runpermit_authority::clock::FixedClock;
+use runpermit_authority::domain::clock::FixedClock;
+use runpermit_authority::setup::bootstrap::{prepare, rotate_key};
+use runpermit_authority::setup::{BootstrapError, Setup};
 use runpermit_authority::testing::T0_MS;
 
 /// A directory of its own for one test, removed when dropped.
@@ -20,7 +21,7 @@ impl Scratch {
     fn new(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!(
             "runpermit-deployment-{name}-{}",
-            runpermit_authority::ids::new_id("t")
+            runpermit_authority::domain::ids::new_id("t")
         ));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Scratch(dir)

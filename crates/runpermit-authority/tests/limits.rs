@@ -18,7 +18,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use common::{Api, plan};
 use http_body_util::BodyExt;
-use runpermit_authority::limits::{Limits, LimitsConfig};
+use runpermit_authority::domain::limits::{Limits, LimitsConfig};
 use runpermit_authority::testing::TestAuthority;
 use runpermit_compute::Flop;
 use runpermit_gate::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
@@ -30,7 +30,7 @@ use tower::ServiceExt;
 async fn api_with(database_url: Option<&str>, limits: Value) -> Api {
     let mut authority = TestAuthority::new(database_url).await;
     let config: LimitsConfig = serde_json::from_value(limits).expect("a limits section");
-    authority.state.limits = Arc::new(Limits::new(config).expect("valid limits"));
+    authority.state.authority.limits = Arc::new(Limits::new(config).expect("valid limits"));
     let router = runpermit_authority::router(authority.state.clone());
     Api { authority, router }
 }

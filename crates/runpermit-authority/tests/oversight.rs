@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use common::{Api, plan};
-use runpermit_authority::clock::Clock;
+use runpermit_authority::domain::clock::Clock;
 use runpermit_compute::Flop;
 use runpermit_gate::{
     MeterMethod, Metered, PermitStatus, UsageReportClaims, sign_usage_report, verify_status_list,
@@ -350,13 +350,13 @@ async fn usage_is_idempotent_and_summed_over_providers(w: World) {
     // The usage is summarised into the public log once, until it changes.
     let state = &w.api.authority.state;
     assert_eq!(
-        runpermit_authority::oversight::summarize_usage(state)
+        runpermit_authority::domain::runs::supervision::summarize_usage(state)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        runpermit_authority::oversight::summarize_usage(state)
+        runpermit_authority::domain::runs::supervision::summarize_usage(state)
             .await
             .unwrap(),
         0
@@ -678,12 +678,12 @@ async fn reports_that_cannot_be_true_change_nothing(w: World, database_url: &str
     )
     .await;
     assert_eq!(
-        runpermit_authority::oversight::summarize_usage(state)
+        runpermit_authority::domain::runs::supervision::summarize_usage(state)
             .await
             .expect("the summary job carries on"),
         0
     );
-    runpermit_authority::oversight::evaluate_all(state)
+    runpermit_authority::domain::runs::supervision::evaluate_all(state)
         .await
         .unwrap();
     assert_eq!(w.run().await["status"], "milestone_due");
@@ -693,7 +693,7 @@ async fn reports_that_cannot_be_true_change_nothing(w: World, database_url: &str
 async fn reports_that_cannot_be_true_on_sqlite() {
     let dir = std::env::temp_dir().join(format!(
         "runpermit-oversight-{}",
-        runpermit_authority::ids::new_id("t")
+        runpermit_authority::domain::ids::new_id("t")
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("authority.db").display());
@@ -823,7 +823,7 @@ async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
     assert_eq!(overruns.len(), 1, "{incidents}");
     assert_eq!(overruns[0]["run_id"], w.run_id.as_str());
     // Evaluated again (the supervisor's tick): no second incident.
-    runpermit_authority::oversight::evaluate_all(&w.api.authority.state)
+    runpermit_authority::domain::runs::supervision::evaluate_all(&w.api.authority.state)
         .await
         .unwrap();
     let (_, again) = w
@@ -1078,7 +1078,7 @@ async fn a_run_is_evaluated_again_after_a_crash_between_usage_and_evaluation() {
             flop_upper: claims.flop_upper.get(),
             method: "scheduler_accounting".into(),
             accelerator_seconds_json: "{}".into(),
-            digest: runpermit_authority::ids::sha256_hex(token.as_bytes()),
+            digest: runpermit_authority::domain::ids::sha256_hex(token.as_bytes()),
             token,
             received_at: runpermit_authority::testing::T0_MS,
         }])
@@ -1086,7 +1086,7 @@ async fn a_run_is_evaluated_again_after_a_crash_between_usage_and_evaluation() {
         .unwrap();
     assert_eq!(w.run().await["status"], "active");
     assert_eq!(
-        runpermit_authority::oversight::evaluate_all(state)
+        runpermit_authority::domain::runs::supervision::evaluate_all(state)
             .await
             .unwrap(),
         1

@@ -202,7 +202,7 @@ fn answers_as_missing(
 fn sqlite_url() -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!(
         "runpermit-scope-{}",
-        runpermit_authority::ids::new_id("t")
+        runpermit_authority::domain::ids::new_id("t")
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("authority.db").display());

@@ -43,7 +43,7 @@ async fn permit(api: &Api, lab: &str) -> (String, String, String) {
 
 /// Sequences everything queued (no background sequencer runs in-process).
 async fn sequence(api: &Api) {
-    while runpermit_authority::tlog::sequence_once(&api.authority.state)
+    while runpermit_authority::domain::log::sequence_once(&api.authority.state)
         .await
         .expect("sequencing")
         > 0

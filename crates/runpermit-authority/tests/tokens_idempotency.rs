@@ -145,7 +145,7 @@ async fn the_policy_sets_the_token_maximum() {
     let mut api = Api::new().await;
     let mut policy = (*api.authority.state.policy).clone();
     policy.tokens.max_lifetime_days = 30;
-    api.authority.state.policy = Arc::new(policy);
+    api.authority.state.authority.policy = Arc::new(policy);
     api.router = runpermit_authority::router(api.authority.state.clone());
     let (member, admin) = lab_admin(&api).await;
     let (status, body) = create_token(&api, &member, &admin, json!({"expires_in_days": 31})).await;
@@ -340,7 +340,7 @@ async fn token_creation_with_a_key_replays_without_the_secret() {
 /// A process that died mid-request leaves its reservation behind: it holds the key off for
 /// the timeout, then the next request with the key takes it over.
 async fn an_abandoned_reservation_is_taken_over(api: Api) {
-    use runpermit_authority::idempotency::RESERVATION_TIMEOUT_MS;
+    use runpermit_authority::http::idempotency::RESERVATION_TIMEOUT_MS;
     use runpermit_store::{Idempotency, Write};
     let (_, member, lab) = api
         .authority
@@ -355,7 +355,7 @@ async fn an_abandoned_reservation_is_taken_over(api: Api) {
             principal_id: member.clone(),
             key: "after-a-crash".into(),
             method_path: "POST /v1/incidents".into(),
-            request_hash: runpermit_authority::ids::sha256_hex(body.to_string().as_bytes()),
+            request_hash: runpermit_authority::domain::ids::sha256_hex(body.to_string().as_bytes()),
             status: Idempotency::RESERVED,
             response_json: String::new(),
             created_at: runpermit_authority::testing::T0_MS,

@@ -5,14 +5,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use runpermit_authority::AppState;
-use runpermit_authority::bootstrap::{Prepared, Setup, prepare};
-use runpermit_authority::clock::SystemClock;
-use runpermit_authority::limits::{Limits, LimitsConfig};
+use runpermit_authority::domain::clock::SystemClock;
+use runpermit_authority::domain::limits::{Limits, LimitsConfig};
+use runpermit_authority::server::{self, StartReport};
+use runpermit_authority::setup::Setup;
+use runpermit_authority::setup::bootstrap::prepare;
 use runpermit_policy::Policy;
 use serde::Deserialize;
 
@@ -183,32 +183,30 @@ pub(crate) fn init_logging() {
     }
 }
 
-fn report(settings: &AuthoritySettings, prepared: &Prepared) {
-    println!("database:     {}", redact(&settings.setup.database_url()));
+/// Prints what starting found and did: the database, the keys, the policy, the limits and,
+/// on the very first start, the bootstrap admin token.
+fn report(setup: &Setup, policy_version: &str, limits: &str, started: &StartReport) {
+    println!("database:     {}", redact(&setup.database_url()));
     println!(
         "signing key:  {} (kid {}){}",
-        settings.setup.signing_key_path().display(),
-        prepared.signer.kid(),
-        if prepared.created_key {
-            ", created"
-        } else {
-            ""
-        }
+        setup.signing_key_path().display(),
+        started.kid,
+        if started.created_key { ", created" } else { "" }
     );
-    println!("policy:       {}", settings.policy.version);
-    println!("limits:       {}", settings.limits.summary());
+    println!("policy:       {policy_version}");
+    println!("limits:       {limits}");
     println!(
         "log key:      {} (vkey {})",
-        settings.setup.log_key_path().display(),
-        prepared.log_key.verifier_key()
+        setup.log_key_path().display(),
+        started.vkey
     );
-    if prepared.recorded_deployment {
+    if started.recorded_deployment {
         println!(
             "deployment:   recorded: this database now belongs to these two keys; every process \
              sharing it needs copies of both key files"
         );
     }
-    if let Some(token) = &prepared.admin_token {
+    if let Some(token) = &started.admin_token {
         println!();
         println!("Bootstrap admin token (shown once; store it now):");
         println!("  {token}");
@@ -219,7 +217,6 @@ fn report(settings: &AuthoritySettings, prepared: &Prepared) {
     }
 }
 
-/// A database URL without its password.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
@@ -241,17 +238,28 @@ pub fn init(args: AuthorityArgs) -> Result<()> {
         .block_on(prepare(&settings.setup, &SystemClock))
         .context("preparing the authority")?;
     println!("runpermit authority initialized");
-    report(&settings, &prepared);
+    let started = StartReport {
+        addr: settings.listen,
+        kid: prepared.signer.kid().to_owned(),
+        created_key: prepared.created_key,
+        vkey: prepared.log_key.verifier_key(),
+        admin_token: prepared.admin_token.clone(),
+        recorded_deployment: prepared.recorded_deployment,
+    };
+    report(
+        &settings.setup,
+        &settings.policy.version,
+        &settings.limits.summary(),
+        &started,
+    );
     Ok(())
 }
 
-/// `runpermit key rotate`: a new permit-signing key; the old one stays in the JWKS until the
-/// permits it signed have expired.
 pub fn rotate(args: AuthorityArgs) -> Result<()> {
     let settings = resolve(None, args)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let rotation = runtime
-        .block_on(runpermit_authority::bootstrap::rotate_key(
+        .block_on(runpermit_authority::setup::bootstrap::rotate_key(
             &settings.setup,
             &SystemClock,
         ))
@@ -272,63 +280,36 @@ pub fn rotate(args: AuthorityArgs) -> Result<()> {
 
 /// How often the oversight supervisor re-evaluates runs (after a crash between storing usage
 /// and evaluating it) and considers summarising usage into the log.
-const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// `runpermit serve`: prepare, then serve until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
     let settings = resolve(args.listen, args.authority)?;
-    let interval = std::time::Duration::from_millis(args.sequence_interval_ms.max(1));
+    let (setup, policy_version, limits) = (
+        settings.setup.clone(),
+        settings.policy.version.clone(),
+        settings.limits.summary(),
+    );
+    let settings = server::Settings {
+        listen: settings.listen,
+        setup: settings.setup,
+        policy: settings.policy,
+        issuer: settings.issuer,
+        limits: settings.limits,
+        sequence_interval: std::time::Duration::from_millis(args.sequence_interval_ms.max(1)),
+        supervise_every: server::SUPERVISE_EVERY,
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let prepared = prepare(&settings.setup, &SystemClock)
-            .await
-            .context("preparing the authority")?;
-        report(&settings, &prepared);
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .ok();
-        let state = AppState {
-            store: prepared.store,
-            clock: Arc::new(SystemClock),
-            policy: Arc::new(settings.policy),
-            signer: Arc::new(prepared.signer),
-            issuer: settings.issuer,
-            log: Arc::new(runpermit_authority::tlog::LogService::new(
-                prepared.log_key,
-                interval,
-            )),
-            provider_keys: Default::default(),
-            limits: Arc::new(settings.limits),
-            metrics,
-        };
-        let sequencer = tokio::spawn(runpermit_authority::tlog::run_sequencer(
-            state.clone(),
-            std::future::pending(),
-        ));
-        let supervisor = tokio::spawn(runpermit_authority::oversight::supervise(
-            state.clone(),
-            SUPERVISE_EVERY,
-            std::future::pending(),
-        ));
-        match runpermit_authority::lifecycle::resume_pending(&state).await {
-            Ok(0) => {}
-            Ok(n) => println!("signed {n} permit(s) decided before a restart"),
-            Err(e) => tracing::error!(error = ?e, "signing pending permits failed"),
-        }
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("listening on {}", settings.listen))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, "runpermit authority listening");
-        println!("runpermit authority listening on http://{addr}");
-        let served = runpermit_authority::serve(listener, state, shutdown_signal())
-            .await
-            .context("serving HTTP");
-        // Stopping mid-round is safe: a sequencing transaction commits whole or not at all.
-        sequencer.abort();
-        supervisor.abort();
-        served
+        let started = server::start(settings, metrics).await?;
+        report(&setup, &policy_version, &limits, &started.report);
+        println!(
+            "runpermit authority listening on http://{}",
+            started.report.addr
+        );
+        started.serve(shutdown_signal()).await?;
+        Ok(())
     })
 }
 

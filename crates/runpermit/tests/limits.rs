@@ -28,7 +28,7 @@ fn post(server: &str, path: &str, body: &str) -> String {
 fn serve_limits_requests_by_peer_address_from_its_config_file() {
     let dir = std::env::temp_dir().join(format!(
         "runpermit-limits-{}",
-        runpermit_authority::ids::new_id("t")
+        runpermit_authority::domain::ids::new_id("t")
     ));
     std::fs::create_dir_all(&dir).expect("test dir");
     let data = dir.join("data");
@@ -88,7 +88,7 @@ fn serve_limits_requests_by_peer_address_from_its_config_file() {
 fn a_bad_limits_section_stops_the_start_naming_each_problem() {
     let dir = std::env::temp_dir().join(format!(
         "runpermit-limits-{}",
-        runpermit_authority::ids::new_id("t")
+        runpermit_authority::domain::ids::new_id("t")
     ));
     std::fs::create_dir_all(&dir).expect("test dir");
     let config = dir.join("authority.toml");

@@ -55,7 +55,7 @@ impl Api {
     /// As [`Api::on`], under `policy` instead of the built-in one.
     pub async fn with_policy(database_url: Option<&str>, policy: runpermit_policy::Policy) -> Api {
         let mut authority = TestAuthority::new(database_url).await;
-        authority.state.policy = std::sync::Arc::new(policy);
+        authority.state.authority.policy = std::sync::Arc::new(policy);
         let router = runpermit_authority::router(authority.state.clone());
         Api { authority, router }
     }
@@ -157,7 +157,7 @@ impl PgSchema {
         };
         let name = format!(
             "{prefix}_{}",
-            runpermit_authority::ids::new_id("x").trim_start_matches("x_")
+            runpermit_authority::domain::ids::new_id("x").trim_start_matches("x_")
         );
         psql(&admin_url, &format!("CREATE SCHEMA {name}"));
         let sep = if admin_url.contains('?') { '&' } else { '?' };

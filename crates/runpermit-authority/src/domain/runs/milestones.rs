@@ -1,0 +1,211 @@
+//! Milestone reports: the developer submits one at a tranche's end, an evaluator assigned to
+//! the run accepts it (the next tranche is released) or rejects it (the run is paused). Each is
+//! one run transition with its milestone write, audit event and log entry.
+
+use runpermit_compute::Flop;
+use runpermit_policy::RunAction;
+use runpermit_store::{Milestone, Write};
+use runpermit_types::MilestoneStatus;
+use serde_json::{Value, json};
+
+use super::transitions::{Change, transition};
+use super::{sees_run, visible_run};
+use crate::domain::audit::event;
+use crate::domain::ids::new_id;
+use crate::domain::{Authority, Caller, DomainError};
+
+/// The largest evaluation results of a milestone report, as JSON.
+pub const MAX_EVALS_BYTES: usize = 256 * 1024;
+
+/// A milestone report as the developer submits it.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `sha256:<64 hex>` of the checkpoint evaluated.
+    pub checkpoint_digest: String,
+    /// Cumulative FLOP at the checkpoint; default: the run's metered cumulative now.
+    pub cumulative_flop: Option<Flop>,
+    /// The evaluation results (a non-empty JSON object).
+    pub evals: Value,
+}
+
+fn check_digest(digest: &str) -> Result<(), DomainError> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or("");
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(DomainError::field(
+            "checkpoint_digest",
+            format!("must be sha256: and 64 lowercase hex digits (got {digest:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Submits `report` for run `run_id` by a member of its holding organization: invalid fields
+/// are named, a run the caller may not see is not found, and a run with a report already
+/// awaiting evaluation is a conflict.
+pub async fn submit(
+    state: &Authority,
+    caller: &Caller,
+    run_id: &str,
+    report: Report,
+) -> Result<Milestone, DomainError> {
+    check_digest(&report.checkpoint_digest)?;
+    match &report.evals {
+        Value::Object(m) if !m.is_empty() => {}
+        _ => {
+            return Err(DomainError::field(
+                "evals",
+                "must be a JSON object with the evaluation results (by evaluation name)",
+            ));
+        }
+    }
+    let evals_json = report.evals.to_string();
+    if evals_json.len() > MAX_EVALS_BYTES {
+        return Err(DomainError::field(
+            "evals",
+            format!(
+                "must be at most {MAX_EVALS_BYTES} bytes of JSON (got {}); link the full \
+                 results and give the scores here",
+                evals_json.len()
+            ),
+        ));
+    }
+    if let Some(flop) = report.cumulative_flop
+        && let Err(problem) = runpermit_compute::limits::FLOP.check(flop.get())
+    {
+        return Err(DomainError::field("cumulative_flop", problem));
+    }
+    let run = visible_run(state, caller, run_id).await?;
+    if run.org_id != caller.org_id {
+        return Err(DomainError::NotFound(format!("no run {run_id}")));
+    }
+    let now = state.clock.now_ms();
+    let milestone = Milestone {
+        id: new_id("mst"),
+        run_id: run.id.clone(),
+        tranche: run.tranche,
+        status: MilestoneStatus::Submitted.as_str().into(),
+        checkpoint_digest: report.checkpoint_digest,
+        cumulative_flop: report
+            .cumulative_flop
+            .map_or(run.cumulative_flop, |f| f.get()),
+        evals_json,
+        submitted_by: caller.member_id.clone(),
+        submitted_at: now,
+        decided_by: None,
+        decided_org: None,
+        decided_at: None,
+        reason: None,
+    };
+    let submitted = MilestoneStatus::Submitted.as_str();
+    if state
+        .store
+        .milestones(&run.id)
+        .await?
+        .iter()
+        .any(|m| m.status == submitted)
+    {
+        return Err(DomainError::Conflict(format!(
+            "run {} already has a milestone report awaiting evaluation",
+            run.id
+        )));
+    }
+    transition(
+        state,
+        &run.id,
+        Change {
+            action: RunAction::SubmitMilestone,
+            reason: format!(
+                "milestone report {} for tranche {} (checkpoint {})",
+                milestone.id, milestone.tranche, milestone.checkpoint_digest
+            ),
+            caller: Some(caller),
+            extra: vec![
+                Write::InsertMilestone(milestone.clone()),
+                event(
+                    Some(caller),
+                    now,
+                    "milestone.submit",
+                    &format!("milestone/{}", milestone.id),
+                    None,
+                    json!({"run_id": run.id, "tranche": milestone.tranche,
+                           "checkpoint_digest": milestone.checkpoint_digest,
+                           "cumulative_flop": milestone.cumulative_flop}),
+                ),
+            ],
+        },
+    )
+    .await?;
+    Ok(milestone)
+}
+
+/// An evaluator's decision on milestone report `id`: `accept` releases the next tranche,
+/// otherwise the run is paused. A report of a run the caller is not assigned to is not found;
+/// nobody evaluates their own organization's run; a report is decided once.
+pub async fn decide(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+    accept: bool,
+    reason: String,
+) -> Result<Milestone, DomainError> {
+    let not_found = || DomainError::NotFound(format!("no milestone report {id}"));
+    let milestone = state.store.milestone(id).await?.ok_or_else(not_found)?;
+    let run = match state.store.run(&milestone.run_id).await? {
+        Some(run) if sees_run(state, caller, &run).await? => run,
+        _ => return Err(not_found()),
+    };
+    if run.org_id == caller.org_id {
+        return Err(DomainError::Forbidden(
+            "separation of duties: nobody evaluates their own organization's run".into(),
+        ));
+    }
+    if milestone.status != MilestoneStatus::Submitted.as_str() {
+        return Err(DomainError::Conflict(format!(
+            "milestone report {id} was already {}",
+            milestone.status
+        )));
+    }
+    let now = state.clock.now_ms();
+    let (status, action) = if accept {
+        (MilestoneStatus::Accepted, RunAction::AcceptMilestone)
+    } else {
+        (MilestoneStatus::Rejected, RunAction::RejectMilestone)
+    };
+    transition(
+        state,
+        &run.id,
+        Change {
+            action,
+            reason: reason.clone(),
+            caller: Some(caller),
+            extra: vec![
+                Write::DecideMilestone {
+                    id: milestone.id.clone(),
+                    status: status.as_str().into(),
+                    decided_by: caller.member_id.clone(),
+                    decided_org: caller.org_id.clone(),
+                    decided_at: now,
+                    reason: reason.clone(),
+                },
+                event(
+                    Some(caller),
+                    now,
+                    &format!("milestone.{}", if accept { "accept" } else { "reject" }),
+                    &format!("milestone/{}", milestone.id),
+                    Some(&reason),
+                    json!({"run_id": run.id, "tranche": milestone.tranche}),
+                ),
+            ],
+        },
+    )
+    .await?;
+    state
+        .store
+        .milestone(id)
+        .await?
+        .ok_or_else(|| DomainError::Internal(format!("milestone {id} vanished")))
+}

@@ -1,0 +1,70 @@
+//! Authentication: `Authorization: Bearer rpt_…` → the calling member.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::domain::caller::Caller;
+use crate::domain::ids::token_hash;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // Authenticated once per request: the limits layer (or the idempotency layer) leaves
+        // the caller it found in the request's extensions.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing Authorization: Bearer <token> header".into())
+            })?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let now = state.clock.now_ms();
+        let principal = state
+            .store
+            .authenticate(&token_hash(secret), now)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
+        let org_kind = principal
+            .org
+            .kind
+            .parse()
+            .map_err(|e: runpermit_types::UnknownName| {
+                ApiError::Internal(format!("stored organization kind: {e}"))
+            })?;
+        let role = principal
+            .member
+            .role
+            .parse()
+            .map_err(|e: runpermit_types::UnknownName| {
+                ApiError::Internal(format!("stored role: {e}"))
+            })?;
+        let caller = Caller {
+            member_id: principal.member.id,
+            member_name: principal.member.name,
+            org_id: principal.org.id,
+            org_name: principal.org.name,
+            org_kind,
+            role,
+            token_id: principal.token.id,
+            token_expires_at: principal.token.expires_at,
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}

@@ -1,0 +1,438 @@
+//! Permitted runs as they train: status, usage, transitions by reviewers and developers,
+//! milestone reports and their evaluation.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use runpermit_policy::{Lifecycle, RunAction, RunStatus};
+use runpermit_store::{Milestone, Run};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::domain::Caller;
+use crate::domain::audit::rfc3339;
+use crate::domain::runs::transitions::{self, Change};
+use crate::domain::runs::{milestones, sees_run, visible_run};
+use crate::http::authz::{self, Endpoint, OrgKind};
+use crate::http::error::{ApiError, ApiJson};
+use crate::http::state::AppState;
+
+/// A run as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunView {
+    /// The run id (the permit's `sub`).
+    pub id: String,
+    /// Its permit.
+    pub permit_id: String,
+    /// The holding organization.
+    pub org_id: String,
+    /// active, milestone_due, paused, suspended, revoked, terminated or completed.
+    pub status: String,
+    /// Why it has this status.
+    pub reason: String,
+    /// Since when (RFC 3339).
+    pub status_since: String,
+    /// Whether the permit is in good standing (only `active`).
+    pub in_good_standing: bool,
+    /// The highest tranche released (1 for the first).
+    pub tranche: i64,
+    /// The cumulative FLOP the run may reach now (the released tranche's end).
+    pub released_flop: f64,
+    /// The permit's whole budget.
+    pub budget_flop: f64,
+    /// Metered cumulative FLOP, summed over providers.
+    pub cumulative_flop: f64,
+    /// The sum of the providers' upper bounds.
+    pub cumulative_upper_flop: f64,
+    /// Usage as a percentage of the released tranche.
+    pub tranche_percent: f64,
+    /// The highest tranche alert raised (0, 80, 100).
+    pub alerted_percent: i64,
+    /// A pause or suspension is under appeal.
+    pub appeal_pending: bool,
+    /// What may happen next, by whom.
+    pub allowed_actions: Vec<String>,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<&Run> for RunView {
+    fn from(r: &Run) -> Self {
+        let status: Option<RunStatus> = r.status.parse().ok();
+        RunView {
+            id: r.id.clone(),
+            permit_id: r.permit_id.clone(),
+            org_id: r.org_id.clone(),
+            status: r.status.clone(),
+            reason: r.reason.clone(),
+            status_since: rfc3339(r.status_since),
+            in_good_standing: status.is_some_and(RunStatus::in_good_standing),
+            tranche: r.tranche,
+            released_flop: r.released_flop,
+            budget_flop: r.budget_flop,
+            cumulative_flop: r.cumulative_flop,
+            cumulative_upper_flop: r.cumulative_upper_flop,
+            tranche_percent: if r.released_flop > 0.0 {
+                r.cumulative_flop / r.released_flop * 100.0
+            } else {
+                0.0
+            },
+            alerted_percent: r.alerted_percent,
+            appeal_pending: r.appeal_pending,
+            allowed_actions: status
+                .map(|s| {
+                    s.allowed_actions()
+                        .into_iter()
+                        .filter(|a| *a != RunAction::ReachTrancheEnd)
+                        .map(|a| a.as_str().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// A milestone report as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MilestoneView {
+    /// Id.
+    pub id: String,
+    /// The run.
+    pub run_id: String,
+    /// The tranche whose end this milestone is.
+    pub tranche: i64,
+    /// submitted, accepted or rejected.
+    pub status: String,
+    /// `sha256:<hex>` of the checkpoint evaluated.
+    pub checkpoint_digest: String,
+    /// Cumulative FLOP at the checkpoint.
+    pub cumulative_flop: f64,
+    /// The evaluation results, as submitted.
+    pub evals: Value,
+    /// Who submitted it.
+    pub submitted_by: String,
+    /// When (RFC 3339).
+    pub submitted_at: String,
+    /// The evaluator who decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// The evaluator's organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_org: Option<String>,
+    /// When (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    /// Why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<Milestone> for MilestoneView {
+    fn from(m: Milestone) -> Self {
+        MilestoneView {
+            evals: serde_json::from_str(&m.evals_json).unwrap_or(Value::Null),
+            id: m.id,
+            run_id: m.run_id,
+            tranche: m.tranche,
+            status: m.status,
+            checkpoint_digest: m.checkpoint_digest,
+            cumulative_flop: m.cumulative_flop,
+            submitted_by: m.submitted_by,
+            submitted_at: rfc3339(m.submitted_at),
+            decided_by: m.decided_by,
+            decided_org: m.decided_org,
+            decided_at: m.decided_at.map(rfc3339),
+            reason: m.reason,
+        }
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<RunView>>, ApiError> {
+    authz::RUNS_LIST.authorize(&caller)?;
+    let assigned = matches!(caller.org_kind, OrgKind::Evaluator | OrgKind::Provider);
+    let scope = (!caller.is_authority_staff() && !assigned).then_some(caller.org_id.as_str());
+    let mut runs = Vec::new();
+    for run in state.store.runs(scope).await? {
+        if !assigned || sees_run(&state, &caller, &run).await? {
+            runs.push(RunView::from(&run));
+        }
+    }
+    Ok(Json(runs))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authz::RUNS_GET.authorize(&caller)?;
+    let run = visible_run(&state, &caller, &id).await?;
+    let usage = state.store.usage_by_provider(&run.id).await?;
+    let milestones: Vec<MilestoneView> = state
+        .store
+        .milestones(&run.id)
+        .await?
+        .into_iter()
+        .map(MilestoneView::from)
+        .collect();
+    let mut view =
+        serde_json::to_value(RunView::from(&run)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    view["usage_by_provider"] = json!(by_provider(&usage));
+    view["milestones"] = json!(milestones);
+    Ok(Json(view))
+}
+
+/// `GET /v1/runs/{id}/usage` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// Page after this provider id (with `after_seq`).
+    pub after_provider: Option<String>,
+    /// Page after this sequence number of `after_provider`.
+    pub after_seq: Option<i64>,
+    /// Reports per page (1 to 1000; default 100).
+    pub limit: Option<i64>,
+}
+
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<UsageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    authz::RUNS_USAGE.authorize(&caller)?;
+    let run = visible_run(&state, &caller, &id).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be from 1 to 1000"));
+    }
+    let after = match (q.after_provider, q.after_seq) {
+        (Some(p), Some(s)) => Some((p, s)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::field(
+                "after_seq",
+                "after_provider and after_seq go together",
+            ));
+        }
+    };
+    let usage = state.store.usage_by_provider(&run.id).await?;
+    let reports = state.store.usage_reports(&run.id, after, limit).await?;
+    let next = (reports.len() as i64 == limit)
+        .then(|| {
+            reports
+                .last()
+                .map(|r| json!({"after_provider": r.provider_id, "after_seq": r.seq}))
+        })
+        .flatten();
+    let reports: Vec<Value> = reports
+        .into_iter()
+        .map(|r| {
+            json!({
+                "provider_id": r.provider_id,
+                "seq": r.seq,
+                "cluster": r.cluster,
+                "from": r.from_s,
+                "to": r.to_s,
+                "method": r.method,
+                "flop": r.flop,
+                "flop_lower": r.flop_lower,
+                "flop_upper": r.flop_upper,
+                "accelerator_seconds": serde_json::from_str::<Value>(&r.accelerator_seconds_json).unwrap_or(Value::Null),
+                "received_at": rfc3339(r.received_at),
+                "token": r.token,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "run_id": run.id,
+        "cumulative_flop": run.cumulative_flop,
+        "cumulative_upper_flop": run.cumulative_upper_flop,
+        "by_provider": by_provider(&usage),
+        "reports": reports,
+        "next": next,
+    })))
+}
+
+/// Body of a run transition.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    /// Why: audited, logged publicly, shown on the status list to gates and job owners.
+    pub reason: String,
+}
+
+fn reason_of(body: &Reason) -> Result<String, ApiError> {
+    Ok(crate::http::error::reason("reason", &body.reason)?)
+}
+
+async fn act(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    body: Reason,
+    endpoint: Endpoint,
+    action: RunAction,
+) -> Result<Json<RunView>, ApiError> {
+    endpoint.authorize(&caller)?;
+    let reason = reason_of(&body)?;
+    let run = visible_run(&state, &caller, &id).await?;
+    if matches!(action, RunAction::Complete | RunAction::Appeal) && run.org_id != caller.org_id {
+        return Err(ApiError::NotFound(format!("no run {id}")));
+    }
+    let run = transitions::transition(
+        &state,
+        &run.id,
+        Change {
+            action,
+            reason,
+            caller: Some(&caller),
+            extra: Vec::new(),
+        },
+    )
+    .await?;
+    Ok(Json(RunView::from(&run)))
+}
+
+macro_rules! run_actions {
+    ($($name:ident => $endpoint:ident, $action:ident;)+) => {
+        $(
+            pub(crate) async fn $name(
+                State(state): State<AppState>,
+                caller: Caller,
+                Path(id): Path<String>,
+                ApiJson(body): ApiJson<Reason>,
+            ) -> Result<Json<RunView>, ApiError> {
+                act(state, caller, id, body, authz::$endpoint, RunAction::$action).await
+            }
+        )+
+    };
+}
+
+run_actions! {
+    pause => RUNS_PAUSE, Pause;
+    resume => RUNS_RESUME, Resume;
+    suspend => RUNS_SUSPEND, Suspend;
+    revoke => RUNS_REVOKE, Revoke;
+    terminate => RUNS_TERMINATE, Terminate;
+    complete => RUNS_COMPLETE, Complete;
+    appeal => RUNS_APPEAL, Appeal;
+}
+
+/// `POST /v1/runs/{id}/milestones` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMilestone {
+    /// `sha256:<64 hex>` of the checkpoint evaluated.
+    pub checkpoint_digest: String,
+    /// Cumulative FLOP at the checkpoint; default: the run's metered cumulative now.
+    #[serde(default)]
+    pub cumulative_flop: Option<runpermit_compute::Flop>,
+    /// The evaluation results (any JSON object; the evaluation plan says what).
+    pub evals: Value,
+}
+
+pub(crate) async fn create_milestone(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewMilestone>,
+) -> Result<(StatusCode, Json<MilestoneView>), ApiError> {
+    authz::MILESTONES_CREATE.authorize(&caller)?;
+    let milestone = milestones::submit(
+        &state,
+        &caller,
+        &id,
+        milestones::Report {
+            checkpoint_digest: body.checkpoint_digest,
+            cumulative_flop: body.cumulative_flop,
+            evals: body.evals,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(MilestoneView::from(milestone))))
+}
+
+pub(crate) async fn list_milestones(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<MilestoneView>>, ApiError> {
+    authz::MILESTONES_LIST.authorize(&caller)?;
+    let run = visible_run(&state, &caller, &id).await?;
+    Ok(Json(
+        state
+            .store
+            .milestones(&run.id)
+            .await?
+            .into_iter()
+            .map(MilestoneView::from)
+            .collect(),
+    ))
+}
+
+async fn decide(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    body: Reason,
+    accept: bool,
+) -> Result<Json<MilestoneView>, ApiError> {
+    let endpoint = if accept {
+        authz::MILESTONES_ACCEPT
+    } else {
+        authz::MILESTONES_REJECT
+    };
+    endpoint.authorize(&caller)?;
+    let reason = reason_of(&body)?;
+    let decided = milestones::decide(&state, &caller, &id, accept, reason).await?;
+    Ok(Json(MilestoneView::from(decided)))
+}
+
+pub(crate) async fn accept_milestone(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Reason>,
+) -> Result<Json<MilestoneView>, ApiError> {
+    decide(state, caller, id, body, true).await
+}
+
+pub(crate) async fn reject_milestone(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Reason>,
+) -> Result<Json<MilestoneView>, ApiError> {
+    decide(state, caller, id, body, false).await
+}
+
+/// Cumulative usage of a run by provider, as the API shows it.
+pub fn by_provider(
+    usage: &[runpermit_store::ProviderUsage],
+) -> BTreeMap<String, serde_json::Value> {
+    usage
+        .iter()
+        .map(|p| {
+            (
+                p.provider_id.clone(),
+                json!({
+                    "reports": p.reports,
+                    "max_seq": p.max_seq,
+                    "missing_reports": (p.max_seq - p.reports).max(0),
+                    "flop": p.flop,
+                    "flop_lower": p.flop_lower,
+                    "flop_upper": p.flop_upper,
+                    "from": p.first_from_s,
+                    "through": p.last_to_s,
+                }),
+            )
+        })
+        .collect()
+}
