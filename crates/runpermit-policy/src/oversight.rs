@@ -424,6 +424,23 @@ mod tests {
     }
 
     #[test]
+    fn requests_never_move_a_run() {
+        // What /metrics counts as a transition: an action that can change the status.
+        for &s in RunStatus::ALL {
+            for &a in RunAction::ALL {
+                if let Ok(to) = run_next(s, a)
+                    && !a.changes_status()
+                {
+                    assert_eq!(to, s, "{a} from {s}");
+                }
+            }
+        }
+        assert!(!RunAction::SubmitMilestone.changes_status());
+        assert!(!RunAction::Appeal.changes_status());
+        assert!(RunAction::Pause.changes_status());
+    }
+
+    #[test]
     fn names_round_trip_and_unknown_names_list_the_known() {
         for s in RunStatus::ALL {
             assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), *s);
