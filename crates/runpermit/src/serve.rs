@@ -173,8 +173,10 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
 pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNPERMIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("RUNPERMIT_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();

@@ -31,3 +31,71 @@ fn a_busy_port_fails_before_anything_is_created_or_printed() {
     assert!(!stdout.contains("Bootstrap admin token"), "{stdout}");
     assert!(!data.exists(), "serve created {}", data.display());
 }
+
+#[test]
+fn request_logs_are_plain_text_with_an_id_and_a_short_duration() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = std::env::temp_dir().join(format!("runpermit-serve-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let log = dir.join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env_remove("RUNPERMIT_DATABASE_URL")
+        .env_remove("RUNPERMIT_CONFIG")
+        .env_remove("RUNPERMIT_LOG_FORMAT")
+        .env("RUNPERMIT_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("runpermit serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("serve's output") > 0,
+            "serve exited"
+        );
+    }
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .expect("an address")
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connecting");
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nx-request-id: trace-42\r\nConnection: close\r\n\r\n"
+    )
+    .expect("a request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    assert!(
+        answer.to_lowercase().contains("x-request-id: trace-42"),
+        "{answer}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "ANSI colours in a log file:\n{logged}"
+    );
+    let request = logged
+        .lines()
+        .find(|l| l.contains("route=/healthz"))
+        .unwrap_or_else(|| panic!("no request line:\n{logged}"));
+    assert!(request.contains("trace-42"), "{request}");
+    let ms = request
+        .split("ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a duration");
+    let decimals = ms.split('.').nth(1).map_or(0, str::len);
+    assert!(decimals <= 3, "ms={ms} in {request}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

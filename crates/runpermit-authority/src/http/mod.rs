@@ -131,25 +131,51 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Counts requests and their latency by route and status (Prometheus names
-/// `runpermit_http_requests_total` and `runpermit_http_request_duration_seconds`).
+/// The header that names a request in the logs: taken from the client (or a proxy) when it
+/// is a short token, else made here, and returned on the response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id the client sent, when it is 1–64 characters of `[A-Za-z0-9._-]` (anything
+/// else could forge log lines or fill them).
+fn client_request_id(request: &Request) -> Option<String> {
+    let id = request.headers().get(REQUEST_ID)?.to_str().ok()?;
+    let sound = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    sound.then(|| id.to_owned())
+}
+
+/// Names each request (`x-request-id`), logs one line per request with its route, status and
+/// duration in milliseconds (to the microsecond) inside a span that carries the id, so that any
+/// error a handler logs names its request, and counts requests and their latency by route and
+/// status (Prometheus names `runpermit_http_requests_total` and
+/// `runpermit_http_request_duration_seconds`).
 async fn record_metrics(request: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().to_string();
+    let id = client_request_id(&request).unwrap_or_else(|| crate::domain::ids::new_id("req"));
+    let span = tracing::info_span!("request", id = %id);
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    tracing::info!(
-        method = %method,
-        route = %route,
-        status = response.status().as_u16(),
-        ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status = response.status().as_u16(),
+            ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+            "request"
+        );
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("runpermit_http_requests_total", &labels).increment(1);
@@ -171,4 +197,28 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(id: &str) -> Request {
+        Request::builder()
+            .uri("/healthz")
+            .header(REQUEST_ID, id)
+            .body(axum::body::Body::empty())
+            .expect("a request")
+    }
+
+    #[test]
+    fn a_client_request_id_is_kept_only_when_it_is_a_short_token() {
+        assert_eq!(
+            client_request_id(&with_id("trace-42.a_b")).as_deref(),
+            Some("trace-42.a_b")
+        );
+        for bad in ["", "two words", "a=b;c", &"x".repeat(65)] {
+            assert_eq!(client_request_id(&with_id(bad)), None, "{bad:?}");
+        }
+    }
 }
