@@ -10,6 +10,9 @@
 //! - [`permits`]: issuance, the signed permit read back, verifying keys, the status list;
 //! - [`runs`]: usage ingestion, run transitions, supervision;
 //! - [`log`]: the transparency log (queueing, sequencing, proofs);
+//! - [`identity`]: organizations, members and API tokens;
+//! - [`incidents`]: incident reports and follow-ups;
+//! - [`kyc`]: providers' know-your-customer reports and split-run flags;
 //! - [`provider_keys`]: the providers' reporting keys held in memory;
 //! - [`limits`]: the rate limits and their buckets;
 //! - support: [`audit`], [`caller`], [`clock`], [`ids`], [`error`].
@@ -25,7 +28,10 @@ pub mod audit;
 pub mod caller;
 pub mod clock;
 pub mod error;
+pub mod identity;
 pub mod ids;
+pub mod incidents;
+pub mod kyc;
 pub mod limits;
 pub mod log;
 pub mod permits;

@@ -1,14 +1,17 @@
-//! The registered providers' usage-reporting keys, held in memory and read again from the
-//! store when they may have changed.
+//! The providers' usage-reporting keys: registered and revoked by the provider's admins, held
+//! in memory and read again from the store when they may have changed.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
 use runpermit_permit::{Jwks, PublicKey};
+use runpermit_store::{ProviderKey, Write};
+use runpermit_types::OrgKind;
+use serde_json::json;
 
-use crate::domain::Authority;
-use crate::domain::error::DomainError;
+use crate::domain::audit::event;
+use crate::domain::{Authority, Caller, DomainError};
 
 /// How long the provider keys held in memory are trusted before they are read again (a key
 /// registered or revoked through another process is seen within this time; an unknown
@@ -81,4 +84,113 @@ impl ProviderKeys {
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Some(set);
         Ok(out)
     }
+}
+
+/// The provider organization `id`, when `caller` may see it: not found otherwise, and invalid
+/// when it is not a provider.
+pub async fn provider_org(state: &Authority, caller: &Caller, id: &str) -> Result<(), DomainError> {
+    let org = state
+        .store
+        .organization(id)
+        .await?
+        .filter(|_| caller.sees_org(id))
+        .ok_or_else(|| DomainError::NotFound(format!("no organization {id}")))?;
+    if org.kind != OrgKind::Provider.as_str() {
+        return Err(DomainError::field(
+            "id",
+            format!(
+                "{id} is a {} organization: only providers have reporting keys",
+                org.kind
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Registers `key` as a reporting key of provider `id`, managed by `caller`; the keys held in
+/// memory are read again at the next use.
+pub async fn register(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+    key: &PublicKey,
+) -> Result<ProviderKey, DomainError> {
+    if !caller.manages_org(id) {
+        return Err(DomainError::NotFound(format!("no organization {id}")));
+    }
+    provider_org(state, caller, id).await?;
+    let now = state.clock.now_ms();
+    let record = ProviderKey {
+        kid: key.kid().to_owned(),
+        org_id: id.to_owned(),
+        public_key: key.as_bytes().to_vec(),
+        created_at: now,
+        revoked_at: None,
+    };
+    state
+        .store
+        .commit(vec![
+            Write::InsertProviderKey(record.clone()),
+            event(
+                Some(caller),
+                now,
+                "reporting_key.create",
+                &format!("org/{id}"),
+                None,
+                json!({"kid": record.kid}),
+            ),
+        ])
+        .await?;
+    state.provider_keys.invalidate();
+    Ok(record)
+}
+
+/// The reporting keys of provider `id`, revoked ones included.
+pub async fn list(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+) -> Result<Vec<ProviderKey>, DomainError> {
+    provider_org(state, caller, id).await?;
+    Ok(state.store.provider_keys(id).await?)
+}
+
+/// Revokes reporting key `kid` of an organization `caller` manages; reports it signs are
+/// refused from now on.
+pub async fn revoke(
+    state: &Authority,
+    caller: &Caller,
+    kid: &str,
+) -> Result<ProviderKey, DomainError> {
+    let key = state
+        .store
+        .provider_key(kid)
+        .await?
+        .filter(|k| caller.manages_org(&k.org_id))
+        .ok_or_else(|| DomainError::NotFound(format!("no reporting key {kid}")))?;
+    let now = state.clock.now_ms();
+    state
+        .store
+        .commit(vec![
+            Write::RevokeProviderKey {
+                kid: kid.to_owned(),
+                at: now,
+            },
+            event(
+                Some(caller),
+                now,
+                "reporting_key.revoke",
+                &format!("org/{}", key.org_id),
+                None,
+                json!({"kid": kid}),
+            ),
+        ])
+        .await?;
+    state.provider_keys.invalidate();
+    let key = state
+        .store
+        .provider_key(kid)
+        .await?
+        .ok_or_else(|| DomainError::Internal(format!("reporting key {kid} vanished")))?;
+    Ok(key)
 }

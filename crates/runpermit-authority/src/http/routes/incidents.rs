@@ -4,21 +4,15 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use runpermit_policy::parse_timestamp;
-use runpermit_store::{Incident, Write};
+use runpermit_store::Incident;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::domain::Caller;
-use crate::domain::audit::{event, rfc3339};
-use crate::domain::ids::new_id;
+use crate::domain::audit::rfc3339;
+use crate::domain::{Caller, incidents};
 use crate::http::authz;
-use crate::http::error::{ApiError, ApiJson, Problems};
+use crate::http::error::{ApiError, ApiJson};
 use crate::http::state::AppState;
-use runpermit_compute::text::{MAX_REASON_CHARS, MAX_TEXT_CHARS};
-
-/// The largest `details` of an incident, as JSON.
-const MAX_DETAILS_BYTES: usize = 16 * 1024;
 
 /// `POST /v1/incidents` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -127,96 +121,21 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<NewIncident>,
 ) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
     authz::INCIDENTS_CREATE.authorize(&caller)?;
-    let mut problems = Problems::default();
-    let category = state.policy.incident_category(&body.category);
-    if category.is_none() {
-        problems.push(
-            "category",
-            format!(
-                "unknown category {:?}: the policy has {}",
-                body.category,
-                state
-                    .policy
-                    .incident_categories
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
-    problems.text("summary", &body.summary, MAX_REASON_CHARS, true);
-    if let Some(details) = &body.details {
-        let bytes = details.to_string().len();
-        if bytes > MAX_DETAILS_BYTES {
-            problems.push(
-                "details",
-                format!("must be at most {MAX_DETAILS_BYTES} bytes of JSON (got {bytes})"),
-            );
-        }
-    }
-    let now = state.clock.now_ms();
-    let occurred_at = match &body.occurred_at {
-        None => now,
-        Some(text) => match parse_timestamp(text) {
-            Ok(t) if t.saturating_mul(1000) <= now => t * 1000,
-            Ok(_) => {
-                problems.push("occurred_at", "must not be in the future");
-                now
-            }
-            Err(e) => {
-                problems.push("occurred_at", e);
-                now
-            }
+    let incident = incidents::report(
+        &state,
+        &caller,
+        incidents::Report {
+            category: body.category,
+            summary: body.summary,
+            run_id: body.run_id,
+            occurred_at: body.occurred_at,
+            details: body.details,
         },
-    };
-    if let Some(run_id) = &body.run_id {
-        // A provider reports on the runs whose signed permit names it, a developer on its
-        // own; any other run answers exactly as one that does not exist.
-        let visible = match state.store.run(run_id).await? {
-            Some(run) => crate::domain::runs::sees_run(&state, &caller, &run).await?,
-            None => false,
-        };
-        if !visible {
-            problems.push("run_id", format!("no run {run_id}"));
-        }
-    }
-    problems.check()?;
-    let category = category.ok_or_else(|| ApiError::field("category", "unknown category"))?;
-    let incident = Incident {
-        id: new_id("inc"),
-        org_id: caller.org_id.clone(),
-        reported_by: caller.member_id.clone(),
-        run_id: body.run_id.clone(),
-        category: category.id.clone(),
-        summary: body.summary.trim().to_owned(),
-        details_json: body.details.clone().unwrap_or(Value::Null).to_string(),
-        occurred_at,
-        reported_at: now,
-        follow_up_due: now + i64::from(category.follow_up_within_hours) * 3_600_000,
-        followed_up_at: None,
-        follow_up: None,
-        status: "open".into(),
-    };
-    state
-        .store
-        .commit(vec![
-            Write::InsertIncident(incident.clone()),
-            event(
-                Some(&caller),
-                now,
-                "incident.open",
-                &format!("incident/{}", incident.id),
-                Some(&incident.summary),
-                json!({"category": incident.category, "run_id": incident.run_id}),
-            ),
-        ])
-        .await?;
-    tracing::warn!(incident = %incident.id, category = %incident.category, "incident reported");
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view(&state, incident))))
 }
 
-/// `GET /v1/incidents` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentQuery {
@@ -231,10 +150,9 @@ pub(crate) async fn list(
     Query(q): Query<IncidentQuery>,
 ) -> Result<Json<Vec<IncidentView>>, ApiError> {
     authz::INCIDENTS_LIST.authorize(&caller)?;
-    let scope = (!caller.is_authority_staff()).then_some(caller.org_id.as_str());
-    let incidents = state.store.incidents(scope).await?;
     Ok(Json(
-        incidents
+        incidents::visible(&state, &caller)
+            .await?
             .into_iter()
             .map(|i| view(&state, i))
             .filter(|v| !q.overdue || v.overdue)
@@ -249,37 +167,6 @@ pub(crate) async fn follow_up(
     ApiJson(body): ApiJson<FollowUp>,
 ) -> Result<Json<IncidentView>, ApiError> {
     authz::INCIDENTS_FOLLOW_UP.authorize(&caller)?;
-    crate::http::error::checked_text("text", &body.text, MAX_TEXT_CHARS, true)?;
-    let incident = state
-        .store
-        .incident(&id)
-        .await?
-        .filter(|i| caller.sees_org(&i.org_id))
-        .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
-    let now = state.clock.now_ms();
-    state
-        .store
-        .commit(vec![
-            Write::FollowUpIncident {
-                id: incident.id.clone(),
-                at: now,
-                text: body.text.trim().to_owned(),
-                close: body.close,
-            },
-            event(
-                Some(&caller),
-                now,
-                "incident.follow_up",
-                &format!("incident/{}", incident.id),
-                None,
-                json!({"close": body.close}),
-            ),
-        ])
-        .await?;
-    let stored = state
-        .store
-        .incident(&id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("incident {id} vanished")))?;
+    let stored = incidents::follow_up(&state, &caller, &id, &body.text, body.close).await?;
     Ok(Json(view(&state, stored)))
 }
