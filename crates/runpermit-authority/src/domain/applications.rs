@@ -24,7 +24,8 @@ use crate::domain::Authority;
 use crate::domain::Caller;
 use crate::domain::audit::event;
 use crate::domain::error::DomainError;
-use crate::domain::ids::new_id;
+use crate::domain::error::reason as checked_reason;
+use crate::domain::ids::{new_id, sha256_hex};
 use crate::domain::log as tlog;
 use crate::domain::permits::{PendingPermit, intent_writes, issue, pending_permit};
 
@@ -259,7 +260,7 @@ pub struct Submission {
 
 /// Applies a submission (or resubmission) of `app` by `caller`: the policy's decision for the
 /// tier, refused with 422 when the plan lacks what the tier requires.
-pub async fn submit(
+pub async fn prepare_submission(
     state: &Authority,
     caller: &Caller,
     mut app: Application,
@@ -474,4 +475,206 @@ pub async fn visible(
     } else {
         Err(not_found())
     }
+}
+
+/// Creates an application for `plan` by `caller`'s organization: kept as a draft when
+/// `as_draft`, else submitted at once. With an idempotency key, the id is derived from it and the
+/// member, so that two concurrent retries collide on the primary key instead of creating two
+/// applications (the HTTP layer answers replays).
+pub async fn create(
+    state: &Authority,
+    caller: &Caller,
+    plan: &RunPlan,
+    as_draft: bool,
+    idempotency_key: Option<&str>,
+) -> Result<Application, DomainError> {
+    let estimate = assess(plan)?;
+    let (class, _) = classification(state, &caller.org_id, plan, &estimate).await?;
+    // With an idempotency key the id is derived from it, so that two concurrent retries
+    // collide on the primary key instead of creating two applications.
+    let id = match idempotency_key {
+        Some(k) => format!(
+            "app_{}",
+            &sha256_hex(format!("{}\n{k}", caller.member_id).as_bytes())[..32]
+        ),
+        None => new_id("app"),
+    };
+    let app = draft(state, caller, id, plan, &estimate, &class)?;
+    let created = event(
+        Some(caller),
+        app.created_at,
+        "application.create",
+        &format!("application/{}", app.id),
+        None,
+        json!({"plan_digest": app.plan_digest, "tier": app.tier}),
+    );
+    let stored = if as_draft {
+        state
+            .store
+            .commit(vec![Write::InsertApplication(app.clone()), created])
+            .await?;
+        app
+    } else {
+        let mut submission = prepare_submission(state, caller, app.clone(), Action::Submit).await?;
+        submission.writes.insert(0, created);
+        let first = Write::InsertApplication(submission.app.clone());
+        commit_submission(state, first, submission).await?;
+        state
+            .store
+            .application(&app.id)
+            .await?
+            .ok_or_else(|| DomainError::Internal("an application vanished after commit".into()))?
+    };
+    Ok(stored)
+}
+
+/// The application `id` of `caller`'s own organization (others may see it, not change it).
+async fn own_application(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+) -> Result<Application, DomainError> {
+    let app = visible(state, caller, id).await?;
+    if app.org_id != caller.org_id {
+        return Err(DomainError::Forbidden(
+            "only the applicant organization may change its application".into(),
+        ));
+    }
+    Ok(app)
+}
+
+/// Replaces the plan of a draft, or of an application with changes requested, read at
+/// `version` (a stale version is a conflict).
+pub async fn update(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+    plan: &RunPlan,
+    version: i64,
+) -> Result<Application, DomainError> {
+    let mut app = own_application(state, caller, id).await?;
+    let status: Status = app
+        .status
+        .parse()
+        .map_err(|e| DomainError::Internal(format!("{e:?}")))?;
+    if !matches!(status, Status::Draft | Status::ChangesRequested) {
+        return Err(DomainError::Conflict(format!(
+            "the plan of a {} application cannot change; only drafts and applications with changes requested can",
+            app.status
+        )));
+    }
+    let estimate = assess(plan)?;
+    let (class, _) = classification(state, &app.org_id, plan, &estimate).await?;
+    let fresh = draft(state, caller, app.id.clone(), plan, &estimate, &class)?;
+    app.plan_json = fresh.plan_json;
+    app.plan_digest = fresh.plan_digest;
+    app.estimate_json = fresh.estimate_json;
+    app.tier = fresh.tier;
+    app.decision = fresh.decision;
+    app.approvals_required = fresh.approvals_required;
+    app.policy_version = fresh.policy_version;
+    app.updated_at = fresh.updated_at;
+    let audit = event(
+        Some(caller),
+        app.updated_at,
+        "application.update",
+        &format!("application/{}", app.id),
+        None,
+        json!({"plan_digest": app.plan_digest, "tier": app.tier}),
+    );
+    state
+        .store
+        .commit(vec![
+            Write::UpdateApplication {
+                application: app.clone(),
+                expected_version: version,
+            },
+            audit,
+        ])
+        .await?;
+    visible(state, caller, id).await
+}
+
+/// Submits a draft, or resubmits an application with changes requested; the policy decides
+/// what follows (exempt, permitted, reviewed or denied).
+pub async fn submit(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+) -> Result<Application, DomainError> {
+    let app = own_application(state, caller, id).await?;
+    let action = if app.status == Status::ChangesRequested.as_str() {
+        Action::Resubmit
+    } else {
+        Action::Submit
+    };
+    let expected_version = app.version;
+    let submission = prepare_submission(state, caller, app, action).await?;
+    let first = Write::UpdateApplication {
+        application: submission.app.clone(),
+        expected_version,
+    };
+    commit_submission(state, first, submission).await?;
+    visible(state, caller, id).await
+}
+
+/// The applicant withdraws its application, with `reason`.
+pub async fn withdraw(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+    reason: Option<&str>,
+) -> Result<Application, DomainError> {
+    step(
+        state,
+        caller,
+        id,
+        reason,
+        Action::Withdraw,
+        "application.withdraw",
+    )
+    .await
+}
+
+/// The applicant appeals a denial, with `reason`.
+pub async fn appeal(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+    reason: Option<&str>,
+) -> Result<Application, DomainError> {
+    step(
+        state,
+        caller,
+        id,
+        reason,
+        Action::Appeal,
+        "application.appeal",
+    )
+    .await
+}
+
+/// An applicant's step that needs a reason: the transition, audited, in one batch.
+async fn step(
+    state: &Authority,
+    caller: &Caller,
+    id: &str,
+    reason: Option<&str>,
+    action: Action,
+    audit_action: &str,
+) -> Result<Application, DomainError> {
+    let reason = checked_reason("reason", reason.unwrap_or_default())?;
+    let mut app = own_application(state, caller, id).await?;
+    let expected_version = app.version;
+    let mut writes =
+        transition_writes(state, caller, &mut app, action, audit_action, Some(&reason))?;
+    writes.insert(
+        0,
+        Write::UpdateApplication {
+            application: app,
+            expected_version,
+        },
+    );
+    state.store.commit(writes).await?;
+    visible(state, caller, id).await
 }

@@ -5,15 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use runpermit_compute::Estimate;
 use runpermit_policy::RunPlan;
-use runpermit_policy::workflow::{Action, Status};
-use runpermit_store::{Application, Write};
+use runpermit_store::Application;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::domain::Caller;
 use crate::domain::applications::{self as lifecycle, visible};
-use crate::domain::audit::{event, rfc3339};
-use crate::domain::ids::{new_id, sha256_hex};
+use crate::domain::audit::rfc3339;
 use crate::http::authz;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::state::AppState;
@@ -148,48 +146,10 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     authz::APPLICATIONS_CREATE.authorize(&caller)?;
     // Replays are answered by the idempotency layer; here the key only makes the id
-    // deterministic, so that two concurrent retries collide on the primary key instead of
-    // creating two applications.
+    // deterministic.
     let key = crate::http::idempotency::key(&headers)?;
     let plan = parse_plan(&body.plan)?;
-    let estimate = lifecycle::assess(&plan)?;
-    let (class, _) = lifecycle::classification(&state, &caller.org_id, &plan, &estimate).await?;
-    // With an idempotency key the id is derived from it, so that two concurrent retries
-    // collide on the primary key instead of creating two applications.
-    let id = match &key {
-        Some(k) => format!(
-            "app_{}",
-            &sha256_hex(format!("{}\n{k}", caller.member_id).as_bytes())[..32]
-        ),
-        None => new_id("app"),
-    };
-    let app = lifecycle::draft(&state, &caller, id, &plan, &estimate, &class)?;
-    let created = event(
-        Some(&caller),
-        app.created_at,
-        "application.create",
-        &format!("application/{}", app.id),
-        None,
-        json!({"plan_digest": app.plan_digest, "tier": app.tier}),
-    );
-    let stored = if body.draft {
-        state
-            .store
-            .commit(vec![Write::InsertApplication(app.clone()), created])
-            .await?;
-        app
-    } else {
-        let mut submission =
-            lifecycle::submit(&state, &caller, app.clone(), Action::Submit).await?;
-        submission.writes.insert(0, created);
-        let first = Write::InsertApplication(submission.app.clone());
-        lifecycle::commit_submission(&state, first, submission).await?;
-        state
-            .store
-            .application(&app.id)
-            .await?
-            .ok_or_else(|| ApiError::Internal("an application vanished after commit".into()))?
-    };
+    let stored = lifecycle::create(&state, &caller, &plan, body.draft, key.as_deref()).await?;
     let body = serde_json::to_value(view(&state, stored).await?)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((StatusCode::CREATED, Json(body)))
@@ -228,20 +188,6 @@ pub struct PlanUpdate {
     pub version: i64,
 }
 
-async fn own_application(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<Application, ApiError> {
-    let app = visible(state, caller, id).await?;
-    if app.org_id != caller.org_id {
-        return Err(ApiError::Forbidden(
-            "only the applicant organization may change its application".into(),
-        ));
-    }
-    Ok(app)
-}
-
 pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -249,48 +195,8 @@ pub(crate) async fn update(
     ApiJson(body): ApiJson<PlanUpdate>,
 ) -> Result<Json<ApplicationView>, ApiError> {
     authz::APPLICATIONS_UPDATE.authorize(&caller)?;
-    let mut app = own_application(&state, &caller, &id).await?;
-    let status: Status = app
-        .status
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("{e:?}")))?;
-    if !matches!(status, Status::Draft | Status::ChangesRequested) {
-        return Err(ApiError::Conflict(format!(
-            "the plan of a {} application cannot change; only drafts and applications with changes requested can",
-            app.status
-        )));
-    }
     let plan = parse_plan(&body.plan)?;
-    let estimate = lifecycle::assess(&plan)?;
-    let (class, _) = lifecycle::classification(&state, &app.org_id, &plan, &estimate).await?;
-    let fresh = lifecycle::draft(&state, &caller, app.id.clone(), &plan, &estimate, &class)?;
-    app.plan_json = fresh.plan_json;
-    app.plan_digest = fresh.plan_digest;
-    app.estimate_json = fresh.estimate_json;
-    app.tier = fresh.tier;
-    app.decision = fresh.decision;
-    app.approvals_required = fresh.approvals_required;
-    app.policy_version = fresh.policy_version;
-    app.updated_at = fresh.updated_at;
-    let audit = event(
-        Some(&caller),
-        app.updated_at,
-        "application.update",
-        &format!("application/{}", app.id),
-        None,
-        json!({"plan_digest": app.plan_digest, "tier": app.tier}),
-    );
-    state
-        .store
-        .commit(vec![
-            Write::UpdateApplication {
-                application: app.clone(),
-                expected_version: body.version,
-            },
-            audit,
-        ])
-        .await?;
-    let app = visible(&state, &caller, &id).await?;
+    let app = lifecycle::update(&state, &caller, &id, &plan, body.version).await?;
     Ok(Json(view(&state, app).await?))
 }
 
@@ -310,51 +216,7 @@ pub(crate) async fn submit(
     ApiJson(_body): ApiJson<StepBody>,
 ) -> Result<Json<ApplicationView>, ApiError> {
     authz::APPLICATIONS_SUBMIT.authorize(&caller)?;
-    let app = own_application(&state, &caller, &id).await?;
-    let action = if app.status == Status::ChangesRequested.as_str() {
-        Action::Resubmit
-    } else {
-        Action::Submit
-    };
-    let expected_version = app.version;
-    let submission = lifecycle::submit(&state, &caller, app, action).await?;
-    let first = Write::UpdateApplication {
-        application: submission.app.clone(),
-        expected_version,
-    };
-    lifecycle::commit_submission(&state, first, submission).await?;
-    let app = visible(&state, &caller, &id).await?;
-    Ok(Json(view(&state, app).await?))
-}
-
-async fn step(
-    state: AppState,
-    caller: Caller,
-    id: String,
-    body: StepBody,
-    action: Action,
-    audit_action: &str,
-) -> Result<Json<ApplicationView>, ApiError> {
-    let reason = crate::http::error::reason("reason", body.reason.as_deref().unwrap_or_default())?;
-    let mut app = own_application(&state, &caller, &id).await?;
-    let expected_version = app.version;
-    let mut writes = lifecycle::transition_writes(
-        &state,
-        &caller,
-        &mut app,
-        action,
-        audit_action,
-        Some(&reason),
-    )?;
-    writes.insert(
-        0,
-        Write::UpdateApplication {
-            application: app,
-            expected_version,
-        },
-    );
-    state.store.commit(writes).await?;
-    let app = visible(&state, &caller, &id).await?;
+    let app = lifecycle::submit(&state, &caller, &id).await?;
     Ok(Json(view(&state, app).await?))
 }
 
@@ -365,15 +227,8 @@ pub(crate) async fn withdraw(
     ApiJson(body): ApiJson<StepBody>,
 ) -> Result<Json<ApplicationView>, ApiError> {
     authz::APPLICATIONS_WITHDRAW.authorize(&caller)?;
-    step(
-        state,
-        caller,
-        id,
-        body,
-        Action::Withdraw,
-        "application.withdraw",
-    )
-    .await
+    let app = lifecycle::withdraw(&state, &caller, &id, body.reason.as_deref()).await?;
+    Ok(Json(view(&state, app).await?))
 }
 
 pub(crate) async fn appeal(
@@ -383,13 +238,6 @@ pub(crate) async fn appeal(
     ApiJson(body): ApiJson<StepBody>,
 ) -> Result<Json<ApplicationView>, ApiError> {
     authz::APPLICATIONS_APPEAL.authorize(&caller)?;
-    step(
-        state,
-        caller,
-        id,
-        body,
-        Action::Appeal,
-        "application.appeal",
-    )
-    .await
+    let app = lifecycle::appeal(&state, &caller, &id, body.reason.as_deref()).await?;
+    Ok(Json(view(&state, app).await?))
 }
