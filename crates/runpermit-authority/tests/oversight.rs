@@ -365,6 +365,37 @@ async fn usage_is_idempotent_and_summed_over_providers(w: World) {
 
 async fn milestones_hold_and_release_the_run(w: World) {
     assert_eq!(w.listed().await, None);
+    // Each caller is told what it may do, not only what the status allows.
+    let actions = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let as_lab = w.run().await;
+    assert_eq!(
+        actions(&as_lab, "your_actions"),
+        ["complete", "submit_milestone"],
+        "{as_lab}"
+    );
+    assert!(actions(&as_lab, "allowed_actions").contains(&"pause".to_owned()));
+    for (token, expected) in [
+        (&w.reviewer, vec!["pause", "suspend", "revoke", "terminate"]),
+        // Nothing is due for evaluation while the run is active.
+        (&w.evaluator, vec![]),
+    ] {
+        let (status, view) = w
+            .api
+            .call("GET", &format!("/v1/runs/{}", w.run_id), Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        let mine = actions(&view, "your_actions");
+        assert_eq!(mine, expected, "{view}");
+    }
     // 80%: an alert, audited; still in good standing.
     let (status, body) = w.ingest(&[w.a(1, 5e24), w.b(1, 3.2e24)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -424,6 +455,20 @@ async fn milestones_hold_and_release_the_run(w: World) {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, as_evaluator) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/runs/{}", w.run_id),
+            Some(&w.evaluator),
+            None,
+        )
+        .await;
+    assert_eq!(
+        actions(&as_evaluator, "your_actions"),
+        ["accept_milestone", "reject_milestone"],
+        "{as_evaluator}"
+    );
     let (status, body) = w.decide(&first, "reject").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "rejected");

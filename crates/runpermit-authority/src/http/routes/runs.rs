@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use runpermit_policy::{Lifecycle, RunAction, RunStatus};
+use runpermit_policy::{Lifecycle, RunAction, RunActor, RunStatus};
 use runpermit_store::{Milestone, Run};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -52,10 +52,62 @@ pub struct RunView {
     pub alerted_percent: i64,
     /// A pause or suspension is under appeal.
     pub appeal_pending: bool,
-    /// What may happen next, by whom.
+    /// What the run's status allows next, whoever may take it (reviewers, its developer,
+    /// its evaluators).
     pub allowed_actions: Vec<String>,
+    /// What the caller may do to it now: the allowed actions its role, organization and
+    /// assignment permit.
+    pub your_actions: Vec<String>,
     /// Last change (RFC 3339).
     pub updated_at: String,
+}
+
+/// The endpoint that takes `action` on a run (none for the authority's own).
+fn endpoint_of(action: RunAction) -> Option<Endpoint> {
+    Some(match action {
+        RunAction::Pause => authz::RUNS_PAUSE,
+        RunAction::Resume => authz::RUNS_RESUME,
+        RunAction::Suspend => authz::RUNS_SUSPEND,
+        RunAction::Revoke => authz::RUNS_REVOKE,
+        RunAction::Terminate => authz::RUNS_TERMINATE,
+        RunAction::Complete => authz::RUNS_COMPLETE,
+        RunAction::Appeal => authz::RUNS_APPEAL,
+        RunAction::SubmitMilestone => authz::MILESTONES_CREATE,
+        RunAction::AcceptMilestone => authz::MILESTONES_ACCEPT,
+        RunAction::RejectMilestone => authz::MILESTONES_REJECT,
+        RunAction::ReachTrancheEnd => return None,
+    })
+}
+
+/// Whether `caller`, who sees `run`, may take `action` on it: the endpoint's role rule, the
+/// developer's actions for its own organization only, and an evaluator never on its own
+/// organization's run (separation of duties).
+fn may_take(caller: &Caller, run: &Run, action: RunAction) -> bool {
+    let Some(endpoint) = endpoint_of(action) else {
+        return false;
+    };
+    endpoint.allows(Some(caller))
+        && match action.actor() {
+            RunActor::Developer => run.org_id == caller.org_id,
+            RunActor::Evaluator => run.org_id != caller.org_id,
+            RunActor::Reviewer => true,
+            RunActor::System => false,
+        }
+}
+
+impl RunView {
+    /// The view of `r` for `caller`, who may see it.
+    pub fn for_caller(r: &Run, caller: &Caller) -> RunView {
+        let mut view = RunView::from(r);
+        view.your_actions = view
+            .allowed_actions
+            .iter()
+            .filter_map(|a| a.parse::<RunAction>().ok())
+            .filter(|a| may_take(caller, r, *a))
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        view
+    }
 }
 
 impl From<&Run> for RunView {
@@ -90,6 +142,7 @@ impl From<&Run> for RunView {
                         .collect()
                 })
                 .unwrap_or_default(),
+            your_actions: Vec::new(),
             updated_at: rfc3339(r.updated_at),
         }
     }
@@ -160,7 +213,7 @@ pub(crate) async fn list(
     let mut runs = Vec::new();
     for run in state.store.runs(scope).await? {
         if !assigned || sees_run(&state, &caller, &run).await? {
-            runs.push(RunView::from(&run));
+            runs.push(RunView::for_caller(&run, &caller));
         }
     }
     Ok(Json(runs))
@@ -181,8 +234,8 @@ pub(crate) async fn get(
         .into_iter()
         .map(MilestoneView::from)
         .collect();
-    let mut view =
-        serde_json::to_value(RunView::from(&run)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut view = serde_json::to_value(RunView::for_caller(&run, &caller))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     view["usage_by_provider"] = json!(by_provider(&usage));
     view["milestones"] = json!(milestones);
     Ok(Json(view))
@@ -297,7 +350,7 @@ async fn act(
         },
     )
     .await?;
-    Ok(Json(RunView::from(&run)))
+    Ok(Json(RunView::for_caller(&run, &caller)))
 }
 
 macro_rules! run_actions {
