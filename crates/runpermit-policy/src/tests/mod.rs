@@ -4,45 +4,48 @@ use runpermit_compute::{Estimate, FieldError, Flop, HardwareTable, builtin_regim
 
 use crate::*;
 
+mod attacks;
+mod validation;
+
 const EXAMPLES: &[(&str, &str, Format, &str, Decision)] = &[
     (
         "exempt.toml",
-        include_str!("../../../examples/plans/exempt.toml"),
+        include_str!("../../../../examples/plans/exempt.toml"),
         Format::Toml,
         "exempt",
         Decision::Exempt,
     ),
     (
         "standard.toml",
-        include_str!("../../../examples/plans/standard.toml"),
+        include_str!("../../../../examples/plans/standard.toml"),
         Format::Toml,
         "standard",
         Decision::AutoPermit,
     ),
     (
         "standard.json",
-        include_str!("../../../examples/plans/standard.json"),
+        include_str!("../../../../examples/plans/standard.json"),
         Format::Json,
         "standard",
         Decision::AutoPermit,
     ),
     (
         "full.toml",
-        include_str!("../../../examples/plans/full.toml"),
+        include_str!("../../../../examples/plans/full.toml"),
         Format::Toml,
         "full",
         Decision::Review,
     ),
     (
         "horizon.toml",
-        include_str!("../../../examples/plans/horizon.toml"),
+        include_str!("../../../../examples/plans/horizon.toml"),
         Format::Toml,
         "horizon",
         Decision::Deny,
     ),
     (
         "fine-tune.toml",
-        include_str!("../../../examples/plans/fine-tune.toml"),
+        include_str!("../../../../examples/plans/fine-tune.toml"),
         Format::Toml,
         "standard",
         Decision::AutoPermit,
@@ -72,7 +75,7 @@ fn fields(errors: &[FieldError]) -> Vec<&str> {
 
 /// The standard example with `edit` applied to its TOML text.
 fn standard_with(edit: impl Fn(&str) -> String) -> RunPlan {
-    let text = edit(include_str!("../../../examples/plans/standard.toml"));
+    let text = edit(include_str!("../../../../examples/plans/standard.toml"));
     RunPlan::from_toml(&text).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -182,166 +185,8 @@ fn counts_and_dates_take_every_documented_form() {
     assert_eq!(b.start_unix(), Some(parse_timestamp("2027-04-01").unwrap()));
 }
 
-#[test]
-fn validation_names_every_wrong_field_at_once() {
-    let text = r#"
-schema = "runpermit.plan/v2"
-[run]
-name = " "
-[model]
-architecture_family = "moe_transformer"
-parameters = -5
-modality = []
-[data]
-tokens = 1e12
-epochs = 0
-synthetic_tokens = 1e9
-[compute]
-accelerator = "H100 SXM"
-accelerators = 0
-duration_days = 10
-expected_utilization = 1.5
-utilization_low = 0.3
-[[providers]]
-provider = "org-a"
-clusters = ["c1"]
-[[providers]]
-provider = "org b"
-clusters = []
-[schedule]
-start = 2026-06-01
-end = 2026-05-01
-[safeguards]
-affordances = ["none", "tool_use"]
-[safeguards.evaluation_plan]
-description = "evals"
-[[safeguards.evaluation_plan.milestones]]
-at_flop = 0
-evaluations = ["x"]
-[[safeguards.evaluation_plan.milestones]]
-at_flop = 1e25
-evaluations = []
-[responsibility]
-safety_framework_url = "ftp://example.org/f.pdf"
-safety_framework_sha256 = "abc"
-"#;
-    let plan = RunPlan::from_toml(text).unwrap();
-    let errors = plan.validate().unwrap_err();
-    let named = fields(&errors);
-    for f in [
-        "schema",
-        "run.name",
-        "model.parameters",
-        "model.active_parameters",
-        "model.modality",
-        "data.epochs",
-        "data.synthetic_generator_parameters",
-        "compute.accelerators",
-        "compute.expected_utilization",
-        "compute.utilization_high",
-        "providers[1].provider",
-        "providers[1].clusters",
-        "schedule.end",
-        "safeguards.affordances",
-        "safeguards.evaluation_plan.milestones[0].at_flop",
-        "safeguards.evaluation_plan.milestones[1].evaluations",
-        "responsibility.safety_framework_url",
-        "responsibility.safety_framework_sha256",
-    ] {
-        assert!(named.contains(&f), "{f} not named in {named:?}");
-    }
-    let utilization = errors
-        .iter()
-        .find(|e| e.field == "compute.expected_utilization")
-        .unwrap();
-    assert!(
-        utilization.message.contains("between 0.01 and 1"),
-        "{utilization:?}"
-    );
-    // `estimate` reports the same problems, in plan vocabulary, plus the estimator's own.
-    let bad_accelerator = standard_with(|t| {
-        t.replace("\"H100 SXM\"", "\"H100 SMX\"")
-            .replace("expected_utilization = 0.38", "expected_utilization = 0.5")
-    });
-    let errors = bad_accelerator
-        .estimate(HardwareTable::builtin(), builtin_regimes())
-        .unwrap_err();
-    assert_eq!(
-        fields(&errors),
-        ["compute.expected_utilization", "compute.accelerator"]
-    );
-    assert!(errors[1].suggestions.iter().any(|s| s.contains("H100")));
-}
-
-#[test]
-fn unknown_fields_are_refused_and_named_in_toml_and_json() {
-    let toml_err = RunPlan::from_toml(
-        &include_str!("../../../examples/plans/standard.toml")
-            .replace("accelerators = 16384", "acelerators = 16384"),
-    )
-    .unwrap_err();
-    assert!(toml_err.message.contains("acelerators"), "{toml_err}");
-    assert_eq!(toml_err.field, "compute.acelerators", "{toml_err:?}");
-    assert_eq!(toml_err.line, Some(22), "{toml_err:?}");
-    let json_err = RunPlan::from_json(
-        &include_str!("../../../examples/plans/standard.json")
-            .replace("\"weights_security_level\"", "\"weight_security_level\""),
-    )
-    .unwrap_err();
-    assert!(
-        json_err.message.contains("weight_security_level"),
-        "{json_err}"
-    );
-    assert_eq!(json_err.field, "safeguards.weight_security_level");
-    assert!(json_err.line.is_some());
-    // A JSON object is not a date, whatever its key.
-    let not_a_date = RunPlan::from_json(
-        &include_str!("../../../examples/plans/standard.json").replace(
-            "\"start\": \"2027-04-01\"",
-            "\"start\": {\"date\": \"2027-04-01\"}",
-        ),
-    )
-    .unwrap_err();
-    assert_eq!(not_a_date.field, "schedule.start", "{not_a_date}");
-    let top =
-        RunPlan::from_json(r#"{"schema": "runpermit.plan/v1", "colour": "blue"}"#).unwrap_err();
-    assert!(top.to_string().contains("colour"), "{top}");
-}
-
-#[test]
-fn parse_errors_name_the_field_path_and_line() {
-    let err = RunPlan::from_toml(&include_str!("../../../examples/plans/full.toml").replace(
-        "clusters = [\"fjord-a\", \"fjord-b\"]",
-        "clusters = \"fjord-a\"",
-    ))
-    .unwrap_err();
-    assert_eq!(err.field, "providers[1].clusters", "{err}");
-    assert!(err.line.is_some(), "{err:?}");
-    let err =
-        RunPlan::from_json(r#"{"schema": "runpermit.plan/v1", "run": {"name": 3}}"#).unwrap_err();
-    assert_eq!(err.field, "run.name");
-    assert_eq!(err.line, Some(1));
-    assert!(
-        err.to_string()
-            .starts_with("run plan (JSON) line 1, column"),
-        "{err}"
-    );
-    let err = RunPlan::from_toml("schema = ").unwrap_err();
-    assert!(err.field.is_empty() && err.line == Some(1), "{err:?}");
-    let err = standard_from(
-        "architecture_family = \"dense_transformer\"",
-        "architecture_family = \"dense\"",
-    );
-    assert_eq!(err.field, "model.architecture_family");
-    assert!(err.message.contains("moe_transformer"), "{err}");
-    let err = standard_from("parameters = 405e9", "parameters = \"405 billion\"");
-    assert_eq!(err.field, "model.parameters");
-    assert!(err.message.contains("405B"), "{err}");
-    assert_eq!(err.to_field_error().field, "model.parameters");
-}
-
 fn standard_from(from: &str, to: &str) -> ParseError {
-    RunPlan::from_toml(&include_str!("../../../examples/plans/standard.toml").replace(from, to))
+    RunPlan::from_toml(&include_str!("../../../../examples/plans/standard.toml").replace(from, to))
         .unwrap_err()
 }
 
@@ -652,10 +497,10 @@ fn toml_block(doc: &str) -> &str {
 
 #[test]
 fn the_documentation_examples_are_valid() {
-    let policy = Policy::from_toml(toml_block(include_str!("../../../docs/policy.md")))
+    let policy = Policy::from_toml(toml_block(include_str!("../../../../docs/policy.md")))
         .unwrap_or_else(|e| panic!("docs/policy.md: {e}"));
     assert_eq!(policy.tiers.len(), 2);
-    let plan = RunPlan::from_toml(toml_block(include_str!("../../../docs/run-plan.md")))
+    let plan = RunPlan::from_toml(toml_block(include_str!("../../../../docs/run-plan.md")))
         .unwrap_or_else(|e| panic!("docs/run-plan.md: {e}"));
     plan.validate().unwrap();
     let mut exempt = example("exempt.toml");
@@ -680,337 +525,6 @@ fn a_schedule_that_has_ended_cannot_be_submitted() {
     let mut unscheduled = plan.clone();
     unscheduled.schedule = None;
     assert_eq!(unscheduled.validate_schedule_at(i64::MAX), Ok(()));
-}
-
-// Attacks on classification: a lab that wants less scrutiny argues its figures down.
-
-/// The standard example with `data.epochs` set to `epochs`.
-fn standard_epochs(epochs: &str) -> RunPlan {
-    standard_with(|t| t.replace("epochs = 1\n", &format!("epochs = {epochs}\n")))
-}
-
-#[test]
-fn an_understated_epoch_count_cannot_exempt_a_frontier_cluster() {
-    let policy = Policy::builtin();
-    // 16,384 H100s for 54 days at 38%: 2.9e25 FLOP by the plan's own hardware, while
-    // operation counting with 0.2 epochs says 7.6e24.
-    let plan = standard_epochs("0.2");
-    let e = estimate(&plan);
-    let c = classify(policy, &plan, &e);
-    assert_ne!(c.tier, "exempt", "classified by {}", c.flop);
-    assert_eq!(c.tier, "standard");
-    assert!(c.flop.get() > 2.8e25, "{}", c.flop);
-    assert_eq!(c.decision, Decision::Review, "never automatic approval");
-    assert!(c.approvals_required >= 1);
-    assert!(
-        c.review_reasons.iter().any(|r| r.contains("disagree")),
-        "{:?}",
-        c.review_reasons
-    );
-    // The budget follows the higher figure too (capped below the next tier).
-    let terms = permit_terms(policy, &plan, &e, 0);
-    assert!(
-        terms.flop_budget.get() > 2.8e25 * 1.1,
-        "{}",
-        terms.flop_budget
-    );
-}
-
-#[test]
-fn absurd_numbers_are_refused_by_name_never_exempted() {
-    // (edit of the standard example's TOML, the field that must be named)
-    let cases: &[(&str, &str, &str)] = &[
-        ("epochs = 1\n", "epochs = 1e-300\n", "data.epochs"),
-        ("epochs = 1\n", "epochs = 5e-324\n", "data.epochs"),
-        ("epochs = 1\n", "epochs = -0.0\n", "data.epochs"),
-        ("epochs = 1\n", "epochs = nan\n", "data.epochs"),
-        ("epochs = 1\n", "epochs = 1e308\n", "data.epochs"),
-        (
-            "parameters = 405e9",
-            "parameters = 1e308",
-            "model.parameters",
-        ),
-        ("parameters = 405e9", "parameters = 0.5", "model.parameters"),
-        ("tokens = 15.6e12", "tokens = 1e300", "data.tokens"),
-        ("tokens = 15.6e12", "tokens = 5e-324", "data.tokens"),
-        (
-            "accelerators = 16384",
-            "accelerators = 100000000",
-            "compute.accelerators",
-        ),
-        (
-            "duration_days = 54",
-            "duration_days = 1e-300",
-            "compute.duration_days",
-        ),
-        (
-            "duration_days = 54",
-            "duration_days = 36500",
-            "compute.duration_days",
-        ),
-        (
-            "expected_utilization = 0.38\nutilization_low = 0.35",
-            "expected_utilization = 0.38\nutilization_low = 5e-324",
-            "compute.utilization_low",
-        ),
-        (
-            "precision = \"bf16\"",
-            "precision = \"bf16\"\nadditional_flop = \"1e300 FLOP\"",
-            "compute.additional_flop",
-        ),
-        (
-            "precision = \"bf16\"",
-            "precision = \"bf16\"\nadditional_flop = 5e-324",
-            "compute.additional_flop",
-        ),
-        (
-            "examples = 12_000_000_000",
-            "examples = 9_000_000_000_000_000_000",
-            "data.examples",
-        ),
-    ];
-    for (from, to, field) in cases {
-        let plan = standard_with(|t| {
-            assert!(t.contains(from), "{from}");
-            t.replace(from, to)
-        });
-        let errors = plan.validate().expect_err(to);
-        assert_eq!(fields(&errors), [*field], "{to}: {errors:?}");
-        assert!(
-            errors[0].message.contains("must be between"),
-            "{to}: {}",
-            errors[0].message
-        );
-        // The estimator refuses the same, under the same name.
-        let errors = plan
-            .estimate(HardwareTable::builtin(), builtin_regimes())
-            .expect_err(to);
-        assert_eq!(fields(&errors), [*field], "{to}: {errors:?}");
-    }
-    let tiny = standard_epochs("1e-300");
-    let message = &tiny.validate().unwrap_err()[0].message;
-    assert!(message.ends_with("(got 1e-300)"), "{message}");
-    // NaN and infinity written as text are refused as they are read.
-    for text in ["\"nan\"", "\"inf\"", "\"1e999\""] {
-        let err = standard_from("parameters = 405e9", &format!("parameters = {text}"));
-        assert_eq!(err.field, "model.parameters", "{text}: {err}");
-    }
-    for text in ["\"NaN FLOP\"", "\"1e400 FLOP\"", "\"inf\""] {
-        let err = RunPlan::from_toml(
-            &include_str!("../../../examples/plans/fine-tune.toml").replace(
-                "additional_flop = \"5e22\"",
-                &format!("additional_flop = {text}"),
-            ),
-        )
-        .unwrap_err();
-        assert_eq!(err.field, "compute.additional_flop", "{text}: {err}");
-    }
-    let base = RunPlan::from_toml(
-        &include_str!("../../../examples/plans/fine-tune.toml")
-            .replace("cumulative_flop = 9.6e24", "cumulative_flop = 1e300"),
-    )
-    .unwrap();
-    assert_eq!(
-        fields(&base.validate().unwrap_err()),
-        ["base_model.cumulative_flop"]
-    );
-}
-
-#[test]
-fn accelerators_beyond_any_cluster_are_refused_by_name() {
-    // 2^63: reads as a u64 in JSON (and would become the permit's max_accelerators).
-    let mut json: serde_json::Value =
-        serde_json::from_str(include_str!("../../../examples/plans/standard.json")).unwrap();
-    json["compute"]["accelerators"] = serde_json::json!(9_223_372_036_854_775_808u64);
-    let plan = RunPlan::from_json(&json.to_string()).unwrap();
-    let errors = plan.validate().unwrap_err();
-    assert_eq!(fields(&errors), ["compute.accelerators"], "{errors:?}");
-    assert!(
-        errors[0].message.contains("(got 9223372036854775808)"),
-        "{errors:?}"
-    );
-    // The same in TOML.
-    let toml =
-        standard_with(|t| t.replace("accelerators = 16384", "accelerators = 9223372036854775808"));
-    assert_eq!(toml, plan);
-    let errors = toml
-        .estimate(HardwareTable::builtin(), builtin_regimes())
-        .unwrap_err();
-    assert_eq!(fields(&errors), ["compute.accelerators"], "{errors:?}");
-    // The largest plausible cluster is accepted.
-    let mut plan = example("standard.toml");
-    plan.compute.as_mut().unwrap().accelerators = 10_000_000;
-    plan.validate().unwrap();
-}
-
-#[test]
-fn understating_both_methods_together_meets_the_envelope() {
-    let policy = Policy::builtin();
-    // 0.2 epochs and 8% utilization agree with each other (7.6e24 and 6.1e24), but 16,384
-    // H100s for 54 days could do 7.6e25: the plan claims 10% of its cluster.
-    let plan = standard_with(|t| {
-        t.replace("epochs = 1\n", "epochs = 0.2\n").replace(
-            "expected_utilization = 0.38\nutilization_low = 0.35\nutilization_high = 0.43",
-            "expected_utilization = 0.08",
-        )
-    });
-    let e = estimate(&plan);
-    let c = classify(policy, &plan, &e);
-    assert!(e.method_ratio().unwrap() < 2.0);
-    assert_eq!(c.tier, "exempt", "by its figure {}", c.flop);
-    assert_eq!(c.decision, Decision::Review, "{c:?}");
-    assert_eq!(c.approvals_required, 1);
-    assert!(
-        c.review_reasons
-            .iter()
-            .any(|r| r.contains("10% of its cluster's envelope") && r.contains("below the 15%")),
-        "{:?}",
-        c.review_reasons
-    );
-    assert!(
-        c.notes.iter().any(|n| n.contains("envelope")),
-        "{:?}",
-        c.notes
-    );
-    // An approval would issue a permit: the standard tier's requirements apply, and the
-    // example meets them.
-    assert!(c.is_complete(), "{:?}", c.missing);
-    assert_eq!(c.envelope_flop, e.envelope_flop());
-
-    // A small run at low utilization on a cluster that cannot reach a permit tier is not
-    // suspicious: it stays exempt.
-    let small = standard_with(|t| {
-        t.replace("parameters = 405e9", "parameters = 7e9")
-            .replace("tokens = 15.6e12", "tokens = 1e12")
-            .replace("accelerators = 16384", "accelerators = 512")
-            .replace("duration_days = 54", "duration_days = 10")
-            .replace(
-                "expected_utilization = 0.38\nutilization_low = 0.35\nutilization_high = 0.43",
-                "expected_utilization = 0.1",
-            )
-    });
-    let e = estimate(&small);
-    let c = classify(policy, &small, &e);
-    assert!(e.method_ratio().unwrap() < 2.0, "{:?}", e.method_ratio());
-    assert_eq!(
-        (c.tier.as_str(), c.decision),
-        ("exempt", Decision::Exempt),
-        "{c:?}"
-    );
-}
-
-#[test]
-fn operation_counting_beyond_the_cluster_goes_to_review() {
-    let policy = Policy::builtin();
-    // 100% utilization keeps the methods within 2x, but 8.5e25 FLOP of 6·N·D does not fit
-    // into 16,384 H100s for 54 days even at peak (7.6e25).
-    let plan = standard_with(|t| {
-        t.replace("tokens = 15.6e12", "tokens = 35e12").replace(
-            "expected_utilization = 0.38\nutilization_low = 0.35\nutilization_high = 0.43",
-            "expected_utilization = 1.0",
-        )
-    });
-    let e = estimate(&plan);
-    let c = classify(policy, &plan, &e);
-    assert!(e.method_ratio().unwrap() < 2.0);
-    assert_eq!(c.tier, "standard");
-    assert_eq!(c.decision, Decision::Review);
-    assert!(
-        c.review_reasons
-            .iter()
-            .any(|r| r.contains("exceeds the cluster's envelope")),
-        "{:?}",
-        c.review_reasons
-    );
-}
-
-#[test]
-fn an_exempt_plan_sent_to_review_must_be_permittable() {
-    let policy = Policy::builtin();
-    // The exempt example (1e23 FLOP) with a cluster that disagrees 4.6x: 64 H100s for 10 days.
-    let text = format!(
-        "{}\n[compute]\naccelerator = \"H100 SXM\"\naccelerators = 64\nduration_days = 10\nexpected_utilization = 0.4\n",
-        include_str!("../../../examples/plans/exempt.toml")
-    );
-    let plan = RunPlan::from_toml(&text).unwrap();
-    let e = estimate(&plan);
-    let c = classify(policy, &plan, &e);
-    assert_eq!(c.tier, "exempt");
-    assert_eq!(c.decision, Decision::Review, "never exempted: {c:?}");
-    assert!(
-        c.review_reasons[0].contains("disagree by 4.6x"),
-        "{:?}",
-        c.review_reasons
-    );
-    // What the standard tier requires, since an approval grants a permit.
-    let missing = fields(&c.missing);
-    for f in ["providers", "schedule", "safeguards.weights_security_level"] {
-        assert!(missing.contains(&f), "{f} not in {missing:?}");
-    }
-    assert!(
-        c.missing[0].message.starts_with("required for review"),
-        "{:?}",
-        c.missing[0]
-    );
-    // The permit it could get stays below the standard tier.
-    let terms = permit_terms(policy, &plan, &e, 0);
-    assert!(terms.flop_budget < flop(1e25));
-}
-
-#[test]
-fn the_disagreement_factor_is_the_policys() {
-    let plan = standard_epochs("0.2"); // 3.8x apart
-    let e = estimate(&plan);
-    let with = |knobs: &str| {
-        let text = BUILTIN_POLICY_TOML.replace(
-            "disagreement_factor = 2.0\n",
-            &format!("disagreement_factor = {knobs}\n"),
-        );
-        Policy::from_toml(&text).unwrap_or_else(|e| panic!("{e}"))
-    };
-    let lenient = with("5");
-    let c = classify(&lenient, &plan, &e);
-    assert_eq!(
-        (c.tier.as_str(), c.decision),
-        ("standard", Decision::AutoPermit)
-    );
-    assert!(c.review_reasons.is_empty());
-    let strict = with("1.2");
-    let c = classify(
-        &strict,
-        &example("standard.toml"),
-        &estimate(&example("standard.toml")),
-    );
-    assert_eq!(c.decision, Decision::Review, "1.3x apart");
-    // Absent, the defaults apply.
-    let start = BUILTIN_POLICY_TOML.find("[estimate]").unwrap();
-    let end = BUILTIN_POLICY_TOML
-        .find("min_utilization = 0.15\n")
-        .unwrap()
-        + "min_utilization = 0.15\n".len();
-    let without = format!(
-        "{}{}",
-        &BUILTIN_POLICY_TOML[..start],
-        &BUILTIN_POLICY_TOML[end..]
-    );
-    let defaults = Policy::from_toml(&without).unwrap();
-    assert_eq!(defaults.estimate, Policy::builtin().estimate);
-    assert_eq!(defaults.estimate, EstimatePolicy::default());
-    // Nonsense is refused by name.
-    for (knob, bad) in [
-        ("disagreement_factor = 2.0", "disagreement_factor = 0.5"),
-        ("disagreement_factor = 2.0", "disagreement_factor = nan"),
-        ("min_utilization = 0.15", "min_utilization = 1.5"),
-    ] {
-        let text = BUILTIN_POLICY_TOML.replace(knob, bad);
-        match Policy::from_toml(&text) {
-            Err(PolicyError::Invalid(errors)) => {
-                let field = format!("estimate.{}", knob.split(' ').next().unwrap());
-                assert_eq!(fields(&errors), [field.as_str()], "{bad}");
-            }
-            other => panic!("{bad}: {other:?}"),
-        }
-    }
 }
 
 #[test]
