@@ -70,8 +70,10 @@ pub enum BootstrapError {
         message: String,
     },
     /// The database refused.
-    #[error("database: {0}")]
-    Store(#[from] StoreError),
+    /// Its message is the store's: it is not also given as the source, so that a printed
+    /// chain of causes says it once.
+    #[error("{0}")]
+    Store(StoreError),
     /// The system's random source failed.
     #[error("random source: {0}")]
     Random(String),
@@ -85,4 +87,10 @@ pub enum BootstrapError {
         /// How to give the process the deployment's keys.
         hint: String,
     },
+}
+
+impl From<StoreError> for BootstrapError {
+    fn from(e: StoreError) -> Self {
+        BootstrapError::Store(e)
+    }
 }
