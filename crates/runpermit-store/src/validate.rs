@@ -1,7 +1,7 @@
 //! Checks on a batch before it reaches the database: enumerated values, JSON text, key sizes.
 //! Every problem of the batch is reported at once, each naming its write and field.
 
-use crate::records::{
+use crate::{
     INCIDENT_STATUSES, MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, MILESTONE_DECISIONS, MILESTONE_STATUSES,
     ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS, RUN_STATUSES,
 };

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use runpermit_store::prelude::*;
 use runpermit_store::{
     Application, AuditEvent, Deployment, Idempotency, Incident, Ingested, KycReport, KycTotal,
     LogBatch, LogState, MAX_LOG_ENTRY_BYTES, Member, Milestone, Organization, Permit, PgStore,
