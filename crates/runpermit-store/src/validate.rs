@@ -21,7 +21,7 @@ pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
     }
 }
 
-/// Checks every record of a [`crate::Store::ingest_usage`] batch; `Invalid` lists all
+/// Checks every record of a [`crate::RunStore::ingest_usage`] batch; `Invalid` lists all
 /// problems found, each naming its record (index and key) and field.
 pub(crate) fn usage(records: &[UsageRecord]) -> Result<(), StoreError> {
     // `p.at` stays empty (each problem starts " field: …"); a record's name is prefixed below.

@@ -128,8 +128,8 @@ where
     Ok(())
 }
 
-/// The body of [`Store::sequence_log`], inside its transaction; `queue_ids` are
-/// the batch's, sorted (see `validate::log_batch`).
+/// The body of [`LogStore::sequence_log`], inside its transaction; `queue_ids` are the
+/// batch's, sorted (see `validate::log_batch`).
 async fn sequence<B: Backend>(
     conn: &mut Conn<B>,
     batch: &LogBatch,
