@@ -5,9 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Connection as _;
+use sqlx::Pool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
+use crate::backend::{Backend, Params, SizedSql};
 use crate::error::DbResult as _;
 use crate::{StoreError, Write};
 
@@ -47,20 +49,28 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    /// The connection pool, for what the [`Store`](crate::Store) trait does not cover
+    /// The connection pool, for what the [`Store`](crate::Store) traits do not cover
     /// (tests, maintenance).
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+impl Backend for PgStore {
+    type Db = sqlx::Postgres;
 
     /// A row lock on the log state, held until the sequencer's transaction ends.
-    const LOG_SIZE_LOCKED: &'static str = crate::shared::LOG_SIZE_FOR_UPDATE;
+    const LOG_SIZE_LOCKED: &'static str = crate::log::sql::LOG_SIZE_FOR_UPDATE;
 
     /// Row locks on the runs of an ingestion batch, held until its transaction ends.
-    const RUNS_LOCKED: &'static crate::shared::SizedSql = &crate::shared::RUNS_IN_FOR_UPDATE;
+    const RUNS_LOCKED: &'static SizedSql = &crate::runs::usage::RUNS_IN_FOR_UPDATE;
 
     /// `$N` in generated statements, like every other statement.
-    const PARAMS: crate::shared::Params = crate::shared::Params::Numbered;
+    const PARAMS: Params = Params::Numbered;
+
+    fn connections(&self) -> &Pool<sqlx::Postgres> {
+        &self.pool
+    }
 
     /// Runs on a connection of its own, closed afterwards: sqlx holds a session-level advisory
     /// lock while migrating (so concurrent `migrate()` calls take turns), and a failed
@@ -93,5 +103,3 @@ impl PgStore {
         Ok(tx)
     }
 }
-
-crate::shared::impl_store!(PgStore, sqlx::Postgres);

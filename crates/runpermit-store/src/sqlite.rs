@@ -3,11 +3,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Pool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::backend::{Backend, Params, SizedSql};
 use crate::error::DbResult as _;
 use crate::{StoreError, Write};
 
@@ -77,20 +79,28 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// The connection pool, for what the [`Store`](crate::Store) trait does not cover
+    /// The connection pool, for what the [`Store`](crate::Store) traits do not cover
     /// (tests, maintenance).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
 
-    /// `BEGIN IMMEDIATE` (see [`SqliteStore::begin_write`]) already holds the write lock.
-    const LOG_SIZE_LOCKED: &'static str = crate::shared::LOG_SIZE;
+impl Backend for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    /// `BEGIN IMMEDIATE` (see [`Backend::begin_write`]) already holds the write lock.
+    const LOG_SIZE_LOCKED: &'static str = crate::log::sql::LOG_SIZE;
 
     /// `BEGIN IMMEDIATE` already serializes ingestion batches: the runs need no row lock.
-    const RUNS_LOCKED: &'static crate::shared::SizedSql = &crate::shared::RUNS_IN;
+    const RUNS_LOCKED: &'static SizedSql = &crate::runs::usage::RUNS_IN;
 
     /// Plain `?` in long generated statements: binding named ones is quadratic on SQLite.
-    const PARAMS: crate::shared::Params = crate::shared::Params::Anonymous;
+    const PARAMS: Params = Params::Anonymous;
+
+    fn connections(&self) -> &Pool<sqlx::Sqlite> {
+        &self.pool
+    }
 
     /// sqlx takes no lock while migrating SQLite (it does on PostgreSQL), so two processes
     /// starting at once on a new file collide ("table … already exists", or a busy
@@ -148,5 +158,3 @@ mod tests {
         assert!(!is_memory("sqlite:///var/lib/runpermit/memory.db"));
     }
 }
-
-crate::shared::impl_store!(SqliteStore, sqlx::Sqlite);

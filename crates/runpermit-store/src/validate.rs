@@ -1,7 +1,7 @@
 //! Checks on a batch before it reaches the database: enumerated values, JSON text, key sizes.
 //! Every problem of the batch is reported at once, each naming its write and field.
 
-use crate::records::{
+use crate::{
     INCIDENT_STATUSES, MAX_LOG_ENTRY_BYTES, MEMBER_ROLES, MILESTONE_DECISIONS, MILESTONE_STATUSES,
     ORGANIZATION_KINDS, PERMIT_STATUSES, REVIEW_DECISIONS, RUN_STATUSES,
 };
@@ -21,7 +21,7 @@ pub(crate) fn batch(writes: &[Write]) -> Result<(), StoreError> {
     }
 }
 
-/// Checks every record of a [`crate::Store::ingest_usage`] batch; `Invalid` lists all
+/// Checks every record of a [`crate::RunStore::ingest_usage`] batch; `Invalid` lists all
 /// problems found, each naming its record (index and key) and field.
 pub(crate) fn usage(records: &[UsageRecord]) -> Result<(), StoreError> {
     // `p.at` stays empty (each problem starts " field: …"); a record's name is prefixed below.

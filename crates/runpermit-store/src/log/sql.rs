@@ -1,0 +1,417 @@
+//! The log aggregate's SQL, for every [`Backend`]: the queue, the sequencer's batches, and
+//! reading entries, hashes and state.
+
+use sqlx::{Encode, Executor, Type};
+
+use crate::backend::Affected as _;
+use crate::backend::{Backend, Column, Conn, Db, IN_LIST_ROWS, Row, SizedSql, pieces};
+use crate::error::{DbResult as _, write_error};
+use crate::{LogBatch, LogState, LogStore, QueuedLogEntry, StoreError, Write};
+
+const LOG_QUEUE: &str = "SELECT id, subject, entry, created_at FROM log_queue ORDER BY id LIMIT $1";
+const LOG_STATE: &str = "SELECT size, root, checkpoint, updated_at FROM log_state WHERE id = 1";
+/// The stored tree size, on SQLite (whose `BEGIN IMMEDIATE` already serializes writers).
+pub(crate) const LOG_SIZE: &str = "SELECT size FROM log_state WHERE id = 1";
+/// The stored tree size, row-locked until the transaction ends, on PostgreSQL.
+pub(crate) const LOG_SIZE_FOR_UPDATE: &str = "SELECT size FROM log_state WHERE id = 1 FOR UPDATE";
+/// Stores the new tree state only if the stored size is still `$5` (the batch's
+/// `expected_size`): a compare-and-set that also covers the first state row, which no
+/// `FOR UPDATE` can lock before it exists (a concurrent insert makes this wait, then affect no
+/// row).
+const PUT_LOG_STATE: &str = "INSERT INTO log_state \
+     (id, size, root, checkpoint, updated_at) VALUES (1, $1, $2, $3, $4) \
+     ON CONFLICT (id) DO UPDATE SET size = excluded.size, root = excluded.root, \
+     checkpoint = excluded.checkpoint, updated_at = excluded.updated_at \
+     WHERE log_state.size = $5";
+const TAKE_LOG_QUEUE_RANGE: &str = "DELETE FROM log_queue WHERE id BETWEEN $1 AND $2 RETURNING id";
+const LOG_ENTRIES: &str = "SELECT entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+const LOG_INDEX: &str = "SELECT MAX(idx) FROM log_entries WHERE subject = $1";
+const TAKE_LOG_LEASE: &str = "UPDATE log_lease SET holder = $1, until = $2 \
+     WHERE id = 1 AND (holder = $1 OR until < $3)";
+
+/// Rows per multi-row `INSERT INTO log_entries` (5 parameters a row), far below SQLite's 32766
+/// and PostgreSQL's 65535 parameters.
+const LOG_ENTRY_ROWS: usize = 1024;
+/// Rows per multi-row `INSERT INTO log_hashes` (2 parameters a row).
+const LOG_HASH_ROWS: usize = 4096;
+/// Rows per multi-row `INSERT INTO log_queue` (3 parameters a row).
+const QUEUE_LOG_ENTRY_ROWS: usize = 1024;
+
+// Every generated statement stays within SQLite's 32766 parameters.
+const _: () = assert!(
+    QUEUE_LOG_ENTRY_ROWS * 3 <= 32_766
+        && LOG_ENTRY_ROWS * 5 <= 32_766
+        && LOG_HASH_ROWS * 2 <= 32_766
+);
+
+/// `INSERT INTO log_queue` of `rows` rows; bind `subject, entry, created_at` for each. Rows
+/// are inserted, and their ids drawn, in the order listed.
+static QUEUE_LOG_ENTRIES: SizedSql = SizedSql::new(QUEUE_LOG_ENTRY_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| format!("({}, {}, {})", p.next(), p.next(), p.next()))
+        .collect();
+    format!(
+        "INSERT INTO log_queue (subject, entry, created_at) VALUES {}",
+        rows.join(", ")
+    )
+});
+/// `INSERT INTO log_entries` of `rows` rows; bind `idx, subject, entry, queue_id, created_at`
+/// for each.
+static INSERT_LOG_ENTRIES: SizedSql = SizedSql::new(LOG_ENTRY_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| {
+            let row: Vec<String> = (0..5).map(|_| p.next()).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO log_entries (idx, subject, entry, queue_id, created_at) VALUES {}",
+        rows.join(", ")
+    )
+});
+/// `INSERT INTO log_hashes` of `rows` rows; bind `idx, hash` for each.
+static INSERT_LOG_HASHES: SizedSql = SizedSql::new(LOG_HASH_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| format!("({}, {})", p.next(), p.next()))
+        .collect();
+    format!(
+        "INSERT INTO log_hashes (idx, hash) VALUES {}",
+        rows.join(", ")
+    )
+});
+/// Deletes the queue rows with the `rows` ids bound, returning the ids deleted.
+static TAKE_LOG_QUEUE_IN: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
+    format!(
+        "DELETE FROM log_queue WHERE id IN ({}) RETURNING id",
+        p.list(rows)
+    )
+});
+/// The stored hashes with the `rows` indexes bound, as `(idx, hash)` in no particular order.
+static LOG_HASHES: SizedSql = SizedSql::new(IN_LIST_ROWS, |rows, p| {
+    format!(
+        "SELECT idx, hash FROM log_hashes WHERE idx IN ({})",
+        p.list(rows)
+    )
+});
+
+/// Applies `writes`, all [`Write::QueueLogEntry`], with multi-row inserts: the
+/// same rows, ids in the same order, as applying them one by one.
+pub(crate) async fn queue<B: Backend>(
+    conn: &mut Conn<B>,
+    writes: &[Write],
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    String: Column<Db<B>>,
+    i64: Column<Db<B>>,
+    Option<i64>: Column<Db<B>>,
+    Vec<u8>: Column<Db<B>>,
+    usize: sqlx::ColumnIndex<Row<B>>,
+{
+    let mut rest = writes;
+    let max_rows = QUEUE_LOG_ENTRIES.max_rows();
+    for rows in pieces(rest.len(), max_rows) {
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut query = sqlx::query(QUEUE_LOG_ENTRIES.get(rows, B::PARAMS));
+        for write in chunk {
+            if let Write::QueueLogEntry { subject, entry, at } = write {
+                query = query.bind(subject).bind(entry).bind(*at);
+            }
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| write_error(&chunk[0], e))?;
+    }
+    Ok(())
+}
+
+/// The body of [`LogStore::sequence_log`], inside its transaction; `queue_ids` are the
+/// batch's, sorted (see `validate::log_batch`).
+async fn sequence<B: Backend>(
+    conn: &mut Conn<B>,
+    batch: &LogBatch,
+    queue_ids: &[i64],
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    String: Column<Db<B>>,
+    i64: Column<Db<B>>,
+    Option<i64>: Column<Db<B>>,
+    Vec<u8>: Column<Db<B>>,
+    usize: sqlx::ColumnIndex<Row<B>>,
+{
+    let moved_on = |stored: &str| {
+        StoreError::Conflict(format!(
+            "log: the batch extends a tree of size {}, but the stored size is \
+                 {stored}: another sequencer went first",
+            batch.expected_size
+        ))
+    };
+    // Locks the state row (PostgreSQL) until commit: a second sequencer waits
+    // here, then reads the size the first one stored.
+    let stored: Option<i64> = sqlx::query_scalar(B::LOG_SIZE_LOCKED)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    let stored = stored.unwrap_or(0);
+    if stored != batch.expected_size {
+        return Err(moved_on(&stored.to_string()));
+    }
+    // The state first: before there is a row to lock, this compare-and-set is
+    // what keeps two sequencers from both extending size 0.
+    let done = sqlx::query(PUT_LOG_STATE)
+        .bind(batch.size)
+        .bind(&batch.root)
+        .bind(&batch.checkpoint)
+        .bind(batch.at)
+        .bind(batch.expected_size)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    if done.rows_affected() != 1 {
+        return Err(moved_on("no longer that"));
+    }
+    take_queued::<B>(&mut *conn, queue_ids).await?;
+    let mut rest = &batch.entries[..];
+    let max_rows = INSERT_LOG_ENTRIES.max_rows();
+    for rows in pieces(rest.len(), max_rows) {
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut query = sqlx::query(INSERT_LOG_ENTRIES.get(rows, B::PARAMS));
+        for e in chunk {
+            query = query
+                .bind(e.index)
+                .bind(&e.subject)
+                .bind(&e.entry)
+                .bind(e.queue_id)
+                .bind(batch.at);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| crate::error::log_error("entries", e))?;
+    }
+    let mut rest = &batch.hashes[..];
+    let max_rows = INSERT_LOG_HASHES.max_rows();
+    for rows in pieces(rest.len(), max_rows) {
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut query = sqlx::query(INSERT_LOG_HASHES.get(rows, B::PARAMS));
+        for (index, hash) in chunk {
+            query = query.bind(*index).bind(hash);
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| crate::error::log_error("hashes", e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the queue rows `ids` (sorted, distinct): one `BETWEEN` per run of
+/// consecutive ids, one `IN` list per chunk of the others. A row that is no
+/// longer queued is a `Conflict` naming it.
+async fn take_queued<B: Backend>(conn: &mut Conn<B>, ids: &[i64]) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    String: Column<Db<B>>,
+    i64: Column<Db<B>>,
+    Option<i64>: Column<Db<B>>,
+    Vec<u8>: Column<Db<B>>,
+    usize: sqlx::ColumnIndex<Row<B>>,
+{
+    /// Runs at least this long are deleted by range.
+    const MIN_RUN: usize = 8;
+    let check = |wanted: &[i64], mut taken: Vec<i64>| {
+        if taken.len() == wanted.len() {
+            return Ok(());
+        }
+        taken.sort_unstable();
+        let missing = wanted
+            .iter()
+            .find(|id| taken.binary_search(id).is_err())
+            .copied()
+            .unwrap_or_default();
+        Err(StoreError::Conflict(format!(
+            "log: queued entry {missing} is no longer queued: another \
+                 sequencer took it"
+        )))
+    };
+    let mut scattered = Vec::new();
+    let mut start = 0;
+    while start < ids.len() {
+        let mut end = start + 1;
+        while end < ids.len() && ids[end - 1].checked_add(1) == Some(ids[end]) {
+            end += 1;
+        }
+        let run = &ids[start..end];
+        if run.len() >= MIN_RUN {
+            let taken: Vec<i64> = sqlx::query_scalar(TAKE_LOG_QUEUE_RANGE)
+                .bind(run[0])
+                .bind(run[run.len() - 1])
+                .fetch_all(&mut *conn)
+                .await
+                .db()?;
+            check(run, taken)?;
+        } else {
+            scattered.extend_from_slice(run);
+        }
+        start = end;
+    }
+    for chunk in scattered.chunks(TAKE_LOG_QUEUE_IN.max_rows()) {
+        let rows = chunk.len().next_power_of_two();
+        let mut query = sqlx::query_scalar(TAKE_LOG_QUEUE_IN.get(rows, B::PARAMS));
+        for i in 0..rows {
+            // Padding repeats the last id: the same row, deleted once.
+            query = query.bind(chunk[i.min(chunk.len() - 1)]);
+        }
+        let taken: Vec<i64> = query.fetch_all(&mut *conn).await.db()?;
+        check(chunk, taken)?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> LogStore for B
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    String: Column<Db<B>>,
+    i64: Column<Db<B>>,
+    Option<i64>: Column<Db<B>>,
+    Vec<u8>: Column<Db<B>>,
+    usize: sqlx::ColumnIndex<Row<B>>,
+    for<'a> &'a str: sqlx::ColumnIndex<Row<B>>,
+{
+    async fn log_queue(&self, limit: i64) -> Result<Vec<QueuedLogEntry>, StoreError> {
+        if limit < 1 {
+            return Err(StoreError::Invalid(format!(
+                "log queue limit: must be 1 or more (got {limit})"
+            )));
+        }
+        sqlx::query_as(LOG_QUEUE)
+            .bind(limit)
+            .fetch_all(self.connections())
+            .await
+            .db()
+    }
+
+    async fn log_state(&self) -> Result<Option<LogState>, StoreError> {
+        sqlx::query_as(LOG_STATE)
+            .fetch_optional(self.connections())
+            .await
+            .db()
+    }
+
+    async fn sequence_log(&self, batch: LogBatch) -> Result<(), StoreError> {
+        let queue_ids = crate::validate::log_batch(&batch)?;
+        let mut tx = self.begin_write(&[]).await?;
+        if let Err(e) = sequence::<B>(&mut *tx, &batch, &queue_ids).await {
+            tracing::debug!(error = %e, "log batch rolled back");
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        tx.commit().await.db()?;
+        tracing::debug!(
+            entries = batch.entries.len(),
+            size = batch.size,
+            "log batch committed"
+        );
+        Ok(())
+    }
+
+    async fn log_hashes(&self, indexes: &[i64]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut wanted = indexes.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found = std::collections::HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(LOG_HASHES.max_rows()) {
+            let rows = chunk.len().next_power_of_two();
+            let mut query = sqlx::query_as::<_, (i64, Vec<u8>)>(LOG_HASHES.get(rows, B::PARAMS));
+            for i in 0..rows {
+                // Padding repeats the last index: the same row, read once.
+                query = query.bind(chunk[i.min(chunk.len() - 1)]);
+            }
+            found.extend(query.fetch_all(self.connections()).await.db()?);
+        }
+        indexes
+            .iter()
+            .map(|index| {
+                found
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound(format!("log hash {index}")))
+            })
+            .collect()
+    }
+
+    async fn log_entries(&self, start: i64, end: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        if start < 0 || end < start {
+            return Err(StoreError::Invalid(format!(
+                "log entries: need 0 <= start <= end (got start {start}, end {end})"
+            )));
+        }
+        sqlx::query_scalar(LOG_ENTRIES)
+            .bind(start)
+            .bind(end)
+            .fetch_all(self.connections())
+            .await
+            .db()
+    }
+
+    async fn log_index(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(LOG_INDEX)
+            .bind(subject)
+            .fetch_one(self.connections())
+            .await
+            .db()
+    }
+
+    async fn take_log_lease(&self, holder: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        if holder.is_empty() {
+            return Err(StoreError::Invalid(
+                "log lease holder: must not be empty".to_owned(),
+            ));
+        }
+        let done = sqlx::query(TAKE_LOG_LEASE)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(self.connections())
+            .await
+            .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Params;
+
+    #[test]
+    fn generated_statements_number_or_list_their_parameters() {
+        assert_eq!(
+            INSERT_LOG_HASHES.get(2, Params::Numbered),
+            "INSERT INTO log_hashes (idx, hash) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            INSERT_LOG_HASHES.get(2, Params::Anonymous),
+            "INSERT INTO log_hashes (idx, hash) VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(
+            LOG_HASHES.get(4, Params::Numbered),
+            "SELECT idx, hash FROM log_hashes WHERE idx IN ($1, $2, $3, $4)"
+        );
+        let entries = INSERT_LOG_ENTRIES.get(LOG_ENTRY_ROWS, Params::Numbered);
+        assert!(
+            entries.ends_with(&format!("${})", LOG_ENTRY_ROWS * 5)),
+            "{entries}"
+        );
+    }
+}

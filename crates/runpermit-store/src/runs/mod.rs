@@ -1,0 +1,89 @@
+//! Permitted runs as the authority follows them: runs, providers' signed usage reports,
+//! milestones, incidents and providers' KYC reports.
+
+mod records;
+pub(crate) mod sql;
+pub(crate) mod usage;
+
+use crate::StoreError;
+pub use records::{
+    INCIDENT_STATUSES, Incident, Ingested, KycReport, KycTotal, MILESTONE_DECISIONS,
+    MILESTONE_STATUSES, Milestone, ProviderUsage, RUN_STATUSES, Run, UsageRecord,
+};
+
+/// Runs and what is reported about them. Times are unix milliseconds.
+#[async_trait::async_trait]
+pub trait RunStore: Send + Sync + 'static {
+    async fn run(&self, id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// The run of a permit (there is at most one).
+    async fn run_by_permit(&self, permit_id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Runs, of one holder organization or all, newest first (`created_at`, then id,
+    /// descending).
+    async fn runs(&self, org_id: Option<&str>) -> Result<Vec<Run>, StoreError>;
+
+    /// The runs not in good standing (status other than `active`) whose permit has not
+    /// expired by `min_permit_exp_s` (`permit_exp_s > min_permit_exp_s`, unix seconds), in id
+    /// order: what gates must hold.
+    async fn runs_not_in_good_standing(
+        &self,
+        min_permit_exp_s: i64,
+    ) -> Result<Vec<Run>, StoreError>;
+
+    /// The runs whose `cumulative_flop` differs from their `summarized_flop` (usage arrived
+    /// since the last summary written to the public log), in id order.
+    async fn runs_to_summarize(&self) -> Result<Vec<Run>, StoreError>;
+
+    /// Stores signed usage reports in one transaction and returns what became of each, in
+    /// order. A record is stored unless a report with its key `(provider_id, run_id, seq)` is
+    /// already stored (or came earlier in the batch): then it is [`Ingested::Duplicate`] when
+    /// the stored digest is the record's, [`Ingested::Conflict`] otherwise. The batch is all
+    /// or nothing: when any record conflicts, nothing of the batch is written and every
+    /// record that would have been stored is [`Ingested::Withheld`]. For each run with stored records, `cumulative_flop` and
+    /// `cumulative_upper_flop` grow by the sums of their `flop` and `flop_upper`, and
+    /// `updated_at` becomes their latest `received_at` (if later than the stored one); the
+    /// run's `version` does not change.
+    ///
+    /// - `Invalid` (before touching the database), listing every problem: an empty
+    ///   `provider_id`, `run_id`, `permit_id`, `cluster`, `method` or `token`; `seq` below 1;
+    ///   `to_s <= from_s`; a FLOP figure negative or not finite, or not
+    ///   `flop_lower <= flop <= flop_upper`; `accelerator_seconds_json` not JSON; `digest`
+    ///   not 64 lowercase hex characters.
+    /// - `NotFound` naming the run when a record's run does not exist: nothing of the batch is
+    ///   written.
+    ///
+    /// Batches of the same runs take turns (PostgreSQL locks the batch's run rows, in id
+    /// order, from the first read to commit; SQLite writes one transaction at a time), so
+    /// concurrent calls never lose a sum nor misreport `previous_max_seq`. An empty batch is a
+    /// no-op.
+    async fn ingest_usage(&self, records: Vec<UsageRecord>) -> Result<Vec<Ingested>, StoreError>;
+
+    /// A run's usage reports summed per provider, in provider id order.
+    async fn usage_by_provider(&self, run_id: &str) -> Result<Vec<ProviderUsage>, StoreError>;
+
+    /// Up to `limit` (at least 1) usage reports of a run, in `(provider_id, seq)` order, after
+    /// `after` (a `(provider_id, seq)` pair, excluded) when given. Page by passing the last
+    /// report's `(provider_id, seq)` as the next `after`; start with `None`.
+    async fn usage_reports(
+        &self,
+        run_id: &str,
+        after: Option<(String, i64)>,
+        limit: i64,
+    ) -> Result<Vec<UsageRecord>, StoreError>;
+
+    async fn milestone(&self, id: &str) -> Result<Option<Milestone>, StoreError>;
+
+    /// A run's milestones, oldest first (`submitted_at`, then id).
+    async fn milestones(&self, run_id: &str) -> Result<Vec<Milestone>, StoreError>;
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
+
+    /// Incidents, reported by one organization or all, newest first (`reported_at`, then id,
+    /// descending).
+    async fn incidents(&self, org_id: Option<&str>) -> Result<Vec<Incident>, StoreError>;
+
+    /// The KYC reports of periods ending after `since_s` (`to_s > since_s`, unix seconds),
+    /// summed per customer and provider, in `(customer, provider_id)` order.
+    async fn kyc_totals(&self, since_s: i64) -> Result<Vec<KycTotal>, StoreError>;
+}
