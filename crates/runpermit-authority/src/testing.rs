@@ -91,7 +91,7 @@ impl TestAuthority {
             writes.push(Write::InsertOrganization(Organization {
                 id: org_id.to_owned(),
                 name: org_name.to_owned(),
-                kind: kind.to_owned(),
+                kind: kind.parse().expect("an organization kind"),
                 created_at: T0_MS,
             }));
         }
@@ -99,7 +99,7 @@ impl TestAuthority {
             id: new_id("mem"),
             org_id: org_id.to_owned(),
             name: format!("{role} of {org_name}"),
-            role: role.to_owned(),
+            role: role.parse().expect("a role"),
             created_at: T0_MS,
         };
         let secret = new_token_secret().expect("random");

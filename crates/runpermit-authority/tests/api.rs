@@ -817,7 +817,7 @@ async fn a_permit_decided_before_a_crash_is_signed_at_restart() {
     assert_eq!(permits::resume_pending(state).await.unwrap(), 1);
     assert!(state.store.pending_permits().await.unwrap().is_empty());
     let permit = state.store.permit(&intents[0].id).await.unwrap().unwrap();
-    assert_eq!(permit.status, "issued");
+    assert_eq!(permit.status, runpermit_types::PermitState::Issued);
     let nbf = serde_json::from_str::<Value>(&permit.claims_json).unwrap()["nbf"]
         .as_i64()
         .unwrap();

@@ -56,7 +56,7 @@ async fn set_active(api: &Api, run_id: &str) {
     let store = &api.authority.state.store;
     let mut run = store.run(run_id).await.unwrap().expect("run");
     let expected_version = run.version;
-    run.status = "active".into();
+    run.status = "active".parse().expect("a status");
     run.reason = String::new();
     store
         .commit(vec![Write::UpdateRun {
@@ -67,7 +67,7 @@ async fn set_active(api: &Api, run_id: &str) {
         .expect("the edit");
     assert_eq!(
         store.run(run_id).await.unwrap().expect("run").status,
-        "active"
+        runpermit_types::RunStatus::Active
     );
 }
 
@@ -144,7 +144,7 @@ async fn the_list_follows_the_log(database_url: Option<&str>) {
     let store = &api.authority.state.store;
     let mut run = store.run(&revoked_run).await.unwrap().unwrap();
     let expected_version = run.version;
-    run.status = "paused".into();
+    run.status = "paused".parse().expect("a status");
     store
         .commit(vec![Write::UpdateRun {
             run,

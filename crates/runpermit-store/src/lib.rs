@@ -53,20 +53,16 @@ mod sqlite;
 mod validate;
 mod write;
 
-pub use applications::{
-    Application, ApplicationStore, PERMIT_STATUSES, Permit, REVIEW_DECISIONS, Receipt, Review,
-};
+pub use applications::{Application, ApplicationStore, Permit, REVIEW_DECISIONS, Receipt, Review};
 pub use error::StoreError;
 pub use identity::{
-    IdentityStore, MEMBER_ROLES, Member, ORGANIZATION_KINDS, Organization, Principal, ProviderKey,
-    SigningKey, Token,
+    IdentityStore, Member, Organization, Principal, ProviderKey, SigningKey, Token,
 };
 pub use log::{LogBatch, LogState, LogStore, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, SequencedEntry};
 pub use ops::{AuditEvent, Deployment, Idempotency, OpsStore};
 pub use postgres::PgStore;
 pub use runs::{
-    INCIDENT_STATUSES, Incident, Ingested, KycReport, KycTotal, MILESTONE_DECISIONS,
-    MILESTONE_STATUSES, Milestone, ProviderUsage, RUN_STATUSES, Run, RunStore, UsageRecord,
+    Incident, Ingested, KycReport, KycTotal, Milestone, ProviderUsage, Run, RunStore, UsageRecord,
 };
 pub use sqlite::SqliteStore;
 pub use write::Write;

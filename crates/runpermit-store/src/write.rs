@@ -138,7 +138,7 @@ pub enum Write {
     /// `Conflict`.
     DecideMilestone {
         id: String,
-        status: String,
+        status: runpermit_types::MilestoneStatus,
         decided_by: String,
         decided_org: String,
         decided_at: i64,

@@ -57,7 +57,7 @@ async fn update_application_is_optimistic(db: Db) {
     assert_eq!(read.version, 1);
 
     let mut submitted = read.clone();
-    submitted.status = "submitted".into();
+    submitted.status = "submitted".parse().expect("a status");
     submitted.tier = "full".into();
     submitted.decision = "none".into();
     submitted.approvals_required = 2;
@@ -91,7 +91,7 @@ async fn update_application_is_optimistic(db: Db) {
 
     // A second writer that also read version 1 loses.
     let mut stale = read.clone();
-    stale.status = "withdrawn".into();
+    stale.status = "withdrawn".parse().expect("a status");
     let e = expect_err(
         store
             .commit(vec![Write::UpdateApplication {
@@ -123,7 +123,7 @@ async fn concurrent_updates_of_one_application(db: Db) {
     let read = db.store().application("app_1").await.unwrap().unwrap();
     let update = |status: &str| {
         let mut a = read.clone();
-        a.status = status.into();
+        a.status = status.parse().expect("a status");
         vec![
             Write::UpdateApplication {
                 application: a,
@@ -151,7 +151,7 @@ async fn concurrent_updates_of_one_application(db: Db) {
     } else {
         "withdrawn"
     };
-    assert_eq!(stored.status, winner);
+    assert_eq!(stored.status.as_str(), winner);
     assert_eq!(
         db.store().audit(None, 0, 10).await.unwrap().len(),
         1,
@@ -220,7 +220,7 @@ async fn permits_issue_only_from_intent(db: Db) {
     assert_eq!(
         issued,
         Permit {
-            status: "issued".into(),
+            status: "issued".parse().expect("a status"),
             token: Some("eyJ.a.b".into()),
             issued_at: Some(150),
             ..permit("p_1", "app_1", 100)
@@ -253,7 +253,7 @@ async fn permits_issue_only_from_intent(db: Db) {
 
     // An issued permit can be inserted directly when it carries its token.
     let mut direct = permit("p_3", "app_1", 300);
-    direct.status = "issued".into();
+    direct.status = "issued".parse().expect("a status");
     direct.token = Some("eyJ.e.f".into());
     direct.issued_at = Some(300);
     store

@@ -180,8 +180,8 @@ async fn invalid_writes_are_refused_before_the_database(db: Db) {
     let e = expect_err(
         store
             .commit(vec![
-                Write::InsertOrganization(org("o_x", "government", 1)),
-                Write::InsertMember(member("m_x", "o_dev", "boss", 1)),
+                Write::InsertOrganization(org("", "developer", 1)),
+                Write::InsertMember(member("m_x", "", "admin", 1)),
                 Write::InsertToken(bad_token),
                 Write::InsertPermit(bad_permit),
                 Write::InsertAudit(AuditEvent {
@@ -195,8 +195,8 @@ async fn invalid_writes_are_refused_before_the_database(db: Db) {
         panic!("expected Invalid, got {e}");
     };
     for needle in [
-        "writes[0] (InsertOrganization o_x) kind: must be one of authority, developer, provider, evaluator (got \"government\")",
-        "writes[1] (InsertMember m_x) role: must be one of",
+        "writes[0] (InsertOrganization ) id: must not be empty",
+        "writes[1] (InsertMember m_x) org_id: must not be empty",
         "writes[2] (InsertToken tok_x) hash: must be the lowercase hex SHA-256",
         "writes[3] (InsertPermit p_x) token, issued_at: must both be None for an intent",
         "writes[4] (InsertAudit a s) details_json: must be JSON text",

@@ -85,10 +85,7 @@ pub fn estimate_of(app: &Application) -> Result<Estimate, DomainError> {
 }
 
 fn transition(app: &Application, action: Action) -> Result<Status, DomainError> {
-    let status: Status = app
-        .status
-        .parse()
-        .map_err(|e| DomainError::Internal(format!("stored status of {}: {e:?}", app.id)))?;
+    let status: Status = app.status;
     workflow::next(status, action).map_err(|e| DomainError::Conflict(e.to_string()))
 }
 
@@ -106,7 +103,7 @@ pub fn draft(
         id,
         org_id: caller.org_id.clone(),
         created_by: caller.member_id.clone(),
-        status: Status::Draft.as_str().to_owned(),
+        status: Status::Draft,
         tier: classification.tier.clone(),
         decision: decision_str(classification.decision).to_owned(),
         approvals_required: i64::from(classification.approvals_required),
@@ -164,10 +161,7 @@ pub async fn prior_compute(
         if run.created_at < now - window_ms {
             continue;
         }
-        let status: RunStatus = run
-            .status
-            .parse()
-            .map_err(|e| DomainError::Internal(format!("run {}: {e}", run.id)))?;
+        let status: RunStatus = run.status;
         window += if status.is_final() {
             run.cumulative_flop
         } else {
@@ -220,11 +214,7 @@ pub async fn plan_claim(
     };
     let in_force = match state.store.run_by_permit(&permit_id).await? {
         Some(run) => {
-            let finished = run
-                .status
-                .parse::<RunStatus>()
-                .map(RunStatus::is_final)
-                .unwrap_or(false);
+            let finished = run.status.is_final();
             (!finished && run.permit_exp_s > state.clock.now_s()).then_some(run)
         }
         // Decided, not yet signed: in force as soon as it is.
@@ -277,7 +267,7 @@ pub async fn prepare_submission(
     }
     let now = state.clock.now_ms();
     let subject = format!("application/{}", app.id);
-    app.status = transition(&app, action)?.as_str().to_owned();
+    app.status = transition(&app, action)?;
     app.tier = class.tier.clone();
     app.decision = decision_str(class.decision).to_owned();
     app.approvals_required = i64::from(class.approvals_required);
@@ -316,7 +306,7 @@ pub async fn prepare_submission(
     match class.decision {
         Decision::Review => {}
         Decision::Deny => {
-            app.status = transition(&app, Action::Deny)?.as_str().to_owned();
+            app.status = transition(&app, Action::Deny)?;
             let reason = format!(
                 "policy {} denies runs of tier {} by default; you may appeal",
                 app.policy_version, app.tier
@@ -337,7 +327,7 @@ pub async fn prepare_submission(
             )?);
         }
         Decision::Exempt => {
-            app.status = transition(&app, Action::Exempt)?.as_str().to_owned();
+            app.status = transition(&app, Action::Exempt)?;
             let receipt_id = new_id("rcp");
             let claims = ExemptionClaims {
                 iss: state.issuer.clone(),
@@ -381,7 +371,7 @@ pub async fn prepare_submission(
             )?);
         }
         Decision::AutoPermit => {
-            app.status = transition(&app, Action::AutoApprove)?.as_str().to_owned();
+            app.status = transition(&app, Action::AutoApprove)?;
             writes.push(event(
                 None,
                 now,
@@ -437,7 +427,7 @@ pub fn transition_writes(
     reason: Option<&str>,
 ) -> Result<Vec<Write>, DomainError> {
     let status = transition(app, action)?;
-    app.status = status.as_str().to_owned();
+    app.status = status;
     app.updated_at = state.clock.now_ms();
     let mut writes = vec![event(
         Some(caller),
@@ -553,10 +543,7 @@ pub async fn update(
     version: i64,
 ) -> Result<Application, DomainError> {
     let mut app = own_application(state, caller, id).await?;
-    let status: Status = app
-        .status
-        .parse()
-        .map_err(|e| DomainError::Internal(format!("{e:?}")))?;
+    let status: Status = app.status;
     if !matches!(status, Status::Draft | Status::ChangesRequested) {
         return Err(DomainError::Conflict(format!(
             "the plan of a {} application cannot change; only drafts and applications with changes requested can",
@@ -603,7 +590,7 @@ pub async fn submit(
     id: &str,
 ) -> Result<Application, DomainError> {
     let app = own_application(state, caller, id).await?;
-    let action = if app.status == Status::ChangesRequested.as_str() {
+    let action = if app.status == Status::ChangesRequested {
         Action::Resubmit
     } else {
         Action::Submit

@@ -23,7 +23,7 @@ pub async fn create_org(
     let org = Organization {
         id: new_id("org"),
         name: checked_text("name", name, MAX_NAME_CHARS, false)?,
-        kind: kind.as_str().to_owned(),
+        kind,
         created_at: now,
     };
     let subject = format!("organization/{}", org.id);
@@ -71,10 +71,7 @@ pub async fn create_member(
         ));
     }
     let org = visible_org(state, caller, org_id).await?;
-    let kind: OrgKind = org
-        .kind
-        .parse()
-        .map_err(|e: runpermit_types::UnknownName| DomainError::Internal(e.to_string()))?;
+    let kind: OrgKind = org.kind;
     if !kind.roles().contains(&role) {
         let allowed: Vec<&str> = kind.roles().iter().map(|r| r.as_str()).collect();
         return Err(DomainError::field(
@@ -90,7 +87,7 @@ pub async fn create_member(
         id: new_id("mem"),
         org_id: org.id.clone(),
         name: checked_text("name", name, MAX_NAME_CHARS, false)?,
-        role: role.as_str().to_owned(),
+        role,
         created_at: now,
     };
     state

@@ -107,7 +107,8 @@ pub async fn report(
         follow_up_due: now + i64::from(category.follow_up_within_hours) * 3_600_000,
         followed_up_at: None,
         follow_up: None,
-        status: IncidentStatus::Open.as_str().into(),
+        status: IncidentStatus::Open,
+        tranche: None,
     };
     state
         .store

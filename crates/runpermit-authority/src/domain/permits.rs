@@ -15,6 +15,7 @@ use runpermit_permit::{
 };
 use runpermit_policy::{PriorCompute, RunPlan, RunStatus, permit_terms_with_prior};
 use runpermit_store::{Application, Permit, Run, Write};
+use runpermit_types::PermitState;
 use serde_json::json;
 
 use crate::domain::Authority;
@@ -121,7 +122,7 @@ pub fn intent_writes(
             application_id: app.id.clone(),
             run_id: pending.request.sub.clone(),
             org_id: app.org_id.clone(),
-            status: "intent".to_owned(),
+            status: PermitState::Intent,
             claims_json,
             token: None,
             kid: state.signer.kid().to_owned(),
@@ -303,7 +304,7 @@ pub fn new_run(request: &PermitRequest, now: i64) -> Write {
         id: request.sub.clone(),
         permit_id: request.jti.clone(),
         org_id: request.holder.org_id.clone(),
-        status: RunStatus::Active.as_str().to_owned(),
+        status: RunStatus::Active,
         reason: String::new(),
         status_since: now,
         tranche: 1,

@@ -95,7 +95,7 @@ pub async fn provider_org(state: &Authority, caller: &Caller, id: &str) -> Resul
         .await?
         .filter(|_| caller.sees_org(id))
         .ok_or_else(|| DomainError::NotFound(format!("no organization {id}")))?;
-    if org.kind != OrgKind::Provider.as_str() {
+    if org.kind != OrgKind::Provider {
         return Err(DomainError::field(
             "id",
             format!(

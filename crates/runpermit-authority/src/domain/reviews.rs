@@ -68,7 +68,7 @@ async fn check_evaluators(
             continue;
         }
         match state.store.organization(id).await? {
-            Some(org) if org.kind == OrgKind::Evaluator.as_str() => {}
+            Some(org) if org.kind == OrgKind::Evaluator => {}
             Some(org) => problems.push(
                 &field,
                 format!(
@@ -133,10 +133,7 @@ pub async fn decide(
     let expected_version = app.version;
     let now = state.clock.now_ms();
     let mut writes = Vec::new();
-    let status: Status = app
-        .status
-        .parse()
-        .map_err(|e| DomainError::Internal(format!("{e:?}")))?;
+    let status: Status = app.status;
     if matches!(status, Status::Submitted | Status::Appealed) {
         writes.extend(lifecycle::transition_writes(
             state,
@@ -179,7 +176,7 @@ pub async fn decide(
             Some(reason),
         )?),
         ReviewDecision::Approve => {
-            if app.status != Status::UnderReview.as_str() {
+            if app.status != Status::UnderReview {
                 return Err(DomainError::Conflict(format!(
                     "a {} application cannot be approved; only one under review can",
                     app.status

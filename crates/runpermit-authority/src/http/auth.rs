@@ -40,20 +40,8 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(&token_hash(secret), now)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
-        let org_kind = principal
-            .org
-            .kind
-            .parse()
-            .map_err(|e: runpermit_types::UnknownName| {
-                ApiError::Internal(format!("stored organization kind: {e}"))
-            })?;
-        let role = principal
-            .member
-            .role
-            .parse()
-            .map_err(|e: runpermit_types::UnknownName| {
-                ApiError::Internal(format!("stored role: {e}"))
-            })?;
+        let org_kind = principal.org.kind;
+        let role = principal.member.role;
         let caller = Caller {
             member_id: principal.member.id,
             member_name: principal.member.name,

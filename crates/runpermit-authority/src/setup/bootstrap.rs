@@ -206,14 +206,14 @@ async fn bootstrap_admin(
     let org = Organization {
         id: "org_authority".to_owned(),
         name: "Licensing Authority".to_owned(),
-        kind: "authority".to_owned(),
+        kind: runpermit_types::OrgKind::Authority,
         created_at: now,
     };
     let member = Member {
         id: new_id("mem"),
         org_id: org.id.clone(),
         name: "admin".to_owned(),
-        role: "admin".to_owned(),
+        role: runpermit_types::Role::Admin,
         created_at: now,
     };
     let secret = new_token_secret().map_err(|e| BootstrapError::Random(e.to_string()))?;

@@ -7,7 +7,7 @@ pub(crate) mod sql;
 use crate::StoreError;
 #[cfg(doc)]
 use crate::Write;
-pub use records::{Application, PERMIT_STATUSES, Permit, REVIEW_DECISIONS, Receipt, Review};
+pub use records::{Application, Permit, REVIEW_DECISIONS, Receipt, Review};
 
 /// Applications and their decisions. Times are unix milliseconds.
 #[async_trait::async_trait]

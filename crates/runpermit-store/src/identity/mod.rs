@@ -5,10 +5,7 @@ mod records;
 pub(crate) mod sql;
 
 use crate::StoreError;
-pub use records::{
-    MEMBER_ROLES, Member, ORGANIZATION_KINDS, Organization, Principal, ProviderKey, SigningKey,
-    Token,
-};
+pub use records::{Member, Organization, Principal, ProviderKey, SigningKey, Token};
 
 /// Who is who: organizations, members, tokens and keys. Times are unix milliseconds.
 #[async_trait::async_trait]

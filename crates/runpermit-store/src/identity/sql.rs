@@ -106,11 +106,11 @@ struct PrincipalRow {
     m_id: String,
     m_org_id: String,
     m_name: String,
-    m_role: String,
+    m_role: runpermit_types::Role,
     m_created_at: i64,
     o_id: String,
     o_name: String,
-    o_kind: String,
+    o_kind: runpermit_types::OrgKind,
     o_created_at: i64,
     t_id: String,
     t_member_id: String,
@@ -167,7 +167,7 @@ where
             sqlx::query(INSERT_ORGANIZATION)
                 .bind(&o.id)
                 .bind(&o.name)
-                .bind(&o.kind)
+                .bind(o.kind.as_str())
                 .bind(o.created_at)
                 .execute(&mut *conn)
                 .await
@@ -178,7 +178,7 @@ where
                 .bind(&m.id)
                 .bind(&m.org_id)
                 .bind(&m.name)
-                .bind(&m.role)
+                .bind(m.role.as_str())
                 .bind(m.created_at)
                 .execute(&mut *conn)
                 .await

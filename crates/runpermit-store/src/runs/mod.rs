@@ -7,8 +7,7 @@ pub(crate) mod usage;
 
 use crate::StoreError;
 pub use records::{
-    INCIDENT_STATUSES, Incident, Ingested, KycReport, KycTotal, MILESTONE_DECISIONS,
-    MILESTONE_STATUSES, Milestone, ProviderUsage, RUN_STATUSES, Run, UsageRecord,
+    Incident, Ingested, KycReport, KycTotal, Milestone, ProviderUsage, Run, UsageRecord,
 };
 
 /// Runs and what is reported about them. Times are unix milliseconds.

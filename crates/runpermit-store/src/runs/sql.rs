@@ -84,13 +84,13 @@ const MILESTONES: &str = concat!(
 macro_rules! incident_columns {
     () => {
         "id, org_id, reported_by, run_id, category, summary, details_json, occurred_at, \
-     reported_at, follow_up_due, followed_up_at, follow_up, status"
+     reported_at, follow_up_due, followed_up_at, follow_up, status, tranche"
     };
 }
 const INSERT_INCIDENT: &str = concat!(
     "INSERT INTO incidents (",
     incident_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 /// `$4` is `'closed'` to close the incident, NULL to leave its status.
 const FOLLOW_UP_INCIDENT: &str = "UPDATE incidents SET followed_up_at = $2, \
@@ -141,7 +141,7 @@ where
                 .bind(&r.id)
                 .bind(&r.permit_id)
                 .bind(&r.org_id)
-                .bind(&r.status)
+                .bind(r.status.as_str())
                 .bind(&r.reason)
                 .bind(r.status_since)
                 .bind(r.tranche)
@@ -172,7 +172,7 @@ where
             })?;
             let done = sqlx::query(UPDATE_RUN)
                 .bind(&r.id)
-                .bind(&r.status)
+                .bind(r.status.as_str())
                 .bind(&r.reason)
                 .bind(r.status_since)
                 .bind(r.tranche)
@@ -235,7 +235,7 @@ where
                 .bind(&m.id)
                 .bind(&m.run_id)
                 .bind(m.tranche)
-                .bind(&m.status)
+                .bind(m.status.as_str())
                 .bind(&m.checkpoint_digest)
                 .bind(m.cumulative_flop)
                 .bind(&m.evals_json)
@@ -259,7 +259,7 @@ where
         } => {
             let done = sqlx::query(DECIDE_MILESTONE)
                 .bind(id)
-                .bind(status)
+                .bind(status.as_str())
                 .bind(decided_by)
                 .bind(decided_org)
                 .bind(*decided_at)
@@ -296,7 +296,8 @@ where
                 .bind(i.follow_up_due)
                 .bind(i.followed_up_at)
                 .bind(&i.follow_up)
-                .bind(&i.status)
+                .bind(i.status.as_str())
+                .bind(i.tranche)
                 .execute(&mut *conn)
                 .await
                 .map_err(fail)?;

@@ -187,7 +187,7 @@ pub fn org(id: &str, kind: &str, at: i64) -> Organization {
     Organization {
         id: id.into(),
         name: format!("{id} name"),
-        kind: kind.into(),
+        kind: kind.parse().expect("an organization kind"),
         created_at: at,
     }
 }
@@ -197,7 +197,7 @@ pub fn member(id: &str, org_id: &str, role: &str, at: i64) -> Member {
         id: id.into(),
         org_id: org_id.into(),
         name: format!("{id} name"),
-        role: role.into(),
+        role: role.parse().expect("a role"),
         created_at: at,
     }
 }
@@ -223,7 +223,7 @@ pub fn application(id: &str, org_id: &str, created_by: &str, at: i64) -> Applica
         id: id.into(),
         org_id: org_id.into(),
         created_by: created_by.into(),
-        status: "draft".into(),
+        status: "draft".parse().expect("a status"),
         tier: "standard".into(),
         decision: "pending".into(),
         approvals_required: 1,
@@ -258,7 +258,7 @@ pub fn permit(id: &str, application_id: &str, at: i64) -> Permit {
         application_id: application_id.into(),
         run_id: format!("run_{id}"),
         org_id: "o_dev".into(),
-        status: "intent".into(),
+        status: "intent".parse().expect("a status"),
         claims_json: r#"{"budget":1e26}"#.into(),
         token: None,
         kid: "k1".into(),
@@ -322,7 +322,7 @@ pub fn run(id: &str, permit_id: &str, at: i64) -> Run {
         id: id.into(),
         permit_id: permit_id.into(),
         org_id: "o_dev".into(),
-        status: "active".into(),
+        status: "active".parse().expect("a status"),
         reason: String::new(),
         status_since: at,
         tranche: 1,

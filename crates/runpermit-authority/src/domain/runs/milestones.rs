@@ -87,7 +87,7 @@ pub async fn submit(
         id: new_id("mst"),
         run_id: run.id.clone(),
         tranche: run.tranche,
-        status: MilestoneStatus::Submitted.as_str().into(),
+        status: MilestoneStatus::Submitted,
         checkpoint_digest: report.checkpoint_digest,
         cumulative_flop: report
             .cumulative_flop
@@ -100,13 +100,12 @@ pub async fn submit(
         decided_at: None,
         reason: None,
     };
-    let submitted = MilestoneStatus::Submitted.as_str();
     if state
         .store
         .milestones(&run.id)
         .await?
         .iter()
-        .any(|m| m.status == submitted)
+        .any(|m| m.status == MilestoneStatus::Submitted)
     {
         return Err(DomainError::Conflict(format!(
             "run {} already has a milestone report awaiting evaluation",
@@ -163,7 +162,7 @@ pub async fn decide(
             "separation of duties: nobody evaluates their own organization's run".into(),
         ));
     }
-    if milestone.status != MilestoneStatus::Submitted.as_str() {
+    if milestone.status != MilestoneStatus::Submitted {
         return Err(DomainError::Conflict(format!(
             "milestone report {id} was already {}",
             milestone.status
@@ -185,7 +184,7 @@ pub async fn decide(
             extra: vec![
                 Write::DecideMilestone {
                     id: milestone.id.clone(),
-                    status: status.as_str().into(),
+                    status,
                     decided_by: caller.member_id.clone(),
                     decided_org: caller.org_id.clone(),
                     decided_at: now,

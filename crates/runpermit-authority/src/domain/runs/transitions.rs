@@ -10,6 +10,7 @@ use runpermit_policy::{
     OVERRUN_CATEGORY, RunAction, RunStatus, next_tranche, run_next, tranche_progress,
 };
 use runpermit_store::{Incident, Run, Write};
+use runpermit_types::IncidentStatus;
 use serde_json::json;
 
 use super::{released, status_of, used};
@@ -150,7 +151,7 @@ pub async fn transition(
             _ => {}
         }
         if to != from {
-            next.status = to.as_str().to_owned();
+            next.status = to;
             next.reason = log_reason.clone();
             next.status_since = now;
             if let Some(entry) = transition_entry(&run, to, &log_reason) {
@@ -265,7 +266,7 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
                     run.tranche, run.cumulative_flop, run.tranche, run.released_flop
                 )
             };
-            next.status = RunStatus::MilestoneDue.as_str().to_owned();
+            next.status = RunStatus::MilestoneDue;
             next.reason = reason.clone();
             next.status_since = now;
             writes.push(tlog::queue(
@@ -325,8 +326,8 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
     )))
 }
 
+/// Whether the run's current tranche already has its overrun incident (one per tranche).
 async fn has_overrun_incident(state: &Authority, run: &Run) -> Result<bool, DomainError> {
-    let marker = format!("tranche {}", run.tranche);
     Ok(state
         .store
         .incidents(Some(&run.org_id))
@@ -335,7 +336,7 @@ async fn has_overrun_incident(state: &Authority, run: &Run) -> Result<bool, Doma
         .any(|i| {
             i.category == OVERRUN_CATEGORY
                 && i.run_id.as_deref() == Some(run.id.as_str())
-                && i.details_json.contains(&marker)
+                && i.tranche == Some(run.tranche)
         }))
 }
 
@@ -359,7 +360,7 @@ fn overrun_incident(state: &Authority, run: &Run, excess: Flop, now: i64) -> Inc
             run.released_flop,
             state.policy.oversight.overrun_tolerance * 100.0
         ),
-        details_json: json!({"marker": format!("tranche {}", run.tranche), "excess_flop": excess,
+        details_json: json!({"excess_flop": excess,
                              "cumulative_flop": run.cumulative_flop, "released_flop": run.released_flop})
         .to_string(),
         occurred_at: now,
@@ -367,6 +368,7 @@ fn overrun_incident(state: &Authority, run: &Run, excess: Flop, now: i64) -> Inc
         follow_up_due: now + i64::from(hours) * 3_600_000,
         followed_up_at: None,
         follow_up: None,
-        status: "open".into(),
+        status: IncidentStatus::Open,
+        tranche: Some(run.tranche),
     }
 }

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use runpermit_compute::Estimate;
 use runpermit_policy::RunPlan;
 use runpermit_store::Application;
+use runpermit_types::PermitState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,7 +81,7 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
         .await?
         .into_iter()
         .rev()
-        .find(|p| p.status == "issued")
+        .find(|p| p.status == PermitState::Issued)
         .map(|p| p.id);
     // A permit is announced only once it is in the public log.
     let permit_id = match permit_id {
@@ -118,7 +119,7 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
         id: app.id,
         org_id: app.org_id,
         created_by: app.created_by,
-        status: app.status,
+        status: app.status.to_string(),
         tier: app.tier,
         decision: app.decision,
         approvals_required: app.approvals_required,

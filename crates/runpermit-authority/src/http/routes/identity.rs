@@ -40,7 +40,7 @@ impl From<Organization> for OrganizationView {
         OrganizationView {
             id: o.id,
             name: o.name,
-            kind: o.kind,
+            kind: o.kind.to_string(),
             created_at: rfc3339(o.created_at),
         }
     }
@@ -107,7 +107,7 @@ impl From<Member> for MemberView {
             id: m.id,
             org_id: m.org_id,
             name: m.name,
-            role: m.role,
+            role: m.role.to_string(),
             created_at: rfc3339(m.created_at),
         }
     }

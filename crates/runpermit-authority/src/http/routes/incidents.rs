@@ -111,7 +111,7 @@ fn view(state: &AppState, i: Incident) -> IncidentView {
         category: i.category,
         summary: i.summary,
         follow_up: i.follow_up,
-        status: i.status,
+        status: i.status.to_string(),
     }
 }
 

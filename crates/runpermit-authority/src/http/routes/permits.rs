@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use runpermit_permit::Jwks;
 use runpermit_store::Permit;
+use runpermit_types::PermitState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,7 +53,7 @@ pub struct PermitView {
 pub async fn permit_view(state: &AppState, p: Permit) -> Result<PermitView, ApiError> {
     let claims = serde_json::from_str(&p.claims_json)
         .map_err(|e| ApiError::Internal(format!("stored claims: {e}")))?;
-    let log_index = if p.status == "issued" {
+    let log_index = if p.status == PermitState::Issued {
         state.store.log_index(&format!("permit/{}", p.id)).await?
     } else {
         None
@@ -63,8 +64,8 @@ pub async fn permit_view(state: &AppState, p: Permit) -> Result<PermitView, ApiE
             p.token,
             Some(tlog::proof_bundle(state, index).await?.to_string()),
         ),
-        None if p.status == "issued" => ("logging".to_owned(), None, None),
-        None => (p.status, None, None),
+        None if p.status == PermitState::Issued => ("logging".to_owned(), None, None),
+        None => (p.status.to_string(), None, None),
     };
     Ok(PermitView {
         kind: "permit".into(),

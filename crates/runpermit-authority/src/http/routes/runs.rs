@@ -112,12 +112,12 @@ impl RunView {
 
 impl From<&Run> for RunView {
     fn from(r: &Run) -> Self {
-        let status: Option<RunStatus> = r.status.parse().ok();
+        let status = Some(r.status);
         RunView {
             id: r.id.clone(),
             permit_id: r.permit_id.clone(),
             org_id: r.org_id.clone(),
-            status: r.status.clone(),
+            status: r.status.to_string(),
             reason: r.reason.clone(),
             status_since: rfc3339(r.status_since),
             in_good_standing: status.is_some_and(RunStatus::in_good_standing),
@@ -190,7 +190,7 @@ impl From<Milestone> for MilestoneView {
             id: m.id,
             run_id: m.run_id,
             tranche: m.tranche,
-            status: m.status,
+            status: m.status.to_string(),
             checkpoint_digest: m.checkpoint_digest,
             cumulative_flop: m.cumulative_flop,
             submitted_by: m.submitted_by,
