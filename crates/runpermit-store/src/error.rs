@@ -54,7 +54,24 @@ pub(crate) trait DbResult<T> {
 
 impl<T> DbResult<T> for Result<T, sqlx::Error> {
     fn db(self) -> Result<T, StoreError> {
-        self.map_err(StoreError::database)
+        self.map_err(from_sqlx)
+    }
+}
+
+/// A database's own error as the server said it: its message (and detail), without sqlx's
+/// "error returned from database" prefix or PostgreSQL's source line in its own C code
+/// (`at line 948`), which tell an operator nothing.
+pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) => {
+            let detail = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            StoreError::Database(format!("{}{detail}", db.message()))
+        }
+        _ => StoreError::database(e),
     }
 }
 

@@ -99,3 +99,38 @@ fn request_logs_are_plain_text_with_an_id_and_a_short_duration() {
     assert!(decimals <= 3, "ms={ms} in {request}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_missing_postgres_database_is_named_once_without_internals() {
+    let Ok(url) = std::env::var("RUNPERMIT_TEST_DATABASE_URL") else {
+        eprintln!("RUNPERMIT_TEST_DATABASE_URL unset: PostgreSQL test skipped");
+        return;
+    };
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    let missing = format!("{base}/runpermit_no_such_database");
+    let data = std::env::temp_dir().join(format!("runpermit-serve-nodb-{}", std::process::id()));
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &missing,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .expect("running serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("does not exist").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert!(
+        stderr.contains("runpermit_no_such_database") && !stderr.contains(" at line "),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
