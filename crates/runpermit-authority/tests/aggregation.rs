@@ -184,7 +184,7 @@ async fn a_base_model_counts_at_what_its_runs_used(api: Api) {
         .state
         .store
         .ingest_usage(vec![runpermit_store::UsageRecord {
-            provider_id: "org-northwind-cloud".into(),
+            provider_id: "northwind-cloud".into(),
             run_id: run_id.clone(),
             seq: 1,
             permit_id,

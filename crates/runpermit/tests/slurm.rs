@@ -542,7 +542,7 @@ fn metering(
     let keys = runpermit_permit::Jwks::from_keys(&[key.public()]);
     for p in queue.pending() {
         let claims = runpermit_gate::verify_usage_report(&p.token, &keys).expect("signed");
-        assert_eq!(claims.iss, "org-northwind-cloud");
+        assert_eq!(claims.iss, "northwind-cloud");
         assert_eq!(claims.permit_id, permit_id);
         assert_eq!(claims.cluster, "nw-east-1");
     }

@@ -12,16 +12,56 @@ use crate::domain::error::checked_text;
 use crate::domain::ids::{new_id, new_token_secret, token_hash};
 use crate::domain::{Authority, Caller, DomainError};
 
-/// Creates an organization of `kind` named `name`.
+/// The longest handle, in characters (a DNS label's length).
+pub const MAX_HANDLE_CHARS: usize = 63;
+
+/// What is wrong with `handle` as an organization's handle, if anything: 2 to 63 lowercase
+/// letters, digits and hyphens, starting with a letter and not ending with a hyphen (like a
+/// DNS label, so that it reads the same in a plan, a URL and a gate's configuration). It can
+/// never look like a generated id (`org_…`), which holds an underscore.
+pub fn handle_problem(handle: &str) -> Option<String> {
+    let sound = (2..=MAX_HANDLE_CHARS).contains(&handle.len())
+        && handle.starts_with(|c: char| c.is_ascii_lowercase())
+        && !handle.ends_with('-')
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (!sound).then(|| {
+        format!(
+            "must be 2 to {MAX_HANDLE_CHARS} lowercase letters, digits and hyphens, starting \
+             with a letter and not ending with a hyphen, like northwind-cloud (got {handle:?})"
+        )
+    })
+}
+
+/// Creates an organization of `kind` named `name`. With a `handle` (such as
+/// `northwind-cloud`) the organization's id is that handle: stable, unique, chosen by people,
+/// and usable wherever an id is (a plan's providers, a gate's `provider_id`, a URL); without
+/// one the id is generated (`org_…`). A handle already taken is a conflict.
 pub async fn create_org(
     state: &Authority,
     caller: &Caller,
     name: &str,
     kind: OrgKind,
+    handle: Option<&str>,
 ) -> Result<Organization, DomainError> {
+    let id = match handle {
+        Some(handle) => {
+            if let Some(problem) = handle_problem(handle) {
+                return Err(DomainError::field("handle", problem));
+            }
+            if state.store.organization(handle).await?.is_some() {
+                return Err(DomainError::Conflict(format!(
+                    "the handle {handle} is taken by another organization"
+                )));
+            }
+            handle.to_owned()
+        }
+        None => new_id("org"),
+    };
     let now = state.clock.now_ms();
     let org = Organization {
-        id: new_id("org"),
+        id,
         name: checked_text("name", name, MAX_NAME_CHARS, false)?,
         kind,
         created_at: now,

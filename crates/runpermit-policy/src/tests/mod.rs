@@ -236,7 +236,7 @@ fn missing_requirements_are_named_per_tier() {
                 "incident_response = \"https://lab.example/security/incident-response-plan\"\n",
                 "",
             )
-            .replace("[[providers]]\nprovider = \"org-northwind-cloud\"\nclusters = [\"nw-east-1\", \"nw-east-2\"]\n", "")
+            .replace("[[providers]]\nprovider = \"northwind-cloud\"\nclusters = [\"nw-east-1\", \"nw-east-2\"]\n", "")
     });
     let c = classify(policy, &plan, &estimate(&plan));
     assert_eq!(c.tier, "standard");
@@ -347,7 +347,7 @@ fn permit_terms_budget_validity_and_scope() {
     assert_eq!(
         terms.providers,
         [(
-            "org-northwind-cloud".to_owned(),
+            "northwind-cloud".to_owned(),
             vec!["nw-east-1".to_owned(), "nw-east-2".to_owned()]
         )]
     );

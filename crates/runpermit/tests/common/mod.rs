@@ -316,7 +316,7 @@ pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-/// Writes a gate configuration for provider `org-northwind-cloud` (clusters `nw-east-1` and
+/// Writes a gate configuration for provider `northwind-cloud` (clusters `nw-east-1` and
 /// `nw-central-9`) trusting `a`'s keys, with the JWKS beside it; returns the gate directory
 /// and the configuration file.
 pub fn write_gate(a: &Authority, min_accelerators: u64) -> (PathBuf, PathBuf) {
@@ -334,7 +334,7 @@ pub fn write_gate(a: &Authority, min_accelerators: u64) -> (PathBuf, PathBuf) {
             r#"authority_url = "{}"
 jwks = "jwks.json"
 log_vkey = "{}"
-provider_id = "org-northwind-cloud"
+provider_id = "northwind-cloud"
 reporting_key = "reporting-key.pem"
 [thresholds]
 min_accelerators = {min_accelerators}

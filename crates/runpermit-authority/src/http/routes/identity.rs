@@ -20,6 +20,10 @@ pub struct NewOrganization {
     pub name: String,
     /// `authority`, `developer`, `provider` or `evaluator`.
     pub kind: OrgKind,
+    /// A stable, unique handle chosen by people (`northwind-cloud`): it becomes the
+    /// organization's id. Without it the id is generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
 }
 
 /// An organization as the API shows it.
@@ -52,7 +56,14 @@ pub(crate) async fn create_org(
     ApiJson(body): ApiJson<NewOrganization>,
 ) -> Result<(StatusCode, Json<OrganizationView>), ApiError> {
     authz::ORGS_CREATE.authorize(&caller)?;
-    let org = identity::create_org(&state, &caller, &body.name, body.kind).await?;
+    let org = identity::create_org(
+        &state,
+        &caller,
+        &body.name,
+        body.kind,
+        body.handle.as_deref(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(org.into())))
 }
 
