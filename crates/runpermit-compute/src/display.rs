@@ -3,6 +3,8 @@
 //! (`2.18e26 FLOP`, never `2.1810799999999998e+26` or `2.18108e26`). Machine-readable output
 //! (JSON) keeps full precision and never goes through here.
 
+use crate::quantity::three_digits;
+
 /// Significant digits of every figure written for people.
 pub const SIGNIFICANT_DIGITS: usize = 3;
 
@@ -24,6 +26,18 @@ pub fn format_flop_rate(value: f64) -> String {
     format!("{} FLOP/s", format_flop_number(value))
 }
 
+/// A count as model cards write it (what `parse_count` reads), three significant digits:
+/// `405B`, `15.6T`, `70k`, `8`.
+pub fn format_count(value: f64) -> String {
+    [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(scale, _)| value >= *scale)
+        .map_or_else(
+            || three_digits(value),
+            |(scale, suffix)| format!("{}{suffix}", three_digits(value / scale)),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +53,21 @@ mod tests {
         assert_eq!(format_flop(-0.0), "0 FLOP");
         assert_eq!(format_flop_number(3.79e25), "3.79e25");
         assert_eq!(format_flop_rate(1e20), "1.00e20 FLOP/s");
+    }
+
+    #[test]
+    fn counts_read_as_model_cards_write_them() {
+        for (value, text) in [
+            (405e9, "405B"),
+            (15.6e12, "15.6T"),
+            (2e12, "2T"),
+            (70e3, "70k"),
+            (1.5e6, "1.5M"),
+            (8.0, "8"),
+        ] {
+            assert_eq!(format_count(value), text);
+            assert_eq!(crate::parse_count(text), Some(value), "{text} reads back");
+        }
     }
 
     #[test]

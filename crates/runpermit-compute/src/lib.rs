@@ -22,7 +22,9 @@ mod quantity;
 mod regimes;
 pub mod text;
 
-pub use display::{SIGNIFICANT_DIGITS, format_flop, format_flop_number, format_flop_rate};
+pub use display::{
+    SIGNIFICANT_DIGITS, format_count, format_flop, format_flop_number, format_flop_rate,
+};
 pub use estimate::{
     DEFAULT_UTILIZATION, DEFAULT_UTILIZATION_HIGH, DEFAULT_UTILIZATION_LOW, DISAGREEMENT_FACTOR,
     ESTIMATE_SCHEMA, Estimate, EstimateInput, FieldError, HardwareInput, HardwareMethod,

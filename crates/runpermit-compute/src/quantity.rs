@@ -349,7 +349,7 @@ fn si(value: f64, unit: &str) -> String {
 }
 
 /// Three significant digits without trailing zeros: 37.9, 989, 1.5.
-fn three_digits(value: f64) -> String {
+pub(crate) fn three_digits(value: f64) -> String {
     let decimals = if value >= 100.0 {
         0
     } else if value >= 10.0 {
