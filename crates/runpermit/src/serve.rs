@@ -16,7 +16,7 @@ use runpermit_authority::limits::{Limits, LimitsConfig};
 use runpermit_policy::Policy;
 use serde::Deserialize;
 
-use crate::usage::UsageError;
+use crate::args::ArgError as UsageError;
 
 /// Where the authority keeps its state (shared by `serve` and `init`).
 #[derive(Debug, Args)]
@@ -219,6 +219,26 @@ fn report(settings: &AuthoritySettings, prepared: &Prepared) {
     }
 }
 
+/// What `init --json` prints: [`report`]'s facts.
+fn report_json(settings: &AuthoritySettings, prepared: &Prepared) -> serde_json::Value {
+    serde_json::json!({
+        "database": redact(&settings.setup.database_url()),
+        "signing_key": {
+            "path": settings.setup.signing_key_path(),
+            "kid": prepared.signer.kid(),
+            "created": prepared.created_key,
+        },
+        "policy": settings.policy.version,
+        "limits": settings.limits.summary(),
+        "log_key": {
+            "path": settings.setup.log_key_path(),
+            "vkey": prepared.log_key.verifier_key(),
+        },
+        "recorded_deployment": prepared.recorded_deployment,
+        "admin_token": prepared.admin_token,
+    })
+}
+
 /// A database URL without its password.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -234,12 +254,15 @@ fn redact(url: &str) -> String {
 }
 
 /// `runpermit init`: prepare without serving.
-pub fn init(args: AuthorityArgs) -> Result<()> {
+pub fn init(args: AuthorityArgs, json: bool) -> Result<()> {
     let settings = resolve(None, args)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let prepared = runtime
         .block_on(prepare(&settings.setup, &SystemClock))
         .context("preparing the authority")?;
+    if json {
+        return crate::output::print_json(&report_json(&settings, &prepared));
+    }
     println!("runpermit authority initialized");
     report(&settings, &prepared);
     Ok(())
@@ -247,7 +270,7 @@ pub fn init(args: AuthorityArgs) -> Result<()> {
 
 /// `runpermit key rotate`: a new permit-signing key; the old one stays in the JWKS until the
 /// permits it signed have expired.
-pub fn rotate(args: AuthorityArgs) -> Result<()> {
+pub fn rotate(args: AuthorityArgs, json: bool) -> Result<()> {
     let settings = resolve(None, args)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let rotation = runtime
@@ -256,6 +279,14 @@ pub fn rotate(args: AuthorityArgs) -> Result<()> {
             &SystemClock,
         ))
         .context("rotating the signing key")?;
+    if json {
+        return crate::output::print_json(&serde_json::json!({
+            "new_kid": rotation.new_kid,
+            "retired_kid": rotation.retired_kid,
+            "retired_path": rotation.retired_path,
+            "signing_key": settings.setup.signing_key_path(),
+        }));
+    }
     println!("new signing key:     {}", rotation.new_kid);
     println!(
         "retired signing key: {} (moved to {}; still published until its permits expire)",
