@@ -9,10 +9,12 @@
 //! - [`limits`]: the physically plausible range of every input; a figure outside is refused
 //!   by name.
 //! - [`text`]: text hygiene for names, identifiers and free text from outside.
+//! - [`format_flop`]: how every figure is written for people (`2.18e26 FLOP`).
 //!
 //! This crate does no IO and reads no clock: the data files are compiled in, and every
 //! function takes what it needs as arguments.
 
+mod display;
 mod estimate;
 mod hardware;
 pub mod limits;
@@ -20,6 +22,9 @@ mod quantity;
 mod regimes;
 pub use runpermit_types::text;
 
+pub use display::{
+    SIGNIFICANT_DIGITS, format_count, format_flop, format_flop_number, format_flop_rate,
+};
 pub use estimate::{
     DEFAULT_UTILIZATION, DEFAULT_UTILIZATION_HIGH, DEFAULT_UTILIZATION_LOW, DISAGREEMENT_FACTOR,
     ESTIMATE_SCHEMA, Estimate, EstimateInput, FieldError, HardwareInput, HardwareMethod,

@@ -113,12 +113,13 @@ impl fmt::Debug for Flop {
     }
 }
 
-/// Scientific notation with three significant digits unless a precision is given:
-/// `3.79e25 FLOP`.
+/// As [`crate::format_flop`] writes it (`3.79e25 FLOP`), unless a precision is given.
 impl fmt::Display for Flop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = f.precision().unwrap_or(2);
-        write!(f, "{:.*e} FLOP", digits, self.0)
+        match f.precision() {
+            Some(digits) => write!(f, "{:.*e} FLOP", digits, self.0),
+            None => f.write_str(&crate::format_flop(self.0)),
+        }
     }
 }
 
@@ -175,10 +176,13 @@ impl fmt::Debug for FlopRate {
     }
 }
 
+/// As [`crate::format_flop_rate`] writes it (`9.89e14 FLOP/s`), unless a precision is given.
 impl fmt::Display for FlopRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = f.precision().unwrap_or(2);
-        write!(f, "{:.*e} FLOP/s", digits, self.0)
+        match f.precision() {
+            Some(digits) => write!(f, "{:.*e} FLOP/s", digits, self.0),
+            None => f.write_str(&crate::format_flop_rate(self.0)),
+        }
     }
 }
 
@@ -345,7 +349,7 @@ fn si(value: f64, unit: &str) -> String {
 }
 
 /// Three significant digits without trailing zeros: 37.9, 989, 1.5.
-fn three_digits(value: f64) -> String {
+pub(crate) fn three_digits(value: f64) -> String {
     let decimals = if value >= 100.0 {
         0
     } else if value >= 10.0 {
@@ -405,7 +409,7 @@ mod tests {
         assert!(Flop::new(f64::NAN).is_err());
         assert!(Flop::new(f64::INFINITY).is_err());
         assert!(matches!(Flop::new(-1.0), Err(QuantityError::Negative(_))));
-        assert_eq!(Flop::new(-0.0).unwrap().to_string(), "0.00e0 FLOP");
+        assert_eq!(Flop::new(-0.0).unwrap().to_string(), "0 FLOP");
     }
 
     #[test]

@@ -4,6 +4,17 @@
 //!
 //! [`FromStr`]: std::str::FromStr
 
+/// `name` with its indefinite article, for messages people read: "an applicant", "an
+/// evaluator organization", "a draft".
+pub fn with_article(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
+
 /// The text is not one of the names of a closed set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind} {text:?}: expected one of {expected}")]
@@ -118,3 +129,16 @@ macro_rules! names {
 }
 
 pub(crate) use names;
+
+#[cfg(test)]
+mod tests {
+    use super::with_article;
+
+    #[test]
+    fn articles_follow_the_sound_of_the_first_letter() {
+        assert_eq!(with_article("applicant"), "an applicant");
+        assert_eq!(with_article("evaluator"), "an evaluator");
+        assert_eq!(with_article("draft"), "a draft");
+        assert_eq!(with_article("provider"), "a provider");
+    }
+}

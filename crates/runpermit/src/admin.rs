@@ -4,7 +4,9 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs, print_json};
+use crate::client::{Client, ClientArgs};
+use crate::output::print_json;
+use crate::view::{items, text};
 
 /// `runpermit org`.
 #[derive(Debug, Args)]
@@ -24,6 +26,11 @@ enum OrgCommand {
         /// authority, developer, provider or evaluator.
         #[arg(long)]
         kind: String,
+        /// A stable, unique handle people choose (such as northwind-cloud) that becomes the
+        /// organization's id: a plan's providers, a gate's provider_id and URLs may name it
+        /// before anyone has read a generated id. Without it the id is generated.
+        #[arg(long, value_name = "HANDLE")]
+        handle: Option<String>,
     },
     /// List organizations.
     List,
@@ -73,12 +80,12 @@ fn reporting_jwk(path: &std::path::Path) -> Result<runpermit_permit::Jwk> {
         .with_context(|| format!("reading --key {}", path.display()))?;
     if text.trim_start().starts_with('{') {
         let jwk: runpermit_permit::Jwk = serde_json::from_str(&text).map_err(|e| {
-            crate::usage::UsageError(format!("--key {}: not a JWK: {e}", path.display()))
+            crate::args::ArgError(format!("--key {}: not a JWK: {e}", path.display()))
         })?;
         return Ok(jwk);
     }
     let key = runpermit_permit::SigningKey::from_pkcs8_pem(&text).map_err(|e| {
-        crate::usage::UsageError(format!(
+        crate::args::ArgError(format!(
             "--key {}: neither a JWK nor a PKCS#8 PEM Ed25519 key: {e}",
             path.display()
         ))
@@ -86,16 +93,16 @@ fn reporting_jwk(path: &std::path::Path) -> Result<runpermit_permit::Jwk> {
     Ok(key.public().to_jwk())
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// Runs `runpermit org`.
 pub fn org(args: OrgArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
     let out = match args.command {
-        OrgCommand::Create { name, kind } => {
-            client.post("/v1/orgs", &json!({"name": name, "kind": kind}), &[])?
+        OrgCommand::Create { name, kind, handle } => {
+            let mut body = json!({"name": name, "kind": kind});
+            if let Some(handle) = handle {
+                body["handle"] = json!(handle);
+            }
+            client.post("/v1/orgs", &body, &[])?
         }
         OrgCommand::List => client.get("/v1/orgs")?,
         OrgCommand::Show { id } => client.get(&format!("/v1/orgs/{id}"))?,
@@ -117,16 +124,12 @@ pub fn org(args: OrgArgs) -> Result<()> {
     if args.client.json {
         return print_json(&out);
     }
-    let rows: Vec<&Value> = match out.as_array() {
-        Some(list) => list.iter().collect(),
-        None => vec![&out],
-    };
-    for row in rows {
+    for row in items(&out) {
         if row.get("jwk").is_some() {
             println!(
                 "{}  reporting key of {}{}",
-                s(row, "kid"),
-                s(row, "org_id"),
+                text(row, "kid"),
+                text(row, "org_id"),
                 if row.get("revoked_at").is_some() {
                     "  (revoked)"
                 } else {
@@ -136,17 +139,17 @@ pub fn org(args: OrgArgs) -> Result<()> {
         } else if row.get("role").is_some() {
             println!(
                 "{}  {:<18}  {}  (org {})",
-                s(row, "id"),
-                s(row, "role"),
-                s(row, "name"),
-                s(row, "org_id")
+                text(row, "id"),
+                text(row, "role"),
+                text(row, "name"),
+                text(row, "org_id")
             );
         } else {
             println!(
                 "{}  {:<10}  {}",
-                s(row, "id"),
-                s(row, "kind"),
-                s(row, "name")
+                text(row, "id"),
+                text(row, "kind"),
+                text(row, "name")
             );
         }
     }
@@ -219,25 +222,21 @@ pub fn token(args: TokenArgs) -> Result<()> {
     if let Some(secret) = out.get("secret").and_then(Value::as_str) {
         println!(
             "token {} for member {} (shown once):",
-            s(&out, "id"),
-            s(&out, "member_id")
+            text(&out, "id"),
+            text(&out, "member_id")
         );
         println!("{secret}");
         return Ok(());
     }
-    let rows: Vec<&Value> = match out.as_array() {
-        Some(list) => list.iter().collect(),
-        None => vec![&out],
-    };
-    for t in rows {
-        let state = if !s(t, "revoked_at").is_empty() {
-            format!("revoked {}", s(t, "revoked_at"))
-        } else if !s(t, "expires_at").is_empty() {
-            format!("expires {}", s(t, "expires_at"))
+    for t in items(&out) {
+        let state = if !text(t, "revoked_at").is_empty() {
+            format!("revoked {}", text(t, "revoked_at"))
+        } else if !text(t, "expires_at").is_empty() {
+            format!("expires {}", text(t, "expires_at"))
         } else {
             "active".to_owned()
         };
-        println!("{}  {:<12}  {state}", s(t, "id"), s(t, "label"));
+        println!("{}  {:<12}  {state}", text(t, "id"), text(t, "label"));
     }
     Ok(())
 }
@@ -258,17 +257,17 @@ pub fn whoami(args: WhoamiArgs) -> Result<()> {
     }
     println!(
         "{} ({}), {} of {} ({}, {})",
-        s(&me, "member_name"),
-        s(&me, "member_id"),
-        s(&me, "role"),
-        s(&me, "org_name"),
-        s(&me, "org_kind"),
-        s(&me, "org_id")
+        text(&me, "member_name"),
+        text(&me, "member_id"),
+        text(&me, "role"),
+        text(&me, "org_name"),
+        text(&me, "org_kind"),
+        text(&me, "org_id")
     );
-    let expires = s(&me, "token_expires_at");
+    let expires = text(&me, "token_expires_at");
     println!(
         "token {} ({})",
-        s(&me, "token_id"),
+        text(&me, "token_id"),
         if expires.is_empty() {
             "never expires".to_owned()
         } else {

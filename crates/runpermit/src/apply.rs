@@ -1,15 +1,19 @@
 //! `runpermit apply`, `runpermit applications`, `runpermit review`: the lab's and the
 //! reviewer's side of an application.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use runpermit_compute::{format_count, format_flop_number};
 use runpermit_policy::{RunPlan, Schedule, Timestamp, parse_timestamp};
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs, print_json};
-use crate::usage::UsageError;
+use crate::args::ArgError;
+use crate::client::{Client, ClientArgs};
+use crate::output::print_json;
+use crate::view::{self, Table, field, flop, int, items, text};
 
 /// `runpermit apply` flags.
 #[derive(Debug, Args)]
@@ -50,13 +54,13 @@ impl StartArg {
             now - now.rem_euclid(86_400)
         } else {
             parse_timestamp(text).map_err(|e| {
-                UsageError(format!(
+                ArgError(format!(
                     "--start {text:?}: {e}; expected `today` or {}",
                     runpermit_policy::TIMESTAMP_FORMS
                 ))
             })?
         };
-        move_schedule(plan, start).map_err(|e| UsageError(format!("--start: {e}")).into())
+        move_schedule(plan, start).map_err(|e| ArgError(format!("--start: {e}")).into())
     }
 }
 
@@ -109,7 +113,7 @@ fn plan_errors(path: &Path, errors: &[runpermit_compute::FieldError]) -> anyhow:
             }
         })
         .collect();
-    UsageError(format!(
+    ArgError(format!(
         "{} is not a valid run plan:\n  {}",
         path.display(),
         lines.join("\n  ")
@@ -130,61 +134,178 @@ pub fn apply(args: ApplyArgs) -> Result<()> {
         .map(|k| vec![("Idempotency-Key", k)])
         .unwrap_or_default();
     let app = client.post("/v1/applications", &body, &headers)?;
-    if args.client.json {
-        return print_json(&app);
-    }
-    print_application(&app);
-    Ok(())
+    finish(args.client.json, &app)
 }
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn flop(v: &Value) -> String {
-    v.get("estimate")
-        .and_then(|e| e.get("flop"))
-        .and_then(Value::as_f64)
-        .map(|f| format!("{f:.2e} FLOP"))
-        .unwrap_or_default()
-}
-
-/// Human summary of an application.
-pub fn print_application(app: &Value) {
+/// Human summary of an application. `names` holds the organization names known by id;
+/// `reviews` its reviews, when read.
+pub fn print_application(app: &Value, names: &BTreeMap<String, String>, reviews: Option<&Value>) {
     let id = text(app, "id");
     println!("Application {id}: {}", text(app, "status"));
-    println!(
-        "  tier:        {} ({})",
-        text(app, "tier"),
-        text(app, "decision")
+    let plan = app
+        .get("plan")
+        .and_then(|p| RunPlan::from_json(&p.to_string()).ok());
+    if let Some(plan) = &plan {
+        match &plan.run.description {
+            Some(d) if !d.is_empty() => field("run", format!("{} ({d})", plan.run.name)),
+            _ => field("run", &plan.run.name),
+        }
+    }
+    field("organization", view::org(names, text(app, "org_id")));
+    field(
+        "tier",
+        format!("{} ({})", text(app, "tier"), text(app, "decision")),
     );
     if let Some(est) = app.get("estimate") {
-        println!(
-            "  estimate:    {} ({})",
-            flop(app),
-            est.get("method").and_then(Value::as_str).unwrap_or("")
+        field(
+            "estimate",
+            format!("{} ({})", flop(est, "flop"), text(est, "method")),
         );
     }
-    println!("  plan:        {}", text(app, "plan_digest"));
-    println!("  policy:      {}", text(app, "policy_version"));
+    if let Some(plan) = &plan {
+        print_plan(plan);
+    }
+    field("plan digest", text(app, "plan_digest"));
+    field("policy", text(app, "policy_version"));
     if text(app, "decision") == "review" {
-        println!(
-            "  approvals:   {} required",
-            app.get("approvals_required")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
+        field(
+            "approvals",
+            format!("{} required", int(app, "approvals_required")),
         );
     }
     let reasons = app.get("review_reasons").and_then(Value::as_array);
     for reason in reasons.into_iter().flatten().filter_map(Value::as_str) {
-        println!("  review:      {reason}");
+        field("review reason", reason);
+    }
+    for r in reviews.map(items).unwrap_or_default() {
+        field(
+            "review",
+            format!(
+                "{} by {} ({}) at {}: {}",
+                text(r, "decision"),
+                text(r, "reviewer_id"),
+                text(r, "reviewer_org_id"),
+                text(r, "created_at"),
+                text(r, "reason")
+            ),
+        );
+        for condition in strings(r, "conditions") {
+            field("  condition", condition);
+        }
+        for evaluator in strings(r, "evaluators") {
+            field("  evaluator", evaluator);
+        }
     }
     if let Some(p) = app.get("permit_id").and_then(Value::as_str) {
-        println!("  permit:      {p}  (runpermit permit get {p} -o permit.jwt)");
+        field(
+            "permit",
+            format!("{p}  (runpermit permit get {p} -o permit.jwt)"),
+        );
     }
     if let Some(r) = app.get("receipt_id").and_then(Value::as_str) {
-        println!("  exemption:   {r}  (runpermit permit get {id} -o exemption.jwt)");
+        field(
+            "exemption",
+            format!("{r}  (runpermit permit get {id} -o exemption.jwt)"),
+        );
     }
+}
+
+/// The strings of list field `key` of `v`.
+fn strings<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// What a reviewer reads first of a plan: the model, data and compute, where and when it
+/// runs, and its safeguards.
+fn print_plan(plan: &RunPlan) {
+    let mut model = format!("{} parameters", format_count(plan.model.parameters));
+    if let Some(active) = plan.model.active_parameters {
+        model.push_str(&format!(" ({} active)", format_count(active)));
+    }
+    model.push_str(&format!(", {} tokens", format_count(plan.data.tokens)));
+    if plan.data.epochs != 1.0 {
+        model.push_str(&format!(" × {} epochs", plan.data.epochs));
+    }
+    if let Some(base) = &plan.base_model {
+        model.push_str(&format!(
+            "; fine-tunes {} ({})",
+            base.name, base.cumulative_flop
+        ));
+    }
+    field("model", model);
+    if let Some(c) = &plan.compute {
+        field(
+            "compute",
+            format!(
+                "{} × {} for {} days at {:.0}% utilization",
+                c.accelerators,
+                c.accelerator,
+                c.duration_days,
+                c.expected_utilization * 100.0
+            ),
+        );
+    }
+    for p in &plan.providers {
+        if p.clusters.is_empty() {
+            field("provider", &p.provider);
+        } else {
+            field(
+                "provider",
+                format!("{} ({})", p.provider, p.clusters.join(", ")),
+            );
+        }
+    }
+    if let Some(s) = &plan.schedule {
+        field(
+            "schedule",
+            format!("{} to {}", s.start.as_str(), s.end.as_str()),
+        );
+    }
+    let g = &plan.safeguards;
+    let mut safeguards = Vec::new();
+    if let Some(level) = &g.weights_security_level {
+        safeguards.push(format!("weights security {}", json_name(level)));
+    }
+    match g.full_shutdown_capability {
+        Some(true) => safeguards.push("full shutdown capability".to_owned()),
+        Some(false) => safeguards.push("no full shutdown capability".to_owned()),
+        None => {}
+    }
+    if g.incident_response.is_some() {
+        safeguards.push("incident response plan".to_owned());
+    }
+    if let Some(e) = &g.evaluation_plan {
+        let at: Vec<String> = e.milestones.iter().map(|m| m.at_flop.to_string()).collect();
+        safeguards.push(format!(
+            "{} evaluation milestone(s){}",
+            e.milestones.len(),
+            if at.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", at.join(", "))
+            }
+        ));
+    }
+    if safeguards.is_empty() {
+        safeguards.push("none stated".to_owned());
+    }
+    field("safeguards", safeguards.join("; "));
+    if !g.affordances.is_empty() {
+        let names: Vec<String> = g.affordances.iter().map(json_name).collect();
+        field("affordances", names.join(", "));
+    }
+}
+
+/// A plan enum's name as the plan writes it (its serde name).
+fn json_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// `runpermit applications`.
@@ -247,20 +368,42 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             if json_out {
                 return print_json(&list);
             }
-            println!(
-                "{:<36}  {:<18}  {:<9}  {:>10}  UPDATED",
-                "ID", "STATUS", "TIER", "FLOP"
-            );
-            for app in list.as_array().into_iter().flatten() {
-                println!(
-                    "{:<36}  {:<18}  {:<9}  {:>10}  {}",
-                    text(app, "id"),
-                    text(app, "status"),
-                    text(app, "tier"),
-                    flop(app).trim_end_matches(" FLOP"),
-                    text(app, "updated_at")
-                );
+            let apps = items(&list);
+            let names = view::org_names(&client, apps.iter().map(|a| text(a, "org_id")));
+            let mut table = Table::new(&[
+                "ID",
+                "STATUS",
+                "TIER",
+                "FLOP",
+                "ORGANIZATION",
+                "RUN",
+                "UPDATED",
+            ]);
+            for app in &apps {
+                let run = app
+                    .get("plan")
+                    .and_then(|p| p.get("run"))
+                    .map(|r| text(r, "name"))
+                    .unwrap_or("");
+                table.row(vec![
+                    text(app, "id").to_owned(),
+                    text(app, "status").to_owned(),
+                    text(app, "tier").to_owned(),
+                    app.get("estimate")
+                        .and_then(|e| e.get("flop"))
+                        .and_then(Value::as_f64)
+                        .map(format_flop_number)
+                        .unwrap_or_default(),
+                    names
+                        .get(text(app, "org_id"))
+                        .filter(|n| !n.is_empty())
+                        .cloned()
+                        .unwrap_or_else(|| text(app, "org_id").to_owned()),
+                    run.to_owned(),
+                    text(app, "updated_at").to_owned(),
+                ]);
             }
+            table.print();
             Ok(())
         }
         ApplicationsCommand::Show { id } => {
@@ -269,16 +412,8 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             if json_out {
                 return print_json(&json!({"application": app, "reviews": reviews}));
             }
-            print_application(&app);
-            for r in reviews.as_array().into_iter().flatten() {
-                println!(
-                    "  review:      {} by {} at {}: {}",
-                    text(r, "decision"),
-                    text(r, "reviewer_id"),
-                    text(r, "created_at"),
-                    text(r, "reason")
-                );
-            }
+            let names = view::org_names(&client, [text(&app, "org_id")]);
+            print_application(&app, &names, Some(&reviews));
             Ok(())
         }
         ApplicationsCommand::Submit { id } => {
@@ -318,7 +453,7 @@ fn finish(json_out: bool, app: &Value) -> Result<()> {
     if json_out {
         print_json(app)
     } else {
-        print_application(app);
+        print_application(app, &BTreeMap::new(), None);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::usage::UsageError;
+use crate::args::ArgError;
 
 /// Connection flags shared by every client command.
 #[derive(Debug, Clone, Args)]
@@ -56,10 +56,17 @@ fn default_config_path() -> Option<PathBuf> {
 pub struct ApiFailure {
     /// HTTP status.
     pub status: u16,
+    /// The body's `error` code (`invalid_input`, `not_found`, …), or `http_<status>` when the
+    /// body has none.
+    pub code: String,
     /// The body's `message`.
     pub message: String,
-    /// The body's `errors`.
+    /// The body's `errors`, as the authority sent them (an empty list when none).
+    pub errors: Value,
+    /// The body's `errors`, as field and message for people.
     pub fields: Vec<(String, String)>,
+    /// The URL asked.
+    pub url: String,
 }
 
 impl fmt::Display for ApiFailure {
@@ -83,6 +90,87 @@ impl fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+/// A server could not be reached at all: nothing answered at its address.
+#[derive(Debug)]
+pub struct Unreachable {
+    /// The URL asked.
+    pub url: String,
+    /// Why, in a few words (`connection refused`, `host not found`, `timed out`).
+    pub reason: String,
+    /// What to check.
+    pub hint: &'static str,
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not reach {} ({})", self.url, self.reason)?;
+        if !self.hint.is_empty() {
+            write!(f, ": {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// What to check when the authority cannot be reached.
+pub const AUTHORITY_HINT: &str = "is the authority running (`runpermit serve`), and is --server \
+     (or RUNPERMIT_SERVER) its URL?";
+
+/// What a server URL must look like: the base, without the API's `/v1`.
+const BASE_URL_ONLY: &str = "the server URL should be the authority's base URL, without /v1 \
+     (such as http://127.0.0.1:8080)";
+
+/// Checks a server URL given as `flag`: http(s), and the base URL rather than the API's
+/// `/v1` under it. Returns it without a trailing slash.
+pub fn base_url(flag: &str, url: &str) -> Result<String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ArgError(format!(
+            "{flag} {url:?}: expected a URL such as https://authority.example or http://127.0.0.1:8080"
+        ))
+        .into());
+    }
+    let base = url.trim_end_matches('/');
+    if base.ends_with("/v1") {
+        return Err(ArgError(format!("{flag} {url}: {BASE_URL_ONLY}")).into());
+    }
+    Ok(base.to_owned())
+}
+
+/// The error for a request to `url` that got no answer: [`Unreachable`] when nothing answered
+/// at the address (with `hint`), else the transport error with the URL.
+pub fn transport_error(
+    method: &str,
+    url: &str,
+    e: ureq::Error,
+    hint: &'static str,
+) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let reason = match &e {
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => Some("connection refused"),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => Some("connection reset"),
+            ErrorKind::TimedOut => Some("timed out"),
+            ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Some("unreachable"),
+            ErrorKind::AddrNotAvailable => Some("address not available"),
+            _ => None,
+        },
+        ureq::Error::HostNotFound => Some("host not found"),
+        ureq::Error::ConnectionFailed => Some("connection failed"),
+        ureq::Error::Timeout(_) => Some("timed out"),
+        _ => None,
+    };
+    match reason {
+        Some(reason) => Unreachable {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+            hint,
+        }
+        .into(),
+        None => anyhow::Error::new(e).context(format!("{method} {url}")),
+    }
+}
+
 /// A connection to the authority.
 #[derive(Debug)]
 pub struct Client {
@@ -100,12 +188,10 @@ impl Client {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
                 toml::from_str::<CliConfig>(&text)
-                    .map_err(|e| UsageError(format!("{}: {e}", p.display())))?
+                    .map_err(|e| ArgError(format!("{}: {e}", p.display())))?
             }
             Some(p) if args.cli_config.is_some() => {
-                return Err(
-                    UsageError(format!("--cli-config {}: no such file", p.display())).into(),
-                );
+                return Err(ArgError(format!("--cli-config {}: no such file", p.display())).into());
             }
             _ => CliConfig::default(),
         };
@@ -114,19 +200,14 @@ impl Client {
             .clone()
             .or(file.server)
             .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(UsageError(format!(
-                "--server {base:?}: expected a URL such as https://authority.example or http://127.0.0.1:8080"
-            ))
-            .into());
-        }
+        let base = base_url("--server", &base)?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(60)))
             .build()
             .into();
         Ok(Client {
-            base: base.trim_end_matches('/').to_owned(),
+            base,
             token: args.token.clone().or(file.token),
             agent,
         })
@@ -138,7 +219,7 @@ impl Client {
 
     fn token(&self) -> Result<&str> {
         self.token.as_deref().ok_or_else(|| {
-            UsageError(
+            ArgError(
                 "no API token: pass --token, set RUNPERMIT_TOKEN, or put `token = \"…\"` in the CLI config file"
                     .to_owned(),
             )
@@ -148,13 +229,14 @@ impl Client {
 
     /// `GET path` with the token.
     pub fn get(&self, path: &str) -> Result<Value> {
+        let url = self.url(path);
         let response = self
             .agent
-            .get(&self.url(path))
+            .get(&url)
             .header("Authorization", &format!("Bearer {}", self.token()?))
             .call()
-            .with_context(|| format!("GET {}", self.url(path)))?;
-        read(response)
+            .map_err(|e| transport_error("GET", &url, e, AUTHORITY_HINT))?;
+        read(&url, response)
     }
 
     /// `POST path` with a JSON body and optional headers.
@@ -185,26 +267,31 @@ impl Client {
         }
         let response = request
             .send_json(body)
-            .with_context(|| format!("{method} {url}"))?;
-        read(response)
+            .map_err(|e| transport_error(method, &url, e, AUTHORITY_HINT))?;
+        read(&url, response)
     }
 }
 
-fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
+fn read(url: &str, mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
     let status = response.status().as_u16();
     let text = response
         .body_mut()
         .read_to_string()
         .context("reading the authority's answer")?;
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if (200..300).contains(&status) {
-        return Ok(body);
+        return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
     }
-    let message = body
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| body.to_string());
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let message = match body.get("message").and_then(Value::as_str) {
+        Some(message) => message.to_owned(),
+        // The authority's every error has a JSON body: an empty 404 is another path's.
+        None if status == 404 && text.trim().is_empty() => format!(
+            "nothing at {url}: is --server the authority's base URL (such as \
+             http://127.0.0.1:8080, without /v1)?"
+        ),
+        None if text.trim().is_empty() => "no message".to_owned(),
+        None => text.trim().to_owned(),
+    };
     let fields = body
         .get("errors")
         .and_then(Value::as_array)
@@ -235,14 +322,17 @@ fn read(mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
         .unwrap_or_default();
     Err(ApiFailure {
         status,
+        code: body
+            .get("error")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("http_{status}"), str::to_owned),
         message,
+        errors: body
+            .get("errors")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new())),
         fields,
+        url: url.to_owned(),
     }
     .into())
-}
-
-/// Prints `value` as pretty JSON.
-pub fn print_json(value: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }

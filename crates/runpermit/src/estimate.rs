@@ -6,61 +6,61 @@ use anyhow::Result;
 use clap::Args;
 use runpermit_compute::{
     Estimate, EstimateInput, FieldError, Flop, HardwareInput, HardwareTable, Precision,
-    SyntheticData, builtin_regimes, estimate,
+    SyntheticData, builtin_regimes, estimate, format_flop, format_flop_rate,
 };
 
-use crate::usage::{self, UsageError};
+use crate::args::{self, ArgError};
 
 /// Flags as typed. [`EstimateArgs::resolve`] turns them into the core's input.
 #[derive(Debug, Args)]
 pub struct EstimateArgs {
     /// Total parameters N, e.g. 405e9 or 405B.
-    #[arg(long, value_name = "N", value_parser = usage::count, help_heading = "Operation counting")]
+    #[arg(long, value_name = "N", value_parser = args::count, allow_hyphen_values = true, help_heading = "Operation counting")]
     params: Option<f64>,
     /// Parameters active per token, for mixture-of-experts models (replaces N in 6·N·D).
-    #[arg(long, value_name = "N", value_parser = usage::count, help_heading = "Operation counting")]
+    #[arg(long, value_name = "N", value_parser = args::count, allow_hyphen_values = true, help_heading = "Operation counting")]
     moe_active_params: Option<f64>,
     /// Training tokens D (one pass over the data), e.g. 15.6e12 or 15.6T.
-    #[arg(long, value_name = "D", value_parser = usage::count, help_heading = "Operation counting")]
+    #[arg(long, value_name = "D", value_parser = args::count, allow_hyphen_values = true, help_heading = "Operation counting")]
     tokens: Option<f64>,
     /// Passes over the data [default: 1].
-    #[arg(long, value_name = "E", value_parser = usage::positive, help_heading = "Operation counting")]
+    #[arg(long, value_name = "E", value_parser = args::positive, allow_hyphen_values = true, help_heading = "Operation counting")]
     epochs: Option<f64>,
     /// Parameters of a model generating synthetic training data (adds 2·N·tokens generated).
-    #[arg(long, value_name = "N", value_parser = usage::count, requires = "synthetic_tokens", help_heading = "Operation counting")]
+    #[arg(long, value_name = "N", value_parser = args::count, allow_hyphen_values = true, requires = "synthetic_tokens", help_heading = "Operation counting")]
     synthetic_generator_params: Option<f64>,
     /// Tokens of synthetic data generated.
-    #[arg(long, value_name = "N", value_parser = usage::count, requires = "synthetic_generator_params", help_heading = "Operation counting")]
+    #[arg(long, value_name = "N", value_parser = args::count, allow_hyphen_values = true, requires = "synthetic_generator_params", help_heading = "Operation counting")]
     synthetic_tokens: Option<f64>,
     /// Further compute attributed to the run (e.g. RL rollouts), e.g. 1e24 or 1 YFLOP.
-    #[arg(long, value_name = "FLOP", value_parser = usage::flop, help_heading = "Operation counting")]
+    #[arg(long, value_name = "FLOP", value_parser = args::flop, allow_hyphen_values = true, help_heading = "Operation counting")]
     additional_flop: Option<Flop>,
 
     /// Accelerator name or alias, e.g. "H100 SXM", A100, "TPU v5p".
     #[arg(long, value_name = "NAME", help_heading = "Hardware method")]
     chip: Option<String>,
-    /// Number of accelerators.
-    #[arg(long, value_name = "N", help_heading = "Hardware method")]
+    /// Number of accelerators, e.g. 16384 or 16k.
+    #[arg(long, value_name = "N", value_parser = args::whole, allow_hyphen_values = true, help_heading = "Hardware method")]
     count: Option<u64>,
     /// Training time in days.
-    #[arg(long, value_name = "DAYS", value_parser = usage::positive, conflicts_with = "hours", help_heading = "Hardware method")]
+    #[arg(long, value_name = "DAYS", value_parser = args::positive, allow_hyphen_values = true, conflicts_with = "hours", help_heading = "Hardware method")]
     days: Option<f64>,
     /// Training time in hours.
-    #[arg(long, value_name = "HOURS", value_parser = usage::positive, help_heading = "Hardware method")]
+    #[arg(long, value_name = "HOURS", value_parser = args::positive, allow_hyphen_values = true, help_heading = "Hardware method")]
     hours: Option<f64>,
     /// Expected model FLOP utilization, e.g. 0.38 or 38% [default: 0.4, range 0.3-0.5].
-    #[arg(long, value_name = "U", value_parser = usage::fraction, help_heading = "Hardware method")]
+    #[arg(long, value_name = "U", value_parser = args::fraction, allow_hyphen_values = true, help_heading = "Hardware method")]
     mfu: Option<f64>,
     /// Utilization range for the low–high estimate, e.g. 0.3-0.45.
-    #[arg(long, value_name = "LOW-HIGH", value_parser = usage::fraction_range, help_heading = "Hardware method")]
+    #[arg(long, value_name = "LOW-HIGH", value_parser = args::fraction_range, allow_hyphen_values = true, help_heading = "Hardware method")]
     mfu_range: Option<(f64, f64)>,
     /// Precision of the training arithmetic: fp64, fp32, tf32, bf16, fp16, fp8, int8
     /// [default: bf16, or the chip's best 16-bit format].
-    #[arg(long, value_name = "P", value_parser = usage::precision, help_heading = "Hardware method")]
+    #[arg(long, value_name = "P", value_parser = args::precision, help_heading = "Hardware method")]
     precision: Option<Precision>,
 
     /// Cumulative compute of the base model being fine-tuned, e.g. 3.8e25.
-    #[arg(long, value_name = "FLOP", value_parser = usage::flop)]
+    #[arg(long, value_name = "FLOP", value_parser = args::flop, allow_hyphen_values = true)]
     base_model_flop: Option<Flop>,
     /// The training data is mostly biological sequence data (lower thresholds apply).
     #[arg(long)]
@@ -96,7 +96,7 @@ const FIELD_FLAGS: &[(&str, &str)] = &[
 
 impl EstimateArgs {
     /// The core's input, or a usage error naming the missing or conflicting flags.
-    fn resolve(&self) -> Result<EstimateInput, UsageError> {
+    fn resolve(&self) -> Result<EstimateInput, ArgError> {
         let any_hardware = self.chip.is_some()
             || self.count.is_some()
             || self.days.is_some()
@@ -116,7 +116,7 @@ impl EstimateArgs {
                 missing.push("--days DAYS or --hours HOURS");
             }
             if !missing.is_empty() {
-                return Err(UsageError(format!(
+                return Err(ArgError(format!(
                     "the hardware method also needs {}",
                     missing.join(", ")
                 )));
@@ -164,7 +164,7 @@ fn flag_for(field: &str) -> &str {
         .unwrap_or(field)
 }
 
-fn usage_message(errors: &[FieldError]) -> String {
+fn flag_errors(errors: &[FieldError]) -> String {
     let lines: Vec<String> = errors
         .iter()
         .map(|e| {
@@ -184,7 +184,7 @@ fn usage_message(errors: &[FieldError]) -> String {
 pub fn run(args: EstimateArgs) -> Result<()> {
     let input = args.resolve()?;
     let result = estimate(&input, HardwareTable::builtin(), builtin_regimes())
-        .map_err(|e| UsageError(usage_message(&e.errors)))?;
+        .map_err(|e| ArgError(flag_errors(&e.errors)))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
@@ -249,10 +249,10 @@ pub fn render(e: &Estimate) -> String {
         let _ = writeln!(out, "\nThresholds:");
         for t in &e.thresholds {
             let verdict = if t.crossed { "CROSSED" } else { "below  " };
-            let unit = if t.kind == "cluster_capacity" {
-                "FLOP/s"
+            let limit = if t.kind == "cluster_capacity" {
+                format_flop_rate(t.limit)
             } else {
-                "FLOP"
+                format_flop(t.limit)
             };
             let distance = if t.crossed {
                 format!("{:.2}× the threshold", t.ratio)
@@ -266,8 +266,8 @@ pub fn render(e: &Estimate) -> String {
             };
             let _ = writeln!(
                 out,
-                "  {verdict} {:.0e} {unit}  {} ({})  {distance}, {:+.2} orders of magnitude{flip}",
-                t.limit, t.regime_name, t.threshold, t.orders_of_magnitude
+                "  {verdict} {limit}  {} ({})  {distance}, {:+.2} orders of magnitude{flip}",
+                t.regime_name, t.threshold, t.orders_of_magnitude
             );
         }
     }

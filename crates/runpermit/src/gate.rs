@@ -17,7 +17,7 @@ use runpermit_gate::{
 };
 use runpermit_permit::Jwks;
 
-use crate::usage::UsageError;
+use crate::args::ArgError as UsageError;
 
 /// `runpermit gate`.
 #[derive(Debug, Args)]

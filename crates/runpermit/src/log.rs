@@ -11,9 +11,10 @@ use runpermit_log::{LogState, TileFetcher, TilePath, VerifySummary, verify_log_v
 use runpermit_permit::Jwks;
 use serde::{Deserialize, Serialize};
 
-use crate::client::print_json;
+use crate::args::ArgError;
+use crate::client::{base_url, transport_error};
+use crate::output::print_json;
 use crate::permit::load_jwks;
-use crate::usage::UsageError;
 
 /// `runpermit log`.
 #[derive(Debug, Args)]
@@ -79,6 +80,9 @@ enum LogCommand {
         /// Write the proof to this file instead of printing it.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Print `{"index", "proof"}` (and `"output"`, the file written) as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -123,11 +127,14 @@ impl TileFetcher for HttpTiles {
     }
 }
 
+/// What to check when the log's server cannot be reached.
+const LOG_HINT: &str = "is --url (or RUNPERMIT_SERVER) the authority's base URL, and is it up?";
+
 fn get_text(agent: &ureq::Agent, url: &str) -> Result<String> {
     let mut response = agent
         .get(url)
         .call()
-        .with_context(|| format!("GET {url}"))?;
+        .map_err(|e| transport_error("GET", url, e, LOG_HINT))?;
     let status = response.status().as_u16();
     let body = response
         .body_mut()
@@ -156,7 +163,7 @@ pub fn run(args: LogArgs) -> Result<()> {
             no_status_list,
             json,
         } => {
-            let base = url.trim_end_matches('/').to_owned();
+            let base = base_url("--url", &url)?;
             let status = (!no_status_list).then(|| StatusSource {
                 list: status_list.unwrap_or_else(|| format!("{base}/v1/status-list")),
                 jwks: jwks.unwrap_or_else(|| format!("{base}/.well-known/jwks.json")),
@@ -169,19 +176,21 @@ pub fn run(args: LogArgs) -> Result<()> {
             permit,
             token,
             output,
+            json,
         } => {
-            let base = url.trim_end_matches('/');
+            let base = base_url("--url", &url)?;
             let text = match (index, permit) {
                 (Some(i), _) => get_text(&agent, &format!("{base}/v1/log/proofs/{i}"))?,
                 (None, Some(id)) => {
                     let token = token.ok_or_else(|| {
-                        UsageError("--permit needs --token or RUNPERMIT_TOKEN".into())
+                        ArgError("--permit needs --token or RUNPERMIT_TOKEN".into())
                     })?;
+                    let url = format!("{base}/v1/permits/{id}");
                     let mut response = agent
-                        .get(&format!("{base}/v1/permits/{id}"))
+                        .get(&url)
                         .header("Authorization", &format!("Bearer {token}"))
                         .call()
-                        .with_context(|| format!("GET {base}/v1/permits/{id}"))?;
+                        .map_err(|e| transport_error("GET", &url, e, LOG_HINT))?;
                     let body: serde_json::Value =
                         serde_json::from_str(&response.body_mut().read_to_string()?)
                             .context("the authority's answer is not JSON")?;
@@ -196,17 +205,26 @@ pub fn run(args: LogArgs) -> Result<()> {
                         })?
                 }
                 (None, None) => {
-                    return Err(UsageError("give --index N or --permit ID".into()).into());
+                    return Err(ArgError("give --index N or --permit ID".into()).into());
                 }
             };
-            match output {
-                Some(file) => std::fs::write(&file, &text)
-                    .with_context(|| format!("writing {}", file.display())),
-                None => {
-                    print!("{text}");
-                    Ok(())
-                }
+            if let Some(file) = &output {
+                std::fs::write(file, &text)
+                    .with_context(|| format!("writing {}", file.display()))?;
             }
+            if json {
+                let bundle = runpermit_log::ProofBundle::parse(&text)
+                    .map_err(|e| anyhow!("the authority's proof does not parse: {e}"))?;
+                let mut out = serde_json::json!({"index": bundle.index, "proof": text});
+                if let Some(file) = &output {
+                    out["output"] = serde_json::json!(file);
+                }
+                return print_json(&out);
+            }
+            if output.is_none() {
+                print!("{text}");
+            }
+            Ok(())
         }
     }
 }
@@ -284,14 +302,14 @@ fn verify(
                 .with_context(|| format!("reading {}", path.display()))?;
             Some(
                 serde_json::from_str(&text)
-                    .map_err(|e| UsageError(format!("--state {}: {e}", path.display())))?,
+                    .map_err(|e| ArgError(format!("--state {}: {e}", path.display())))?,
             )
         }
         _ => None,
     };
     let vkey = match (vkey, &saved) {
         (Some(v), Some(s)) if v.trim() != s.vkey => {
-            return Err(UsageError(format!(
+            return Err(ArgError(format!(
                 "--vkey differs from the key pinned in the state file ({}); a log's key does not change",
                 s.vkey
             ))
@@ -300,7 +318,7 @@ fn verify(
         (Some(v), _) => v.trim().to_owned(),
         (None, Some(s)) => s.vkey.clone(),
         (None, None) => {
-            return Err(UsageError(
+            return Err(ArgError(
                 "pin the log's key with --vkey (printed by `runpermit init`; compare with URL/log/vkey out of band)".into(),
             )
             .into());

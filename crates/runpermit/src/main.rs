@@ -1,23 +1,40 @@
 //! `runpermit`: parses the command line, runs one subcommand, maps the outcome to an exit
-//! code. 0: success; 1: the command ran and failed; 2: the command line is wrong.
+//! code. 0: success; 1: the command ran and failed; 2: the command line is wrong; 141: its
+//! stdout was closed before it finished (`runpermit … | head -1`). With `--json`, a failure is
+//! one JSON object on stderr (`output::fail`).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+// `println!`, `print!` and `eprintln!` for every module below: std's panic when the pipe they
+// write to is closed (`runpermit … | head -1`); these end the command quietly instead, with
+// status 141 as SIGPIPE ends other tools (`output::stdout`). Defined before the modules so
+// that they shadow std's in all of them.
+macro_rules! println {
+    () => { $crate::output::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!($($arg)*)) };
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => { $crate::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 mod admin;
 mod apply;
+mod args;
 mod client;
 mod enforce;
 mod estimate;
 mod gate;
 mod log;
+mod output;
 mod oversight;
 mod permit;
 mod serve;
-mod usage;
-
-use usage::UsageError;
+mod view;
 
 /// Permits, compute metering and a public log for frontier AI training runs.
 #[derive(Debug, Parser)]
@@ -41,7 +58,7 @@ enum Command {
     /// bootstrap admin token on first start).
     Serve(serve::ServeArgs),
     /// Create the authority's database, signing key and bootstrap admin token, without serving.
-    Init(serve::AuthorityArgs),
+    Init(SetupArgs),
     /// Manage the authority's permit-signing key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -74,23 +91,33 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum KeyCommand {
     /// Replace the signing key; the retired key stays in the JWKS until its permits expire.
-    Rotate(serve::AuthorityArgs),
+    Rotate(SetupArgs),
+}
+
+/// `runpermit init` and `runpermit key rotate` flags.
+#[derive(Debug, Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    authority: serve::AuthorityArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
+    // Read from the raw arguments, so that errors found while parsing are JSON too.
+    let json = output::wants_json(std::env::args_os());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if json && err.use_stderr() => return output::fail_parse_json(&err),
+        Err(err) => err.exit(),
+    };
+    let code = match run(cli.command) {
         Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            if let Some(usage) = err.downcast_ref::<UsageError>() {
-                eprintln!("error: {usage}");
-                ExitCode::from(2)
-            } else {
-                eprintln!("error: {err:#}");
-                ExitCode::from(1)
-            }
-        }
-    }
+        Err(err) => output::fail(&err, json),
+    };
+    output::flush();
+    code
 }
 
 /// Runs one subcommand; returns the exit status it asks for (0 unless it decides otherwise).
@@ -99,8 +126,8 @@ fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Estimate(args) => done(estimate::run(*args)),
         Command::Serve(args) => done(serve::run(args)),
-        Command::Init(args) => done(serve::init(args)),
-        Command::Key(KeyCommand::Rotate(args)) => done(serve::rotate(args)),
+        Command::Init(args) => done(serve::init(args.authority, args.json)),
+        Command::Key(KeyCommand::Rotate(args)) => done(serve::rotate(args.authority, args.json)),
         Command::Apply(args) => done(apply::apply(args)),
         Command::Applications(args) => done(apply::applications(args)),
         Command::Review(args) => done(apply::review(args)),
@@ -119,4 +146,43 @@ fn run(command: Command) -> anyhow::Result<u8> {
 /// The system clock in unix seconds: the one place the CLI reads the time.
 pub(crate) fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command that answers and exits takes `--json`; the two servers, which run until
+    /// stopped, log JSON with `RUNPERMIT_LOG_FORMAT=json` instead.
+    #[test]
+    fn every_command_takes_json() {
+        fn leaves(command: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
+            let subcommands: Vec<&clap::Command> = command
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            for sub in &subcommands {
+                leaves(sub, format!("{path} {}", sub.get_name()), out);
+            }
+            if subcommands.is_empty() {
+                let json = command.get_arguments().any(|a| a.get_id() == "json");
+                out.push((path, json));
+            }
+        }
+        let mut cli = Cli::command();
+        // Global flags (the client's --json) reach subcommands when the command is built.
+        cli.build();
+        let mut all = Vec::new();
+        leaves(&cli, "runpermit".to_owned(), &mut all);
+        let servers = ["runpermit serve", "runpermit gate serve"];
+        let missing: Vec<&str> = all
+            .iter()
+            .filter(|(path, json)| !json && !servers.contains(&path.as_str()))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(missing.is_empty(), "without --json: {missing:?}");
+        assert!(all.len() > 40, "{all:?}");
+    }
 }

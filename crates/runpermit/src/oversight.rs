@@ -1,14 +1,19 @@
 //! `runpermit run`, `runpermit incident`, `runpermit kyc`: oversight of permitted runs as they
 //! train, incident reports, and know-your-customer reports with split-run flags.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use runpermit_compute::format_flop;
+use runpermit_policy::{RunAction, RunActor};
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs, print_json};
-use crate::usage::UsageError;
+use crate::args::{self, ArgError};
+use crate::client::{Client, ClientArgs};
+use crate::output::print_json;
+use crate::view::{self, flop, int, items, num, text, yes};
 
 /// `runpermit run`.
 #[derive(Debug, Args)]
@@ -91,14 +96,6 @@ struct Transition {
     reason: String,
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
-}
-
 /// Reads an evaluation results file: JSON, or TOML when it does not parse as JSON.
 fn read_evals(path: &PathBuf) -> Result<Value> {
     let text = std::fs::read_to_string(path)
@@ -107,7 +104,7 @@ fn read_evals(path: &PathBuf) -> Result<Value> {
         return Ok(v);
     }
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        UsageError(format!(
+        ArgError(format!(
             "--evals {}: neither JSON nor TOML: {}",
             path.display(),
             e.message()
@@ -116,38 +113,36 @@ fn read_evals(path: &PathBuf) -> Result<Value> {
     serde_json::to_value(table).context("converting the evaluation results")
 }
 
-fn print_run(run: &Value) {
-    println!("run {}  ({})", s(run, "id"), s(run, "status"));
-    println!("  permit      {}", s(run, "permit_id"));
-    println!("  holder      {}", s(run, "org_id"));
-    if !s(run, "reason").is_empty() {
-        println!("  reason      {}", s(run, "reason"));
+fn print_run(run: &Value, names: &BTreeMap<String, String>, caller: Option<&Value>) {
+    println!("run {}  ({})", text(run, "id"), text(run, "status"));
+    println!("  permit      {}", text(run, "permit_id"));
+    println!("  holder      {}", view::org(names, text(run, "org_id")));
+    if !text(run, "reason").is_empty() {
+        println!("  reason      {}", text(run, "reason"));
     }
     println!(
-        "  tranche     {} released to {:e} FLOP (budget {:e})",
-        run.get("tranche").and_then(Value::as_i64).unwrap_or(0),
-        f(run, "released_flop"),
-        f(run, "budget_flop")
+        "  tranche     {} released to {} (budget {})",
+        int(run, "tranche"),
+        flop(run, "released_flop"),
+        flop(run, "budget_flop")
     );
     println!(
-        "  usage       {:e} FLOP ({:.1}% of the tranche; upper bound {:e})",
-        f(run, "cumulative_flop"),
-        f(run, "tranche_percent"),
-        f(run, "cumulative_upper_flop")
+        "  usage       {} ({:.1}% of the tranche; upper bound {})",
+        flop(run, "cumulative_flop"),
+        num(run, "tranche_percent"),
+        flop(run, "cumulative_upper_flop")
     );
-    if run.get("appeal_pending").and_then(Value::as_bool) == Some(true) {
+    if yes(run, "appeal_pending") {
         println!("  appeal      pending");
     }
     if let Some(by) = run.get("usage_by_provider").and_then(Value::as_object) {
         for (provider, u) in by {
-            let missing = u
-                .get("missing_reports")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+            let missing = int(u, "missing_reports");
             println!(
-                "  provider    {provider}: {:e} FLOP in {} report(s){}",
-                f(u, "flop"),
-                u.get("reports").and_then(Value::as_i64).unwrap_or(0),
+                "  provider    {}: {} in {} report(s){}",
+                view::org(names, provider),
+                flop(u, "flop"),
+                int(u, "reports"),
                 if missing > 0 {
                     format!(", {missing} missing")
                 } else {
@@ -160,17 +155,69 @@ fn print_run(run: &Value) {
         for m in ms {
             println!(
                 "  milestone   {}  tranche {}  {}  {}",
-                s(m, "id"),
-                m.get("tranche").and_then(Value::as_i64).unwrap_or(0),
-                s(m, "status"),
-                s(m, "checkpoint_digest")
+                text(m, "id"),
+                int(m, "tranche"),
+                text(m, "status"),
+                text(m, "checkpoint_digest")
             );
         }
     }
-    if let Some(actions) = run.get("allowed_actions").and_then(Value::as_array) {
-        let names: Vec<&str> = actions.iter().filter_map(Value::as_str).collect();
-        println!("  next        {}", names.join(", "));
+    let actions: Vec<RunAction> = run
+        .get("allowed_actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect();
+    let yours: Vec<&str> = run
+        .get("your_actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for line in next_steps(&actions, &yours, caller) {
+        println!("  {line}");
     }
+}
+
+/// Who may take a run action, for people.
+fn actor_name(actor: RunActor) -> &'static str {
+    match actor {
+        RunActor::Reviewer => "a reviewer",
+        RunActor::Developer => "the developer",
+        RunActor::Evaluator => "an assigned evaluator",
+        RunActor::System => "the authority",
+    }
+}
+
+/// What may happen next to a run whose status allows `actions`, by whom; then `yours`, what
+/// the authority says the caller may take now (its role, organization and assignment), labelled
+/// with who the caller is when `whoami` was read.
+fn next_steps(actions: &[RunAction], yours: &[&str], whoami: Option<&Value>) -> Vec<String> {
+    let mut by_actor: Vec<(RunActor, Vec<&str>)> = Vec::new();
+    for action in actions {
+        match by_actor.iter_mut().find(|(a, _)| *a == action.actor()) {
+            Some((_, names)) => names.push(action.as_str()),
+            None => by_actor.push((action.actor(), vec![action.as_str()])),
+        }
+    }
+    if by_actor.is_empty() {
+        return vec!["next        nothing: the run is over".to_owned()];
+    }
+    let mut lines: Vec<String> = by_actor
+        .iter()
+        .map(|(actor, names)| format!("next        {} ({})", names.join(", "), actor_name(*actor)))
+        .collect();
+    let who = whoami
+        .map(|me| format!(" (as {} of {})", text(me, "role"), text(me, "org_name")))
+        .unwrap_or_default();
+    lines.push(if yours.is_empty() {
+        format!("you may     none of these{who}")
+    } else {
+        format!("you may     {}{who}", yours.join(", "))
+    });
+    lines
 }
 
 /// Runs `runpermit run`.
@@ -201,7 +248,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             if let Some(flop) = flop {
                 let parsed: runpermit_compute::Flop = flop
                     .parse()
-                    .map_err(|e| UsageError(format!("--flop {flop:?}: {e}")))?;
+                    .map_err(|e| ArgError(format!("--flop {flop:?}: {e}")))?;
                 body["cumulative_flop"] = json!(parsed);
             }
             client.post(&format!("/v1/runs/{id}/milestones"), &body, &[])?
@@ -231,36 +278,43 @@ pub fn run(args: RunArgs) -> Result<()> {
         for r in list {
             println!(
                 "{}  {:<13}  {:>6.1}% of tranche {}  {}",
-                s(r, "id"),
-                s(r, "status"),
-                f(r, "tranche_percent"),
-                r.get("tranche").and_then(Value::as_i64).unwrap_or(0),
-                s(r, "permit_id")
+                text(r, "id"),
+                text(r, "status"),
+                num(r, "tranche_percent"),
+                int(r, "tranche"),
+                text(r, "permit_id")
             );
         }
     } else if out.get("reports").is_some() {
         for r in out["reports"].as_array().into_iter().flatten() {
             println!(
-                "{}  seq {:<5}  {}..{}  {:e} FLOP  ({})",
-                s(r, "provider_id"),
-                r.get("seq").and_then(Value::as_i64).unwrap_or(0),
-                r.get("from").and_then(Value::as_i64).unwrap_or(0),
-                r.get("to").and_then(Value::as_i64).unwrap_or(0),
-                f(r, "flop"),
-                s(r, "method")
+                "{}  seq {:<5}  {}..{}  {}  ({})",
+                text(r, "provider_id"),
+                int(r, "seq"),
+                int(r, "from"),
+                int(r, "to"),
+                flop(r, "flop"),
+                text(r, "method")
             );
         }
-        println!("cumulative {:e} FLOP", f(&out, "cumulative_flop"));
+        println!("cumulative {}", flop(&out, "cumulative_flop"));
     } else if out.get("checkpoint_digest").is_some() {
         println!(
             "milestone report {}  run {}  tranche {}  {}",
-            s(&out, "id"),
-            s(&out, "run_id"),
-            out.get("tranche").and_then(Value::as_i64).unwrap_or(0),
-            s(&out, "status")
+            text(&out, "id"),
+            text(&out, "run_id"),
+            int(&out, "tranche"),
+            text(&out, "status")
         );
     } else {
-        print_run(&out);
+        // What the caller may do of what the status allows: `whoami` says who it is.
+        let me = client.get("/v1/whoami").ok();
+        let providers = out.get("usage_by_provider").and_then(Value::as_object);
+        let ids = providers
+            .into_iter()
+            .flat_map(|p| p.keys().map(String::as_str));
+        let names = view::org_names(&client, ids.chain([text(&out, "org_id")]));
+        print_run(&out, &names, me.as_ref());
     }
     Ok(())
 }
@@ -343,26 +397,44 @@ pub fn incident(args: IncidentArgs) -> Result<()> {
     if args.client.json {
         return print_json(&out);
     }
-    let rows: Vec<&Value> = match out.as_array() {
-        Some(list) => list.iter().collect(),
-        None => vec![&out],
-    };
-    for i in rows {
-        let flag = if i.get("overdue").and_then(Value::as_bool) == Some(true) {
-            "  OVERDUE"
-        } else {
-            ""
-        };
-        println!(
-            "{}  {:<20}  {:<6}  follow-up due {}{flag}  {}",
-            s(i, "id"),
-            s(i, "category"),
-            s(i, "status"),
-            s(i, "follow_up_due"),
-            s(i, "summary")
-        );
+    for i in items(&out) {
+        print_incident(i);
     }
     Ok(())
+}
+
+/// An incident with its deadlines: when it was reported against when it was due, and when
+/// its follow-up is (or was) due.
+fn print_incident(i: &Value) {
+    let run = match text(i, "run_id") {
+        "" => String::new(),
+        id => format!("  run {id}"),
+    };
+    println!(
+        "{}  {}  {}{run}  {}",
+        text(i, "id"),
+        text(i, "category"),
+        text(i, "status"),
+        text(i, "summary")
+    );
+    println!(
+        "  reported {} (due {}{})",
+        text(i, "reported_at"),
+        text(i, "report_due"),
+        if yes(i, "reported_late") {
+            ", LATE"
+        } else {
+            ""
+        }
+    );
+    match text(i, "followed_up_at") {
+        "" => println!(
+            "  follow-up due {}{}",
+            text(i, "follow_up_due"),
+            if yes(i, "overdue") { "  OVERDUE" } else { "" }
+        ),
+        at => println!("  followed up {at} (due {})", text(i, "follow_up_due")),
+    }
 }
 
 /// `runpermit kyc`.
@@ -387,11 +459,11 @@ enum KycCommand {
         /// Interval end.
         #[arg(long, value_name = "TIME")]
         to: String,
-        /// How many jobs.
-        #[arg(long, default_value_t = 1)]
-        jobs: i64,
-        /// Their accelerator-seconds.
-        #[arg(long, value_name = "SECONDS")]
+        /// How many jobs, e.g. 4 or 1.2k.
+        #[arg(long, default_value_t = 1, value_parser = args::whole, allow_hyphen_values = true)]
+        jobs: u64,
+        /// Their accelerator-seconds, e.g. 3.1e9 or 3.1B.
+        #[arg(long, value_name = "SECONDS", value_parser = args::count, allow_hyphen_values = true)]
         accelerator_seconds: f64,
         /// Their compute (such as 4e24).
         #[arg(long, value_name = "FLOP")]
@@ -407,7 +479,7 @@ fn unix_time(flag: &str, text: &str) -> Result<i64> {
         return Ok(n);
     }
     runpermit_policy::parse_timestamp(text)
-        .map_err(|e| UsageError(format!("--{flag} {text:?}: {e}")).into())
+        .map_err(|e| ArgError(format!("--{flag} {text:?}: {e}")).into())
 }
 
 /// Runs `runpermit kyc`.
@@ -424,7 +496,7 @@ pub fn kyc(args: KycArgs) -> Result<()> {
         } => {
             let parsed: runpermit_compute::Flop = flop
                 .parse()
-                .map_err(|e| UsageError(format!("--flop {flop:?}: {e}")))?;
+                .map_err(|e| ArgError(format!("--flop {flop:?}: {e}")))?;
             client.post(
                 "/v1/kyc-reports",
                 &json!({"customer": customer, "from": unix_time("from", &from)?,
@@ -448,13 +520,19 @@ pub fn kyc(args: KycArgs) -> Result<()> {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|p| Some(format!("{} {}", p.get(0)?.as_str()?, p.get(1)?)))
+                .filter_map(|p| {
+                    Some(format!(
+                        "{} {}",
+                        p.get(0)?.as_str()?,
+                        format_flop(p.get(1)?.as_f64()?)
+                    ))
+                })
                 .collect();
             println!(
-                "{}  {} FLOP{}  ({})",
-                s(flag, "customer"),
-                flag.get("total").map(Value::to_string).unwrap_or_default(),
-                if flag.get("split").and_then(Value::as_bool) == Some(true) {
+                "{}  {}{}  ({})",
+                text(flag, "customer"),
+                flop(flag, "total"),
+                if yes(flag, "split") {
                     "  SPLIT RUN SUSPECTED"
                 } else {
                     "  unpermitted"
@@ -465,8 +543,8 @@ pub fn kyc(args: KycArgs) -> Result<()> {
     } else {
         println!(
             "recorded {} for customer {}{}",
-            s(&out, "id"),
-            s(&out, "customer"),
+            text(&out, "id"),
+            text(&out, "customer"),
             if out.get("flag").is_some_and(|f| !f.is_null()) {
                 ": its unpermitted compute over all providers reaches the permit threshold"
             } else {

@@ -7,8 +7,9 @@ use clap::{Args, Subcommand};
 use runpermit_permit::{EXEMPTION_TYP, Jwks, PERMIT_TYP, verify_exemption, verify_permit};
 use serde_json::Value;
 
-use crate::client::{Client, ClientArgs, print_json};
-use crate::usage::UsageError;
+use crate::args::ArgError;
+use crate::client::{Client, ClientArgs};
+use crate::output::print_json;
 
 /// `runpermit permit`.
 #[derive(Debug, Args)]
@@ -98,7 +99,7 @@ fn check_logged(token_path: &PathBuf, proof: &PathBuf, vkey: &str) -> Result<(u6
     let text =
         std::fs::read_to_string(proof).with_context(|| format!("reading {}", proof.display()))?;
     let bundle = runpermit_log::ProofBundle::parse(&text)
-        .map_err(|e| UsageError(format!("--proof {}: {e}", proof.display())))?;
+        .map_err(|e| ArgError(format!("--proof {}: {e}", proof.display())))?;
     let proved = bundle
         .verify_entry(vkey.trim())
         .map_err(|e| anyhow::anyhow!("INVALID: the log proof does not verify: {e}"))?;
@@ -110,7 +111,7 @@ fn check_logged(token_path: &PathBuf, proof: &PathBuf, vkey: &str) -> Result<(u6
             bail!("INVALID: the log proof is for another permit ({permit_id})")
         }
         other => bail!(
-            "INVALID: the log proof is for a {} entry, not a permit",
+            "INVALID: the log proof is for an entry of type {}, not a permit",
             other.type_name()
         ),
     }
@@ -166,20 +167,27 @@ pub(crate) fn load_jwks(source: &str) -> Result<Jwks> {
     let text = if source.starts_with("https://") || source.starts_with("http://") {
         ureq::get(source)
             .call()
-            .with_context(|| format!("fetching {source}"))?
+            .map_err(|e| {
+                crate::client::transport_error(
+                    "GET",
+                    source,
+                    e,
+                    "is the --jwks URL right, and is its server up?",
+                )
+            })?
             .body_mut()
             .read_to_string()
             .with_context(|| format!("reading {source}"))?
     } else {
         std::fs::read_to_string(source).with_context(|| format!("reading --jwks {source}"))?
     };
-    Jwks::from_json(&text).map_err(|e| UsageError(format!("--jwks {source}: {e}")).into())
+    Jwks::from_json(&text).map_err(|e| ArgError(format!("--jwks {source}: {e}")).into())
 }
 
 fn parse_time(text: &str) -> Result<i64> {
     let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|e| {
-            UsageError(format!(
+            ArgError(format!(
                 "--at {text:?}: expected RFC 3339 such as 2026-12-01T00:00:00Z ({e})"
             ))
         })?;
@@ -243,11 +251,7 @@ fn verify(
         runpermit_permit::utc(claims.exp)
     );
     println!("  FLOP budget:      {}", claims.flop_budget);
-    let tranches: Vec<String> = claims
-        .tranches
-        .iter()
-        .map(|t| format!("{:.2e}", t.flop.get()))
-        .collect();
+    let tranches: Vec<String> = claims.tranches.iter().map(|t| t.flop.to_string()).collect();
     println!("  tranches:         {}", tranches.join(", "));
     println!("  max accelerators: {}", claims.max_accelerators);
     for p in &claims.providers {

@@ -16,7 +16,7 @@ use runpermit_authority::setup::bootstrap::prepare;
 use runpermit_policy::Policy;
 use serde::Deserialize;
 
-use crate::usage::UsageError;
+use crate::args::ArgError;
 
 /// Where the authority keeps its state (shared by `serve` and `init`).
 #[derive(Debug, Args)]
@@ -105,13 +105,13 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading --config {}", path.display()))?;
             toml::from_str::<ConfigFile>(&text)
-                .map_err(|e| UsageError(format!("--config {}: {e}", path.display())))?
+                .map_err(|e| ArgError(format!("--config {}: {e}", path.display())))?
         }
         None => ConfigFile::default(),
     };
     let limits = Limits::new(file.limits).map_err(|problems| {
         let path = args.config.as_deref().unwrap_or(std::path::Path::new(""));
-        UsageError(format!(
+        ArgError(format!(
             "--config {}: {}",
             path.display(),
             problems.join("; ")
@@ -126,7 +126,7 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
             || url.starts_with("postgresql://")
             || url.starts_with("sqlite:"))
     {
-        return Err(UsageError(format!(
+        return Err(ArgError(format!(
             "--database-url {url:?}: expected postgres://USER@HOST:PORT/DB (or sqlite://PATH)"
         ))
         .into());
@@ -136,7 +136,7 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading --policy {}", path.display()))?;
             Policy::from_toml(&text)
-                .map_err(|e| UsageError(format!("--policy {}: {e}", path.display())))?
+                .map_err(|e| ArgError(format!("--policy {}: {e}", path.display())))?
         }
         None => Policy::builtin().clone(),
     };
@@ -219,6 +219,32 @@ fn report(setup: &Setup, policy_version: &str, limits: &str, started: &StartRepo
     }
 }
 
+/// What `init --json` prints: [`report`]'s facts.
+fn report_json(
+    setup: &Setup,
+    policy_version: &str,
+    limits: &str,
+    started: &StartReport,
+) -> serde_json::Value {
+    serde_json::json!({
+        "database": redact(&setup.database_url()),
+        "signing_key": {
+            "path": setup.signing_key_path(),
+            "kid": started.kid,
+            "created": started.created_key,
+        },
+        "policy": policy_version,
+        "limits": limits,
+        "log_key": {
+            "path": setup.log_key_path(),
+            "vkey": started.vkey,
+        },
+        "recorded_deployment": started.recorded_deployment,
+        "admin_token": started.admin_token,
+    })
+}
+
+/// A database URL without its password.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
@@ -233,13 +259,12 @@ fn redact(url: &str) -> String {
 }
 
 /// `runpermit init`: prepare without serving.
-pub fn init(args: AuthorityArgs) -> Result<()> {
+pub fn init(args: AuthorityArgs, json: bool) -> Result<()> {
     let settings = resolve(None, args)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let prepared = runtime
         .block_on(prepare(&settings.setup, &SystemClock))
         .context("preparing the authority")?;
-    println!("runpermit authority initialized");
     let started = StartReport {
         addr: settings.listen,
         kid: prepared.signer.kid().to_owned(),
@@ -248,16 +273,18 @@ pub fn init(args: AuthorityArgs) -> Result<()> {
         admin_token: prepared.admin_token.clone(),
         recorded_deployment: prepared.recorded_deployment,
     };
-    report(
-        &settings.setup,
-        &settings.policy.version,
-        &settings.limits.summary(),
-        &started,
-    );
+    let (policy, limits) = (&settings.policy.version, settings.limits.summary());
+    if json {
+        return crate::output::print_json(&report_json(&settings.setup, policy, &limits, &started));
+    }
+    println!("runpermit authority initialized");
+    report(&settings.setup, policy, &limits, &started);
     Ok(())
 }
 
-pub fn rotate(args: AuthorityArgs) -> Result<()> {
+/// `runpermit key rotate`: a new permit-signing key; the old one stays in the JWKS until the
+/// permits it signed have expired.
+pub fn rotate(args: AuthorityArgs, json: bool) -> Result<()> {
     let settings = resolve(None, args)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let rotation = runtime
@@ -266,6 +293,14 @@ pub fn rotate(args: AuthorityArgs) -> Result<()> {
             &SystemClock,
         ))
         .context("rotating the signing key")?;
+    if json {
+        return crate::output::print_json(&serde_json::json!({
+            "new_kid": rotation.new_kid,
+            "retired_kid": rotation.retired_kid,
+            "retired_path": rotation.retired_path,
+            "signing_key": settings.setup.signing_key_path(),
+        }));
+    }
     println!("new signing key:     {}", rotation.new_kid);
     println!(
         "retired signing key: {} (moved to {}; still published until its permits expire)",

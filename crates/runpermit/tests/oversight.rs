@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Authority, BIN, examples, http_get, http_post, id_of, json, lab_applicant, ok, path_str, run,
-    start_in,
+    Authority, BIN, examples, http_get, http_post, id_of, json, kyc_report, lab_applicant,
+    member_token, ok, path_str, run, start_in,
 };
 use runpermit_permit::SigningKey;
 use serde_json::Value;
@@ -58,19 +58,6 @@ fn provider(a: &Authority, name: &str, cluster: &'static str) -> Provider {
         org,
         cluster,
     }
-}
-
-fn member_token(a: &Authority, org: &str, name: &str, role: &str) -> String {
-    let admin = a.admin_token.clone();
-    let member = id_of(&json(
-        &["org", "add-member", org, "--name", name, "--role", role],
-        a,
-        &admin,
-    ));
-    json(&["token", "create", "--member", &member], a, &admin)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned()
 }
 
 /// A running `runpermit gate serve` of one provider, with its spool directory.
@@ -534,28 +521,7 @@ fn a_run_split_across_providers_is_flagged() {
         (now - time::Duration::days(30)).date().to_string(),
         (now - time::Duration::days(2)).date().to_string(),
     );
-    let report = |p: &Provider, flop: &str| {
-        json(
-            &[
-                "kyc",
-                "report",
-                "--customer",
-                "LEI-5493001KJTIIGC8Y1R12",
-                "--from",
-                &from,
-                "--to",
-                &to,
-                "--jobs",
-                "4",
-                "--accelerator-seconds",
-                "3.1e9",
-                "--flop",
-                flop,
-            ],
-            &a,
-            &p.operator,
-        )
-    };
+    let report = |p: &Provider, flop: &str| kyc_report(&a, &p.operator, &from, &to, flop);
     // Each provider saw 6e24 FLOP of unpermitted jobs: under the 1e25 threshold alone.
     assert!(report(&east, "6e24")["flag"].is_null());
     let flagged = report(&west, "6e24");

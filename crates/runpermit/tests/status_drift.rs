@@ -12,24 +12,11 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Authority, PgSchema, examples, http_get, id_of, json, lab_applicant, ok, run, start_in,
+    Authority, PgSchema, examples, http_get, json, lab_applicant, member_token, ok, run, start_in,
     wait_for_log_size,
 };
 use runpermit_gate::{PermitStatus, StatusListClaims, sign_status_list, verify_status_list};
 use runpermit_permit::{Jwks, SigningKey};
-
-fn member_token(a: &Authority, org: &str, name: &str, role: &str) -> String {
-    let admin = a.admin_token.clone();
-    let member = id_of(&json(
-        &["org", "add-member", org, "--name", name, "--role", role],
-        a,
-        &admin,
-    ));
-    json(&["token", "create", "--member", &member], a, &admin)["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned()
-}
 
 /// `UPDATE runs SET status = 'active'` on the authority's database, behind its back.
 fn set_active(a: &Authority, database_url: Option<&str>, run_id: &str) {

@@ -546,8 +546,8 @@ pub async fn update(
     let status: Status = app.status;
     if !matches!(status, Status::Draft | Status::ChangesRequested) {
         return Err(DomainError::Conflict(format!(
-            "the plan of a {} application cannot change; only drafts and applications with changes requested can",
-            app.status
+            "the plan of {} application cannot change; only drafts and applications with changes requested can",
+            runpermit_types::names::with_article(app.status.as_str())
         )));
     }
     let estimate = assess(plan)?;

@@ -117,7 +117,8 @@ pub async fn create_member(
         return Err(DomainError::field(
             "role",
             format!(
-                "a {kind} organization's members may be: {}",
+                "{} organization's members may be: {}",
+                runpermit_types::names::with_article(kind.as_str()),
                 allowed.join(", ")
             ),
         ));

@@ -99,8 +99,8 @@ pub async fn provider_org(state: &Authority, caller: &Caller, id: &str) -> Resul
         return Err(DomainError::field(
             "id",
             format!(
-                "{id} is a {} organization: only providers have reporting keys",
-                org.kind
+                "{id} is {} organization: only providers have reporting keys",
+                runpermit_types::names::with_article(org.kind.as_str())
             ),
         ));
     }

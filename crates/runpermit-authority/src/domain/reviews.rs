@@ -72,8 +72,8 @@ async fn check_evaluators(
             Some(org) => problems.push(
                 &field,
                 format!(
-                    "{id} is a {} organization, not an evaluator organization",
-                    org.kind
+                    "{id} is {} organization, not an evaluator organization",
+                    runpermit_types::names::with_article(org.kind.as_str())
                 ),
             ),
             None => problems.push(&field, format!("no evaluator organization {id:?}")),
@@ -178,8 +178,8 @@ pub async fn decide(
         ReviewDecision::Approve => {
             if app.status != Status::UnderReview {
                 return Err(DomainError::Conflict(format!(
-                    "a {} application cannot be approved; only one under review can",
-                    app.status
+                    "{} application cannot be approved; only one under review can",
+                    runpermit_types::names::with_article(app.status.as_str())
                 )));
             }
             let mut reviews = state.store.reviews(&app.id).await?;

@@ -211,8 +211,11 @@ impl Endpoint {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!(
-                "a {} of a {} organization may not call {} {}",
-                caller.role, caller.org_kind, self.method, self.path
+                "{} of {} organization may not call {} {}",
+                runpermit_types::names::with_article(caller.role.as_str()),
+                runpermit_types::names::with_article(caller.org_kind.as_str()),
+                self.method,
+                self.path
             )))
         }
     }

@@ -130,6 +130,45 @@ pub fn lab_applicant(a: &Authority, name: &str) -> String {
         .to_owned()
 }
 
+/// Adds member `name` with `role` to organization `org` and returns a token of theirs.
+pub fn member_token(a: &Authority, org: &str, name: &str, role: &str) -> String {
+    let admin = a.admin_token.clone();
+    let member = id_of(&json(
+        &["org", "add-member", org, "--name", name, "--role", role],
+        a,
+        &admin,
+    ));
+    json(&["token", "create", "--member", &member], a, &admin)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
+/// A provider's know-your-customer report of four unpermitted jobs of customer
+/// `LEI-5493001KJTIIGC8Y1R12` that used `flop` between `from` and `to`; the answer.
+pub fn kyc_report(a: &Authority, operator: &str, from: &str, to: &str, flop: &str) -> Value {
+    json(
+        &[
+            "kyc",
+            "report",
+            "--customer",
+            "LEI-5493001KJTIIGC8Y1R12",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--jobs",
+            "4",
+            "--accelerator-seconds",
+            "3.1e9",
+            "--flop",
+            flop,
+        ],
+        a,
+        operator,
+    )
+}
+
 /// Waits (up to 10 s) until the log's checkpoint covers `size` entries.
 pub fn wait_for_log_size(a: &Authority, size: u64) {
     for _ in 0..200 {
