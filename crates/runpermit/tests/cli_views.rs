@@ -100,7 +100,7 @@ fn text_views_tell_what_people_need() {
         &format!("organization: Frontier Lab ({lab_id})"),
         "model:        2T parameters (600B active), 55T tokens",
         "compute:      32768 × B200 for 78 days at 40% utilization",
-        "provider:     org-northwind-cloud (nw-central-3)",
+        "provider:     northwind-cloud (nw-central-3)",
         "safeguards:   weights security SL4; full shutdown capability; incident response plan; \
          3 evaluation milestone(s) at 1.00e25 FLOP, 4.00e25 FLOP, 1.60e26 FLOP",
         "affordances:  tool_use, internet_access, code_execution, autonomous_agents",
