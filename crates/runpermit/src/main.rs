@@ -31,8 +31,8 @@ mod estimate;
 mod gate;
 mod log;
 mod output;
-mod oversight;
 mod permit;
+mod runs;
 mod serve;
 mod view;
 
@@ -75,11 +75,11 @@ enum Command {
     /// The compute provider's gate: admission decisions for jobs under permits.
     Gate(gate::GateArgs),
     /// Follow permitted runs as they train: usage, milestones, pause, resume, revoke.
-    Run(oversight::RunArgs),
+    Run(runs::RunArgs),
     /// Report incidents and their follow-ups; list deadlines.
-    Incident(oversight::IncidentArgs),
+    Incident(runs::IncidentArgs),
     /// Know-your-customer reports of unpermitted large jobs, and split-run flags.
-    Kyc(oversight::KycArgs),
+    Kyc(runs::KycArgs),
     /// Manage organizations and their members.
     Org(admin::OrgArgs),
     /// Manage API tokens.
@@ -134,9 +134,9 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Permit(args) => done(permit::run(args)),
         Command::Log(args) => done(log::run(args)),
         Command::Gate(args) => gate::run(args),
-        Command::Run(args) => done(oversight::run(args)),
-        Command::Incident(args) => done(oversight::incident(args)),
-        Command::Kyc(args) => done(oversight::kyc(args)),
+        Command::Run(args) => done(runs::run(args)),
+        Command::Incident(args) => done(runs::incident(args)),
+        Command::Kyc(args) => done(runs::kyc(args)),
         Command::Org(args) => done(admin::org(args)),
         Command::Token(args) => done(admin::token(args)),
         Command::Whoami(args) => done(admin::whoami(args)),
