@@ -25,10 +25,8 @@ use std::sync::LazyLock;
 use runpermit_compute::{Estimate, Flop, FlopRate, HardwareTable, builtin_regimes, parse_count};
 use runpermit_gate::{
     DCGM_TENSOR_ACTIVE, DEFAULT_STATUS_GRACE_SECONDS, EvidenceCache, GateConfig, GateParams,
-    JobRequest, PermitStatus, STATUS_TYP, SpoolRecord, StatusEntry, StatusListCache,
-    StatusListClaims, USAGE_TYP, Usage, UsageReportClaims, dcgm_tensor_active, decide,
-    decide_cached, exposition_series, scheduler_accounting, sign_status_list, sign_usage_report,
-    verify_status_list, verify_usage_report,
+    JobRequest, SpoolRecord, StatusListCache, Usage, dcgm_tensor_active, decide, decide_cached,
+    exposition_series, scheduler_accounting,
 };
 use runpermit_gate_agent::{ADMISSION_API_VERSION, Agent, slurm};
 use runpermit_log::{
@@ -41,6 +39,10 @@ use runpermit_permit::{
     EXEMPTION_TYP, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims, PermitRequest,
     PublicKey, SigningKey, check, check_permit_validity, sign, sign_exemption, sign_jws,
     verify_exemption, verify_permit_signature,
+};
+use runpermit_permit::{
+    PermitStatus, STATUS_TYP, StatusEntry, StatusListClaims, USAGE_TYP, UsageReportClaims,
+    sign_status_list, sign_usage_report, verify_status_list, verify_usage_report,
 };
 use runpermit_policy::{Format, Policy, RunPlan, classify, permit_terms, tranche_schedule};
 use serde::Serialize;

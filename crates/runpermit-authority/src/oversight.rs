@@ -16,9 +16,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use runpermit_compute::{FieldError, Flop};
-use runpermit_gate::{PermitStatus, StatusEntry, UsageReportClaims};
 use runpermit_log::LogEntry;
 use runpermit_permit::{Jwks, PermitClaims, PermitRequest, PublicKey, verify_permit_signature};
+use runpermit_permit::{PermitStatus, StatusEntry, UsageReportClaims};
 use runpermit_policy::{
     OVERRUN_CATEGORY, RunAction, RunStatus, next_tranche, run_next, tranche_progress,
 };
@@ -290,12 +290,12 @@ pub async fn ingest(
         };
         let claims = match outcome {
             Ok(claims) => claims,
-            Err(runpermit_gate::ReportError::Invalid(errors)) => {
+            Err(runpermit_permit::ReportError::Invalid(errors)) => {
                 refuse(&mut r, 422, field_errors(&errors));
                 results.push(r);
                 continue;
             }
-            Err(runpermit_gate::ReportError::Verify(
+            Err(runpermit_permit::ReportError::Verify(
                 e @ (runpermit_permit::VerifyError::Malformed(_)
                 | runpermit_permit::VerifyError::UnsupportedAlgorithm(_)
                 | runpermit_permit::VerifyError::WrongType { .. }),

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runpermit_gate::{
     Decision, EvidenceCache, Freshness, GateParams, JobRequest, StatusError, StatusListCache,
-    Usage, decide_cached, verify_status_list,
+    Usage, decide_cached,
 };
-use runpermit_permit::Jwks;
+use runpermit_permit::{Jwks, verify_status_list};
 
 use crate::AgentError;
 use crate::metering::MeteringStatus;
@@ -120,6 +120,7 @@ impl Agent {
         let mut written = 0;
         match std::fs::read_to_string(&status_file) {
             Ok(held) => match verify_status_list(held.trim(), &jwks)
+                .map_err(StatusError::from)
                 .and_then(|claims| status.accept(claims))
             {
                 Ok(()) => {
@@ -251,7 +252,7 @@ impl Agent {
     /// decisions see it, so that a list once relied on is never replaced by an older one,
     /// even across a crash; a failed write is logged, and the list is held all the same.
     pub fn accept_status_token(&self, token: &str) -> Result<Refreshed, RefreshError> {
-        let claims = verify_status_list(token.trim(), &self.jwks)?;
+        let claims = verify_status_list(token.trim(), &self.jwks).map_err(StatusError::from)?;
         let version = claims.version;
         // One refresh at a time: between the trial below and the accept, nothing else
         // changes the held list.

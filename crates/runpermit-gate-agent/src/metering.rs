@@ -38,11 +38,11 @@ use std::time::{Duration, Instant};
 
 use runpermit_compute::{Accelerator, HardwareTable};
 use runpermit_gate::{
-    ClusterParams, DCGM_TENSOR_ACTIVE, GateConfig, GateParams, MeterSource, Metered,
-    MeteringConfig, SpoolRecord, TensorSample, UsageReportClaims, UtilizationSample,
-    dcgm_tensor_activity, exposition_series, nvml_utilization, scheduler_accounting,
+    ClusterParams, DCGM_TENSOR_ACTIVE, GateConfig, GateParams, MeterSource, MeteringConfig,
+    SpoolRecord, TensorSample, UtilizationSample, dcgm_tensor_activity, exposition_series,
+    nvml_utilization, scheduler_accounting,
 };
-use runpermit_permit::SigningKey;
+use runpermit_permit::{Metered, SigningKey, UsageReportClaims};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

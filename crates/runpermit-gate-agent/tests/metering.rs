@@ -17,11 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use common::{AUTHORITY, CLUSTER, NOW, World, config_text};
-use runpermit_gate::{
-    GateConfig, JobRequest, MeterMethod, PermitEvidence, UsageReportClaims, verify_usage_report,
-};
+use runpermit_gate::{GateConfig, JobRequest, PermitEvidence};
 use runpermit_gate_agent::{Backoff, Meter, SendError, ServeOptions, run};
-use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{Jwks, MeterMethod, SigningKey, UsageReportClaims, verify_usage_report};
 use serde_json::Value;
 
 /// The H100 SXM's highest peak (FP8 dense), FLOP/s: scheduler accounting's rate.

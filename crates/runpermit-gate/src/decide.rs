@@ -10,12 +10,12 @@ use std::fmt;
 use runpermit_compute::Flop;
 use runpermit_log::{CheckpointError, LogEntry, ProofBundle, ProofError};
 use runpermit_permit::{
-    Jwks, PermitClaims, VerifyError, check_permit_validity, verify_permit_signature,
+    Jwks, PermitClaims, PermitStatus, VerifyError, check_permit_validity, verify_permit_signature,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterParams, GateParams};
-use crate::status::{Freshness, PermitStatus, StatusListCache};
+use crate::status::{Freshness, StatusListCache};
 use crate::text::{duration, utc};
 
 /// A job a scheduler asks the gate about.

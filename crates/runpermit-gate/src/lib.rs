@@ -5,13 +5,9 @@
 //! permit that is validly signed, in scope, public (proved to be in the transparency log),
 //! in good standing (per a fresh signed status list) and within its budget.
 //!
-//! - [`StatusListClaims`], [`sign_status_list`], [`verify_status_list`]: the authority's
-//!   signed, versioned, short-lived list of permits not in good standing (`typ`
-//!   `runpermit-status+jwt`), documented field by field; [`StatusListCache`]: the newest
-//!   verified list, which never goes back to an older version, and its [`Freshness`].
-//! - [`LogStanding`]: which permits the public log says are not in good standing (revoked,
-//!   completed, paused, on milestone hold), folded entry by entry; [`check_status_list`]:
-//!   where a status list disagrees with it; [`reconcile`]: a list being built made to agree.
+//! - [`StatusListCache`]: the newest verified status list (runpermit-permit's
+//!   `StatusListClaims`, `verify_status_list`), which never goes back to an older version,
+//!   and its [`Freshness`].
 //! - [`GateConfig`]: the gate's TOML configuration, every key documented
 //!   (`examples/gate.toml`); [`GateParams`]: the validated, resolved form [`decide`] takes.
 //! - [`decide`]: the decision for a [`JobRequest`], a serializable [`Decision`] with a stable
@@ -20,9 +16,8 @@
 //!   and the exposition readers [`dcgm_tensor_active`], [`exposition_series`]):
 //!   accelerator-seconds, DCGM tensor-pipe activity and NVML utilization to FLOP, with the
 //!   method and bounds; [`SpoolRecord`]: a scheduler-accounting record as a provider's
-//!   accounting system writes it, checked field by field;
-//!   [`UsageReportClaims`], [`sign_usage_report`], [`verify_usage_report`]: the signed usage
-//!   report (`typ` `runpermit-usage+jwt`) a provider sends the authority.
+//!   accounting system writes it, checked field by field, made into the signed usage
+//!   report (runpermit-permit's `UsageReportClaims`) a provider sends the authority.
 //!
 //! Pure: no file or network IO, no clock (`now` is an argument, in unix seconds), no
 //! randomness. Signatures are runpermit-permit's ([`verify_permit`](runpermit_permit::verify_permit),
@@ -71,9 +66,7 @@
 mod config;
 mod decide;
 mod meter;
-mod report;
 mod spool;
-mod standing;
 mod status;
 mod text;
 
@@ -87,19 +80,8 @@ pub use decide::{
     Code, Decision, EvidenceCache, JobRequest, PermitEvidence, Usage, decide, decide_cached,
 };
 pub use meter::{
-    DCGM_TENSOR_ACTIVE, MeterError, MeterMethod, Metered, Series, TensorSample, UtilizationSample,
-    dcgm_tensor_active, dcgm_tensor_activity, exposition_series, nvml_utilization,
-    scheduler_accounting,
-};
-pub use report::{
-    ReportError, USAGE_TYP, UsageReportClaims, sign_usage_report, verify_usage_report,
+    DCGM_TENSOR_ACTIVE, MeterError, Series, TensorSample, UtilizationSample, dcgm_tensor_active,
+    dcgm_tensor_activity, exposition_series, nvml_utilization, scheduler_accounting,
 };
 pub use spool::SpoolRecord;
-pub use standing::{
-    Correction, Ending, Hold, LogRef, LogStanding, LoggedPermit, SETTLE_SECONDS, StatusDrift,
-    Verdict, check_status_list, reconcile,
-};
-pub use status::{
-    Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,
-    StatusListClaims, sign_status_list, verify_status_list,
-};
+pub use status::{Freshness, StatusError, StatusListCache};

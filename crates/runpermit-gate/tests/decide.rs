@@ -7,11 +7,12 @@ use std::collections::HashSet;
 use common::{NOW, TTL, World, issue, log, params, permit_entry, request};
 use runpermit_compute::Flop;
 use runpermit_gate::{
-    Code, Decision, JobRequest, PermitEvidence, PermitStatus, StatusEntry, StatusError,
-    StatusListCache, StatusListClaims, Usage, decide, verify_status_list,
+    Code, Decision, JobRequest, PermitEvidence, StatusError, StatusListCache, Usage, decide,
 };
 use runpermit_log::{LogKey, ProofBundle};
-use runpermit_permit::SigningKey;
+use runpermit_permit::{
+    PermitStatus, SigningKey, StatusEntry, StatusListClaims, StatusListError, verify_status_list,
+};
 
 /// Checks the code, that `allow` agrees with it, and that the message says `fragment`.
 #[track_caller]
@@ -786,17 +787,17 @@ fn a_job_larger_than_its_cluster_is_refused() {
 fn status_lists_cannot_be_forged_into_the_cache() {
     let w = World::new();
     let stranger = SigningKey::from_seed(&[9; 32]);
-    let forged = runpermit_gate::sign_status_list(
+    let forged = runpermit_permit::sign_status_list(
         &StatusListClaims::new(common::AUTHORITY, NOW, TTL, 99, vec![]),
         &stranger,
     );
     assert!(matches!(
         verify_status_list(&forged, &w.jwks),
-        Err(StatusError::Verify(_))
+        Err(StatusListError::Verify(_))
     ));
     // A permit is not a status list either.
     assert!(matches!(
         verify_status_list(&w.main.token, &w.jwks),
-        Err(StatusError::Verify(_))
+        Err(StatusListError::Verify(_))
     ));
 }

@@ -13,9 +13,8 @@ use clap::{Args, Subcommand};
 use runpermit_compute::HardwareTable;
 use runpermit_gate::{
     Decision, GateConfig, JobRequest, PermitEvidence, StatusListCache, Usage, decide,
-    verify_status_list,
 };
-use runpermit_permit::Jwks;
+use runpermit_permit::{Jwks, verify_status_list};
 
 use crate::usage::UsageError;
 

@@ -15,8 +15,8 @@ use common::{
     Authority, PgSchema, examples, http_get, id_of, json, lab_applicant, ok, run, start_in,
     wait_for_log_size,
 };
-use runpermit_gate::{PermitStatus, StatusListClaims, sign_status_list, verify_status_list};
 use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{PermitStatus, StatusListClaims, sign_status_list, verify_status_list};
 
 fn member_token(a: &Authority, org: &str, name: &str, role: &str) -> String {
     let admin = a.admin_token.clone();

@@ -190,7 +190,7 @@ pub(crate) async fn verifying_keys(
 /// The list never contradicts the authority's own log: before signing, every permit that the
 /// sequenced log says is not in good standing is added if the runs do not list it, and a
 /// final entry (`run_revoked`, `run_completed`) always lists it as revoked
-/// ([`runpermit_gate::reconcile`]). Each such correction means the database was changed
+/// ([`runpermit_permit::reconcile`]). Each such correction means the database was changed
 /// behind the log's back: it is logged as an error and counted in
 /// `runpermit_status_list_corrections_total`. A resumption takes effect on the list once it
 /// is sequenced (normally within the sequencing interval).
@@ -204,7 +204,7 @@ pub(crate) async fn status_list(
     let skew = i64::from(state.policy.permit.clock_skew_seconds);
     {
         let folded = tlog::log_standing(&state, iat - skew).await?;
-        for c in runpermit_gate::reconcile(&mut entries, &folded.standing, iat, iat - skew) {
+        for c in runpermit_permit::reconcile(&mut entries, &folded.standing, iat, iat - skew) {
             tracing::error!(
                 permit = %c.permit_id,
                 was = c.was.map_or("in good standing", |s| s.as_str()),
@@ -216,14 +216,14 @@ pub(crate) async fn status_list(
                 .increment(1);
         }
     }
-    let claims = runpermit_gate::StatusListClaims::new(
+    let claims = runpermit_permit::StatusListClaims::new(
         state.issuer.clone(),
         iat,
         i64::from(state.policy.permit.status_ttl_seconds),
         u64::try_from(now_ms).unwrap_or(0),
         entries,
     );
-    let token = runpermit_gate::sign_status_list(&claims, &state.signer);
+    let token = runpermit_permit::sign_status_list(&claims, &state.signer);
     let mut response = (axum::http::StatusCode::OK, format!("{token}\n")).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -6,15 +6,15 @@
 
 use runpermit_compute::Flop;
 use runpermit_gate::{
-    Decision, GateConfig, GateParams, JobRequest, PermitEvidence, StatusEntry, StatusListCache,
-    StatusListClaims, Usage, decide, sign_status_list, verify_status_list,
+    Decision, GateConfig, GateParams, JobRequest, PermitEvidence, StatusListCache, Usage, decide,
 };
 use runpermit_log::{
     Checkpoint, DecisionKind, Hash, LogEntry, LogKey, ProofBundle, append, encode, inclusion_proof,
     leaf_hash, sign_checkpoint,
 };
 use runpermit_permit::{
-    Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, Tranche, check, sign,
+    Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, StatusEntry,
+    StatusListClaims, Tranche, check, sign, sign_status_list, verify_status_list,
 };
 
 /// 2026-01-01T00:00:00Z: the time decisions are made at, unless a test says otherwise.
