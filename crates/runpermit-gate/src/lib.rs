@@ -9,9 +9,11 @@
 //!   `StatusListClaims`, `verify_status_list`), which never goes back to an older version,
 //!   and its [`Freshness`].
 //! - [`GateConfig`]: the gate's TOML configuration, every key documented
-//!   (`examples/gate.toml`); [`GateParams`]: the validated, resolved form [`decide`] takes.
-//! - [`decide`]: the decision for a [`JobRequest`], a serializable [`Decision`] with a stable
-//!   [`Code`]; [`decide_cached`] the same with the time-independent checks cached.
+//!   (`examples/gate.toml`); [`GateParams`]: its validated, resolved form.
+//! - [`Gate`]: one gate's [`GateParams`], [`TrustAnchors`] (the pinned JWKS and log key),
+//!   held status list and evidence cache; [`Gate::decide`]: the decision for a
+//!   [`JobRequest`], a serializable [`Decision`] with a stable [`Code`], the
+//!   time-independent checks remembered ([`Gate::decide_uncached`] decides the same afresh).
 //! - Metering ([`scheduler_accounting`], [`dcgm_tensor_activity`], [`nvml_utilization`],
 //!   and the exposition readers [`dcgm_tensor_active`], [`exposition_series`]):
 //!   accelerator-seconds, DCGM tensor-pipe activity and NVML utilization to FLOP, with the
@@ -27,7 +29,7 @@
 //!
 //! # Decision codes
 //!
-//! [`decide`] checks in the order of this table; the first failure decides. `code` is stable:
+//! [`Gate::decide`] checks in the order of this table; the first failure decides. `code` is stable:
 //! scripts and the Slurm and Kubernetes integrations match on it. `message` is for the job
 //! owner and may change. Who acts: the job owner, unless the table says otherwise.
 //!
@@ -65,6 +67,9 @@
 
 mod config;
 mod decide;
+mod decision;
+mod evidence;
+mod gate;
 mod meter;
 mod spool;
 mod status;
@@ -76,9 +81,8 @@ pub use config::{
     GateParams, MAX_CLOCK_SKEW_SECONDS, MAX_METERING_INTERVAL_SECONDS, MAX_STATUS_GRACE_SECONDS,
     MeterSource, MeteringConfig, Thresholds,
 };
-pub use decide::{
-    Code, Decision, EvidenceCache, JobRequest, PermitEvidence, Usage, decide, decide_cached,
-};
+pub use decision::{Code, Decision, JobRequest, PermitEvidence, Usage};
+pub use gate::{Gate, TrustAnchors};
 pub use meter::{
     DCGM_TENSOR_ACTIVE, MeterError, Series, TensorSample, UtilizationSample, dcgm_tensor_active,
     dcgm_tensor_activity, exposition_series, nvml_utilization, scheduler_accounting,

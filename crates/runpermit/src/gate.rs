@@ -1,7 +1,7 @@
 //! `runpermit gate check`: the provider's admission decision for one job, for scripts and
 //! scheduler hooks. Exit status 0: allow; 1: deny (the reason on stderr); 2: error.
 //!
-//! The decision itself is `runpermit_gate::decide` (pure); this module reads the gate's
+//! The decision itself is runpermit-gate's `Gate::decide` (pure); this module reads the gate's
 //! configuration and pinned keys, fetches the authority's signed status list (keeping the
 //! newest one it accepted beside the configuration, so that an older list is never accepted
 //! again, even across runs), and maps the decision to an exit status.
@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use runpermit_compute::HardwareTable;
-use runpermit_gate::{
-    Decision, GateConfig, JobRequest, PermitEvidence, StatusListCache, Usage, decide,
-};
-use runpermit_permit::{Jwks, verify_status_list};
+use runpermit_gate::{Decision, Gate, GateConfig, JobRequest, PermitEvidence, TrustAnchors, Usage};
+use runpermit_permit::Jwks;
 
 use crate::usage::UsageError;
 
@@ -225,7 +223,7 @@ fn nvml(args: NvmlArgs) -> Result<u8> {
 fn enforce(args: EnforceArgs) -> Result<u8> {
     let loaded = Loaded::from(&args.config, args.status_list.as_deref())?;
     let jobs = crate::enforce::slurm_jobs()?;
-    let mut actions = crate::enforce::plan(&jobs, &loaded.status);
+    let mut actions = crate::enforce::plan(&jobs, loaded.gate.status());
     if !args.dry_run {
         actions.iter_mut().for_each(crate::enforce::apply);
     }
@@ -283,15 +281,7 @@ fn check(args: CheckArgs) -> Result<u8> {
         permit: evidence,
     };
     let now = crate::now_unix();
-    let decision = decide(
-        &loaded.params,
-        &job,
-        &loaded.jwks,
-        &loaded.settings.log_vkey,
-        &loaded.status,
-        &Usage::new(),
-        now,
-    );
+    let decision = loaded.gate.decide_uncached(&job, &Usage::new(), now);
     report(&decision, json)?;
     Ok(if decision.allow {
         0
@@ -302,12 +292,9 @@ fn check(args: CheckArgs) -> Result<u8> {
     })
 }
 
-/// A gate's configuration, pinned keys and status list, as `check` and `enforce` use them.
+/// A gate (configuration, pinned keys and status list), as `check` and `enforce` use it.
 struct Loaded {
-    settings: GateConfig,
-    params: runpermit_gate::GateParams,
-    jwks: Jwks,
-    status: StatusListCache,
+    gate: Gate,
 }
 
 impl Loaded {
@@ -325,19 +312,24 @@ impl Loaded {
         let jwks = Jwks::from_json(&read(&settings.jwks, "the pinned JWKS")?)
             .map_err(|e| UsageError(format!("{}: {e}", settings.jwks.display())))?;
         let held_path = base.join("status-list.jwt");
-        let mut status = StatusListCache::new(params.status_grace_seconds());
-        if let Ok(held) = std::fs::read_to_string(&held_path)
-            && let Ok(claims) = verify_status_list(held.trim(), &jwks)
-        {
-            let _ = status.accept(claims);
+        let authority = params.authority_url().to_owned();
+        let mut gate = Gate::new(
+            params,
+            TrustAnchors {
+                jwks,
+                log_vkey: settings.log_vkey.clone(),
+            },
+        );
+        if let Ok(held) = std::fs::read_to_string(&held_path) {
+            let _ = gate.accept_status_token(&held);
         }
         let fetched = match status_list {
             Some(file) => Some(read(file, "--status-list")?),
-            None => fetch_status_list(params.authority_url()),
+            None => fetch_status_list(&authority),
         };
         if let Some(token) = fetched {
-            match verify_status_list(token.trim(), &jwks).map(|claims| status.accept(claims)) {
-                Ok(Ok(())) => {
+            match gate.accept_status_token(&token) {
+                Ok(()) => {
                     let tmp = held_path.with_extension("tmp");
                     if std::fs::write(&tmp, token.trim())
                         .and_then(|()| std::fs::rename(&tmp, &held_path))
@@ -349,16 +341,10 @@ impl Loaded {
                         );
                     }
                 }
-                Ok(Err(e)) => eprintln!("warning: status list refused: {e}"),
                 Err(e) => eprintln!("warning: status list refused: {e}"),
             }
         }
-        Ok(Loaded {
-            settings,
-            params,
-            jwks,
-            status,
-        })
+        Ok(Loaded { gate })
     }
 }
 
