@@ -195,15 +195,16 @@ impl Meter {
                     cluster: cluster.to_owned(),
                     known: params.clusters().iter().map(|c| c.name.clone()).collect(),
                 })?;
-        let pem = std::fs::read_to_string(&settings.reporting_key).map_err(|source| {
-            AgentError::Read {
-                what: "the reporting key (reporting_key)",
-                path: settings.reporting_key.clone(),
-                source,
-            }
+        let key_path = settings.reporting_key.clone().ok_or_else(|| {
+            start_error("reporting_key: required with [metering], which signs usage reports")
+        })?;
+        let pem = std::fs::read_to_string(&key_path).map_err(|source| AgentError::Read {
+            what: "the reporting key (reporting_key)",
+            path: key_path.clone(),
+            source,
         })?;
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| AgentError::Config {
-            path: settings.reporting_key.clone(),
+            path: key_path.clone(),
             message: format!(
                 "reporting_key: not an Ed25519 private key in PKCS#8 PEM ({e}); create one with \
                  `openssl genpkey -algorithm ed25519`"

@@ -678,14 +678,42 @@ async fn run_refuses_to_start_when_metering_cannot() {
     let options = ServeOptions::new(&config, CLUSTER, free_port());
     let err = run(options.clone(), async {}).await.unwrap_err();
     assert!(err.to_string().contains("metering.queue_dir"), "{err}");
-    // The reporting key is missing, or not a key.
+    // The reporting key is missing, or not a key: either way the error names its path.
     std::fs::remove_file(dir.path().join("queue")).unwrap();
-    std::fs::remove_file(dir.path().join("reporting-key.pem")).unwrap();
+    let key = dir.path().join("reporting-key.pem");
+    std::fs::remove_file(&key).unwrap();
     let err = run(options.clone(), async {}).await.unwrap_err();
     assert!(err.to_string().contains("reporting key"), "{err}");
-    std::fs::write(dir.path().join("reporting-key.pem"), "not a key").unwrap();
-    let err = run(options, async {}).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&key.display().to_string()),
+        "{err}"
+    );
+    std::fs::write(&key, "not a key").unwrap();
+    let err = run(options.clone(), async {}).await.unwrap_err();
     assert!(err.to_string().contains("reporting_key"), "{err}");
+    assert!(
+        err.to_string().contains(&key.display().to_string()),
+        "{err}"
+    );
+    assert!(err.is_usage());
+    // Metering without a reporting_key at all is a configuration error naming the key.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("reporting_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        without, text,
+        "the test configuration names a reporting_key"
+    );
+    std::fs::write(&config, without).unwrap();
+    let err = run(options, async {}).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("reporting_key: is required with [metering]"),
+        "{err}"
+    );
     assert!(err.is_usage());
 }
 
@@ -694,6 +722,12 @@ async fn without_metering_there_is_no_metering_status() {
     let world = World::new(AUTHORITY);
     let dir = tempfile::tempdir().unwrap();
     let config = gate_dir(dir.path(), &world, AUTHORITY, "");
+    // A gate that does not meter needs no reporting key, nor a reporting_key.
+    std::fs::remove_file(dir.path().join("reporting-key.pem")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = "reporting_key = \"reporting-key.pem\"\n";
+    assert!(text.contains(line), "{text}");
+    std::fs::write(&config, text.replace(line, "")).unwrap();
     let addr = free_port();
     let mut options = ServeOptions::new(&config, CLUSTER, addr);
     options.poll_every = Duration::from_secs(3600);

@@ -54,8 +54,11 @@ pub struct GateConfig {
     /// admits a job here only if it lists this id in its `providers`.
     pub provider_id: String,
     /// `reporting_key`: path of this provider's Ed25519 private key (PKCS#8 PEM), which signs
-    /// usage reports.
-    pub reporting_key: PathBuf,
+    /// usage reports. Required with `[metering]` (the gate reads it, and refuses to start
+    /// if it cannot, naming the path); optional otherwise, since `runpermit gate check` and a
+    /// gate that does not meter never sign anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_key: Option<PathBuf>,
     /// `clock_skew_seconds`: how far this machine's clock may differ from the authority's
     /// when checking a permit's `nbf`, `iat` and `exp`, in seconds (0 to 3600; default 60).
     #[serde(default = "default_clock_skew")]
@@ -245,7 +248,10 @@ impl GateConfig {
     /// `spool_dir`) relative to `base`, the directory of the configuration file, as every
     /// program reading this file does. Pure path arithmetic: nothing is read.
     pub fn resolve_paths(&mut self, base: &Path) {
-        let mut paths = vec![&mut self.jwks, &mut self.reporting_key];
+        let mut paths = vec![&mut self.jwks];
+        if let Some(key) = &mut self.reporting_key {
+            paths.push(key);
+        }
         if let Some(metering) = &mut self.metering {
             paths.push(&mut metering.queue_dir);
             if let Some(spool) = &mut metering.spool_dir {
@@ -292,11 +298,17 @@ impl GateConfig {
                 ),
             );
         }
-        if self.reporting_key.as_os_str().is_empty() {
-            errors.push(
+        const KEY: &str = "the path of this provider's Ed25519 private key (PKCS#8 PEM, as \
+                           `openssl genpkey -algorithm ed25519` writes)";
+        match &self.reporting_key {
+            Some(path) if path.as_os_str().is_empty() => {
+                errors.push("reporting_key", format!("must be {KEY}"));
+            }
+            None if self.metering.is_some() => errors.push(
                 "reporting_key",
-                "must be the path of this provider's Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes)",
-            );
+                format!("is required with [metering], which signs usage reports: {KEY}"),
+            ),
+            _ => {}
         }
         if !(0..=MAX_CLOCK_SKEW_SECONDS).contains(&self.clock_skew_seconds) {
             errors.push(

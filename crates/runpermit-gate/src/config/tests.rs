@@ -317,11 +317,35 @@ fn unknown_and_missing_keys_are_named_with_their_position() {
 #[test]
 fn relative_paths_resolve_against_the_file() {
     let mut config = GateConfig::from_toml(&minimal()).unwrap();
-    config.reporting_key = PathBuf::from("/etc/runpermit/key.pem");
+    config.reporting_key = Some(PathBuf::from("/etc/runpermit/key.pem"));
     config.resolve_paths(Path::new("/srv/gate"));
     assert_eq!(config.jwks, PathBuf::from("/srv/gate/jwks.json"));
     assert_eq!(
         config.reporting_key,
-        PathBuf::from("/etc/runpermit/key.pem")
+        Some(PathBuf::from("/etc/runpermit/key.pem"))
     );
+    let mut config = GateConfig::from_toml(&minimal()).unwrap();
+    config.resolve_paths(Path::new("/srv/gate"));
+    assert_eq!(
+        config.reporting_key,
+        Some(PathBuf::from("/srv/gate/reporting-key.pem"))
+    );
+}
+
+#[test]
+fn the_reporting_key_is_required_only_to_meter() {
+    // Deciding never signs: no key needed.
+    let without = minimal().replace("reporting_key = \"reporting-key.pem\"\n", "");
+    let config = GateConfig::from_toml(&without).unwrap();
+    assert_eq!(config.reporting_key, None);
+    // Metering signs usage reports: the key is required, and named.
+    let metering = "\n[metering]\nsources = [\"slurm\"]\n";
+    let errors = config_errors(&format!("{without}{metering}"));
+    assert_eq!(fields(&errors), ["reporting_key"]);
+    assert!(
+        errors[0].message.starts_with("is required with [metering]"),
+        "{}",
+        errors[0].message
+    );
+    GateConfig::from_toml(&format!("{}{metering}", minimal())).unwrap();
 }
