@@ -1,5 +1,6 @@
 //! `runpermit gate check`: the provider's admission decision for one job, for scripts and
-//! scheduler hooks. Exit status 0: allow; 1: deny (the reason on stderr); 2: error.
+//! scheduler hooks. Exit status 0: allowed; 1: refused, whatever the code (the reason on
+//! stderr); 2: no decision was made (a bad flag, or a file that cannot be read or used).
 //!
 //! The decision itself is runpermit-gate's `Gate::decide` (pure); this module reads the gate's
 //! configuration and pinned keys, fetches the authority's signed status list (keeping the
@@ -26,6 +27,13 @@ pub struct GateArgs {
 #[derive(Debug, Subcommand)]
 enum GateCommand {
     /// Decide whether one job may run: exit 0 allow, 1 deny (reason on stderr), 2 error.
+    ///
+    /// Exit status: 0 when the gate allows the job (code below_threshold or permitted); 1
+    /// when it refuses it, whatever the code: unknown_cluster and invalid_request included,
+    /// and status_list_missing or status_list_stale when no fresh status list could be had
+    /// (it fails closed); 2 when it made no decision: a bad flag, or a configuration, JWKS,
+    /// permit, proof or --status-list file that cannot be read or is not valid (the error on
+    /// stderr). With --json, stdout holds the decision whenever the status is 0 or 1.
     Check(CheckArgs),
     /// Run the gate as a service: `POST /v1/decide` (JobRequest → Decision) and
     /// `POST /v1/admission` (Kubernetes AdmissionReview v1), polling the authority's status
@@ -166,7 +174,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
                 })?;
             Ok(0)
         }
-        GateCommand::Check(args) => check(args),
+        GateCommand::Check(args) => check(args).map_err(no_decision),
         GateCommand::Enforce(args) => enforce(args),
         GateCommand::Nvml(args) => nvml(args),
     }
@@ -283,13 +291,18 @@ fn check(args: CheckArgs) -> Result<u8> {
     let now = crate::now_unix();
     let decision = loaded.gate.decide_uncached(&job, &Usage::new(), now);
     report(&decision, json)?;
-    Ok(if decision.allow {
-        0
-    } else if decision.code.is_request_error() {
-        2
+    Ok(if decision.allow { 0 } else { 1 })
+}
+
+/// `gate check` exits 1 only for a refusal, so whatever kept it from deciding (an unreadable
+/// file as much as an invalid one) exits 2: a scheduler hook must never read a broken gate
+/// as a verdict on the job.
+fn no_decision(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<UsageError>() {
+        e
     } else {
-        1
-    })
+        UsageError(format!("{e:#}")).into()
+    }
 }
 
 /// A gate (configuration, pinned keys and status list), as `check` and `enforce` use it.
