@@ -15,6 +15,7 @@ use runpermit_permit::{Jwks, StatusListClaims};
 
 use crate::AgentError;
 use crate::metering::MeteringStatus;
+use crate::metrics::{AgentMetrics, Snapshot};
 
 /// The clock: the current time in unix seconds. Replaceable for tests
 /// ([`Agent::with_clock`]).
@@ -42,6 +43,7 @@ pub struct Agent {
     clock: Clock,
     http: ureq::Agent,
     metering: RwLock<Option<MeteringStatus>>,
+    metrics: AgentMetrics,
 }
 
 impl fmt::Debug for Agent {
@@ -156,6 +158,7 @@ impl Agent {
             clock: Arc::new(system_now),
             http,
             metering: RwLock::new(None),
+            metrics: AgentMetrics::new(),
         })
     }
 
@@ -195,7 +198,48 @@ impl Agent {
     pub fn decide(&self, job: &JobRequest) -> Decision {
         let now = self.now();
         let usage = self.usage.read().unwrap_or_else(PoisonError::into_inner);
-        self.gate().decide(job, &usage, now)
+        let decision = self.gate().decide(job, &usage, now);
+        self.metrics.decided(decision.code);
+        decision
+    }
+
+    /// Whether the agent is ready to decide: its configuration is loaded (it would not
+    /// exist otherwise) and it holds a verified status list that is fresh now. `Err` says
+    /// why not, for `GET /readyz`.
+    pub fn readiness(&self) -> Result<(), String> {
+        let now = self.now();
+        let gate = self.gate();
+        let status = gate.status();
+        let from = self.params.authority_url();
+        match (status.freshness(now), status.current()) {
+            (Freshness::Fresh, _) => Ok(()),
+            (Freshness::Stale { age }, Some(list)) => Err(format!(
+                "the held status list (version {}) is {age} s old, past its expiry and {} s of                  grace: jobs that need a permit are refused until a fresh list arrives from {from}",
+                list.version,
+                status.grace_seconds()
+            )),
+            _ => Err(format!(
+                "no verified status list yet: jobs that need a permit are refused until one                  arrives from {from}"
+            )),
+        }
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        let now = self.now();
+        let (freshness, status) = {
+            let gate = self.gate();
+            (
+                gate.status().freshness(now),
+                gate.status().current().cloned(),
+            )
+        };
+        self.metrics.render(Snapshot {
+            now,
+            freshness,
+            status,
+            metering: self.metering_status(),
+        })
     }
 
     /// The held status list's version, if any.

@@ -288,6 +288,33 @@ async fn gate_serve_ships_spool_records_exactly_once_in_order_across_restarts() 
     assert!(status["last_cycle"].is_i64(), "{status}");
     let (_, health) = get_json(format!("http://{addr}/healthz")).await;
     assert_eq!(health["metering"]["pending"], 0, "{health}");
+    // The same figures for Prometheus.
+    let text = tokio::task::spawn_blocking(move || {
+        ureq::get(format!("http://{addr}/metrics"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    for line in [
+        "runpermit_gate_usage_reports_queued 0",
+        "runpermit_gate_usage_reports_delivered_total 3",
+        "runpermit_gate_usage_reports_dead_lettered 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    for name in [
+        "runpermit_gate_usage_last_delivery_timestamp_seconds ",
+        "runpermit_gate_metering_last_cycle_timestamp_seconds ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "no {name} in:\n{text}"
+        );
+    }
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
