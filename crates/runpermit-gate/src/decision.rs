@@ -131,7 +131,7 @@ pub enum Code {
 }
 
 impl Code {
-    /// Every code, allows first, then refusals in the order [`decide`] checks them.
+    /// Every code, allows first, then refusals in the order [`Gate::decide`](crate::Gate::decide) checks them.
     pub const ALL: [Code; 25] = [
         Code::BelowThreshold,
         Code::Permitted,
