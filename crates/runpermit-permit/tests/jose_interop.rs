@@ -9,6 +9,8 @@
 //!
 //! PyJWT reads this machine's clock, so the tokens are built around the real time here.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,15 +19,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signer;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
-use std::collections::BTreeMap;
 
-use runpermit_compute::{Flop, HardwareTable};
+use runpermit_compute::Flop;
 use runpermit_permit::{
-    EXEMPTION_CLAIMS_VERSION, ExemptionClaims, Holder, Jwks, MeterMethod, Metered, PERMIT_TYP,
-    PermitClaims, PermitRequest, PermitStatus, ProviderScope, SigningKey, StatusEntry,
-    StatusListClaims, Tranche, UsageReportClaims, check, sign, sign_exemption, sign_jws,
-    sign_status_list, sign_usage_report, verify_exemption, verify_permit, verify_status_list,
-    verify_usage_report,
+    EXEMPTION_CLAIMS_VERSION, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims,
+    PermitRequest, PermitStatus, ProviderScope, SigningKey, StatusEntry, StatusListClaims, Tranche,
+    UsageReportClaims, check, sign, sign_exemption, sign_jws, sign_status_list, sign_usage_report,
+    verify_exemption, verify_permit, verify_status_list, verify_usage_report,
 };
 use serde_json::Value;
 
@@ -249,16 +249,7 @@ fn usage_reports(dir: &Path) -> bool {
     let now = now_nanos() as i64 / 1_000_000_000;
     let key = SigningKey::generate();
     let jwks = Jwks::from_keys(&[key.public()]);
-    let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
-    let seconds = 8.0 * 3600.0;
-    let upper = Flop::new(seconds * chip.max_peak().unwrap().1.get()).unwrap();
-    let metered = Metered {
-        method: MeterMethod::SchedulerAccounting,
-        accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
-        flop: upper,
-        lower: Flop::ZERO,
-        upper,
-    };
+    let metered = common::eight_hours_of_one_h100();
     let claims = UsageReportClaims::new(
         "org-cloud",
         "run-interop",

@@ -3,13 +3,11 @@
 //! defined, in runpermit-gate. A change here changes what every gate and authority in the
 //! field reads: it needs a new `typ`, not an edit of these strings.
 
-use std::collections::BTreeMap;
+mod common;
 
-use runpermit_compute::{Flop, HardwareTable};
 use runpermit_permit::{
-    Jwks, MeterMethod, Metered, PermitStatus, SigningKey, StatusEntry, StatusListClaims,
-    UsageReportClaims, sign_status_list, sign_usage_report, verify_status_list,
-    verify_usage_report,
+    Jwks, PermitStatus, SigningKey, StatusEntry, StatusListClaims, UsageReportClaims,
+    sign_status_list, sign_usage_report, verify_status_list, verify_usage_report,
 };
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -33,16 +31,7 @@ fn status_claims() -> StatusListClaims {
 }
 
 fn usage_claims() -> UsageReportClaims {
-    let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
-    let seconds = 8.0 * 3600.0;
-    let upper = Flop::new(seconds * chip.max_peak().unwrap().1.get()).unwrap();
-    let metered = Metered {
-        method: MeterMethod::SchedulerAccounting,
-        accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
-        flop: upper,
-        lower: Flop::ZERO,
-        upper,
-    };
+    let metered = common::eight_hours_of_one_h100();
     UsageReportClaims::new(
         "org-cloud",
         "run_1",
