@@ -24,11 +24,9 @@ use std::sync::LazyLock;
 
 use runpermit_compute::{Estimate, Flop, FlopRate, HardwareTable, builtin_regimes, parse_count};
 use runpermit_gate::{
-    DCGM_TENSOR_ACTIVE, DEFAULT_STATUS_GRACE_SECONDS, EvidenceCache, GateConfig, GateParams,
-    JobRequest, PermitStatus, STATUS_TYP, SpoolRecord, StatusEntry, StatusListCache,
-    StatusListClaims, USAGE_TYP, Usage, UsageReportClaims, dcgm_tensor_active, decide,
-    decide_cached, exposition_series, scheduler_accounting, sign_status_list, sign_usage_report,
-    verify_status_list, verify_usage_report,
+    DCGM_TENSOR_ACTIVE, DEFAULT_STATUS_GRACE_SECONDS, Gate, GateConfig, GateParams, JobRequest,
+    SpoolRecord, StatusListCache, TrustAnchors, Usage, dcgm_tensor_active, exposition_series,
+    scheduler_accounting,
 };
 use runpermit_gate_agent::{ADMISSION_API_VERSION, Agent, slurm};
 use runpermit_log::{
@@ -41,6 +39,10 @@ use runpermit_permit::{
     EXEMPTION_TYP, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims, PermitRequest,
     PublicKey, SigningKey, check, check_permit_validity, sign, sign_exemption, sign_jws,
     verify_exemption, verify_permit_signature,
+};
+use runpermit_permit::{
+    PermitStatus, STATUS_TYP, StatusEntry, StatusListClaims, USAGE_TYP, UsageReportClaims,
+    sign_status_list, sign_usage_report, verify_status_list, verify_usage_report,
 };
 use runpermit_policy::{Format, Policy, RunPlan, classify, permit_terms, tranche_schedule};
 use serde::Serialize;
@@ -95,8 +97,9 @@ struct Fixture {
     vkey: String,
     /// `crates/runpermit-gate/examples/gate.toml`, validated.
     params: GateParams,
-    /// A fresh status list (version 7) suspending `pmt_suspended`.
-    status: StatusListCache,
+    /// A gate with the example configuration and the fixture's keys, holding a fresh status
+    /// list (version 7) suspending `pmt_suspended`.
+    gate: Gate,
     /// `run_main` has used 1e24 FLOP.
     usage: Usage,
     /// A gate agent for `us-east-1` with the fixture's keys, no status list, at [`NOW`].
@@ -115,9 +118,12 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let params = GateConfig::from_toml(GATE_TOML)
         .and_then(|c| c.params(HardwareTable::builtin()))
         .expect("the example gate configuration is valid");
-    let mut status = StatusListCache::new(DEFAULT_STATUS_GRACE_SECONDS);
-    status
-        .accept(status_claims())
+    let anchors = TrustAnchors {
+        jwks: jwks.clone(),
+        log_vkey: vkey.clone(),
+    };
+    let mut gate = Gate::new(params.clone(), anchors);
+    gate.accept_status(status_claims())
         .expect("the fixture's status list is sound");
     let usage = Usage::from_iter([("run_main", flop(1e24))]);
     // Never written: the agent takes no status list here, so it reads this path once and
@@ -144,7 +150,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         log_key,
         vkey,
         params,
-        status,
+        gate,
         usage,
         agent,
         plan,
@@ -715,19 +721,17 @@ pub fn admission(data: &[u8]) -> bool {
     true
 }
 
-/// A `JobRequest` as `POST /v1/decide` and `gate check` take it: `decide` and
-/// `decide_cached` (cold and warm) must decide the same.
+/// A `JobRequest` as `POST /v1/decide` and `gate check` take it: `Gate::decide_uncached` and
+/// `Gate::decide` (cold and warm) must decide the same.
 pub fn decide_request(data: &[u8]) -> bool {
     let Ok(job) = serde_json::from_slice::<JobRequest>(data) else {
         return false;
     };
     let f = fixture();
-    let plain = decide(&f.params, &job, &f.jwks, &f.vkey, &f.status, &f.usage, NOW);
-    let mut cache = EvidenceCache::default();
+    let plain = f.gate.decide_uncached(&job, &f.usage, NOW);
+    let mut gate = f.gate.clone();
     for _ in 0..2 {
-        let cached = decide_cached(
-            &f.params, &job, &f.jwks, &f.vkey, &f.status, &f.usage, NOW, &mut cache,
-        );
+        let cached = gate.decide(&job, &f.usage, NOW);
         assert_eq!(cached, plain, "the evidence cache changed a decision");
     }
     serde_json::to_string(&plain).expect("a decision serializes");

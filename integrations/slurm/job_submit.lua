@@ -197,6 +197,9 @@ local function gate(cfg, job, cluster, gpus, job_hours)
 	end
 	local output = pipe:read("*a") or ""
 	pipe:close()
+	-- `gate check` exits 0 when it allows the job, 1 when it refuses it (whatever the code;
+	-- its "DENY (code): message" line on stderr) and 2 when it made no decision (its error
+	-- on stderr); anything else (`timeout`'s 124, a crash) is no decision either.
 	local status = tonumber(output:match("runpermit%-exit:(%d+)%s*$"))
 	if status == 0 then
 		-- The permit and run the job runs under ("… is permitted under permit P for run R:
@@ -204,7 +207,7 @@ local function gate(cfg, job, cluster, gpus, job_hours)
 		local permit_id, run_id = output:match("under permit ([%w_%-%.]+) for run ([%w_%-%.]+)")
 		return nil, permit_id or output:match("under permit ([%w_%-%.]+)"), run_id
 	end
-	local deny = output:match("(DENY %([%w_]+%)[^\n]*)")
+	local deny = status == 1 and output:match("(DENY %([%w_]+%)[^\n]*)")
 	if deny then
 		return deny
 	end

@@ -21,8 +21,8 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use runpermit_authority::testing::TestAuthority;
 use runpermit_compute::Flop;
-use runpermit_gate::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
 use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -163,7 +163,7 @@ async fn main() {
     let sample = &tokens[..tokens.len().min(50_000)];
     let started = Instant::now();
     for t in sample {
-        runpermit_gate::verify_usage_report(t, &jwks).expect("verifies");
+        runpermit_permit::verify_usage_report(t, &jwks).expect("verifies");
     }
     let one_core = sample.len() as f64 / started.elapsed().as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -173,7 +173,7 @@ async fn main() {
             let jwks = &jwks;
             s.spawn(move || {
                 for t in part {
-                    runpermit_gate::verify_usage_report(t, jwks).expect("verifies");
+                    runpermit_permit::verify_usage_report(t, jwks).expect("verifies");
                 }
             });
         }

@@ -21,8 +21,8 @@ use http_body_util::BodyExt;
 use runpermit_authority::domain::limits::{Limits, LimitsConfig};
 use runpermit_authority::testing::TestAuthority;
 use runpermit_compute::Flop;
-use runpermit_gate::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
 use runpermit_permit::SigningKey;
+use runpermit_permit::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -13,10 +13,10 @@ use axum::http::StatusCode;
 use common::{Api, plan};
 use runpermit_authority::domain::clock::Clock;
 use runpermit_compute::Flop;
-use runpermit_gate::{
+use runpermit_permit::SigningKey;
+use runpermit_permit::{
     MeterMethod, Metered, PermitStatus, UsageReportClaims, sign_usage_report, verify_status_list,
 };
-use runpermit_permit::SigningKey;
 use serde_json::{Value, json};
 
 struct World {
@@ -550,7 +550,7 @@ async fn milestones_hold_and_release_the_run(w: World) {
 /// Signs `claims` as they are, without the checks `sign_usage_report` makes: what a provider
 /// that wants to break the accounting would send.
 fn forge(claims: &UsageReportClaims, key: &SigningKey) -> String {
-    runpermit_permit::sign_jws(runpermit_gate::USAGE_TYP, claims, key)
+    runpermit_permit::sign_jws(runpermit_permit::USAGE_TYP, claims, key)
 }
 
 /// Runs `sql` on the authority's database, as someone with write access to it would.
@@ -584,7 +584,7 @@ async fn reports_that_cannot_be_true_change_nothing(w: World, database_url: &str
         let token = w.a(seq, 1e23);
         let (_, claims): (_, UsageReportClaims) = runpermit_permit::verify_jws(
             &token,
-            runpermit_gate::USAGE_TYP,
+            runpermit_permit::USAGE_TYP,
             &runpermit_permit::Jwks::from_keys(&[w.cloud_a.public()]),
         )
         .expect("own report");
@@ -1103,7 +1103,7 @@ async fn a_run_is_evaluated_again_after_a_crash_between_usage_and_evaluation() {
     let state = &w.api.authority.state;
     // Usage stored as ingestion stores it, but the process "died" before evaluating.
     let token = w.a(1, 1.01e25);
-    let claims = runpermit_gate::verify_usage_report(
+    let claims = runpermit_permit::verify_usage_report(
         &token,
         &runpermit_permit::Jwks::from_keys(&[w.cloud_a.public()]),
     )

@@ -7,7 +7,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{Api, plan};
-use runpermit_gate::{PermitStatus, verify_status_list};
+use runpermit_permit::{PermitStatus, verify_status_list};
 use runpermit_store::Write;
 use serde_json::json;
 

@@ -1,5 +1,6 @@
-//! [`Agent`]: the gate's long-lived state (pinned keys, the held status list, the evidence
-//! cache, usage, the clock) and the decisions made with it.
+//! [`Agent`]: the gate's long-lived state (runpermit-gate's [`Gate`]: the configuration,
+//! pinned keys, held status list and evidence cache; usage, the clock) and the decisions made
+//! with it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,13 +9,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use runpermit_gate::{
-    Decision, EvidenceCache, Freshness, GateParams, JobRequest, StatusError, StatusListCache,
-    Usage, decide_cached, verify_status_list,
+    Decision, Freshness, Gate, GateParams, JobRequest, StatusError, TrustAnchors, Usage,
 };
-use runpermit_permit::Jwks;
+use runpermit_permit::{Jwks, StatusListClaims};
 
 use crate::AgentError;
 use crate::metering::MeteringStatus;
+use crate::metrics::{AgentMetrics, Snapshot};
 
 /// The clock: the current time in unix seconds. Replaceable for tests
 /// ([`Agent::with_clock`]).
@@ -26,15 +27,14 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The long-running gate's state. Shared by the HTTP handlers and the status poller behind
 /// an `Arc`; every method takes `&self`.
 ///
-/// Decisions are `runpermit_gate::decide_cached` with the held status list (read lock), the
-/// evidence cache (mutex) and the usage known here (read lock), at the agent's clock.
+/// Decisions are [`Gate::decide`] (the gate behind a mutex: its evidence cache changes
+/// with every new permit) with the usage known here (read lock), at the agent's clock.
 pub struct Agent {
+    /// The gate's configuration, as the gate holds it (kept here too, so that callers can
+    /// borrow it without the gate's lock).
     params: GateParams,
-    jwks: Jwks,
-    log_vkey: String,
+    gate: Mutex<Gate>,
     cluster: String,
-    status: RwLock<StatusListCache>,
-    evidence: Mutex<EvidenceCache>,
     usage: RwLock<Usage>,
     status_file: PathBuf,
     /// The highest status list version written to `status_file`; its lock also makes
@@ -43,6 +43,7 @@ pub struct Agent {
     clock: Clock,
     http: ureq::Agent,
     metering: RwLock<Option<MeteringStatus>>,
+    metrics: AgentMetrics,
 }
 
 impl fmt::Debug for Agent {
@@ -116,14 +117,18 @@ impl Agent {
             });
         }
         let status_file = status_file.into();
-        let mut status = StatusListCache::new(params.status_grace_seconds());
+        let mut gate = Gate::new(
+            params.clone(),
+            TrustAnchors {
+                jwks,
+                log_vkey: log_vkey.into(),
+            },
+        );
         let mut written = 0;
         match std::fs::read_to_string(&status_file) {
-            Ok(held) => match verify_status_list(held.trim(), &jwks)
-                .and_then(|claims| status.accept(claims))
-            {
+            Ok(held) => match gate.accept_status_token(&held) {
                 Ok(()) => {
-                    written = status.current().map_or(0, |l| l.version);
+                    written = gate.status().current().map_or(0, |l| l.version);
                     tracing::info!(version = written, file = %status_file.display(), "held status list loaded");
                 }
                 Err(e) => {
@@ -145,17 +150,15 @@ impl Agent {
             .into();
         Ok(Agent {
             params,
-            jwks,
-            log_vkey: log_vkey.into(),
+            gate: Mutex::new(gate),
             cluster,
-            status: RwLock::new(status),
-            evidence: Mutex::new(EvidenceCache::default()),
             usage: RwLock::new(Usage::new()),
             status_file,
             written: Mutex::new(written),
             clock: Arc::new(system_now),
             http,
             metering: RwLock::new(None),
+            metrics: AgentMetrics::new(),
         })
     }
 
@@ -185,35 +188,74 @@ impl Agent {
         &self.status_file
     }
 
-    /// Decides `job` now: `runpermit_gate::decide_cached` with the held status list, the
-    /// evidence cache and the usage known here.
+    /// The gate, locked.
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Decides `job` now: [`Gate::decide`] with the held status list, the evidence cache and
+    /// the usage known here.
     pub fn decide(&self, job: &JobRequest) -> Decision {
         let now = self.now();
-        let status = self.status.read().unwrap_or_else(PoisonError::into_inner);
         let usage = self.usage.read().unwrap_or_else(PoisonError::into_inner);
-        let mut evidence = self.evidence.lock().unwrap_or_else(PoisonError::into_inner);
-        decide_cached(
-            &self.params,
-            job,
-            &self.jwks,
-            &self.log_vkey,
-            &status,
-            &usage,
+        let decision = self.gate().decide(job, &usage, now);
+        self.metrics.decided(decision.code);
+        decision
+    }
+
+    /// Whether the agent is ready to decide: its configuration is loaded (it would not
+    /// exist otherwise) and it holds a verified status list that is fresh now. `Err` says
+    /// why not, for `GET /readyz`.
+    pub fn readiness(&self) -> Result<(), String> {
+        let now = self.now();
+        let gate = self.gate();
+        let status = gate.status();
+        let from = self.params.authority_url();
+        match (status.freshness(now), status.current()) {
+            (Freshness::Fresh, _) => Ok(()),
+            (Freshness::Stale { age }, Some(list)) => Err(format!(
+                "the held status list (version {}) is {age} s old, past its expiry and {} s of                  grace: jobs that need a permit are refused until a fresh list arrives from {from}",
+                list.version,
+                status.grace_seconds()
+            )),
+            _ => Err(format!(
+                "no verified status list yet: jobs that need a permit are refused until one                  arrives from {from}"
+            )),
+        }
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        let now = self.now();
+        let (freshness, status) = {
+            let gate = self.gate();
+            (
+                gate.status().freshness(now),
+                gate.status().current().cloned(),
+            )
+        };
+        self.metrics.render(Snapshot {
             now,
-            &mut evidence,
-        )
+            freshness,
+            status,
+            metering: self.metering_status(),
+        })
     }
 
     /// The held status list's version, if any.
     pub fn status_version(&self) -> Option<u64> {
-        let status = self.status.read().unwrap_or_else(PoisonError::into_inner);
-        status.current().map(|l| l.version)
+        self.gate().status().current().map(|l| l.version)
+    }
+
+    /// The held status list's claims, if any.
+    pub fn status_list(&self) -> Option<StatusListClaims> {
+        self.gate().status().current().cloned()
     }
 
     /// Whether the held status list may be relied on now.
     pub fn status_freshness(&self) -> Freshness {
-        let status = self.status.read().unwrap_or_else(PoisonError::into_inner);
-        status.freshness(self.now())
+        let now = self.now();
+        self.gate().status().freshness(now)
     }
 
     /// Changes the usage known here (the metering loop sets each run's cumulative compute
@@ -251,18 +293,14 @@ impl Agent {
     /// decisions see it, so that a list once relied on is never replaced by an older one,
     /// even across a crash; a failed write is logged, and the list is held all the same.
     pub fn accept_status_token(&self, token: &str) -> Result<Refreshed, RefreshError> {
-        let claims = verify_status_list(token.trim(), &self.jwks)?;
+        let claims = self.gate().verify_status(token)?;
         let version = claims.version;
         // One refresh at a time: between the trial below and the accept, nothing else
         // changes the held list.
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut trial = self
-            .status
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let mut trial = self.gate().status().clone();
         let before = trial.current().map(|l| l.version);
-        trial.accept(claims)?;
+        trial.accept(claims.clone())?;
         if before == Some(version) {
             return Ok(Refreshed::Unchanged { version });
         }
@@ -275,7 +313,8 @@ impl Agent {
                 ),
             }
         }
-        *self.status.write().unwrap_or_else(PoisonError::into_inner) = trial;
+        // The trial showed that the gate takes it; the gate checks again all the same.
+        self.gate().accept_status(claims)?;
         Ok(Refreshed::Newer { version })
     }
 

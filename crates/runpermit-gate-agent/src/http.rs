@@ -1,11 +1,11 @@
-//! The HTTP routes: `GET /healthz`, `GET /v1/metering`, `POST /v1/decide`,
-//! `POST /v1/admission`.
+//! The HTTP routes: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/metering`,
+//! `POST /v1/decide`, `POST /v1/admission`.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,6 +26,14 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 ///   `"metering":{"pending","dead_letters","last_cycle"}` when the gate meters). It does
 ///   not fail on a stale list: decisions fail closed for large jobs by themselves, and a
 ///   failing probe would take the webhook away for every Pod.
+/// - `GET /readyz`: 200 `{"status":"ready","cluster","status_list":{"version","freshness"}}`
+///   when the configuration is loaded and the gate holds a verified status list that is
+///   fresh now; 503 `{"status":"unavailable","reason"}` otherwise (no list yet, or a stale
+///   one), saying why. Decisions fail closed for large jobs meanwhile; small jobs are still
+///   admitted, so take care before making it a webhook's readiness probe.
+/// - `GET /metrics`: Prometheus text (see the `metrics` module: decisions by code, the
+///   status list's freshness, version and age, usage reports queued, delivered and
+///   dead-lettered, the last delivery and cycle).
 /// - `GET /v1/metering`: the metering loop's [`MeteringStatus`](crate::MeteringStatus)
 ///   (sources, reports pending and dead-lettered, the last cycle and its errors,
 ///   deliveries, backoff); 404 when the configuration has no `[metering]`.
@@ -37,6 +45,8 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/metering", get(metering))
         .route("/v1/decide", post(decide))
         .route("/v1/admission", post(admission))
@@ -44,16 +54,21 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .with_state(agent)
 }
 
-async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
+/// The held status list's version and freshness, as `/healthz` and `/readyz` show them.
+fn status_list(agent: &Agent) -> serde_json::Value {
     let freshness = match agent.status_freshness() {
         Freshness::Fresh => "fresh",
         Freshness::Stale { .. } => "stale",
         Freshness::Missing => "missing",
     };
+    json!({"version": agent.status_version(), "freshness": freshness})
+}
+
+async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
     let mut body = json!({
         "status": "ok",
         "cluster": agent.cluster(),
-        "status_list": {"version": agent.status_version(), "freshness": freshness},
+        "status_list": status_list(&agent),
     });
     if let Some(m) = agent.metering_status() {
         body["metering"] = json!({
@@ -63,6 +78,30 @@ async fn healthz(State(agent): State<Arc<Agent>>) -> Response {
         });
     }
     Json(body).into_response()
+}
+
+async fn readyz(State(agent): State<Arc<Agent>>) -> Response {
+    match agent.readiness() {
+        Ok(()) => Json(json!({
+            "status": "ready",
+            "cluster": agent.cluster(),
+            "status_list": status_list(&agent),
+        }))
+        .into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        agent.metrics_text(),
+    )
+        .into_response()
 }
 
 async fn metering(State(agent): State<Arc<Agent>>) -> Response {

@@ -7,7 +7,8 @@
 //!   ([`serve`]) until shutdown.
 //! - [`Agent`]: the state (pinned keys, held status list, evidence cache, usage, clock) and
 //!   [`Agent::decide`].
-//! - [`router`]: `GET /healthz`, `GET /v1/metering`, `POST /v1/decide` (`JobRequest` →
+//! - [`router`]: `GET /healthz`, `GET /readyz` (a fresh verified status list),
+//!   `GET /metrics` (Prometheus), `GET /v1/metering`, `POST /v1/decide` (`JobRequest` →
 //!   `Decision`), `POST /v1/admission` (AdmissionReview v1; see [`review`] for what is
 //!   counted and read).
 //! - [`metering`]: with `[metering]` in the configuration, [`Meter`] and [`meter_loop`]
@@ -25,6 +26,7 @@ mod agent;
 mod count;
 mod http;
 pub mod metering;
+mod metrics;
 pub mod nvml;
 pub mod queue;
 pub mod sender;

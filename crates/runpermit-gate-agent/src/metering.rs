@@ -2,8 +2,11 @@
 //! configured sources, turn what they observed into signed usage reports in the durable
 //! queue ([`UsageQueue`]), and ship the queue to the authority.
 //!
-//! - [`Meter`]: the sources, the reporting key and the queue. [`Meter::cycle`] meters once,
-//!   [`Meter::ship`] sends; both are blocking (the loop runs them on the blocking pool).
+//! - [`Meter`]: a shipper (`shipper.rs`: the durable queue, the reporting key, the sender,
+//!   the backoff and the delivery counters) and one collector per configured source
+//!   (`spool.rs`; `jobs.rs` for the Slurm jobs, measured by scheduler accounting, `dcgm.rs`
+//!   or `nvml.rs`). [`Meter::cycle`] runs the collectors once, [`Meter::ship`] sends; both
+//!   are blocking (the loop runs them on the blocking pool).
 //! - [`meter_loop`]: the loop, until shutdown; it publishes a [`MeteringStatus`] to the
 //!   agent (served at `GET /v1/metering`) and the metered cumulative compute of each run
 //!   ([`Agent::update_usage`]), so that decisions see this provider's own figure.
@@ -17,7 +20,7 @@
 //!   is recognised and only removed. A malformed record is moved to `spool_dir/rejected/`
 //!   with `NAME.error` naming each problem.
 //! - `slurm`: the permitted Slurm jobs' allocated GPUs × run time since the last cycle
-//!   ([`JobTracker`]), one `scheduler_accounting` report per run and interval.
+//!   ([`JobTracker`](crate::slurm::JobTracker)), one `scheduler_accounting` report per run and interval.
 //! - `dcgm`: dcgm-exporter's `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` per GPU, mapped to permitted
 //!   Slurm jobs by its `hpc_job` label (or to runs by `runpermit_run` and
 //!   `runpermit_permit` labels, with `runpermit_cluster` optional), × the seconds counted
@@ -32,25 +35,31 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runpermit_compute::{Accelerator, HardwareTable};
-use runpermit_gate::{
-    ClusterParams, DCGM_TENSOR_ACTIVE, GateConfig, GateParams, MeterSource, Metered,
-    MeteringConfig, SpoolRecord, TensorSample, UsageReportClaims, UtilizationSample,
-    dcgm_tensor_activity, exposition_series, nvml_utilization, scheduler_accounting,
-};
+use runpermit_gate::{GateConfig, GateParams, MeterSource, MeteringConfig};
 use runpermit_permit::SigningKey;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::nvml::NvmlSampler;
 use crate::queue::{Backoff, QueueError, SendError, ShipOutcome, UsageQueue};
 use crate::sender::http_sender;
-use crate::slurm::{JobTracker, JobUsage, by_run, parse_jobs, scontrol_show_jobs};
+use crate::slurm::scontrol_show_jobs;
 use crate::{Agent, AgentError};
+
+mod dcgm;
+mod jobs;
+mod nvml;
+mod shipper;
+mod spool;
+
+use dcgm::DcgmActivity;
+use jobs::{JobCollector, JobSource};
+use nvml::NvmlActivity;
+use shipper::Shipper;
+use spool::SpoolCollector;
 
 /// How long one POST of a usage report may take.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,45 +120,26 @@ pub struct CycleReport {
     pub errors: Vec<String>,
 }
 
-/// The job-based source configured, if any.
-enum JobSource {
-    Slurm,
-    Dcgm { url: String, http: ureq::Agent },
-    Nvml(Option<NvmlSampler>),
-}
-
-/// The metering sources, the reporting key and the durable queue: one cycle at a time.
+/// The metering sources and the shipper: one cycle at a time.
 pub struct Meter {
     provider: String,
-    params: GateParams,
-    cluster: ClusterParams,
-    key: SigningKey,
-    queue: UsageQueue,
-    queue_dir: PathBuf,
+    cluster: String,
     config: MeteringConfig,
-    spool_dir: Option<PathBuf>,
-    jobs: Option<JobSource>,
-    tracker: JobTracker,
-    list_jobs: JobLister,
-    host: String,
+    shipper: Shipper,
+    spool: Option<SpoolCollector>,
+    jobs: Option<JobCollector>,
     started: i64,
     last_cycle: Option<i64>,
     last: CycleReport,
     unavailable: Vec<String>,
-    send: Sender,
-    backoff: Backoff,
-    dead_letters: usize,
-    delivered: u64,
-    last_delivery: Option<i64>,
-    retry_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Meter")
             .field("provider", &self.provider)
-            .field("cluster", &self.cluster.name)
-            .field("queue_dir", &self.queue_dir)
+            .field("cluster", &self.cluster)
+            .field("queue_dir", &self.shipper.queue_dir)
             .field("sources", &self.config.sources)
             .finish_non_exhaustive()
     }
@@ -168,6 +158,56 @@ fn short_hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().split('.').next().unwrap_or("").to_owned())
         .unwrap_or_default()
+}
+
+/// Reads and parses the reporting key at `path`; errors name the path.
+fn reporting_key(path: &PathBuf) -> Result<SigningKey, AgentError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| AgentError::Read {
+        what: "the reporting key (reporting_key)",
+        path: path.clone(),
+        source,
+    })?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|e| AgentError::Config {
+        path: path.clone(),
+        message: format!(
+            "reporting_key: not an Ed25519 private key in PKCS#8 PEM ({e}); create one with \
+             `openssl genpkey -algorithm ed25519`"
+        ),
+    })
+}
+
+/// The job source configured (at most one of `slurm`, `dcgm`, `nvml`), if any; NVML that
+/// cannot start is noted in `unavailable`, and its jobs are metered by accounting.
+fn job_source(config: &MeteringConfig, unavailable: &mut Vec<String>) -> Option<JobSource> {
+    config.sources.iter().find_map(|s| match s {
+        MeterSource::Spool => None,
+        MeterSource::Slurm => Some(JobSource::Accounting),
+        MeterSource::Dcgm => Some(JobSource::Dcgm(DcgmActivity {
+            url: config.dcgm_url.clone().unwrap_or_default(),
+            http: ureq::Agent::config_builder()
+                .timeout_global(Some(SCRAPE_TIMEOUT))
+                .build()
+                .into(),
+        })),
+        MeterSource::Nvml => {
+            let sampler = match NvmlSampler::start(Duration::from_secs(1)) {
+                Ok(sampler) => {
+                    tracing::info!(devices = sampler.devices(), "NVML sampling started");
+                    Some(sampler)
+                }
+                Err(message) => {
+                    tracing::error!(%message, "the nvml metering source cannot start; \
+                        metering goes on with the other sources");
+                    unavailable.push(format!("nvml: {message}"));
+                    None
+                }
+            };
+            Some(JobSource::Nvml(NvmlActivity {
+                sampler,
+                host: short_hostname(),
+            }))
+        }
+    })
 }
 
 impl Meter {
@@ -195,30 +235,19 @@ impl Meter {
                     cluster: cluster.to_owned(),
                     known: params.clusters().iter().map(|c| c.name.clone()).collect(),
                 })?;
-        let pem = std::fs::read_to_string(&settings.reporting_key).map_err(|source| {
-            AgentError::Read {
-                what: "the reporting key (reporting_key)",
-                path: settings.reporting_key.clone(),
-                source,
-            }
+        let key_path = settings.reporting_key.clone().ok_or_else(|| {
+            start_error("reporting_key: required with [metering], which signs usage reports")
         })?;
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| AgentError::Config {
-            path: settings.reporting_key.clone(),
-            message: format!(
-                "reporting_key: not an Ed25519 private key in PKCS#8 PEM ({e}); create one with \
-                 `openssl genpkey -algorithm ed25519`"
-            ),
-        })?;
+        let key = reporting_key(&key_path)?;
         let queue = UsageQueue::open(&config.queue_dir).map_err(|e| {
             start_error(format!(
                 "metering.queue_dir: cannot open the usage-report queue: {e}"
             ))
         })?;
-        let dead_letters = queue
-            .dead_letters()
-            .map_err(|e| start_error(format!("metering.queue_dir: {e}")))?
-            .len();
-        let spool_dir = if config.sources.contains(&MeterSource::Spool) {
+        let send: Sender = Box::new(http_sender(params.authority_url(), SEND_TIMEOUT));
+        let shipper = Shipper::new(queue, config.queue_dir.clone(), key, send)
+            .map_err(|e| start_error(format!("metering.queue_dir: {e}")))?;
+        let spool = if config.sources.contains(&MeterSource::Spool) {
             let dir = config.spool_dir.clone().unwrap_or_default();
             std::fs::create_dir_all(&dir).map_err(|e| {
                 start_error(format!(
@@ -226,58 +255,32 @@ impl Meter {
                     dir.display()
                 ))
             })?;
-            Some(dir)
+            Some(SpoolCollector::new(dir, params))
         } else {
             None
         };
         let mut unavailable = Vec::new();
-        let jobs = config.sources.iter().find_map(|s| match s {
-            MeterSource::Spool => None,
-            MeterSource::Slurm => Some(JobSource::Slurm),
-            MeterSource::Dcgm => Some(JobSource::Dcgm {
-                url: config.dcgm_url.clone().unwrap_or_default(),
-                http: ureq::Agent::config_builder()
-                    .timeout_global(Some(SCRAPE_TIMEOUT))
-                    .build()
-                    .into(),
-            }),
-            MeterSource::Nvml => match NvmlSampler::start(Duration::from_secs(1)) {
-                Ok(sampler) => {
-                    tracing::info!(devices = sampler.devices(), "NVML sampling started");
-                    Some(JobSource::Nvml(Some(sampler)))
-                }
-                Err(message) => {
-                    tracing::error!(%message, "the nvml metering source cannot start; \
-                        metering goes on with the other sources");
-                    unavailable.push(format!("nvml: {message}"));
-                    Some(JobSource::Nvml(None))
-                }
-            },
+        let provider = params.provider_id().to_owned();
+        let jobs = job_source(&config, &mut unavailable).map(|source| {
+            JobCollector::new(
+                &provider,
+                cluster.clone(),
+                source,
+                Box::new(scontrol_show_jobs),
+                now,
+            )
         });
-        let send: Sender = Box::new(http_sender(params.authority_url(), SEND_TIMEOUT));
         Ok(Meter {
-            provider: params.provider_id().to_owned(),
-            params: params.clone(),
-            cluster,
-            key,
-            queue_dir: config.queue_dir.clone(),
-            queue,
+            provider,
+            cluster: cluster.name,
             config,
-            spool_dir,
+            shipper,
+            spool,
             jobs,
-            tracker: JobTracker::new(now),
-            list_jobs: Box::new(scontrol_show_jobs),
-            host: short_hostname(),
             started: now,
             last_cycle: None,
             last: CycleReport::default(),
             unavailable,
-            send,
-            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-            dead_letters,
-            delivered: 0,
-            last_delivery: None,
-            retry_at: None,
         })
     }
 
@@ -286,7 +289,9 @@ impl Meter {
         mut self,
         lister: impl FnMut() -> Result<String, String> + Send + 'static,
     ) -> Meter {
-        self.list_jobs = Box::new(lister);
+        if let Some(jobs) = &mut self.jobs {
+            jobs.list_jobs = Box::new(lister);
+        }
         self
     }
 
@@ -295,19 +300,25 @@ impl Meter {
         mut self,
         send: impl FnMut(&str) -> Result<(), SendError> + Send + 'static,
     ) -> Meter {
-        self.send = Box::new(send);
+        self.shipper.send = Box::new(send);
         self
     }
 
     /// Backs off with `backoff` after failed sends (default: 1 s doubling up to 5 min).
     pub fn with_backoff(mut self, backoff: Backoff) -> Meter {
-        self.backoff = backoff;
+        self.shipper.backoff = backoff;
         self
     }
 
     /// Takes `host` as this node's name (for `nvml`; default: the short host name).
     pub fn with_host(mut self, host: impl Into<String>) -> Meter {
-        self.host = host.into();
+        if let Some(JobCollector {
+            source: JobSource::Nvml(nvml),
+            ..
+        }) = &mut self.jobs
+        {
+            nvml.host = host.into();
+        }
         self
     }
 
@@ -318,16 +329,17 @@ impl Meter {
 
     /// The queue (for its pending reports and dead letters).
     pub fn queue(&self) -> &UsageQueue {
-        &self.queue
+        &self.shipper.queue
     }
 
     /// What this provider metered for each run so far (every report ever enqueued).
     pub fn metered_by_run(&self) -> BTreeMap<String, runpermit_compute::Flop> {
-        self.queue.metered_by_run()
+        self.shipper.queue.metered_by_run()
     }
 
     /// The status `GET /v1/metering` shows.
     pub fn status(&self) -> MeteringStatus {
+        let shipper = &self.shipper;
         MeteringStatus {
             interval_seconds: self.config.interval_seconds,
             sources: self
@@ -337,16 +349,16 @@ impl Meter {
                 .map(|s| s.as_str().to_owned())
                 .collect(),
             unavailable: self.unavailable.clone(),
-            queue_dir: self.queue_dir.display().to_string(),
-            pending: self.queue.pending().len(),
-            dead_letters: self.dead_letters,
+            queue_dir: shipper.queue_dir.display().to_string(),
+            pending: shipper.queue.pending().len(),
+            dead_letters: shipper.dead_letters,
             last_cycle: self.last_cycle,
             last_cycle_enqueued: self.last.enqueued.len(),
             last_cycle_rejected: self.last.rejected.len(),
             last_cycle_errors: self.last.errors.clone(),
-            delivered: self.delivered,
-            last_delivery: self.last_delivery,
-            retry_in_seconds: self
+            delivered: shipper.delivered,
+            last_delivery: shipper.last_delivery,
+            retry_in_seconds: shipper
                 .retry_at
                 .map(|at| at.saturating_duration_since(Instant::now()).as_secs()),
         }
@@ -373,11 +385,12 @@ impl Meter {
             at: now,
             ..CycleReport::default()
         };
-        if let Some(dir) = self.spool_dir.clone() {
-            self.meter_spool(&dir, now, &mut report);
+        if let Some(spool) = &self.spool {
+            spool.collect(now, &mut self.shipper, &mut report);
         }
-        if self.jobs.is_some() {
-            self.meter_jobs(now, &mut report);
+        if let Some(jobs) = &mut self.jobs {
+            let window_from = self.last_cycle.unwrap_or(self.started);
+            jobs.collect(now, window_from, &mut self.shipper, &mut report);
         }
         self.last_cycle = Some(now);
         if !report.enqueued.is_empty() || !report.errors.is_empty() {
@@ -395,390 +408,7 @@ impl Meter {
     /// Sends the pending reports in order (unless backing off until after `now`): acked on
     /// success, dead-lettered when refused for good; compacts the journal when it is large.
     pub fn ship(&mut self, now: Instant) -> Result<ShipOutcome, QueueError> {
-        let outcome = self.queue.ship(&mut self.send, &mut self.backoff, now)?;
-        self.retry_at = outcome.retry_at;
-        self.dead_letters += outcome.dead_lettered;
-        self.delivered += outcome.delivered as u64;
-        if outcome.delivered > 0 {
-            self.last_delivery = Some(unix_now());
-        }
-        if outcome.delivered > 0 || outcome.dead_lettered > 0 {
-            tracing::info!(
-                delivered = outcome.delivered,
-                dead_lettered = outcome.dead_lettered,
-                pending = outcome.pending,
-                "usage reports shipped"
-            );
-        }
-        if self.queue.journal_bytes() > COMPACT_AT_BYTES {
-            self.queue.compact()?;
-        }
-        Ok(outcome)
-    }
-
-    /// Signs and enqueues one report; `source` makes it exactly-once.
-    fn enqueue(
-        &mut self,
-        claims: UsageReportClaims,
-        source: Option<&str>,
-        report: &mut CycleReport,
-    ) -> Result<Option<u64>, QueueError> {
-        let run = claims.sub.clone();
-        let seq = match source {
-            Some(src) => self.queue.enqueue_once(claims, &self.key, src)?,
-            None => Some(self.queue.enqueue(claims, &self.key)?),
-        };
-        if let Some(seq) = seq {
-            report.enqueued.push((run, seq));
-        }
-        Ok(seq)
-    }
-
-    /// The `spool` source: every `*.json` file in `dir`, in name order.
-    fn meter_spool(&mut self, dir: &Path, now: i64, report: &mut CycleReport) {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                report
-                    .errors
-                    .push(format!("spool: reading {}: {e}", dir.display()));
-                return;
-            }
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
-            .collect();
-        names.sort();
-        let mut removed = false;
-        for name in names {
-            let path = dir.join(&name);
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    report.errors.push(format!("spool: reading {name}: {e}"));
-                    continue;
-                }
-            };
-            let digest = Sha256::digest(&bytes);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            let source = format!("spool:{name}:{hex}");
-            if self.queue.has_source(&source) {
-                // Enqueued before a crash kept the file: remove it only.
-                tracing::info!(file = %name, "spool record already reported; removing it");
-                removed |= remove(&path, &name, report);
-                continue;
-            }
-            let parsed = std::str::from_utf8(&bytes)
-                .map_err(|e| vec![format!("not UTF-8 text: {e}")])
-                .and_then(|text| {
-                    SpoolRecord::parse(text, &self.params, HardwareTable::builtin()).map_err(
-                        |errors| {
-                            errors
-                                .into_iter()
-                                .map(|e| {
-                                    if e.field.is_empty() {
-                                        e.message
-                                    } else {
-                                        format!("{}: {}", e.field, e.message)
-                                    }
-                                })
-                                .collect()
-                        },
-                    )
-                })
-                .and_then(|record| {
-                    record
-                        .claims(&self.provider, now, HardwareTable::builtin())
-                        .map_err(|e| vec![e.to_string()])
-                });
-            let claims = match parsed {
-                Ok(claims) => claims,
-                Err(problems) => {
-                    reject(dir, &name, &problems, report);
-                    continue;
-                }
-            };
-            match self.enqueue(claims, Some(&source), report) {
-                Ok(_) => removed |= remove(&path, &name, report),
-                Err(QueueError::Report(e)) => reject(dir, &name, &[e.to_string()], report),
-                Err(e) => {
-                    // The queue cannot take it now: leave the file for the next cycle.
-                    report.errors.push(format!("spool: {name}: {e}"));
-                    break;
-                }
-            }
-        }
-        if removed && let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            tracing::warn!(dir = %dir.display(), error = %e, "spool: syncing the directory");
-        }
-    }
-
-    /// The chip of the gate's cluster.
-    fn chip(&self) -> &'static Accelerator {
-        HardwareTable::builtin()
-            .lookup(&self.cluster.accelerator)
-            .expect("the cluster's accelerator was resolved in the built-in table")
-    }
-
-    /// A report of `metered` for (run, permit) on the gate's cluster over [from, to).
-    fn claims(
-        &self,
-        run: &str,
-        permit: &str,
-        cluster: &str,
-        (from, to): (i64, i64),
-        now: i64,
-        metered: Metered,
-    ) -> UsageReportClaims {
-        let from = from.min(to - 1);
-        UsageReportClaims::new(
-            &self.provider,
-            run,
-            permit,
-            cluster,
-            0,
-            (from, to),
-            now,
-            metered,
-        )
-    }
-
-    /// The `slurm`, `dcgm` and `nvml` sources.
-    fn meter_jobs(&mut self, now: i64, report: &mut CycleReport) {
-        let window_from = self.last_cycle.unwrap_or(self.started);
-        let usage = match (self.list_jobs)() {
-            Ok(text) => {
-                let observed = self.tracker.observe(&parse_jobs(&text), now);
-                for job in &observed.without_gpus {
-                    tracing::info!(job = %job, "permitted Slurm job has no GPUs allocated: nothing to meter");
-                }
-                for job in &observed.without_run {
-                    tracing::warn!(job = %job, "Slurm job is tied to a permit but not to its run \
-                        (admitted by an older job_submit.lua): not metered");
-                }
-                observed.usage
-            }
-            Err(e) => {
-                report.errors.push(format!("slurm: {e}"));
-                Vec::new()
-            }
-        };
-        let chip = self.chip();
-        let cluster = self.cluster.name.clone();
-        // (run, permit, cluster) → activity samples, and GPU-seconds metered by accounting.
-        let mut activity = ActivityByRun::new();
-        let mut fallback: Vec<JobUsage> = Vec::new();
-        let method = match &self.jobs {
-            Some(JobSource::Slurm) | None => None,
-            Some(JobSource::Dcgm { .. }) => Some(MeterSource::Dcgm),
-            Some(JobSource::Nvml(_)) => Some(MeterSource::Nvml),
-        };
-        match &self.jobs {
-            Some(JobSource::Slurm) | None => fallback = usage,
-            Some(JobSource::Dcgm { url, http }) => {
-                let text = http
-                    .get(url)
-                    .call()
-                    .and_then(|mut r| r.body_mut().read_to_string())
-                    .map_err(|e| format!("dcgm: scraping {url}: {e}"))
-                    .and_then(|text| {
-                        exposition_series(&text, DCGM_TENSOR_ACTIVE)
-                            .map_err(|e| format!("dcgm: {url}: {e}"))
-                    });
-                let series = match text {
-                    Ok(series) => series,
-                    Err(e) => {
-                        // Without activity figures, the jobs are metered by accounting.
-                        report.errors.push(e);
-                        Vec::new()
-                    }
-                };
-                let mut by_job: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-                for s in &series {
-                    if let Some(job) = s.labels.get("hpc_job")
-                        && usage.iter().any(|u| &u.job_id == job)
-                    {
-                        by_job.entry(job).or_default().push(s.value.clamp(0.0, 1.0));
-                    } else if let (Some(run), Some(permit)) = (
-                        s.labels.get("runpermit_run"),
-                        s.labels.get("runpermit_permit"),
-                    ) {
-                        let on = s
-                            .labels
-                            .get("runpermit_cluster")
-                            .cloned()
-                            .unwrap_or_else(|| cluster.clone());
-                        let seconds = (now - window_from).max(0) as f64;
-                        let entry = activity
-                            .entry((run.clone(), permit.clone(), on))
-                            .or_insert_with(|| Activity::new(window_from, now));
-                        entry.values.push(s.value.clamp(0.0, 1.0));
-                        entry.seconds.push(seconds);
-                    }
-                }
-                for u in usage {
-                    let values = by_job.remove(u.job_id.as_str()).unwrap_or_default();
-                    split_job(u, &values, &cluster, &mut activity, &mut fallback);
-                }
-            }
-            Some(JobSource::Nvml(sampler)) => {
-                let drained = sampler.as_ref().map(NvmlSampler::drain).unwrap_or_default();
-                for u in usage {
-                    let values: Vec<f64> = u
-                        .gpu_indices
-                        .iter()
-                        .filter(|(nodes, _)| crate::slurm::hostlist_contains(nodes, &self.host))
-                        .flat_map(|(_, idx)| idx.iter())
-                        .filter_map(|i| drained.get(i).and_then(|a| a.mean()))
-                        .collect();
-                    split_job(u, &values, &cluster, &mut activity, &mut fallback);
-                }
-            }
-        }
-        let mut claims = Vec::new();
-        for ((run, permit, on), a) in activity {
-            let Activity {
-                values,
-                seconds,
-                from,
-                to,
-            } = a;
-            let metered = match method {
-                Some(MeterSource::Nvml) => {
-                    let samples: Vec<UtilizationSample> = values
-                        .iter()
-                        .zip(&seconds)
-                        .map(|(u, s)| UtilizationSample {
-                            utilization: *u,
-                            seconds: *s,
-                        })
-                        .collect();
-                    nvml_utilization(chip, &samples)
-                }
-                _ => {
-                    let samples: Vec<TensorSample> = values
-                        .iter()
-                        .zip(&seconds)
-                        .map(|(a, s)| TensorSample {
-                            tensor_active: *a,
-                            seconds: *s,
-                        })
-                        .collect();
-                    dcgm_tensor_activity(chip, &samples)
-                }
-            };
-            match metered {
-                Ok(m) if m.accelerator_seconds.values().sum::<f64>() > 0.0 => {
-                    claims.push(self.claims(&run, &permit, &on, (from, to), now, m));
-                }
-                Ok(_) => {}
-                Err(e) => report.errors.push(format!("metering run {run}: {e}")),
-            }
-        }
-        for ((run, permit), (gpu_seconds, from, to)) in by_run(&fallback) {
-            match scheduler_accounting(chip, gpu_seconds) {
-                Ok(m) => claims.push(self.claims(&run, &permit, &cluster, (from, to), now, m)),
-                Err(e) => report.errors.push(format!("metering run {run}: {e}")),
-            }
-        }
-        for c in claims {
-            let run = c.sub.clone();
-            if let Err(e) = self.enqueue(c, None, report) {
-                report
-                    .errors
-                    .push(format!("queue: report for run {run}: {e}"));
-            }
-        }
-    }
-}
-
-/// Activity samples of one run: fractions in [0, 1] and the seconds each stands for, over
-/// [from, to).
-struct Activity {
-    values: Vec<f64>,
-    seconds: Vec<f64>,
-    from: i64,
-    to: i64,
-}
-
-impl Activity {
-    fn new(from: i64, to: i64) -> Activity {
-        Activity {
-            values: Vec::new(),
-            seconds: Vec::new(),
-            from,
-            to,
-        }
-    }
-}
-
-/// Activity by (run, permit, cluster).
-type ActivityByRun = BTreeMap<(String, String, String), Activity>;
-
-/// Splits one job's usage: `values` (activity of some of its GPUs) become samples of
-/// `u.seconds` each; the GPUs without a value are metered by accounting.
-fn split_job(
-    u: JobUsage,
-    values: &[f64],
-    cluster: &str,
-    activity: &mut ActivityByRun,
-    fallback: &mut Vec<JobUsage>,
-) {
-    let from = u.to - i64::try_from(u.seconds).unwrap_or(i64::MAX);
-    if !values.is_empty() {
-        let entry = activity
-            .entry((u.run_id.clone(), u.permit_id.clone(), cluster.to_owned()))
-            .or_insert_with(|| Activity::new(from, u.to));
-        entry.values.extend_from_slice(values);
-        entry
-            .seconds
-            .extend(std::iter::repeat_n(u.seconds as f64, values.len()));
-        entry.from = entry.from.min(from);
-        entry.to = entry.to.max(u.to);
-    }
-    let measured = values.len() as u64;
-    if u.gpus > measured {
-        fallback.push(JobUsage {
-            gpus: u.gpus - measured,
-            ..u
-        });
-    }
-}
-
-/// Removes a consumed spool file; whether it is gone.
-fn remove(path: &Path, name: &str, report: &mut CycleReport) -> bool {
-    match std::fs::remove_file(path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => {
-            report.errors.push(format!(
-                "spool: {name} is reported but cannot be removed ({e}); it will not be reported again"
-            ));
-            false
-        }
-    }
-}
-
-/// Moves a malformed spool file to `rejected/`, with `NAME.error` beside it.
-fn reject(dir: &Path, name: &str, problems: &[String], report: &mut CycleReport) {
-    let rejected = dir.join(REJECTED_DIR);
-    let text: String = problems.iter().map(|p| format!("{p}\n")).collect();
-    tracing::warn!(file = %name, problems = %problems.join("; "),
-        "spool record rejected; moved to {}", rejected.display());
-    let moved = std::fs::create_dir_all(&rejected)
-        .and_then(|()| std::fs::write(rejected.join(format!("{name}.error")), &text))
-        .and_then(|()| std::fs::rename(dir.join(name), rejected.join(name)));
-    match moved {
-        Ok(()) => report.rejected.push(name.to_owned()),
-        Err(e) => report.errors.push(format!(
-            "spool: {name} is malformed ({}) and cannot be moved to {}: {e}",
-            problems.join("; "),
-            rejected.display()
-        )),
+        self.shipper.ship(now)
     }
 }
 

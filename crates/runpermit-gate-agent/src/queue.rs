@@ -31,8 +31,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use runpermit_gate::{ReportError, UsageReportClaims, sign_usage_report};
-use runpermit_permit::SigningKey;
+use runpermit_permit::{ReportError, SigningKey, UsageReportClaims, sign_usage_report};
 use serde::{Deserialize, Serialize};
 
 /// The journal's file name in the queue's directory.

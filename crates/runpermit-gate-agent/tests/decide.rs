@@ -1,4 +1,5 @@
-//! `POST /v1/decide` and `GET /healthz` through the router, in process.
+//! `POST /v1/decide`, `GET /healthz`, `GET /readyz` and `GET /metrics` through the router,
+//! in process.
 
 mod common;
 
@@ -118,5 +119,116 @@ async fn health_reports_the_status_list() {
     assert_eq!(
         get(later).await["status_list"],
         json!({"version": 1, "freshness": "stale"})
+    );
+}
+
+/// `GET path` through the router: the status and the body.
+async fn get(agent: Arc<Agent>, path: &str) -> (StatusCode, String) {
+    let response = router(agent)
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn ready_only_with_a_fresh_verified_status_list() {
+    let world = World::new(AUTHORITY);
+    let dir = tempfile::tempdir().unwrap();
+    let ready = |agent: Agent| async move {
+        let (status, body) = get(Arc::new(agent), "/readyz").await;
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    // No list yet.
+    let (status, body) = ready(world.bare_agent(dir.path())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no verified status list yet"),
+        "{reason}"
+    );
+    assert!(reason.contains(AUTHORITY), "{reason}");
+    // A fresh list.
+    let agent = world.agent(dir.path());
+    let (status, body) = get(agent, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "ready", "cluster": CLUSTER, "status_list": {"version": 1, "freshness": "fresh"}})
+    );
+    // The same list past exp (NOW - 60 + 3600) and the 300 s grace: stale, not ready.
+    let later = world
+        .bare_agent(dir.path())
+        .with_clock(|| common::NOW + 4000);
+    let (status, body) = ready(later).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the held status list (version 1) is 4060 s old"),
+        "{reason}"
+    );
+    // A list that does not verify is never held, so it does not make the gate ready.
+    let stranger = runpermit_permit::SigningKey::from_seed(&[9; 32]);
+    let claims =
+        runpermit_permit::StatusListClaims::new(AUTHORITY, common::NOW - 60, 3600, 1, vec![]);
+    let forged = runpermit_permit::sign_status_list(&claims, &stranger);
+    let other = tempfile::tempdir().unwrap();
+    let agent = world.bare_agent(other.path());
+    assert!(agent.accept_status_token(&forged).is_err());
+    assert_eq!(ready(agent).await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn metrics_count_decisions_by_code_and_age_the_status_list() {
+    let world = World::new(AUTHORITY);
+    let dir = tempfile::tempdir().unwrap();
+    let bare = Arc::new(world.bare_agent(dir.path()));
+    let (status, text) = get(Arc::clone(&bare), "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.lines()
+            .any(|l| l == "runpermit_gate_status_list_fresh 0"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("runpermit_gate_status_list_age_seconds "),
+        "{text}"
+    );
+    // No metering configured: no usage report series.
+    assert!(!text.contains("runpermit_gate_usage_reports"), "{text}");
+
+    let agent = world.agent(dir.path());
+    let job = JobRequest {
+        cluster: CLUSTER.into(),
+        accelerators: 2048,
+        hours: Some(24.0),
+        permit: None,
+    };
+    for _ in 0..2 {
+        assert_eq!(decide(&agent, &job).await.code, Code::PermitRequired);
+    }
+    let small = JobRequest {
+        accelerators: 8,
+        ..job.clone()
+    };
+    assert_eq!(decide(&agent, &small).await.code, Code::BelowThreshold);
+    let (_, text) = get(agent, "/metrics").await;
+    for line in [
+        "runpermit_gate_decisions_total{code=\"permit_required\"} 2",
+        "runpermit_gate_decisions_total{code=\"below_threshold\"} 1",
+        "runpermit_gate_status_list_fresh 1",
+        "runpermit_gate_status_list_version 1",
+        // Issued a minute before NOW.
+        "runpermit_gate_status_list_age_seconds 60",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("# HELP runpermit_gate_decisions_total"),
+        "{text}"
     );
 }

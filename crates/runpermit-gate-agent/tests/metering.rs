@@ -17,11 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use common::{AUTHORITY, CLUSTER, NOW, World, config_text};
-use runpermit_gate::{
-    GateConfig, JobRequest, MeterMethod, PermitEvidence, UsageReportClaims, verify_usage_report,
-};
+use runpermit_gate::{GateConfig, JobRequest, PermitEvidence};
 use runpermit_gate_agent::{Backoff, Meter, SendError, ServeOptions, run};
-use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{Jwks, MeterMethod, SigningKey, UsageReportClaims, verify_usage_report};
 use serde_json::Value;
 
 /// The H100 SXM's highest peak (FP8 dense), FLOP/s: scheduler accounting's rate.
@@ -290,6 +288,33 @@ async fn gate_serve_ships_spool_records_exactly_once_in_order_across_restarts() 
     assert!(status["last_cycle"].is_i64(), "{status}");
     let (_, health) = get_json(format!("http://{addr}/healthz")).await;
     assert_eq!(health["metering"]["pending"], 0, "{health}");
+    // The same figures for Prometheus.
+    let text = tokio::task::spawn_blocking(move || {
+        ureq::get(format!("http://{addr}/metrics"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    for line in [
+        "runpermit_gate_usage_reports_queued 0",
+        "runpermit_gate_usage_reports_delivered_total 3",
+        "runpermit_gate_usage_reports_dead_lettered 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    for name in [
+        "runpermit_gate_usage_last_delivery_timestamp_seconds ",
+        "runpermit_gate_metering_last_cycle_timestamp_seconds ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "no {name} in:\n{text}"
+        );
+    }
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
@@ -680,14 +705,42 @@ async fn run_refuses_to_start_when_metering_cannot() {
     let options = ServeOptions::new(&config, CLUSTER, free_port());
     let err = run(options.clone(), async {}).await.unwrap_err();
     assert!(err.to_string().contains("metering.queue_dir"), "{err}");
-    // The reporting key is missing, or not a key.
+    // The reporting key is missing, or not a key: either way the error names its path.
     std::fs::remove_file(dir.path().join("queue")).unwrap();
-    std::fs::remove_file(dir.path().join("reporting-key.pem")).unwrap();
+    let key = dir.path().join("reporting-key.pem");
+    std::fs::remove_file(&key).unwrap();
     let err = run(options.clone(), async {}).await.unwrap_err();
     assert!(err.to_string().contains("reporting key"), "{err}");
-    std::fs::write(dir.path().join("reporting-key.pem"), "not a key").unwrap();
-    let err = run(options, async {}).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&key.display().to_string()),
+        "{err}"
+    );
+    std::fs::write(&key, "not a key").unwrap();
+    let err = run(options.clone(), async {}).await.unwrap_err();
     assert!(err.to_string().contains("reporting_key"), "{err}");
+    assert!(
+        err.to_string().contains(&key.display().to_string()),
+        "{err}"
+    );
+    assert!(err.is_usage());
+    // Metering without a reporting_key at all is a configuration error naming the key.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("reporting_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(
+        without, text,
+        "the test configuration names a reporting_key"
+    );
+    std::fs::write(&config, without).unwrap();
+    let err = run(options, async {}).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("reporting_key: is required with [metering]"),
+        "{err}"
+    );
     assert!(err.is_usage());
 }
 
@@ -696,6 +749,12 @@ async fn without_metering_there_is_no_metering_status() {
     let world = World::new(AUTHORITY);
     let dir = tempfile::tempdir().unwrap();
     let config = gate_dir(dir.path(), &world, AUTHORITY, "");
+    // A gate that does not meter needs no reporting key, nor a reporting_key.
+    std::fs::remove_file(dir.path().join("reporting-key.pem")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = "reporting_key = \"reporting-key.pem\"\n";
+    assert!(text.contains(line), "{text}");
+    std::fs::write(&config, text.replace(line, "")).unwrap();
     let addr = free_port();
     let mut options = ServeOptions::new(&config, CLUSTER, addr);
     options.poll_every = Duration::from_secs(3600);

@@ -155,8 +155,8 @@ async fn unreachable_or_forged_lists_keep_the_held_one() {
     // A list signed by another key is refused.
     let forger = runpermit_permit::SigningKey::from_seed(&[9; 32]);
     let claims =
-        runpermit_gate::StatusListClaims::new(common::AUTHORITY, common::NOW, 60, 5, vec![]);
-    let forged = runpermit_gate::sign_status_list(&claims, &forger);
+        runpermit_permit::StatusListClaims::new(common::AUTHORITY, common::NOW, 60, 5, vec![]);
+    let forged = runpermit_permit::sign_status_list(&claims, &forger);
     assert!(matches!(
         agent.accept_status_token(&forged),
         Err(RefreshError::Refused(StatusError::Verify(_)))

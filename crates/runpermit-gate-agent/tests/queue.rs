@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use runpermit_compute::HardwareTable;
-use runpermit_gate::{UsageReportClaims, scheduler_accounting, verify_usage_report};
+use runpermit_gate::scheduler_accounting;
 use runpermit_gate_agent::queue::{DEAD_LETTER_FILE, JOURNAL_FILE};
 use runpermit_gate_agent::{Backoff, QueueError, SendError, UsageQueue};
-use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{Jwks, SigningKey, UsageReportClaims, verify_usage_report};
 
 const PROVIDER: &str = "org-cloud";
 

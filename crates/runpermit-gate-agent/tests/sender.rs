@@ -9,10 +9,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use runpermit_compute::HardwareTable;
-use runpermit_gate::{UsageReportClaims, scheduler_accounting, verify_usage_report};
+use runpermit_gate::scheduler_accounting;
 use runpermit_gate_agent::sender::http_sender;
 use runpermit_gate_agent::{Backoff, UsageQueue};
-use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{Jwks, SigningKey, UsageReportClaims, verify_usage_report};
 use serde_json::Value;
 
 /// What the test authority saw: (run, seq) stored, in order, and how to answer next.

@@ -1,4 +1,4 @@
-//! How long `decide` takes, in process, on one core: for an allowed job (every check runs:
+//! How long `Gate::decide` takes, in process, on one core: for an allowed job (every check runs:
 //! permit signature, scope, proof bundle with its checkpoint signature and inclusion path,
 //! status list, budget), for a small job (the threshold only), and the two signature checks
 //! on their own, which dominate.
@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use common::{NOW, World};
-use runpermit_gate::{Code, JobRequest, Usage, decide};
+use runpermit_gate::{Code, JobRequest, Usage};
 use runpermit_log::ProofBundle;
 use runpermit_permit::verify_permit;
 
@@ -57,42 +57,24 @@ fn main() {
         permit: None,
         ..allowed.clone()
     };
-    let run = |job: &JobRequest| {
-        decide(
-            &world.params,
-            job,
-            &world.jwks,
-            &world.vkey,
-            &world.status,
-            &usage,
-            NOW,
-        )
-    };
+    let gate = world.gate.borrow().clone();
+    let run = |job: &JobRequest| gate.decide_uncached(job, &usage, NOW);
     assert_eq!(run(&allowed).code, Code::Permitted);
     assert_eq!(run(&small).code, Code::BelowThreshold);
 
     const N: usize = 20_000;
-    println!("decide, in process, one core, {N} calls each:");
+    println!("Gate::decide_uncached, in process, one core, {N} calls each:");
     report(
         "allowed job (all checks)",
         &time(N, || {
             black_box(run(black_box(&allowed)));
         }),
     );
-    let mut cache = runpermit_gate::EvidenceCache::new();
+    let mut cached = gate.clone();
     report(
-        "allowed job, evidence cached (decide_cached)",
+        "allowed job, evidence cached (Gate::decide)",
         &time(N, || {
-            black_box(runpermit_gate::decide_cached(
-                &world.params,
-                black_box(&allowed),
-                &world.jwks,
-                &world.vkey,
-                &world.status,
-                &usage,
-                NOW,
-                &mut cache,
-            ));
+            black_box(cached.decide(black_box(&allowed), &usage, NOW));
         }),
     );
     report(

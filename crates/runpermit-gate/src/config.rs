@@ -1,4 +1,4 @@
-//! The gate's configuration file (TOML), and the resolved parameters [`decide`](crate::decide)
+//! The gate's configuration file (TOML), and the resolved parameters a [`Gate`](crate::Gate)
 //! works with. These doc comments document every key; `examples/gate.toml` is a complete,
 //! commented example.
 //!
@@ -17,6 +17,13 @@ use runpermit_log::VerifierKey;
 use serde::{Deserialize, Serialize};
 
 use crate::text::is_id;
+
+mod metering;
+
+pub use metering::{
+    DEFAULT_METERING_INTERVAL_SECONDS, DEFAULT_QUEUE_DIR, MAX_METERING_INTERVAL_SECONDS,
+    MeterSource, MeteringConfig,
+};
 
 /// Default of [`GateConfig::clock_skew_seconds`].
 pub const DEFAULT_CLOCK_SKEW_SECONDS: i64 = 60;
@@ -47,8 +54,11 @@ pub struct GateConfig {
     /// admits a job here only if it lists this id in its `providers`.
     pub provider_id: String,
     /// `reporting_key`: path of this provider's Ed25519 private key (PKCS#8 PEM), which signs
-    /// usage reports.
-    pub reporting_key: PathBuf,
+    /// usage reports. Required with `[metering]` (the gate reads it, and refuses to start
+    /// if it cannot, naming the path); optional otherwise, since `runpermit gate check` and a
+    /// gate that does not meter never sign anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting_key: Option<PathBuf>,
     /// `clock_skew_seconds`: how far this machine's clock may differ from the authority's
     /// when checking a permit's `nbf`, `iat` and `exp`, in seconds (0 to 3600; default 60).
     #[serde(default = "default_clock_skew")]
@@ -68,107 +78,6 @@ pub struct GateConfig {
     /// Optional: without it the gate meters nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metering: Option<MeteringConfig>,
-}
-
-/// Default of [`MeteringConfig::interval_seconds`].
-pub const DEFAULT_METERING_INTERVAL_SECONDS: u64 = 60;
-/// The largest accepted [`MeteringConfig::interval_seconds`]: a day.
-pub const MAX_METERING_INTERVAL_SECONDS: u64 = 86_400;
-/// Default of [`MeteringConfig::queue_dir`], beside the configuration file.
-pub const DEFAULT_QUEUE_DIR: &str = "usage-queue";
-
-/// `[metering]`: what `runpermit gate serve` meters, and how often it reports. Every
-/// `interval_seconds` the gate runs each source, turns what it observed into signed usage
-/// reports (signed with `reporting_key`, numbered per run), appends them to its durable
-/// queue in `queue_dir`, and ships the queue to `{authority_url}/v1/usage`.
-///
-/// One gate per provider meters: the authority numbers reports per provider and run, so two
-/// gates reporting for the same run under the same `provider_id` would collide.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MeteringConfig {
-    /// `interval_seconds`: how often the gate meters and ships, in seconds (1 to 86400;
-    /// default 60). Each report covers one interval of one run.
-    #[serde(default = "default_metering_interval")]
-    pub interval_seconds: u64,
-    /// `queue_dir`: the directory of the durable usage-report queue (created if missing;
-    /// default `usage-queue` beside the configuration). The gate refuses to start if it
-    /// cannot open it. Keep it on a local disk that survives restarts.
-    #[serde(default = "default_queue_dir")]
-    pub queue_dir: PathBuf,
-    /// `sources`: what is metered, one or more of:
-    ///
-    /// - `"spool"`: scheduler accounting from any scheduler: the provider's accounting
-    ///   system drops one JSON record per file into `spool_dir` (see `spool_dir`).
-    /// - `"slurm"`: scheduler accounting of the running Slurm jobs that `job_submit.lua`
-    ///   tied to a permit, from `scontrol show job` (allocated GPUs × run time).
-    /// - `"dcgm"`: tensor-pipe activity from NVIDIA's dcgm-exporter at `dcgm_url`, mapped
-    ///   to runs through DCGM's HPC job mapping (`hpc_job`, the Slurm job id) or the
-    ///   `runpermit_run` and `runpermit_permit` labels.
-    /// - `"nvml"`: GPU utilization of this node's GPUs through NVML (`libnvidia-ml.so`),
-    ///   mapped to the Slurm jobs running on this node.
-    ///
-    /// `slurm`, `dcgm` and `nvml` meter the same Slurm jobs in different ways: list at most
-    /// one of them, or the run's compute would be reported twice. They report under the
-    /// cluster `runpermit gate serve --cluster` names, with its accelerator. `spool` is for
-    /// records no other source covers; each record names its own cluster.
-    #[serde(default)]
-    pub sources: Vec<MeterSource>,
-    /// `spool_dir`: with `"spool"`, the directory the provider's accounting system writes
-    /// records to, one JSON object per `*.json` file, written under another name and
-    /// renamed into place: `{"run_id", "permit_id", "cluster", "accelerator" (optional:
-    /// a hardware-table name, id or alias; default the cluster's), "accelerator_seconds",
-    /// "from", "to"}` (unix seconds, `from` < `to`). Each record is reported once (even
-    /// across crashes) and its file removed; a malformed one is moved to
-    /// `spool_dir/rejected/` with a `.error` file beside it naming what is wrong.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spool_dir: Option<PathBuf>,
-    /// `dcgm_url`: with `"dcgm"`, the URL of dcgm-exporter's Prometheus text
-    /// (`http://node:9400/metrics`, or a Prometheus `/federate` URL covering every node),
-    /// scraped once per interval. Its counters must include
-    /// `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dcgm_url: Option<String>,
-}
-
-/// One of [`MeteringConfig::sources`].
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum MeterSource {
-    /// Accounting records dropped into `spool_dir`.
-    Spool,
-    /// Running Slurm jobs tied to a permit (`scontrol show job`).
-    Slurm,
-    /// dcgm-exporter's tensor-pipe activity at `dcgm_url`.
-    Dcgm,
-    /// This node's GPUs through NVML.
-    Nvml,
-}
-
-impl MeterSource {
-    /// The name used in the configuration (`spool`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MeterSource::Spool => "spool",
-            MeterSource::Slurm => "slurm",
-            MeterSource::Dcgm => "dcgm",
-            MeterSource::Nvml => "nvml",
-        }
-    }
-}
-
-impl fmt::Display for MeterSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-fn default_metering_interval() -> u64 {
-    DEFAULT_METERING_INTERVAL_SECONDS
-}
-
-fn default_queue_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_QUEUE_DIR)
 }
 
 fn default_clock_skew() -> i64 {
@@ -238,7 +147,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// A cluster as [`decide`](crate::decide) sees it: its accelerator resolved in the hardware
+/// A cluster as [`Gate::decide`](crate::Gate::decide) sees it: its accelerator resolved in the hardware
 /// table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterParams {
@@ -256,7 +165,7 @@ pub struct ClusterParams {
     pub accelerators: u64,
 }
 
-/// The validated, resolved configuration [`decide`](crate::decide) takes. Built only by
+/// The validated, resolved configuration [`Gate::decide`](crate::Gate::decide) takes. Built only by
 /// [`GateConfig::params`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateParams {
@@ -339,7 +248,10 @@ impl GateConfig {
     /// `spool_dir`) relative to `base`, the directory of the configuration file, as every
     /// program reading this file does. Pure path arithmetic: nothing is read.
     pub fn resolve_paths(&mut self, base: &Path) {
-        let mut paths = vec![&mut self.jwks, &mut self.reporting_key];
+        let mut paths = vec![&mut self.jwks];
+        if let Some(key) = &mut self.reporting_key {
+            paths.push(key);
+        }
         if let Some(metering) = &mut self.metering {
             paths.push(&mut metering.queue_dir);
             if let Some(spool) = &mut metering.spool_dir {
@@ -386,11 +298,17 @@ impl GateConfig {
                 ),
             );
         }
-        if self.reporting_key.as_os_str().is_empty() {
-            errors.push(
+        const KEY: &str = "the path of this provider's Ed25519 private key (PKCS#8 PEM, as \
+                           `openssl genpkey -algorithm ed25519` writes)";
+        match &self.reporting_key {
+            Some(path) if path.as_os_str().is_empty() => {
+                errors.push("reporting_key", format!("must be {KEY}"));
+            }
+            None if self.metering.is_some() => errors.push(
                 "reporting_key",
-                "must be the path of this provider's Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes)",
-            );
+                format!("is required with [metering], which signs usage reports: {KEY}"),
+            ),
+            _ => {}
         }
         if !(0..=MAX_CLOCK_SKEW_SECONDS).contains(&self.clock_skew_seconds) {
             errors.push(
@@ -496,96 +414,6 @@ impl GateConfig {
     }
 }
 
-impl MeteringConfig {
-    fn check(&self, errors: &mut Errors) {
-        let field = |key: &str| format!("metering.{key}");
-        if !(1..=MAX_METERING_INTERVAL_SECONDS).contains(&self.interval_seconds) {
-            errors.push(
-                &field("interval_seconds"),
-                format!(
-                    "must be between 1 and {MAX_METERING_INTERVAL_SECONDS} seconds, such as {DEFAULT_METERING_INTERVAL_SECONDS}; got {}",
-                    self.interval_seconds
-                ),
-            );
-        }
-        if self.queue_dir.as_os_str().is_empty() {
-            errors.push(
-                &field("queue_dir"),
-                format!(
-                    "must be the directory of the usage-report queue (default \"{DEFAULT_QUEUE_DIR}\" beside the configuration)"
-                ),
-            );
-        }
-        if self.sources.is_empty() {
-            errors.push(
-                &field("sources"),
-                "must list what to meter: one or more of \"spool\", \"slurm\", \"dcgm\", \"nvml\"",
-            );
-        }
-        let mut seen = HashSet::new();
-        for (i, source) in self.sources.iter().enumerate() {
-            if !seen.insert(*source) {
-                errors.push(
-                    &format!("metering.sources[{i}]"),
-                    format!("{source:?} is listed twice", source = source.as_str()),
-                );
-            }
-        }
-        let exclusive: Vec<&str> = [MeterSource::Slurm, MeterSource::Dcgm, MeterSource::Nvml]
-            .into_iter()
-            .filter(|s| seen.contains(s))
-            .map(MeterSource::as_str)
-            .collect();
-        if exclusive.len() > 1 {
-            errors.push(
-                &field("sources"),
-                format!(
-                    "lists {}: they meter the same Slurm jobs, so each run's compute would be reported more than once; keep one",
-                    exclusive.join(" and ")
-                ),
-            );
-        }
-        let has = |s: MeterSource| seen.contains(&s);
-        match &self.spool_dir {
-            None if has(MeterSource::Spool) => errors.push(
-                &field("spool_dir"),
-                "is required with the \"spool\" source: the directory the accounting system writes its records to",
-            ),
-            Some(dir) if !has(MeterSource::Spool) => errors.push(
-                &field("spool_dir"),
-                format!(
-                    "is only used by the \"spool\" source, which sources does not list (got {:?})",
-                    dir.display().to_string()
-                ),
-            ),
-            Some(dir) if dir.as_os_str().is_empty() => errors.push(
-                &field("spool_dir"),
-                "must be the directory the accounting system writes its records to",
-            ),
-            _ => {}
-        }
-        match &self.dcgm_url {
-            None if has(MeterSource::Dcgm) => errors.push(
-                &field("dcgm_url"),
-                "is required with the \"dcgm\" source: the dcgm-exporter's metrics URL, such as \"http://localhost:9400/metrics\"",
-            ),
-            Some(url) if !has(MeterSource::Dcgm) => errors.push(
-                &field("dcgm_url"),
-                format!(
-                    "is only used by the \"dcgm\" source, which sources does not list (got {url:?})"
-                ),
-            ),
-            Some(url) if !is_http_url(url) => errors.push(
-                &field("dcgm_url"),
-                format!(
-                    "must be an http:// or https:// URL of dcgm-exporter's metrics, such as \"http://localhost:9400/metrics\"; got {url:?}"
-                ),
-            ),
-            _ => {}
-        }
-    }
-}
-
 /// Whether `url` is `http://` or `https://` with a host and no whitespace.
 fn is_http_url(url: &str) -> bool {
     url.strip_prefix("https://")
@@ -673,330 +501,4 @@ impl Errors {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    pub(crate) const EXAMPLE: &str = include_str!("../examples/gate.toml");
-
-    const VKEY: &str =
-        "log.example.org/runpermit+95a90127+ARl/ayPhbIUyxqvIOPrNXqeJvgx2spIDNAOb+os9No1h";
-
-    fn minimal() -> String {
-        format!(
-            r#"
-authority_url = "https://authority.example"
-jwks = "jwks.json"
-log_vkey = "{VKEY}"
-provider_id = "org-cloud"
-reporting_key = "reporting-key.pem"
-
-[thresholds]
-min_accelerators = 1024
-
-[[clusters]]
-name = "us-east-1"
-accelerator = "H100"
-accelerators = 16384
-"#
-        )
-    }
-
-    fn config_errors(text: &str) -> Vec<FieldError> {
-        GateConfig::from_toml(text).unwrap_err().errors
-    }
-
-    fn fields(errors: &[FieldError]) -> Vec<&str> {
-        errors.iter().map(|e| e.field.as_str()).collect()
-    }
-
-    #[test]
-    fn the_shipped_example_is_valid_and_documents_every_key() {
-        let config = GateConfig::from_toml(EXAMPLE).unwrap();
-        let params = config.params(HardwareTable::builtin()).unwrap();
-        assert_eq!(params.provider_id(), "org-cloud");
-        assert!(params.clusters().len() >= 2);
-        // Every key of the schema appears in the example.
-        for key in [
-            "authority_url",
-            "jwks",
-            "log_vkey",
-            "provider_id",
-            "reporting_key",
-            "clock_skew_seconds",
-            "status_grace_seconds",
-            "[thresholds]",
-            "min_accelerators",
-            "min_projected_flop",
-            "[[clusters]]",
-            "name",
-            "accelerator",
-            "accelerators",
-            "[metering]",
-            "interval_seconds",
-            "queue_dir",
-            "sources",
-            "spool_dir",
-            "dcgm_url",
-            "\"spool\"",
-            "\"slurm\"",
-            "\"dcgm\"",
-            "\"nvml\"",
-        ] {
-            assert!(EXAMPLE.contains(key), "examples/gate.toml lacks {key}");
-        }
-        let metering = config.metering.expect("the example meters");
-        assert_eq!(metering.sources, [MeterSource::Spool, MeterSource::Slurm]);
-    }
-
-    #[test]
-    fn metering_defaults_and_paths() {
-        let config = GateConfig::from_toml(&minimal()).unwrap();
-        assert_eq!(config.metering, None, "no [metering]: nothing is metered");
-        let text = format!("{}\n[metering]\nsources = [\"slurm\"]\n", minimal());
-        let mut config = GateConfig::from_toml(&text).unwrap();
-        let metering = config.metering.clone().unwrap();
-        assert_eq!(metering.interval_seconds, DEFAULT_METERING_INTERVAL_SECONDS);
-        assert_eq!(metering.queue_dir, PathBuf::from(DEFAULT_QUEUE_DIR));
-        config.resolve_paths(Path::new("/srv/gate"));
-        assert_eq!(
-            config.metering.unwrap().queue_dir,
-            PathBuf::from("/srv/gate/usage-queue")
-        );
-
-        let text = format!(
-            "{}\n[metering]\ninterval_seconds = 5\nqueue_dir = \"/var/lib/q\"\nsources = [\"spool\", \"dcgm\"]\nspool_dir = \"spool\"\ndcgm_url = \"http://localhost:9400/metrics\"\n",
-            minimal()
-        );
-        let mut config = GateConfig::from_toml(&text).unwrap();
-        config.resolve_paths(Path::new("/srv/gate"));
-        let metering = config.metering.unwrap();
-        assert_eq!(metering.interval_seconds, 5);
-        assert_eq!(metering.queue_dir, PathBuf::from("/var/lib/q"));
-        assert_eq!(metering.spool_dir, Some(PathBuf::from("/srv/gate/spool")));
-    }
-
-    #[test]
-    fn metering_problems_are_named_by_key() {
-        let with = |body: &str| format!("{}\n[metering]\n{body}", minimal());
-        let errors = config_errors(&with(
-            "interval_seconds = 0\nqueue_dir = \"\"\nsources = [\"slurm\", \"nvml\", \"slurm\"]\nspool_dir = \"s\"\ndcgm_url = \"x\"\n",
-        ));
-        assert_eq!(
-            fields(&errors),
-            [
-                "metering.interval_seconds",
-                "metering.queue_dir",
-                "metering.sources[2]",
-                "metering.sources",
-                "metering.spool_dir",
-                "metering.dcgm_url",
-            ]
-        );
-        assert!(
-            errors[3].message.contains("slurm and nvml"),
-            "{}",
-            errors[3].message
-        );
-        let errors = config_errors(&with("sources = [\"spool\", \"dcgm\"]\n"));
-        assert_eq!(fields(&errors), ["metering.spool_dir", "metering.dcgm_url"]);
-        assert!(
-            errors[0].message.contains("is required"),
-            "{}",
-            errors[0].message
-        );
-        let errors = config_errors(&with("sources = []\ninterval_seconds = 86401\n"));
-        assert_eq!(
-            fields(&errors),
-            ["metering.interval_seconds", "metering.sources"]
-        );
-        let errors = config_errors(&with(
-            "sources = [\"dcgm\"]\ndcgm_url = \"ftp://x/metrics\"\n",
-        ));
-        assert_eq!(fields(&errors), ["metering.dcgm_url"]);
-        // Unknown keys and unknown sources are refused, with their key.
-        let errors = config_errors(&with("sources = [\"slurm\"]\nperiod = 5\n"));
-        assert_eq!(fields(&errors), ["metering.period"]);
-        let errors = config_errors(&with("sources = [\"prometheus\"]\n"));
-        assert_eq!(fields(&errors), ["metering.sources[0]"]);
-        assert!(
-            errors[0].message.contains("unknown variant `prometheus`"),
-            "{}",
-            errors[0].message
-        );
-    }
-
-    #[test]
-    fn defaults_and_resolution() {
-        let config = GateConfig::from_toml(&minimal()).unwrap();
-        assert_eq!(config.clock_skew_seconds, DEFAULT_CLOCK_SKEW_SECONDS);
-        assert_eq!(config.status_grace_seconds, DEFAULT_STATUS_GRACE_SECONDS);
-        let params = config.params(HardwareTable::builtin()).unwrap();
-        let cluster = params.cluster("us-east-1").unwrap();
-        assert_eq!(cluster.accelerator, "NVIDIA H100 SXM");
-        assert_eq!(cluster.precision, Precision::Bf16);
-        assert_eq!(cluster.peak.get(), 9.894e14);
-        assert_eq!(cluster.accelerators, 16_384);
-        assert!(params.cluster("eu-west-1").is_none());
-        assert_eq!(params.thresholds().min_accelerators, Some(1024));
-        assert_eq!(params.clock_skew_seconds(), 60);
-        assert_eq!(params.status_grace_seconds(), 300);
-        assert_eq!(params.authority_url(), "https://authority.example");
-
-        // A chip without a bf16 figure projects with its fp16 peak, as the estimator does.
-        let v100 = minimal().replace("\"H100\"", "\"V100\"");
-        let params = GateConfig::from_toml(&v100)
-            .unwrap()
-            .params(HardwareTable::builtin())
-            .unwrap();
-        assert_eq!(params.clusters()[0].precision, Precision::Fp16);
-    }
-
-    #[test]
-    fn flop_thresholds_read_numbers_and_text() {
-        for value in ["1e24", "\"1e24 FLOP\"", "\"1 YFLOP\""] {
-            let text = minimal().replace(
-                "min_accelerators = 1024",
-                &format!("min_projected_flop = {value}"),
-            );
-            let config = GateConfig::from_toml(&text).unwrap();
-            assert_eq!(
-                config.thresholds.min_projected_flop,
-                Some(Flop::new(1e24).unwrap()),
-                "{value}"
-            );
-            assert_eq!(config.thresholds.min_accelerators, None);
-        }
-    }
-
-    #[test]
-    fn a_cluster_is_physically_plausible() {
-        let errors = config_errors(
-            &minimal().replace("accelerators = 16384", "accelerators = 9223372036854775808"),
-        );
-        assert_eq!(fields(&errors), ["clusters[0].accelerators"]);
-        assert!(
-            errors[0].message.contains("between 1 and 1e7"),
-            "{}",
-            errors[0].message
-        );
-    }
-
-    #[test]
-    fn every_problem_is_named_at_once() {
-        let text = r#"
-authority_url = "ftp://authority.example"
-jwks = ""
-log_vkey = "not a key"
-provider_id = " org-cloud"
-reporting_key = ""
-clock_skew_seconds = -1
-status_grace_seconds = 100000
-
-[thresholds]
-min_accelerators = 0
-min_projected_flop = 0
-
-[[clusters]]
-name = "a"
-accelerator = "H10O"
-accelerators = 0
-
-[[clusters]]
-name = "a"
-accelerator = "H100"
-accelerators = 8
-"#;
-        let errors = config_errors(text);
-        assert_eq!(
-            fields(&errors),
-            [
-                "authority_url",
-                "jwks",
-                "log_vkey",
-                "provider_id",
-                "reporting_key",
-                "clock_skew_seconds",
-                "status_grace_seconds",
-                "thresholds.min_accelerators",
-                "thresholds.min_projected_flop",
-                "clusters[0].accelerators",
-                "clusters[0].accelerator",
-                "clusters[1].name",
-            ]
-        );
-        let unknown = &errors[10];
-        assert!(
-            unknown.message.starts_with("unknown accelerator \"H10O\""),
-            "{}",
-            unknown.message
-        );
-        assert!(!unknown.suggestions.is_empty());
-        assert!(
-            unknown.message.contains("did you mean"),
-            "{}",
-            unknown.message
-        );
-        let text = ConfigError { errors }.to_string();
-        assert!(
-            text.starts_with("gate configuration: authority_url: must be the authority's base URL"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn thresholds_and_clusters_are_required() {
-        let text = minimal()
-            .replace("[thresholds]\nmin_accelerators = 1024\n", "")
-            .replace(
-                "[[clusters]]\nname = \"us-east-1\"\naccelerator = \"H100\"\naccelerators = 16384\n",
-                "",
-            );
-        let errors = config_errors(&text);
-        assert_eq!(fields(&errors), ["thresholds", "clusters"]);
-    }
-
-    #[test]
-    fn unknown_and_missing_keys_are_named_with_their_position() {
-        let errors = config_errors(
-            &minimal().replace("accelerators = 16384", "accelerators = 16384\nchips = 4"),
-        );
-        assert_eq!(fields(&errors), ["clusters[0].chips"]);
-        assert!(
-            errors[0].message.contains("unknown field `chips`"),
-            "{}",
-            errors[0].message
-        );
-        assert!(
-            errors[0].message.contains("(line 15, column 1)"),
-            "{}",
-            errors[0].message
-        );
-
-        let errors = config_errors(&minimal().replace("provider_id = \"org-cloud\"\n", ""));
-        assert_eq!(fields(&errors), ["provider_id"]);
-        let errors = config_errors(&minimal().replace("accelerators = 16384\n", ""));
-        assert_eq!(fields(&errors), ["clusters[0].accelerators"]);
-        let errors =
-            config_errors(&minimal().replace("min_accelerators = 1024", "min_accelerators = -4"));
-        assert_eq!(fields(&errors), ["thresholds.min_accelerators"]);
-        let errors = config_errors("authority_url = ");
-        assert_eq!(fields(&errors), [""]);
-        assert!(
-            errors[0].message.contains("line 1"),
-            "{}",
-            errors[0].message
-        );
-    }
-
-    #[test]
-    fn relative_paths_resolve_against_the_file() {
-        let mut config = GateConfig::from_toml(&minimal()).unwrap();
-        config.reporting_key = PathBuf::from("/etc/runpermit/key.pem");
-        config.resolve_paths(Path::new("/srv/gate"));
-        assert_eq!(config.jwks, PathBuf::from("/srv/gate/jwks.json"));
-        assert_eq!(
-            config.reporting_key,
-            PathBuf::from("/etc/runpermit/key.pem")
-        );
-    }
-}
+pub(crate) mod tests;

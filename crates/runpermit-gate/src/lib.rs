@@ -5,24 +5,21 @@
 //! permit that is validly signed, in scope, public (proved to be in the transparency log),
 //! in good standing (per a fresh signed status list) and within its budget.
 //!
-//! - [`StatusListClaims`], [`sign_status_list`], [`verify_status_list`]: the authority's
-//!   signed, versioned, short-lived list of permits not in good standing (`typ`
-//!   `runpermit-status+jwt`), documented field by field; [`StatusListCache`]: the newest
-//!   verified list, which never goes back to an older version, and its [`Freshness`].
-//! - [`LogStanding`]: which permits the public log says are not in good standing (revoked,
-//!   completed, paused, on milestone hold), folded entry by entry; [`check_status_list`]:
-//!   where a status list disagrees with it; [`reconcile`]: a list being built made to agree.
+//! - [`StatusListCache`]: the newest verified status list (runpermit-permit's
+//!   `StatusListClaims`, `verify_status_list`), which never goes back to an older version,
+//!   and its [`Freshness`].
 //! - [`GateConfig`]: the gate's TOML configuration, every key documented
-//!   (`examples/gate.toml`); [`GateParams`]: the validated, resolved form [`decide`] takes.
-//! - [`decide`]: the decision for a [`JobRequest`], a serializable [`Decision`] with a stable
-//!   [`Code`]; [`decide_cached`] the same with the time-independent checks cached.
+//!   (`examples/gate.toml`); [`GateParams`]: its validated, resolved form.
+//! - [`Gate`]: one gate's [`GateParams`], [`TrustAnchors`] (the pinned JWKS and log key),
+//!   held status list and evidence cache; [`Gate::decide`]: the decision for a
+//!   [`JobRequest`], a serializable [`Decision`] with a stable [`Code`], the
+//!   time-independent checks remembered ([`Gate::decide_uncached`] decides the same afresh).
 //! - Metering ([`scheduler_accounting`], [`dcgm_tensor_activity`], [`nvml_utilization`],
 //!   and the exposition readers [`dcgm_tensor_active`], [`exposition_series`]):
 //!   accelerator-seconds, DCGM tensor-pipe activity and NVML utilization to FLOP, with the
 //!   method and bounds; [`SpoolRecord`]: a scheduler-accounting record as a provider's
-//!   accounting system writes it, checked field by field;
-//!   [`UsageReportClaims`], [`sign_usage_report`], [`verify_usage_report`]: the signed usage
-//!   report (`typ` `runpermit-usage+jwt`) a provider sends the authority.
+//!   accounting system writes it, checked field by field, made into the signed usage
+//!   report (runpermit-permit's `UsageReportClaims`) a provider sends the authority.
 //!
 //! Pure: no file or network IO, no clock (`now` is an argument, in unix seconds), no
 //! randomness. Signatures are runpermit-permit's ([`verify_permit`](runpermit_permit::verify_permit),
@@ -32,7 +29,7 @@
 //!
 //! # Decision codes
 //!
-//! [`decide`] checks in the order of this table; the first failure decides. `code` is stable:
+//! [`Gate::decide`] checks in the order of this table; the first failure decides. `code` is stable:
 //! scripts and the Slurm and Kubernetes integrations match on it. `message` is for the job
 //! owner and may change. Who acts: the job owner, unless the table says otherwise.
 //!
@@ -40,8 +37,8 @@
 //! |---|---|---|---|
 //! | `below_threshold` | yes | The job is below every configured threshold (`min_accelerators`, `min_projected_flop`). | Nothing: it runs without a permit. |
 //! | `permitted` | yes | The permit is valid, in scope, logged, in good standing, and the run has budget left (`remaining_flop`). | Nothing. |
-//! | `invalid_request` | no | The job's duration is not a positive number of hours, or the job requests more accelerators than its cluster's configured `accelerators` (whatever the permit allows). | Fix the request (the caller's mistake: `gate check` exits 2); if the cluster has grown, the gate's operator updates `[[clusters]]`. |
-//! | `unknown_cluster` | no | The job names a cluster this gate is not configured for. | Submit to one of the gate's clusters (exits 2). |
+//! | `invalid_request` | no | The job's duration is not a positive number of hours, or the job requests more accelerators than its cluster's configured `accelerators` (whatever the permit allows). | Fix the request (the caller's mistake, refused like any other: `gate check` exits 1); if the cluster has grown, the gate's operator updates `[[clusters]]`. |
+//! | `unknown_cluster` | no | The job names a cluster this gate is not configured for. | Submit to one of the gate's clusters (a refusal: `gate check` exits 1); for a Slurm partition the plugin maps to no cluster, the operator fixes `CLUSTER`. |
 //! | `permit_required` | no | The job reaches a threshold (or states no duration while `min_projected_flop` is set) and carries no permit. | Attach the run's permit and log proof (`runpermit permit get ID --output permit.jwt --proof permit.tlog-proof`), or make the job smaller. |
 //! | `permit_malformed` | no | The token is not a runpermit permit: not a compact JWS, `alg` not EdDSA, another `typ` (such as an exemption receipt), or claims of another shape or version. | Attach the permit token exactly as the authority issued it. |
 //! | `permit_unknown_key` | no | The permit's `kid` is not in the gate's pinned JWKS. | Use a permit from this gate's authority; if the authority rotated keys, the gate's operator updates the pinned JWKS. |
@@ -70,10 +67,11 @@
 
 mod config;
 mod decide;
+mod decision;
+mod evidence;
+mod gate;
 mod meter;
-mod report;
 mod spool;
-mod standing;
 mod status;
 mod text;
 
@@ -83,23 +81,11 @@ pub use config::{
     GateParams, MAX_CLOCK_SKEW_SECONDS, MAX_METERING_INTERVAL_SECONDS, MAX_STATUS_GRACE_SECONDS,
     MeterSource, MeteringConfig, Thresholds,
 };
-pub use decide::{
-    Code, Decision, EvidenceCache, JobRequest, PermitEvidence, Usage, decide, decide_cached,
-};
+pub use decision::{Code, Decision, JobRequest, PermitEvidence, Usage};
+pub use gate::{Gate, TrustAnchors};
 pub use meter::{
-    DCGM_TENSOR_ACTIVE, MeterError, MeterMethod, Metered, Series, TensorSample, UtilizationSample,
-    dcgm_tensor_active, dcgm_tensor_activity, exposition_series, nvml_utilization,
-    scheduler_accounting,
-};
-pub use report::{
-    ReportError, USAGE_TYP, UsageReportClaims, sign_usage_report, verify_usage_report,
+    DCGM_TENSOR_ACTIVE, MeterError, Series, TensorSample, UtilizationSample, dcgm_tensor_active,
+    dcgm_tensor_activity, exposition_series, nvml_utilization, scheduler_accounting,
 };
 pub use spool::SpoolRecord;
-pub use standing::{
-    Correction, Ending, Hold, LogRef, LogStanding, LoggedPermit, SETTLE_SECONDS, StatusDrift,
-    Verdict, check_status_list, reconcile,
-};
-pub use status::{
-    Freshness, PermitStatus, STATUS_TYP, StatusEntry, StatusError, StatusListCache,
-    StatusListClaims, sign_status_list, verify_status_list,
-};
+pub use status::{Freshness, StatusError, StatusListCache};

@@ -28,34 +28,7 @@
 use std::collections::BTreeMap;
 
 use runpermit_compute::{Accelerator, Flop, Precision};
-use serde::{Deserialize, Serialize};
-
-/// How a figure was metered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MeterMethod {
-    /// Allocated accelerator-seconds × the chip's highest peak (an upper bound).
-    SchedulerAccounting,
-    /// DCGM tensor-pipe activity × the chip's 16-bit peak.
-    DcgmTensorActivity,
-    /// NVML GPU utilization × the chip's 16-bit peak.
-    NvmlUtilization,
-}
-
-/// A metered amount of compute with its bounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metered {
-    /// The method.
-    pub method: MeterMethod,
-    /// Accelerator-seconds by accelerator id (runpermit-compute's table).
-    pub accelerator_seconds: BTreeMap<String, f64>,
-    /// The metered figure.
-    pub flop: Flop,
-    /// Lower bound.
-    pub lower: Flop,
-    /// Upper bound.
-    pub upper: Flop,
-}
+use runpermit_permit::{MeterMethod, Metered};
 
 /// Why a sample cannot be metered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -24,8 +24,8 @@ use serde_json::{Map, Value};
 
 use crate::config::GateParams;
 use crate::meter::{MeterError, scheduler_accounting};
-use crate::report::UsageReportClaims;
 use crate::text::is_id;
+use runpermit_permit::UsageReportClaims;
 
 /// A checked accounting record.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,7 +256,7 @@ impl SpoolRecord {
 mod tests {
     use super::*;
     use crate::config::GateConfig;
-    use crate::meter::MeterMethod;
+    use runpermit_permit::MeterMethod;
 
     fn params() -> GateParams {
         GateConfig::from_toml(crate::config::tests::EXAMPLE)

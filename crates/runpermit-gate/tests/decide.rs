@@ -6,12 +6,11 @@ use std::collections::HashSet;
 
 use common::{NOW, TTL, World, issue, log, params, permit_entry, request};
 use runpermit_compute::Flop;
-use runpermit_gate::{
-    Code, Decision, JobRequest, PermitEvidence, PermitStatus, StatusEntry, StatusError,
-    StatusListCache, StatusListClaims, Usage, decide, verify_status_list,
-};
+use runpermit_gate::{Code, Decision, JobRequest, PermitEvidence, StatusError, Usage};
 use runpermit_log::{LogKey, ProofBundle};
-use runpermit_permit::SigningKey;
+use runpermit_permit::{
+    PermitStatus, SigningKey, StatusEntry, StatusListClaims, StatusListError, verify_status_list,
+};
 
 /// Checks the code, that `allow` agrees with it, and that the message says `fragment`.
 #[track_caller]
@@ -146,15 +145,7 @@ fn scenarios() -> Vec<(&'static str, Decision, Code, String)> {
     let elsewhere = params(&w.vkey, |c| c.replace("\"org-cloud\"", "\"org-other\""));
     add(
         "other provider",
-        decide(
-            &elsewhere,
-            &job,
-            &w.jwks,
-            &w.vkey,
-            &w.status,
-            &Usage::new(),
-            NOW,
-        ),
+        w.decide_as(&elsewhere, &job, &Usage::new(), NOW),
         Code::ProviderNotPermitted,
         "does not allow compute at this provider (org-other); it names org-cloud, org-hpc",
     );
@@ -210,7 +201,7 @@ fn scenarios() -> Vec<(&'static str, Decision, Code, String)> {
         "is for permit pmt_other, not for this permit (pmt_main)",
     );
     let mut missing = World::new();
-    missing.status = StatusListCache::new(300);
+    missing.forget_status();
     add(
         "no status list",
         missing.decide(&job),
@@ -218,10 +209,10 @@ fn scenarios() -> Vec<(&'static str, Decision, Code, String)> {
         "no status list from the authority yet",
     );
     let mut stale = World::new();
-    stale.status = StatusListCache::new(300);
+    stale.forget_status();
     let old =
         verify_status_list(&stale.status_token(1, NOW - TTL - 300, vec![]), &stale.jwks).unwrap();
-    stale.status.accept(old).unwrap();
+    stale.gate.get_mut().accept_status(old).unwrap();
     add(
         "stale status list",
         stale.decide(&job),
@@ -265,7 +256,7 @@ fn scenarios() -> Vec<(&'static str, Decision, Code, String)> {
     let used: Usage = [("run_main", flop(3.2e25))].into_iter().collect();
     add(
         "budget used up",
-        decide(&w.params, &job, &w.jwks, &w.vkey, &w.status, &used, NOW),
+        w.decide_using(&job, &used, NOW),
         Code::BudgetExhausted,
         "has used 3.20e25 FLOP at this provider, which reaches the 3.20e25 FLOP budget",
     );
@@ -345,7 +336,7 @@ fn small_jobs_pass_untouched() {
     );
     // Nor for the gate's status list.
     let mut no_list = World::new();
-    no_list.status = StatusListCache::new(0);
+    no_list.forget_status();
     expect(&no_list.decide(&small), Code::BelowThreshold, "");
     // A job that uses no accelerator is small whatever its duration.
     let cpu = JobRequest {
@@ -385,17 +376,7 @@ fn each_threshold_counts_on_its_own() {
     );
     // With only an accelerator threshold, the duration does not matter.
     let by_count = params(&w.vkey, |c| c.replace("min_projected_flop = 1e24\n", ""));
-    let d = |job: &JobRequest| {
-        decide(
-            &by_count,
-            job,
-            &w.jwks,
-            &w.vkey,
-            &w.status,
-            &Usage::new(),
-            NOW,
-        )
-    };
+    let d = |job: &JobRequest| w.decide_as(&by_count, job, &Usage::new(), NOW);
     expect(&d(&job(8, None)), Code::BelowThreshold, "");
     expect(&d(&job(1023, Some(1e6))), Code::BelowThreshold, "");
     expect(
@@ -405,15 +386,7 @@ fn each_threshold_counts_on_its_own() {
     );
     // With only a FLOP threshold, a large short job passes.
     let by_flop = params(&w.vkey, |c| c.replace("min_accelerators = 1024\n", ""));
-    let d = decide(
-        &by_flop,
-        &job(16_384, Some(0.01)),
-        &w.jwks,
-        &w.vkey,
-        &w.status,
-        &Usage::new(),
-        NOW,
-    );
+    let d = w.decide_as(&by_flop, &job(16_384, Some(0.01)), &Usage::new(), NOW);
     expect(&d, Code::BelowThreshold, "16384 accelerators");
 }
 
@@ -433,15 +406,7 @@ fn a_valid_permit_is_permitted_with_its_remaining_budget() {
     let used: Usage = [("run_main", flop(5e24)), ("run_other", flop(3.2e25))]
         .into_iter()
         .collect();
-    let d = decide(
-        &w.params,
-        &w.allowed_job(),
-        &w.jwks,
-        &w.vkey,
-        &w.status,
-        &used,
-        NOW,
-    );
+    let d = w.decide_using(&w.allowed_job(), &used, NOW);
     expect(&d, Code::Permitted, "tranche 2 of 3 ends at 8.00e24 FLOP");
     assert_eq!(d.remaining_flop, Some(flop(2.7e25)));
 
@@ -460,15 +425,7 @@ fn a_valid_permit_is_permitted_with_its_remaining_budget() {
 
     // At a provider the permit names without cluster restriction, any cluster will do.
     let hpc = params(&w.vkey, |c| c.replace("\"org-cloud\"", "\"org-hpc\""));
-    let d = decide(
-        &hpc,
-        &w.job("eu-west-1", 2048, &w.main),
-        &w.jwks,
-        &w.vkey,
-        &w.status,
-        &Usage::new(),
-        NOW,
-    );
+    let d = w.decide_as(&hpc, &w.job("eu-west-1", 2048, &w.main), &Usage::new(), NOW);
     expect(&d, Code::Permitted, "on cluster eu-west-1");
 }
 
@@ -525,18 +482,7 @@ fn validity_window_with_and_without_clock_skew() {
     let strict = params(&w.vkey, |c| {
         c.replace("clock_skew_seconds = 60", "clock_skew_seconds = 0")
     });
-    let strict = |job: &JobRequest, now: i64| {
-        decide(
-            &strict,
-            job,
-            &w.jwks,
-            &w.vkey,
-            &w.status,
-            &Usage::new(),
-            now,
-        )
-        .code
-    };
+    let strict = |job: &JobRequest, now: i64| w.decide_as(&strict, job, &Usage::new(), now).code;
 
     // Expiry: valid before exp; with 60 s of skew, until exp + 60 (exclusive).
     assert_eq!(strict(&short, NOW + 99), Code::Permitted);
@@ -619,9 +565,15 @@ fn the_status_list_fails_closed_after_its_grace() {
     let job = World::new().allowed_job();
     let at = |iat: i64, grace: i64| {
         let mut w = World::new();
-        w.status = StatusListCache::new(grace);
+        let graced = params(&w.vkey, |c| {
+            c.replace(
+                "status_grace_seconds = 300",
+                &format!("status_grace_seconds = {grace}"),
+            )
+        });
+        w.set_params(graced);
         let list = verify_status_list(&w.status_token(1, iat, vec![]), &w.jwks).unwrap();
-        w.status.accept(list).unwrap();
+        w.gate.get_mut().accept_status(list).unwrap();
         w.decide(&job).code
     };
     // Fresh until exp = iat + TTL.
@@ -632,7 +584,7 @@ fn the_status_list_fails_closed_after_its_grace() {
     assert_eq!(at(NOW - TTL - 300, 300), Code::StatusListStale);
     // Small jobs do not depend on the list.
     let mut w = World::new();
-    w.status = StatusListCache::new(0);
+    w.forget_status();
     let small = JobRequest {
         accelerators: 8,
         permit: None,
@@ -655,13 +607,13 @@ fn an_older_status_list_cannot_undo_a_revocation() {
     // Replaying version 1 (which does not list the revocation) is refused...
     let replay = verify_status_list(&v1, &w.jwks).unwrap();
     assert_eq!(
-        w.status.accept(replay),
+        w.gate.get_mut().accept_status(replay),
         Err(StatusError::Rollback { have: 2, got: 1 })
     );
     // ...as is another list under version 2.
     let other_v2 = verify_status_list(&w.status_token(2, NOW - 30, vec![]), &w.jwks).unwrap();
     assert_eq!(
-        w.status.accept(other_v2),
+        w.gate.get_mut().accept_status(other_v2),
         Err(StatusError::Conflict { version: 2 })
     );
     expect(&w.decide(&job), Code::PermitRevoked, "must stop");
@@ -706,7 +658,7 @@ fn the_budget_is_spent_at_equality() {
     let job = w.allowed_job();
     let at = |used: f64| {
         let usage: Usage = [("run_main", flop(used))].into_iter().collect();
-        decide(&w.params, &job, &w.jwks, &w.vkey, &w.status, &usage, NOW)
+        w.decide_using(&job, &usage, NOW)
     };
     let d = at(3.1e25);
     assert_eq!(d.code, Code::Permitted);
@@ -786,17 +738,17 @@ fn a_job_larger_than_its_cluster_is_refused() {
 fn status_lists_cannot_be_forged_into_the_cache() {
     let w = World::new();
     let stranger = SigningKey::from_seed(&[9; 32]);
-    let forged = runpermit_gate::sign_status_list(
+    let forged = runpermit_permit::sign_status_list(
         &StatusListClaims::new(common::AUTHORITY, NOW, TTL, 99, vec![]),
         &stranger,
     );
     assert!(matches!(
         verify_status_list(&forged, &w.jwks),
-        Err(StatusError::Verify(_))
+        Err(StatusListError::Verify(_))
     ));
     // A permit is not a status list either.
     assert!(matches!(
         verify_status_list(&w.main.token, &w.jwks),
-        Err(StatusError::Verify(_))
+        Err(StatusListError::Verify(_))
     ));
 }

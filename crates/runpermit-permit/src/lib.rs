@@ -1,4 +1,5 @@
-//! Permits and exemption receipts as signed JOSE tokens.
+//! Every signed token runpermit defines, as JOSE: permits, exemption receipts, the
+//! authority's status list and providers' usage reports.
 //!
 //! A permit is a compact JWS (RFC 7515) signed with EdDSA over Ed25519 (RFC 8037), with
 //! the signing key named by its RFC 7638 thumbprint in `kid`, so that any standard JOSE
@@ -12,6 +13,16 @@
 //!   enforced by types; [`verify_permit`] for verifiers.
 //! - [`ExemptionClaims`], [`sign_exemption`], [`verify_exemption`]: receipts for runs below
 //!   every threshold.
+//! - [`StatusListClaims`], [`sign_status_list`], [`verify_status_list`]: the authority's
+//!   signed, versioned, short-lived list of permits not in good standing (`typ`
+//!   `runpermit-status+jwt`), documented field by field.
+//! - [`UsageReportClaims`], [`sign_usage_report`], [`verify_usage_report`]: the signed usage
+//!   report (`typ` `runpermit-usage+jwt`) a provider sends the authority, carrying a
+//!   [`Metered`] figure and its [`MeterMethod`]; unsound claims are never signed.
+//! - [`LogStanding`]: which permits the public log says are not in good standing (revoked,
+//!   completed, paused, on milestone hold), folded entry by entry; [`check_status_list`]:
+//!   where a status list disagrees with it; [`reconcile`]: a list being built made to agree.
+//!   The rule that ties the status list to the log, so it lives beside the list's format.
 //!
 //! Pure: no file IO, no clock. The current time is always an argument (unix seconds); the
 //! only outside input is the operating system's random generator in
@@ -24,6 +35,9 @@ mod jwks;
 mod jws;
 mod keys;
 mod receipt;
+mod report;
+mod standing;
+mod status;
 mod verify;
 
 pub use check::{CheckedPermit, PermitRequest, SignedPermit, check, sign};
@@ -37,5 +51,17 @@ pub use jws::{JwsHeader, MAX_TOKEN_BYTES, sign_jws, verify_jws};
 pub use keys::{ALG_ED25519, ALG_EDDSA, PublicKey, SigningKey};
 pub use receipt::{
     EXEMPTION_CLAIMS_VERSION, EXEMPTION_TYP, ExemptionClaims, sign_exemption, verify_exemption,
+};
+pub use report::{
+    MeterMethod, Metered, ReportError, USAGE_TYP, UsageReportClaims, sign_usage_report,
+    verify_usage_report,
+};
+pub use standing::{
+    Correction, Ending, Hold, LogRef, LogStanding, LoggedPermit, SETTLE_SECONDS, StatusDrift,
+    Verdict, check_status_list, reconcile,
+};
+pub use status::{
+    PermitStatus, STATUS_TYP, StatusEntry, StatusListClaims, StatusListError, sign_status_list,
+    verify_status_list,
 };
 pub use verify::{check_permit_validity, verify_permit, verify_permit_signature};

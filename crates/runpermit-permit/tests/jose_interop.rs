@@ -1,6 +1,6 @@
 //! Independent verifier: PyJWT (through `tests/interop/verify_permit.py`) must accept the
-//! permits and receipts this crate signs, and refuse the same bad tokens that
-//! `verify_permit` refuses, with the exception PyJWT is expected to raise.
+//! permits, receipts, status lists and usage reports this crate signs, and refuse the same
+//! bad tokens that this crate refuses, with the exception PyJWT is expected to raise.
 //!
 //! Runs only when `RUNPERMIT_TEST_JOSE` is set (CI sets it after
 //! `pip install 'pyjwt==2.15.*' cryptography`); otherwise it prints one line and passes.
@@ -8,6 +8,8 @@
 //! every run, not only on failure.
 //!
 //! PyJWT reads this machine's clock, so the tokens are built around the real time here.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,11 +19,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signer;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
+
 use runpermit_compute::Flop;
 use runpermit_permit::{
     EXEMPTION_CLAIMS_VERSION, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims,
-    PermitRequest, ProviderScope, SigningKey, Tranche, check, sign, sign_exemption, sign_jws,
-    verify_exemption, verify_permit,
+    PermitRequest, PermitStatus, ProviderScope, SigningKey, StatusEntry, StatusListClaims, Tranche,
+    UsageReportClaims, check, sign, sign_exemption, sign_jws, sign_status_list, sign_usage_report,
+    verify_exemption, verify_permit, verify_status_list, verify_usage_report,
 };
 use serde_json::Value;
 
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
         now_nanos()
     ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
-    let ok = permits(&dir) & receipts(&dir);
+    let ok = permits(&dir) & receipts(&dir) & status_lists(&dir) & usage_reports(&dir);
     if ok {
         let _ = std::fs::remove_dir_all(&dir);
         println!("jose_interop: PyJWT agrees on every token");
@@ -182,6 +186,112 @@ fn receipts(dir: &Path) -> bool {
     ok & same("receipt claims", &theirs, &claims)
 }
 
+fn status_lists(dir: &Path) -> bool {
+    let now = now_nanos() as i64 / 1_000_000_000;
+    let key = SigningKey::generate();
+    let jwks = Jwks::from_keys(&[key.public()]);
+    let entry = StatusEntry {
+        permit_id: "permit-interop".into(),
+        status: PermitStatus::MilestoneHold,
+        reason: "milestone 2 evaluation due — Ω".into(),
+        since: now - 120,
+    };
+    let claims = StatusListClaims::new("https://authority.example", now - 60, 3600, 7, vec![entry]);
+    let expired = StatusListClaims::new("https://authority.example", now - 7200, 3600, 6, vec![]);
+    let token = sign_status_list(&claims, &key);
+    let cases = [
+        Case {
+            name: "valid status list",
+            token: token.clone(),
+            refused_with: None,
+        },
+        Case {
+            name: "tampered status list",
+            token: tamper(&token),
+            refused_with: Some("InvalidSignatureError"),
+        },
+        Case {
+            name: "status list as a permit typ",
+            token: sign_jws(PERMIT_TYP, &claims, &key),
+            refused_with: Some("InvalidTokenError"),
+        },
+    ];
+    let results = run_verifier(dir, &jwks, "status", &cases);
+    let mut ok = true;
+    for (case, result) in cases.iter().zip(&results) {
+        ok &= judge(case, result, verify_status_list(&case.token, &jwks).is_ok());
+    }
+    let theirs: StatusListClaims =
+        serde_json::from_value(results[0]["claims"].clone()).expect("status claims read back");
+    ok &= same("status list claims", &theirs, &claims);
+    // An expired list still verifies here (how fresh it is, is the gate's cache's
+    // business), but not in PyJWT, which reads `exp` against the clock.
+    let stale = [Case {
+        name: "expired status list",
+        token: sign_status_list(&expired, &key),
+        refused_with: Some("ExpiredSignatureError"),
+    }];
+    let result = &run_verifier(dir, &jwks, "status", &stale)[0];
+    let ours = verify_status_list(&stale[0].token, &jwks).is_ok();
+    let theirs = result["error"].as_str();
+    let pass = ours && theirs == stale[0].refused_with;
+    println!(
+        "jose_interop: {:<32} PyJWT: {:<24} runpermit: {:<8} {}",
+        stale[0].name,
+        theirs.unwrap_or("accepted"),
+        if ours { "verified" } else { "refused" },
+        if pass { "ok" } else { "MISMATCH" },
+    );
+    ok & pass
+}
+
+fn usage_reports(dir: &Path) -> bool {
+    let now = now_nanos() as i64 / 1_000_000_000;
+    let key = SigningKey::generate();
+    let jwks = Jwks::from_keys(&[key.public()]);
+    let metered = common::eight_hours_of_one_h100();
+    let claims = UsageReportClaims::new(
+        "org-cloud",
+        "run-interop",
+        "permit-interop",
+        "us-east-1",
+        1,
+        (now - 3660, now - 60),
+        now - 60,
+        metered,
+    );
+    let token = sign_usage_report(&claims, &key).expect("sound claims");
+    let cases = [
+        Case {
+            name: "valid usage report",
+            token: token.clone(),
+            refused_with: None,
+        },
+        Case {
+            name: "tampered usage report",
+            token: tamper(&token),
+            refused_with: Some("InvalidSignatureError"),
+        },
+        Case {
+            name: "usage report, another key",
+            token: sign_usage_report(&claims, &SigningKey::generate()).unwrap(),
+            refused_with: Some("KeyError"),
+        },
+    ];
+    let results = run_verifier(dir, &jwks, "usage", &cases);
+    let mut ok = true;
+    for (case, result) in cases.iter().zip(&results) {
+        ok &= judge(
+            case,
+            result,
+            verify_usage_report(&case.token, &jwks).is_ok(),
+        );
+    }
+    let theirs: UsageReportClaims =
+        serde_json::from_value(results[0]["claims"].clone()).expect("usage claims read back");
+    ok & same("usage report claims", &theirs, &claims)
+}
+
 /// Prints the verdict for one case; true when PyJWT and this crate both did what was expected.
 fn judge(case: &Case, result: &Value, ours_accepted: bool) -> bool {
     let theirs = if result["ok"] == true {
@@ -219,13 +329,16 @@ fn same<T: PartialEq + std::fmt::Debug>(what: &str, theirs: &T, ours: &T) -> boo
 
 /// Writes the JWKS and tokens under `dir` and runs the Python verifier once over them all.
 fn run_verifier(dir: &Path, jwks: &Jwks, kind: &str, cases: &[Case]) -> Vec<Value> {
-    let jwks_path = dir.join(format!("{kind}-jwks.json"));
+    // Several runs per kind: number them.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let jwks_path = dir.join(format!("{kind}-{run}-jwks.json"));
     std::fs::write(&jwks_path, jwks.to_json()).expect("write JWKS");
     let token_paths: Vec<PathBuf> = cases
         .iter()
         .enumerate()
         .map(|(i, case)| {
-            let path = dir.join(format!("{kind}-{i}.jwt"));
+            let path = dir.join(format!("{kind}-{run}-{i}.jwt"));
             std::fs::write(&path, &case.token).expect("write token");
             path
         })

@@ -11,7 +11,8 @@
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use runpermit_gate::{StatusEntry, StatusListCache};
+use runpermit_gate::StatusListCache;
+use runpermit_permit::StatusEntry;
 use serde::Serialize;
 
 /// A Slurm job, as one line of `scontrol show job -o` describes it.

@@ -1,7 +1,8 @@
 //! `runpermit gate check`: the provider's admission decision for one job, for scripts and
-//! scheduler hooks. Exit status 0: allow; 1: deny (the reason on stderr); 2: error.
+//! scheduler hooks. Exit status 0: allowed; 1: refused, whatever the code (the reason on
+//! stderr); 2: no decision was made (a bad flag, or a file that cannot be read or used).
 //!
-//! The decision itself is `runpermit_gate::decide` (pure); this module reads the gate's
+//! The decision itself is runpermit-gate's `Gate::decide` (pure); this module reads the gate's
 //! configuration and pinned keys, fetches the authority's signed status list (keeping the
 //! newest one it accepted beside the configuration, so that an older list is never accepted
 //! again, even across runs), and maps the decision to an exit status.
@@ -11,10 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use runpermit_compute::HardwareTable;
-use runpermit_gate::{
-    Decision, GateConfig, JobRequest, PermitEvidence, StatusListCache, Usage, decide,
-    verify_status_list,
-};
+use runpermit_gate::{Decision, Gate, GateConfig, JobRequest, PermitEvidence, TrustAnchors, Usage};
 use runpermit_permit::Jwks;
 
 use crate::args::ArgError as UsageError;
@@ -29,6 +27,13 @@ pub struct GateArgs {
 #[derive(Debug, Subcommand)]
 enum GateCommand {
     /// Decide whether one job may run: exit 0 allow, 1 deny (reason on stderr), 2 error.
+    ///
+    /// Exit status: 0 when the gate allows the job (code below_threshold or permitted); 1
+    /// when it refuses it, whatever the code: unknown_cluster and invalid_request included,
+    /// and status_list_missing or status_list_stale when no fresh status list could be had
+    /// (it fails closed); 2 when it made no decision: a bad flag, or a configuration, JWKS,
+    /// permit, proof or --status-list file that cannot be read or is not valid (the error on
+    /// stderr). With --json, stdout holds the decision whenever the status is 0 or 1.
     Check(CheckArgs),
     /// Run the gate as a service: `POST /v1/decide` (JobRequest → Decision) and
     /// `POST /v1/admission` (Kubernetes AdmissionReview v1), polling the authority's status
@@ -169,7 +174,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
                 })?;
             Ok(0)
         }
-        GateCommand::Check(args) => check(args),
+        GateCommand::Check(args) => check(args).map_err(no_decision),
         GateCommand::Enforce(args) => enforce(args),
         GateCommand::Nvml(args) => nvml(args),
     }
@@ -226,7 +231,7 @@ fn nvml(args: NvmlArgs) -> Result<u8> {
 fn enforce(args: EnforceArgs) -> Result<u8> {
     let loaded = Loaded::from(&args.config, args.status_list.as_deref())?;
     let jobs = crate::enforce::slurm_jobs()?;
-    let mut actions = crate::enforce::plan(&jobs, &loaded.status);
+    let mut actions = crate::enforce::plan(&jobs, loaded.gate.status());
     if !args.dry_run {
         actions.iter_mut().for_each(crate::enforce::apply);
     }
@@ -284,31 +289,25 @@ fn check(args: CheckArgs) -> Result<u8> {
         permit: evidence,
     };
     let now = crate::now_unix();
-    let decision = decide(
-        &loaded.params,
-        &job,
-        &loaded.jwks,
-        &loaded.settings.log_vkey,
-        &loaded.status,
-        &Usage::new(),
-        now,
-    );
+    let decision = loaded.gate.decide_uncached(&job, &Usage::new(), now);
     report(&decision, json)?;
-    Ok(if decision.allow {
-        0
-    } else if decision.code.is_request_error() {
-        2
-    } else {
-        1
-    })
+    Ok(if decision.allow { 0 } else { 1 })
 }
 
-/// A gate's configuration, pinned keys and status list, as `check` and `enforce` use them.
+/// `gate check` exits 1 only for a refusal, so whatever kept it from deciding (an unreadable
+/// file as much as an invalid one) exits 2: a scheduler hook must never read a broken gate
+/// as a verdict on the job.
+fn no_decision(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<UsageError>() {
+        e
+    } else {
+        UsageError(format!("{e:#}")).into()
+    }
+}
+
+/// A gate (configuration, pinned keys and status list), as `check` and `enforce` use it.
 struct Loaded {
-    settings: GateConfig,
-    params: runpermit_gate::GateParams,
-    jwks: Jwks,
-    status: StatusListCache,
+    gate: Gate,
 }
 
 impl Loaded {
@@ -326,19 +325,24 @@ impl Loaded {
         let jwks = Jwks::from_json(&read(&settings.jwks, "the pinned JWKS")?)
             .map_err(|e| UsageError(format!("{}: {e}", settings.jwks.display())))?;
         let held_path = base.join("status-list.jwt");
-        let mut status = StatusListCache::new(params.status_grace_seconds());
-        if let Ok(held) = std::fs::read_to_string(&held_path)
-            && let Ok(claims) = verify_status_list(held.trim(), &jwks)
-        {
-            let _ = status.accept(claims);
+        let authority = params.authority_url().to_owned();
+        let mut gate = Gate::new(
+            params,
+            TrustAnchors {
+                jwks,
+                log_vkey: settings.log_vkey.clone(),
+            },
+        );
+        if let Ok(held) = std::fs::read_to_string(&held_path) {
+            let _ = gate.accept_status_token(&held);
         }
         let fetched = match status_list {
             Some(file) => Some(read(file, "--status-list")?),
-            None => fetch_status_list(params.authority_url()),
+            None => fetch_status_list(&authority),
         };
         if let Some(token) = fetched {
-            match verify_status_list(token.trim(), &jwks).map(|claims| status.accept(claims)) {
-                Ok(Ok(())) => {
+            match gate.accept_status_token(&token) {
+                Ok(()) => {
                     let tmp = held_path.with_extension("tmp");
                     if std::fs::write(&tmp, token.trim())
                         .and_then(|()| std::fs::rename(&tmp, &held_path))
@@ -350,16 +354,10 @@ impl Loaded {
                         );
                     }
                 }
-                Ok(Err(e)) => eprintln!("warning: status list refused: {e}"),
                 Err(e) => eprintln!("warning: status list refused: {e}"),
             }
         }
-        Ok(Loaded {
-            settings,
-            params,
-            jwks,
-            status,
-        })
+        Ok(Loaded { gate })
     }
 }
 

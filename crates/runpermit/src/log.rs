@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use runpermit_gate::{
-    LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
-};
 use runpermit_log::{LogState, TileFetcher, TilePath, VerifySummary, verify_log_visiting};
 use runpermit_permit::Jwks;
+use runpermit_permit::{
+    LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::args::ArgError;

@@ -404,19 +404,19 @@ fn revoked_status_list(a: &Authority, permit_id: &str) -> String {
     let pem = std::fs::read_to_string(a.dir.join("data/keys/permit-signing.pem")).expect("key");
     let key = runpermit_permit::SigningKey::from_pkcs8_pem(&pem).expect("a key");
     let now = time::OffsetDateTime::now_utc();
-    let claims = runpermit_gate::StatusListClaims::new(
+    let claims = runpermit_permit::StatusListClaims::new(
         "test authority",
         now.unix_timestamp(),
         300,
         u64::try_from(now.unix_timestamp() * 1000 + 60_000).expect("version"),
-        vec![runpermit_gate::StatusEntry {
+        vec![runpermit_permit::StatusEntry {
             permit_id: permit_id.to_owned(),
-            status: runpermit_gate::PermitStatus::Revoked,
+            status: runpermit_permit::PermitStatus::Revoked,
             reason: "safety case withdrawn".to_owned(),
             since: now.unix_timestamp(),
         }],
     );
-    runpermit_gate::sign_status_list(&claims, &key)
+    runpermit_permit::sign_status_list(&claims, &key)
 }
 
 fn scontrol_job(id: &str) -> String {
@@ -541,7 +541,7 @@ fn metering(
     assert!(gpu_seconds > 0.0);
     let keys = runpermit_permit::Jwks::from_keys(&[key.public()]);
     for p in queue.pending() {
-        let claims = runpermit_gate::verify_usage_report(&p.token, &keys).expect("signed");
+        let claims = runpermit_permit::verify_usage_report(&p.token, &keys).expect("signed");
         assert_eq!(claims.iss, "northwind-cloud");
         assert_eq!(claims.permit_id, permit_id);
         assert_eq!(claims.cluster, "nw-east-1");

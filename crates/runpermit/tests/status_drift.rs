@@ -15,8 +15,8 @@ use common::{
     Authority, PgSchema, examples, http_get, json, lab_applicant, member_token, ok, run, start_in,
     wait_for_log_size,
 };
-use runpermit_gate::{PermitStatus, StatusListClaims, sign_status_list, verify_status_list};
 use runpermit_permit::{Jwks, SigningKey};
+use runpermit_permit::{PermitStatus, StatusListClaims, sign_status_list, verify_status_list};
 
 /// `UPDATE runs SET status = 'active'` on the authority's database, behind its back.
 fn set_active(a: &Authority, database_url: Option<&str>, run_id: &str) {

@@ -17,11 +17,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use runpermit_gate::LogStanding;
 use runpermit_log::{
     Checkpoint, EMPTY_ROOT, Hash, HashReader, LogEntry, LogKey, MissingHash, ProofBundle,
     TreeError, append, decode, encode, inclusion_proof, leaf_hash, sign_checkpoint,
 };
+use runpermit_permit::LogStanding;
 use runpermit_permit::{Jwks, PublicKey};
 use runpermit_store::{LogBatch, SequencedEntry, Store, StoreError, Write};
 

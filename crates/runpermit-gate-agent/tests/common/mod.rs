@@ -12,14 +12,15 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use runpermit_compute::Flop;
-use runpermit_gate::{GateConfig, GateParams, StatusListClaims, sign_status_list};
+use runpermit_gate::{GateConfig, GateParams};
 use runpermit_gate_agent::Agent;
 use runpermit_log::{
     Checkpoint, Hash, LogEntry, LogKey, ProofBundle, append, encode, inclusion_proof, leaf_hash,
     sign_checkpoint,
 };
 use runpermit_permit::{
-    Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, Tranche, check, sign,
+    Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, StatusListClaims,
+    Tranche, check, sign, sign_status_list,
 };
 use tower::ServiceExt;
 

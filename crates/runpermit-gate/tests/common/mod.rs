@@ -6,15 +6,15 @@
 
 use runpermit_compute::Flop;
 use runpermit_gate::{
-    Decision, GateConfig, GateParams, JobRequest, PermitEvidence, StatusEntry, StatusListCache,
-    StatusListClaims, Usage, decide, sign_status_list, verify_status_list,
+    Decision, Gate, GateConfig, GateParams, JobRequest, PermitEvidence, TrustAnchors, Usage,
 };
 use runpermit_log::{
     Checkpoint, DecisionKind, Hash, LogEntry, LogKey, ProofBundle, append, encode, inclusion_proof,
     leaf_hash, sign_checkpoint,
 };
 use runpermit_permit::{
-    Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, Tranche, check, sign,
+    Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, StatusEntry,
+    StatusListClaims, Tranche, check, sign, sign_status_list, verify_status_list,
 };
 
 /// 2026-01-01T00:00:00Z: the time decisions are made at, unless a test says otherwise.
@@ -71,7 +71,10 @@ pub struct World {
     pub log_key: LogKey,
     pub vkey: String,
     pub params: GateParams,
-    pub status: StatusListCache,
+    /// The gate, with the world's anchors and `params`, holding the newest list published.
+    /// One gate (so one evidence cache) for every decision this world makes, so that each
+    /// scenario also runs warm, after others have filled it.
+    pub gate: std::cell::RefCell<Gate>,
     /// `main` (run_main, org-cloud restricted to us-east-1, 4096 accelerators, 3.2e25 FLOP
     /// in three tranches), `other` (another run), `short` (expires at NOW + 100),
     /// `future` (valid from NOW + 600).
@@ -81,9 +84,6 @@ pub struct World {
     pub future: Logged,
     /// The proof of the log's `decision` entry (not a permit).
     pub decision_proof: String,
-    /// One evidence cache for every decision this world makes, so that each scenario also
-    /// runs warm, after others have filled it.
-    pub cache: std::cell::RefCell<runpermit_gate::EvidenceCache>,
 }
 
 /// The main permit's request; others are variations of it.
@@ -232,8 +232,12 @@ impl World {
             proof: proof.clone(),
         };
         let params = params(&vkey, |c| c);
+        let anchors = TrustAnchors {
+            jwks: jwks.clone(),
+            log_vkey: vkey.clone(),
+        };
         let mut world = World {
-            status: StatusListCache::new(params.status_grace_seconds()),
+            gate: Gate::new(params.clone(), anchors).into(),
             params,
             main: logged(main_token, main, &proofs[1]),
             other: logged(other_token, other, &proofs[2]),
@@ -244,7 +248,6 @@ impl World {
             jwks,
             log_key,
             vkey,
-            cache: Default::default(),
         };
         world.publish(1, NOW - 60, vec![]);
         world
@@ -254,7 +257,26 @@ impl World {
     pub fn publish(&mut self, version: u64, iat: i64, entries: Vec<StatusEntry>) {
         let token = self.status_token(version, iat, entries);
         let claims = verify_status_list(&token, &self.jwks).unwrap();
-        self.status.accept(claims).unwrap();
+        self.gate.get_mut().accept_status(claims).unwrap();
+    }
+
+    /// The world's anchors.
+    pub fn anchors(&self) -> TrustAnchors {
+        TrustAnchors {
+            jwks: self.jwks.clone(),
+            log_vkey: self.vkey.clone(),
+        }
+    }
+
+    /// A fresh gate with `params` and no status list: as if the gate had just started.
+    pub fn set_params(&mut self, params: GateParams) {
+        self.params = params.clone();
+        *self.gate.get_mut() = Gate::new(params, self.anchors());
+    }
+
+    /// Drops the held status list (a fresh gate with the same configuration).
+    pub fn forget_status(&mut self) {
+        self.set_params(self.params.clone());
     }
 
     /// A signed status list token.
@@ -283,31 +305,45 @@ impl World {
     }
 
     /// Decides `job` at `now` with no usage known.
-    /// Also decides through the evidence cache, cold and warm, and checks that all three
-    /// decisions are the same: the cache changes the work, never the answer.
     pub fn decide_at(&self, job: &JobRequest, now: i64) -> Decision {
-        let usage = Usage::new();
-        let plain = decide(
-            &self.params,
-            job,
-            &self.jwks,
-            &self.vkey,
-            &self.status,
-            &usage,
-            now,
-        );
+        self.decide_using(job, &Usage::new(), now)
+    }
+
+    /// Decides `job` at `now` with `usage`, uncached and through the world's gate's evidence
+    /// cache, cold (or shared with earlier scenarios) and warm, and checks that all three
+    /// decisions are the same: the cache changes the work, never the answer.
+    pub fn decide_using(&self, job: &JobRequest, usage: &Usage, now: i64) -> Decision {
+        let plain = self.gate.borrow().decide_uncached(job, usage, now);
         for round in ["cold or shared", "warm"] {
-            let cached = runpermit_gate::decide_cached(
-                &self.params,
-                job,
-                &self.jwks,
-                &self.vkey,
-                &self.status,
-                &usage,
-                now,
-                &mut self.cache.borrow_mut(),
+            let cached = self.gate.borrow_mut().decide(job, usage, now);
+            assert_eq!(
+                cached, plain,
+                "Gate::decide ({round}) differs from decide_uncached"
             );
-            assert_eq!(cached, plain, "decide_cached ({round}) differs from decide");
+        }
+        plain
+    }
+
+    /// Decides as [`decide_using`](Self::decide_using) would with `params` instead of the
+    /// world's (the same anchors and status list), through a gate of its own.
+    pub fn decide_as(
+        &self,
+        params: &GateParams,
+        job: &JobRequest,
+        usage: &Usage,
+        now: i64,
+    ) -> Decision {
+        let mut gate = Gate::new(params.clone(), self.anchors());
+        if let Some(list) = self.gate.borrow().status().current() {
+            gate.accept_status(list.clone()).unwrap();
+        }
+        let plain = gate.decide_uncached(job, usage, now);
+        for round in ["cold", "warm"] {
+            let cached = gate.decide(job, usage, now);
+            assert_eq!(
+                cached, plain,
+                "Gate::decide ({round}) differs from decide_uncached"
+            );
         }
         plain
     }

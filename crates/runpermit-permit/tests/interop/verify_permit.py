@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent verifier for runpermit tokens, using PyJWT (not runpermit's code).
 
-Usage: verify_permit.py --jwks JWKS.json [--kind permit|exemption] [--leeway SECONDS] TOKEN_FILE...
+Usage: verify_permit.py --jwks JWKS.json [--kind permit|exemption|status|usage] [--leeway SECONDS] TOKEN_FILE...
 
 For each token file, prints one JSON line:
   {"file": ..., "ok": true, "header": {...}, "claims": {...}}
@@ -9,8 +9,9 @@ For each token file, prints one JSON line:
 
 The key is chosen by the header's kid from the JWKS (PyJWT's PyJWKSet; an unknown kid
 raises KeyError). Only alg EdDSA is allowed. Permits must carry exp, nbf and iat, which
-PyJWT checks against this machine's clock; receipts must carry iat. The header typ must
-name the expected token type (RFC 7515: case-insensitive, "application/" optional).
+PyJWT checks against this machine's clock; status lists exp and iat; receipts and usage
+reports iat. The header typ must name the expected token type (RFC 7515: case-insensitive,
+"application/" optional).
 
 Needs: pip install 'pyjwt==2.15.*' cryptography
 """
@@ -21,8 +22,18 @@ import sys
 
 import jwt
 
-TYP = {"permit": "runpermit-permit+jwt", "exemption": "runpermit-exemption+jwt"}
-REQUIRED = {"permit": ["exp", "nbf", "iat"], "exemption": ["iat"]}
+TYP = {
+    "permit": "runpermit-permit+jwt",
+    "exemption": "runpermit-exemption+jwt",
+    "status": "runpermit-status+jwt",
+    "usage": "runpermit-usage+jwt",
+}
+REQUIRED = {
+    "permit": ["exp", "nbf", "iat"],
+    "exemption": ["iat"],
+    "status": ["exp", "iat"],
+    "usage": ["iat"],
+}
 
 
 def bare_typ(typ):

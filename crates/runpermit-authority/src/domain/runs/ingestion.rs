@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use runpermit_compute::FieldError;
-use runpermit_gate::UsageReportClaims;
 use runpermit_permit::PermitClaims;
+use runpermit_permit::UsageReportClaims;
 use runpermit_store::{Ingested, Run, UsageRecord};
 
 use super::signatures;
@@ -101,12 +101,12 @@ pub async fn ingest(
         };
         let claims = match outcome {
             Ok(claims) => claims,
-            Err(runpermit_gate::ReportError::Invalid(errors)) => {
+            Err(runpermit_permit::ReportError::Invalid(errors)) => {
                 refuse(&mut r, RefusalKind::Invalid, field_errors(&errors));
                 results.push(r);
                 continue;
             }
-            Err(runpermit_gate::ReportError::Verify(
+            Err(runpermit_permit::ReportError::Verify(
                 e @ (runpermit_permit::VerifyError::Malformed(_)
                 | runpermit_permit::VerifyError::UnsupportedAlgorithm(_)
                 | runpermit_permit::VerifyError::WrongType { .. }),

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use runpermit_gate::{ReportError, UsageReportClaims, verify_usage_report};
 use runpermit_permit::{Jwks, VerifyError};
+use runpermit_permit::{ReportError, UsageReportClaims, verify_usage_report};
 
 use crate::domain::Authority;
 use crate::domain::error::DomainError;

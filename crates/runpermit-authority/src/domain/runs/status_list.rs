@@ -1,7 +1,7 @@
 //! The signed status list: every permit whose run is not in good standing, reconciled with
 //! what the public log says, signed for gates to poll.
 
-use runpermit_gate::{PermitStatus, StatusEntry};
+use runpermit_permit::{PermitStatus, StatusEntry};
 use runpermit_policy::RunStatus;
 
 use super::status_of;
@@ -17,7 +17,7 @@ use crate::domain::{Authority, DomainError};
 /// The list never contradicts the authority's own log: before signing, every permit that the
 /// sequenced log says is not in good standing is added if the runs do not list it, and a
 /// final entry (`run_revoked`, `run_completed`) always lists it as revoked
-/// ([`runpermit_gate::reconcile`]). Each such correction means the database was changed
+/// ([`runpermit_permit::reconcile`]). Each such correction means the database was changed
 /// behind the log's back: it is logged as an error and counted in
 /// `runpermit_status_list_corrections_total`. A resumption takes effect on the list once it
 /// is sequenced (normally within the sequencing interval).
@@ -28,7 +28,7 @@ pub async fn status_list(state: &Authority) -> Result<String, DomainError> {
     let skew = i64::from(state.policy.permit.clock_skew_seconds);
     {
         let folded = tlog::log_standing(state, iat - skew).await?;
-        for c in runpermit_gate::reconcile(&mut entries, &folded.standing, iat, iat - skew) {
+        for c in runpermit_permit::reconcile(&mut entries, &folded.standing, iat, iat - skew) {
             tracing::error!(
                 permit = %c.permit_id,
                 was = c.was.map_or("in good standing", |s| s.as_str()),
@@ -40,14 +40,14 @@ pub async fn status_list(state: &Authority) -> Result<String, DomainError> {
                 .increment(1);
         }
     }
-    let claims = runpermit_gate::StatusListClaims::new(
+    let claims = runpermit_permit::StatusListClaims::new(
         state.issuer.clone(),
         iat,
         i64::from(state.policy.permit.status_ttl_seconds),
         u64::try_from(now_ms).unwrap_or(0),
         entries,
     );
-    Ok(runpermit_gate::sign_status_list(&claims, &state.signer))
+    Ok(runpermit_permit::sign_status_list(&claims, &state.signer))
 }
 
 /// The status list's entries: every run not in good standing whose permit has not expired

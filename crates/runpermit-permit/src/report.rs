@@ -4,12 +4,46 @@
 //! The authority sums reports over providers into the run's cumulative compute. `seq` is
 //! monotonic per (provider, run): the authority detects gaps and treats a repeated `seq` as
 //! the same report (idempotent) or, with different content, as an error.
+//!
+//! What the figures mean, method by method, is runpermit-gate's metering (`meter.rs`); this
+//! module is the format: [`MeterMethod`] and [`Metered`] are what a report carries.
+
+use std::collections::BTreeMap;
 
 use runpermit_compute::{FieldError, Flop, HardwareTable, limits, text};
-use runpermit_permit::{Jwks, SigningKey, VerifyError, sign_jws, verify_jws};
 use serde::{Deserialize, Serialize};
 
-use crate::meter::{MeterMethod, Metered};
+use crate::error::VerifyError;
+use crate::jwks::Jwks;
+use crate::jws::{sign_jws, verify_jws};
+use crate::keys::SigningKey;
+
+/// How a figure was metered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterMethod {
+    /// Allocated accelerator-seconds × the chip's highest peak (an upper bound).
+    SchedulerAccounting,
+    /// DCGM tensor-pipe activity × the chip's 16-bit peak.
+    DcgmTensorActivity,
+    /// NVML GPU utilization × the chip's 16-bit peak.
+    NvmlUtilization,
+}
+
+/// A metered amount of compute with its bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metered {
+    /// The method.
+    pub method: MeterMethod,
+    /// Accelerator-seconds by accelerator id (runpermit-compute's table).
+    pub accelerator_seconds: BTreeMap<String, f64>,
+    /// The metered figure.
+    pub flop: Flop,
+    /// Lower bound.
+    pub lower: Flop,
+    /// Upper bound.
+    pub upper: Flop,
+}
 
 /// The header `typ` of a usage report.
 pub const USAGE_TYP: &str = "runpermit-usage+jwt";
@@ -36,7 +70,7 @@ pub struct UsageReportClaims {
     /// When the report was signed (unix seconds).
     pub iat: i64,
     /// Accelerator-seconds in the interval, by accelerator id.
-    pub accelerator_seconds: std::collections::BTreeMap<String, f64>,
+    pub accelerator_seconds: BTreeMap<String, f64>,
     /// How `flop` was metered.
     pub method: MeterMethod,
     /// The metered compute in the interval.
@@ -214,13 +248,23 @@ pub fn verify_usage_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meter::scheduler_accounting;
-    use runpermit_compute::HardwareTable;
-    use std::collections::BTreeMap;
+
+    /// Eight hours of one H100 SXM by scheduler accounting: seconds × its highest peak.
+    fn eight_hours() -> Metered {
+        let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
+        let seconds = 8.0 * 3600.0;
+        let upper = Flop::new(seconds * chip.max_peak().unwrap().1.get()).unwrap();
+        Metered {
+            method: MeterMethod::SchedulerAccounting,
+            accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
+            flop: upper,
+            lower: Flop::ZERO,
+            upper,
+        }
+    }
 
     fn report(seq: u64) -> UsageReportClaims {
-        let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
-        let metered = scheduler_accounting(chip, 8.0 * 3600.0).unwrap();
+        let metered = eight_hours();
         UsageReportClaims::new(
             "org-cloud",
             "run_1",
@@ -245,7 +289,7 @@ mod tests {
             Err(ReportError::Verify(_))
         ));
         // Another type of token with the same claims is not a usage report.
-        let retyped = sign_jws("runpermit-permit+jwt", &report(1), &key);
+        let retyped = sign_jws(crate::claims::PERMIT_TYP, &report(1), &key);
         assert!(verify_usage_report(&retyped, &keys).is_err());
     }
 
