@@ -65,6 +65,20 @@ stand_in!(
     non_negative("Floating-point operations per second: a finite number, never negative.")
 );
 
+stand_in!(
+    /// A figure the server reads back from its store (`f64`).
+    FigureSchema => "Figure",
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::Number, Type::Null]))
+            .description(Some(
+                "A number the authority stored. null only when the stored value is not a finite \
+                 number, which only a hand edit of its database can make (JSON has no infinity).",
+            ))
+            .build(),
+    ))
+);
+
 /// A string schema whose values are `names`.
 pub(crate) fn names(description: &str, names: impl IntoIterator<Item = String>) -> RefOr<Schema> {
     ObjectBuilder::new()

@@ -24,6 +24,7 @@ pub mod usage;
 use std::borrow::Cow;
 use std::fmt;
 
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
 pub use utoipa::{IntoParams, PartialSchema, ToSchema};
@@ -101,4 +102,36 @@ impl Body {
         out.push((self.name(), (self.schema)()));
         (self.dependencies)(out);
     }
+}
+
+/// The query parameters of a request, as the OpenAPI document describes them: a `const`
+/// value naming a query type of this crate.
+#[derive(Clone, Copy)]
+pub struct Query {
+    parameters: fn() -> Vec<Parameter>,
+}
+
+impl fmt::Debug for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = (self.parameters)().into_iter().map(|p| p.name).collect();
+        f.debug_struct("Query").field("parameters", &names).finish()
+    }
+}
+
+impl Query {
+    /// The fields of `T`, each a query parameter.
+    pub const fn of<T: IntoParams>() -> Query {
+        Query {
+            parameters: query_parameters::<T>,
+        }
+    }
+
+    /// The parameters.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        (self.parameters)()
+    }
+}
+
+fn query_parameters<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::foreign::{FlopSchema, MilestoneStatusSchema, RunActionSchema, RunStatusSchema};
+use crate::foreign::{
+    FigureSchema, FlopSchema, MilestoneStatusSchema, RunActionSchema, RunStatusSchema,
+};
 
 /// A run as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -35,14 +37,19 @@ pub struct RunView {
     /// The highest tranche released (1 for the first).
     pub tranche: i64,
     /// The cumulative FLOP the run may reach now (the released tranche's end).
+    #[schema(value_type = FigureSchema)]
     pub released_flop: f64,
     /// The permit's whole budget.
+    #[schema(value_type = FigureSchema)]
     pub budget_flop: f64,
     /// Metered cumulative FLOP, summed over providers.
+    #[schema(value_type = FigureSchema)]
     pub cumulative_flop: f64,
     /// The sum of the providers' upper bounds.
+    #[schema(value_type = FigureSchema)]
     pub cumulative_upper_flop: f64,
     /// Usage as a percentage of the released tranche.
+    #[schema(value_type = FigureSchema)]
     pub tranche_percent: f64,
     /// The highest tranche alert raised (0, 80, 100).
     pub alerted_percent: i64,
@@ -76,10 +83,13 @@ pub struct RunDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderUsage {
     /// Metered FLOP, summed over its reports.
+    #[schema(value_type = FigureSchema)]
     pub flop: f64,
     /// The sum of its reports' lower bounds.
+    #[schema(value_type = FigureSchema)]
     pub flop_lower: f64,
     /// The sum of its reports' upper bounds.
+    #[schema(value_type = FigureSchema)]
     pub flop_upper: f64,
     /// Start of its first reported interval (unix seconds).
     pub from: i64,
@@ -99,8 +109,10 @@ pub struct RunUsage {
     /// Cumulative usage by provider id.
     pub by_provider: BTreeMap<String, ProviderUsage>,
     /// Metered cumulative FLOP, summed over providers.
+    #[schema(value_type = FigureSchema)]
     pub cumulative_flop: f64,
     /// The sum of the providers' upper bounds.
+    #[schema(value_type = FigureSchema)]
     pub cumulative_upper_flop: f64,
     /// Where the next page starts (pass both as query parameters); null on the last page.
     pub next: Option<UsageCursor>,
@@ -128,10 +140,13 @@ pub struct UsageReportView {
     /// The cluster it ran on.
     pub cluster: String,
     /// The FLOP estimate for the interval.
+    #[schema(value_type = FigureSchema)]
     pub flop: f64,
     /// Its lower bound.
+    #[schema(value_type = FigureSchema)]
     pub flop_lower: f64,
     /// Its upper bound.
+    #[schema(value_type = FigureSchema)]
     pub flop_upper: f64,
     /// Interval start (unix seconds).
     pub from: i64,
@@ -199,6 +214,7 @@ pub struct MilestoneView {
     /// `sha256:<hex>` of the checkpoint evaluated.
     pub checkpoint_digest: String,
     /// Cumulative FLOP at the checkpoint.
+    #[schema(value_type = FigureSchema)]
     pub cumulative_flop: f64,
     /// The evaluation results, as submitted.
     pub evals: Value,
