@@ -176,7 +176,7 @@ macro_rules! endpoints {
 }
 
 /// The shared error body.
-const ERROR: Body = Body::json::<error::ErrorBody>();
+pub const ERROR: Body = Body::json::<error::ErrorBody>();
 
 /// A usage batch refused report by report: 401 (a signature), 409 (a conflict with a stored
 /// report) or 422.

@@ -6,7 +6,6 @@
 //! refers to the shared `Error` response (429 to `RateLimited`, with `Retry-After`); every
 //! POST documents the `Idempotency-Key` header.
 
-use runpermit_api::error::ErrorBody;
 use runpermit_api::{Body, Components as Schemas};
 use serde_json::Value;
 use utoipa::openapi::content::ContentBuilder;
@@ -22,10 +21,7 @@ use utoipa::openapi::{
     Components, InfoBuilder, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, ServerBuilder,
 };
 
-use crate::http::authz::{Access, ENDPOINTS, Endpoint};
-
-/// The shared error body.
-const ERROR: Body = Body::json::<ErrorBody>();
+use crate::http::authz::{Access, ENDPOINTS, ERROR, Endpoint};
 
 /// The OpenAPI 3.1 document, as JSON.
 pub fn openapi_document() -> Value {
