@@ -20,6 +20,6 @@ pub mod setup;
 pub mod testing;
 
 pub use domain::{Authority, DomainError};
-pub use http::routes::ops::openapi_document;
+pub use http::openapi::openapi_document;
 pub use http::state::AppState;
 pub use http::{MAX_BODY_BYTES, router, serve};

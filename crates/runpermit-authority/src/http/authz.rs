@@ -1,5 +1,6 @@
 //! Who may call what: every endpoint has an explicit rule here, and the OpenAPI document and
-//! the endpoint × role test are generated from the same table.
+//! the endpoint × role test are generated from the same table, which also names each route's
+//! request and response bodies (`runpermit-api`'s types).
 //!
 //! Two layers: the *role rule* below (which organization kinds and roles may call an
 //! endpoint at all) and the *resource scope* checked in handlers with [`Caller::sees_org`]
@@ -7,6 +8,11 @@
 //! permit (an evaluator sees the runs whose permit names it among `evaluators`, a provider
 //! those whose permit names it among `providers`); out of scope answers 404, as for an
 //! unknown id.
+
+use runpermit_api::{
+    Body, Query, applications as apps, error, foreign, identity, incidents, log, ops, permits,
+    reviews, runs, usage,
+};
 
 use crate::domain::Caller;
 use crate::http::error::ApiError;
@@ -31,12 +37,25 @@ pub struct Endpoint {
     pub method: &'static str,
     /// Path template, OpenAPI style (`/v1/applications/{id}`).
     pub path: &'static str,
+    /// The OpenAPI `operationId`: unique, lowerCamelCase (`createApplication`).
+    pub operation_id: &'static str,
     /// One line for the OpenAPI document.
     pub summary: &'static str,
+    /// What it does, beyond the summary (the document adds who may call it).
+    pub description: &'static str,
     /// OpenAPI tag.
     pub tag: &'static str,
     /// Status of a successful answer.
     pub success: u16,
+    /// The body of a successful answer.
+    pub response: Body,
+    /// The request body, for routes that read one.
+    pub request: Option<Body>,
+    /// The query parameters, for routes that read some.
+    pub query: Option<Query>,
+    /// Answers besides success and the shared `Error` body: (status, body), such as a usage
+    /// batch refused report by report.
+    pub other_responses: &'static [(u16, Body)],
     /// The role rule.
     pub access: Access,
 }
@@ -118,15 +137,36 @@ const INCIDENT_READERS: &[(OrgKind, Role)] = &[
 ];
 
 macro_rules! endpoints {
-    ($($name:ident = $method:literal $path:literal $success:literal, $tag:literal, $access:expr, $summary:literal;)+) => {
+    (@option) => { None };
+    (@option $value:expr) => { Some($value) };
+    (@query) => { None };
+    (@query $query:ty) => { Some(Query::of::<$query>()) };
+    (@others) => { &[] };
+    (@others $others:expr) => { $others };
+    ($(
+        $name:ident = $method:literal $path:literal $success:literal $id:literal,
+        $tag:literal, $access:expr,
+        $summary:literal,
+        $description:literal,
+        response $response:expr
+        $(, request $request:expr)?
+        $(, query $query:ty)?
+        $(, others $others:expr)?;
+    )+) => {
         $(
             #[doc = $summary]
             pub const $name: Endpoint = Endpoint {
                 method: $method,
                 path: $path,
+                operation_id: $id,
                 summary: $summary,
+                description: $description,
                 tag: $tag,
                 success: $success,
+                response: $response,
+                request: endpoints!(@option $($request)?),
+                query: endpoints!(@query $($query)?),
+                other_responses: endpoints!(@others $($others)?),
                 access: $access,
             };
         )+
@@ -135,63 +175,274 @@ macro_rules! endpoints {
     };
 }
 
+/// The shared error body.
+pub const ERROR: Body = Body::json::<error::ErrorBody>();
+
+/// A usage batch refused report by report: 401 (a signature), 409 (a conflict with a stored
+/// report) or 422.
+const USAGE_REFUSED: &[(u16, Body)] = &[
+    (401, Body::json::<error::UsageRefused>()),
+    (409, Body::json::<error::UsageRefused>()),
+    (422, Body::json::<error::UsageRefused>()),
+];
+
 endpoints! {
-    HEALTHZ = "GET" "/healthz" 200, "operations", Access::Public, "The process is up.";
-    READYZ = "GET" "/readyz" 200, "operations", Access::Public, "The process can reach its database.";
-    METRICS = "GET" "/metrics" 200, "operations", Access::Public, "Prometheus metrics.";
-    OPENAPI = "GET" "/v1/openapi.json" 200, "operations", Access::Public, "This document.";
-    JWKS = "GET" "/.well-known/jwks.json" 200, "permits", Access::Public, "The authority's permit-signing public keys (JWKS).";
-    LOG_CHECKPOINT = "GET" "/log/checkpoint" 200, "log", Access::Public, "The transparency log's latest signed checkpoint (C2SP tlog-checkpoint, signed-note).";
-    LOG_VKEY = "GET" "/log/vkey" 200, "log", Access::Public, "The verifier key of the log's checkpoints (C2SP signed-note vkey).";
-    LOG_TILE = "GET" "/log/tile/{path}" 200, "log", Access::Public, "Hash tiles and entry bundles in the C2SP tlog-tiles layout.";
-    LOG_PROOF = "GET" "/v1/log/proofs/{index}" 200, "log", Access::Public, "An inclusion proof bundle (c2sp.org/tlog-proof@v1) for the entry at an index.";
-    STATUS_LIST = "GET" "/v1/status-list" 200, "permits", Access::Public, "The signed list of permits not in good standing (typ runpermit-status+jwt), for gates to poll.";
-    ESTIMATE = "POST" "/v1/estimate" 200, "compute", Access::Public, "Estimate a training run's compute and the thresholds it crosses.";
-    POLICY = "GET" "/v1/policy" 200, "policy", Access::AnyMember, "The policy in force.";
-    WHOAMI = "GET" "/v1/whoami" 200, "identity", Access::AnyMember, "The calling member, organization and token.";
-    ORGS_CREATE = "POST" "/v1/orgs" 201, "identity", Access::Only(&[(OrgKind::Authority, Role::Admin)]), "Create an organization.";
-    ORGS_LIST = "GET" "/v1/orgs" 200, "identity", Access::Only(AUTHORITY_STAFF), "List organizations.";
-    ORGS_GET = "GET" "/v1/orgs/{id}" 200, "identity", Access::AnyMember, "Read an organization (authority staff, or its own members).";
-    MEMBERS_CREATE = "POST" "/v1/orgs/{id}/members" 201, "identity", Access::Only(ANY_ADMIN), "Add a member to an organization (its admins, or the authority's).";
-    MEMBERS_LIST = "GET" "/v1/orgs/{id}/members" 200, "identity", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor), (OrgKind::Developer, Role::Admin), (OrgKind::Provider, Role::Admin), (OrgKind::Evaluator, Role::Admin)]), "List an organization's members.";
-    TOKENS_CREATE = "POST" "/v1/members/{id}/tokens" 201, "identity", Access::AnyMember, "Create an API token for a member (the member, its organization's admins, or the authority's); the secret is shown once.";
-    TOKENS_LIST = "GET" "/v1/members/{id}/tokens" 200, "identity", Access::AnyMember, "List a member's tokens (never their secrets).";
-    TOKENS_REVOKE = "POST" "/v1/tokens/{id}/revoke" 200, "identity", Access::AnyMember, "Revoke a token.";
-    APPLICATIONS_CREATE = "POST" "/v1/applications" 201, "applications", Access::Only(APPLICANTS), "Apply for a permit: create an application from a run plan (and submit it unless draft).";
-    APPLICATIONS_LIST = "GET" "/v1/applications" 200, "applications", Access::Only(APPLICATION_READERS), "List applications (a developer sees its own).";
-    APPLICATIONS_GET = "GET" "/v1/applications/{id}" 200, "applications", Access::Only(APPLICATION_READERS), "Read an application.";
-    APPLICATIONS_UPDATE = "PUT" "/v1/applications/{id}" 200, "applications", Access::Only(APPLICANTS), "Replace the run plan of a draft or of an application with changes requested.";
-    APPLICATIONS_SUBMIT = "POST" "/v1/applications/{id}/submit" 200, "applications", Access::Only(APPLICANTS), "Submit (or resubmit) an application.";
-    APPLICATIONS_WITHDRAW = "POST" "/v1/applications/{id}/withdraw" 200, "applications", Access::Only(APPLICANTS), "Withdraw an application.";
-    APPLICATIONS_APPEAL = "POST" "/v1/applications/{id}/appeal" 200, "applications", Access::Only(APPLICANTS), "Appeal a denial.";
-    REVIEWS_CREATE = "POST" "/v1/applications/{id}/reviews" 201, "review", Access::Only(&[(OrgKind::Authority, Role::Reviewer)]), "Record a review decision: approve, deny or request changes, with a reason and conditions; an approval may assign evaluator organizations.";
-    REVIEWS_LIST = "GET" "/v1/applications/{id}/reviews" 200, "review", Access::Only(APPLICATION_READERS), "List an application's reviews.";
-    APPLICATION_PERMIT = "GET" "/v1/applications/{id}/permit" 200, "permits", Access::Only(APPLICATION_READERS), "The permit or exemption receipt issued for an application.";
-    PERMITS_GET = "GET" "/v1/permits/{id}" 200, "permits", Access::Only(PERMIT_READERS), "Read a permit and its signed token.";
-    USAGE_INGEST = "POST" "/v1/usage" 200, "oversight", Access::Public, "Ingest signed usage reports from providers' gates (authenticated by each report's signature with a registered reporting key); idempotent on (provider, run, seq); a batch is stored whole or not at all.";
-    REPORTING_KEYS_CREATE = "POST" "/v1/orgs/{id}/reporting-keys" 201, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]), "Register a provider's Ed25519 usage-reporting public key (JWK).";
-    REPORTING_KEYS_LIST = "GET" "/v1/orgs/{id}/reporting-keys" 200, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Provider, Role::ProviderOperator), (OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Reviewer), (OrgKind::Authority, Role::Auditor)]), "List a provider's reporting keys.";
-    REPORTING_KEYS_REVOKE = "POST" "/v1/reporting-keys/{kid}/revoke" 200, "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]), "Revoke a reporting key: reports signed with it are refused from now on.";
-    RUNS_LIST = "GET" "/v1/runs" 200, "oversight", Access::Only(RUN_LISTERS), "List permitted runs (a developer sees its own; an evaluator those it is assigned to; a provider those it meters: each as its signed permit names them).";
-    RUNS_GET = "GET" "/v1/runs/{id}" 200, "oversight", Access::Only(RUN_READERS), "A run: status, released tranche, cumulative usage by provider, milestones (an evaluator reads only the runs it is assigned to).";
-    RUNS_USAGE = "GET" "/v1/runs/{id}/usage" 200, "oversight", Access::Only(RUN_READERS), "A run's usage: by provider, and report by report (interval by interval), paged.";
-    RUNS_PAUSE = "POST" "/v1/runs/{id}/pause" 200, "oversight", Access::Only(REVIEWERS), "Pause a run, with a reason: gates refuse its new work.";
-    RUNS_RESUME = "POST" "/v1/runs/{id}/resume" 200, "oversight", Access::Only(REVIEWERS), "Resume a paused or suspended run.";
-    RUNS_SUSPEND = "POST" "/v1/runs/{id}/suspend" 200, "oversight", Access::Only(REVIEWERS), "Suspend a run (for example during an incident investigation).";
-    RUNS_REVOKE = "POST" "/v1/runs/{id}/revoke" 200, "oversight", Access::Only(REVIEWERS), "Revoke a run's permit for good.";
-    RUNS_TERMINATE = "POST" "/v1/runs/{id}/terminate" 200, "oversight", Access::Only(REVIEWERS), "End a run for good.";
-    RUNS_COMPLETE = "POST" "/v1/runs/{id}/complete" 200, "oversight", Access::Only(APPLICANTS), "Declare a run finished (its developer).";
-    RUNS_APPEAL = "POST" "/v1/runs/{id}/appeal" 200, "oversight", Access::Only(APPLICANTS), "Appeal a pause or suspension (its developer).";
-    MILESTONES_CREATE = "POST" "/v1/runs/{id}/milestones" 201, "oversight", Access::Only(APPLICANTS), "Submit a milestone report: checkpoint digest, cumulative FLOP, evaluation results.";
-    MILESTONES_LIST = "GET" "/v1/runs/{id}/milestones" 200, "oversight", Access::Only(RUN_READERS), "A run's milestone reports.";
-    MILESTONES_ACCEPT = "POST" "/v1/milestones/{id}/accept" 200, "oversight", Access::Only(EVALUATORS), "Accept a milestone report (an evaluator the run's permit names): the next tranche is released.";
-    MILESTONES_REJECT = "POST" "/v1/milestones/{id}/reject" 200, "oversight", Access::Only(EVALUATORS), "Reject a milestone report (an evaluator the run's permit names): the run is paused.";
-    INCIDENTS_CREATE = "POST" "/v1/incidents" 201, "oversight", Access::Only(INCIDENT_REPORTERS), "Report an incident (weights stolen or leaked, dangerous capability, security breach, overrun, other); a provider only on runs whose permit names it.";
-    INCIDENTS_LIST = "GET" "/v1/incidents" 200, "oversight", Access::Only(INCIDENT_READERS), "List incidents with their deadlines (authority staff see all; others their own organization's); `?overdue=true` for overdue follow-ups.";
-    INCIDENTS_FOLLOW_UP = "POST" "/v1/incidents/{id}/follow-up" 200, "oversight", Access::Only(INCIDENT_REPORTERS), "File an incident's follow-up report (and close it).";
-    KYC_CREATE = "POST" "/v1/kyc-reports" 201, "oversight", Access::Only(PROVIDER_STAFF), "Report a customer's large jobs that ran without a permit (know-your-customer reporting).";
-    KYC_FLAGS = "GET" "/v1/kyc/flags" 200, "oversight", Access::Only(AUTHORITY_STAFF), "Customers whose unpermitted compute over all providers reaches the permit threshold (split runs).";
-    AUDIT_LIST = "GET" "/v1/audit" 200, "audit", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor)]), "The audit trail: who did what, when and why.";
+    HEALTHZ = "GET" "/healthz" 200 "health", "operations", Access::Public,
+        "The process is up.",
+        "Answers while the process runs, without touching the database: a liveness probe.",
+        response Body::json::<ops::Health>();
+    READYZ = "GET" "/readyz" 200 "ready", "operations", Access::Public,
+        "The process can reach its database.",
+        "200 when the database answers, 503 with the reason otherwise: a readiness probe.",
+        response Body::json::<ops::Readiness>(),
+        others &[(503, Body::json::<ops::Readiness>())];
+    METRICS = "GET" "/metrics" 200 "metrics", "operations", Access::Public,
+        "Prometheus metrics.",
+        "Requests and their latency by route and status, usage reports, tranche alerts, run transitions, status-list corrections and rate-limit refusals, in the Prometheus text format.",
+        response Body::media::<ops::Metrics>("text/plain; version=0.0.4");
+    OPENAPI = "GET" "/v1/openapi.json" 200 "openapi", "operations", Access::Public,
+        "This document.",
+        "OpenAPI 3.1, generated from the endpoint table that also authorizes every request, and from the types of every body.",
+        response Body::json::<ops::OpenApiDocument>();
+    JWKS = "GET" "/.well-known/jwks.json" 200 "jwks", "permits", Access::Public,
+        "The authority's permit-signing public keys (JWKS).",
+        "Every key that may still verify a permit in force: a retired key stays until the longest permit validity has passed since its retirement.",
+        response Body::json::<foreign::JwksSchema>();
+    LOG_CHECKPOINT = "GET" "/log/checkpoint" 200 "logCheckpoint", "log", Access::Public,
+        "The transparency log's latest signed checkpoint (C2SP tlog-checkpoint, signed-note).",
+        "The log's size and root hash, signed with the log's key; 404 before the first entry is sequenced.",
+        response Body::media::<log::Checkpoint>("text/plain; charset=utf-8"),
+        others &[(404, ERROR)];
+    LOG_VKEY = "GET" "/log/vkey" 200 "logVerifierKey", "log", Access::Public,
+        "The verifier key of the log's checkpoints (C2SP signed-note vkey).",
+        "Pin it once, then verify checkpoints with `runpermit log verify` or any signed-note library.",
+        response Body::media::<log::VerifierKey>("text/plain; charset=utf-8");
+    LOG_TILE = "GET" "/log/tile/{path}" 200 "logTile", "log", Access::Public,
+        "Hash tiles and entry bundles in the C2SP tlog-tiles layout.",
+        "`tile/<L>/<N>` and `tile/entries/<N>`, partial ones with `.p/<W>`. Full tiles never change and may be cached for a year.",
+        response Body::media::<log::Tile>("application/octet-stream");
+    LOG_PROOF = "GET" "/v1/log/proofs/{index}" 200 "logProof", "log", Access::Public,
+        "An inclusion proof bundle (c2sp.org/tlog-proof@v1) for the entry at an index.",
+        "The entry's index, its inclusion proof and the checkpoint it is proved against, as text.",
+        response Body::media::<log::ProofBundle>("text/plain; charset=utf-8");
+    STATUS_LIST = "GET" "/v1/status-list" 200 "statusList", "permits", Access::Public,
+        "The signed list of permits not in good standing (typ runpermit-status+jwt), for gates to poll.",
+        "Built at each request from the runs and reconciled with the public log, so that a permit the log says is not in good standing is always listed; never cached.",
+        response Body::media::<permits::StatusListToken>("application/jwt");
+    ESTIMATE = "POST" "/v1/estimate" 200 "estimate", "compute", Access::Public,
+        "Estimate a training run's compute and the thresholds it crosses.",
+        "Operation counting and/or the hardware method, and every regulatory threshold with whether the run crosses it; 422 names every invalid field. Changes nothing.",
+        response Body::json::<foreign::EstimateSchema>(),
+        request Body::json::<foreign::EstimateInputSchema>();
+    POLICY = "GET" "/v1/policy" 200 "getPolicy", "policy", Access::AnyMember,
+        "The policy in force.",
+        "Tiers by cumulative compute with their decisions and requirements, tranches, permit terms, oversight and incident deadlines.",
+        response Body::json::<foreign::PolicySchema>();
+    WHOAMI = "GET" "/v1/whoami" 200 "whoami", "identity", Access::AnyMember,
+        "The calling member, organization and token.",
+        "Who the bearer token belongs to, and when it expires.",
+        response Body::json::<identity::WhoAmI>();
+    ORGS_CREATE = "POST" "/v1/orgs" 201 "createOrganization", "identity", Access::Only(&[(OrgKind::Authority, Role::Admin)]),
+        "Create an organization.",
+        "An authority, developer, provider or evaluator; its members are added next.",
+        response Body::json::<identity::OrganizationView>(),
+        request Body::json::<identity::NewOrganization>();
+    ORGS_LIST = "GET" "/v1/orgs" 200 "listOrganizations", "identity", Access::Only(AUTHORITY_STAFF),
+        "List organizations.",
+        "Every organization.",
+        response Body::json_list::<identity::OrganizationView>();
+    ORGS_GET = "GET" "/v1/orgs/{id}" 200 "getOrganization", "identity", Access::AnyMember,
+        "Read an organization (authority staff, or its own members).",
+        "Another organization answers 404, as an unknown id does.",
+        response Body::json::<identity::OrganizationView>();
+    MEMBERS_CREATE = "POST" "/v1/orgs/{id}/members" 201 "createMember", "identity", Access::Only(ANY_ADMIN),
+        "Add a member to an organization (its admins, or the authority's).",
+        "A person or service with a role that fits the organization's kind; tokens are created for it next.",
+        response Body::json::<identity::MemberView>(),
+        request Body::json::<identity::NewMember>();
+    MEMBERS_LIST = "GET" "/v1/orgs/{id}/members" 200 "listMembers", "identity", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor), (OrgKind::Developer, Role::Admin), (OrgKind::Provider, Role::Admin), (OrgKind::Evaluator, Role::Admin)]),
+        "List an organization's members.",
+        "Its members with their roles.",
+        response Body::json_list::<identity::MemberView>();
+    TOKENS_CREATE = "POST" "/v1/members/{id}/tokens" 201 "createToken", "identity", Access::AnyMember,
+        "Create an API token for a member (the member, its organization's admins, or the authority's); the secret is shown once.",
+        "Its expiry is within the policy's `tokens.max_lifetime_days` and never after the requesting token's. A replay with the same Idempotency-Key answers without the secret and says why in `secret_withheld`.",
+        response Body::json::<identity::TokenView>(),
+        request Body::json::<identity::NewToken>();
+    TOKENS_LIST = "GET" "/v1/members/{id}/tokens" 200 "listTokens", "identity", Access::AnyMember,
+        "List a member's tokens (never their secrets).",
+        "Revoked and expired tokens included.",
+        response Body::json_list::<identity::TokenView>();
+    TOKENS_REVOKE = "POST" "/v1/tokens/{id}/revoke" 200 "revokeToken", "identity", Access::AnyMember,
+        "Revoke a token.",
+        "It stops working at once; the revocation is audited with its reason.",
+        response Body::json::<identity::TokenView>(),
+        request Body::json::<identity::Revocation>();
+    APPLICATIONS_CREATE = "POST" "/v1/applications" 201 "createApplication", "applications", Access::Only(APPLICANTS),
+        "Apply for a permit: create an application from a run plan (and submit it unless draft).",
+        "The plan is validated, its compute estimated and the plan classified under the policy: an exempt plan gets an exemption receipt, a notify-tier plan a permit, a top-tier plan goes to review. 422 names every missing or invalid field, and nothing is written. An Idempotency-Key also makes the application's id deterministic.",
+        response Body::json::<apps::ApplicationView>(),
+        request Body::json::<apps::NewApplication>();
+    APPLICATIONS_LIST = "GET" "/v1/applications" 200 "listApplications", "applications", Access::Only(APPLICATION_READERS),
+        "List applications (a developer sees its own).",
+        "Each with its estimate, tier, decision and status.",
+        response Body::json_list::<apps::ApplicationView>();
+    APPLICATIONS_GET = "GET" "/v1/applications/{id}" 200 "getApplication", "applications", Access::Only(APPLICATION_READERS),
+        "Read an application.",
+        "With its estimate, tier, decision and status, and its permit or receipt once issued; another organization's application answers 404.",
+        response Body::json::<apps::ApplicationView>();
+    APPLICATIONS_UPDATE = "PUT" "/v1/applications/{id}" 200 "updateApplication", "applications", Access::Only(APPLICANTS),
+        "Replace the run plan of a draft or of an application with changes requested.",
+        "Against the version read: a stale version answers 409.",
+        response Body::json::<apps::ApplicationView>(),
+        request Body::json::<apps::PlanUpdate>();
+    APPLICATIONS_SUBMIT = "POST" "/v1/applications/{id}/submit" 200 "submitApplication", "applications", Access::Only(APPLICANTS),
+        "Submit (or resubmit) an application.",
+        "The policy decides what follows, as on creation.",
+        response Body::json::<apps::ApplicationView>(),
+        request Body::json::<apps::StepBody>();
+    APPLICATIONS_WITHDRAW = "POST" "/v1/applications/{id}/withdraw" 200 "withdrawApplication", "applications", Access::Only(APPLICANTS),
+        "Withdraw an application.",
+        "With a reason. Final.",
+        response Body::json::<apps::ApplicationView>(),
+        request Body::json::<apps::StepBody>();
+    APPLICATIONS_APPEAL = "POST" "/v1/applications/{id}/appeal" 200 "appealApplication", "applications", Access::Only(APPLICANTS),
+        "Appeal a denial.",
+        "With a reason; a new review follows.",
+        response Body::json::<apps::ApplicationView>(),
+        request Body::json::<apps::StepBody>();
+    REVIEWS_CREATE = "POST" "/v1/applications/{id}/reviews" 201 "createReview", "review", Access::Only(&[(OrgKind::Authority, Role::Reviewer)]),
+        "Record a review decision: approve, deny or request changes, with a reason and conditions; an approval may assign evaluator organizations.",
+        "Answers the application. An approval that completes the round issues the permit: signed only after its intent is committed, served once it is in the public log.",
+        response Body::json::<apps::ApplicationView>(),
+        request Body::json::<reviews::NewReview>();
+    REVIEWS_LIST = "GET" "/v1/applications/{id}/reviews" 200 "listReviews", "review", Access::Only(APPLICATION_READERS),
+        "List an application's reviews.",
+        "Every decision, oldest first.",
+        response Body::json_list::<reviews::ReviewView>();
+    APPLICATION_PERMIT = "GET" "/v1/applications/{id}/permit" 200 "getApplicationPermit", "permits", Access::Only(APPLICATION_READERS),
+        "The permit or exemption receipt issued for an application.",
+        "Told apart by `kind`; a permit's token and inclusion proof are served once it is in the public log. 404 while there is neither.",
+        response Body::json::<permits::IssuedDocument>();
+    PERMITS_GET = "GET" "/v1/permits/{id}" 200 "getPermit", "permits", Access::Only(PERMIT_READERS),
+        "Read a permit and its signed token.",
+        "Its holder, the authority's staff and the providers its signed claims name may read it; the token and inclusion proof once it is in the public log.",
+        response Body::json::<permits::PermitView>();
+    USAGE_INGEST = "POST" "/v1/usage" 200 "ingestUsage", "oversight", Access::Public,
+        "Ingest signed usage reports from providers' gates (authenticated by each report's signature with a registered reporting key); idempotent on (provider, run, seq); a batch is stored whole or not at all.",
+        "Each report is verified with the key its `kid` names and checked against the run's signed permit. A batch with any refused report stores nothing and answers `UsageRefused` with every report's result; gaps and late reports are reported back.",
+        response Body::json::<usage::IngestAnswer>(),
+        request Body::json::<usage::UsageBatch>(),
+        others USAGE_REFUSED;
+    REPORTING_KEYS_CREATE = "POST" "/v1/orgs/{id}/reporting-keys" 201 "createReportingKey", "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]),
+        "Register a provider's Ed25519 usage-reporting public key (JWK).",
+        "Its `kid` is the key's RFC 7638 thumbprint, which the gate puts in its reports' headers.",
+        response Body::json::<usage::ReportingKeyView>(),
+        request Body::json::<usage::NewReportingKey>();
+    REPORTING_KEYS_LIST = "GET" "/v1/orgs/{id}/reporting-keys" 200 "listReportingKeys", "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Provider, Role::ProviderOperator), (OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Reviewer), (OrgKind::Authority, Role::Auditor)]),
+        "List a provider's reporting keys.",
+        "Revoked keys included.",
+        response Body::json_list::<usage::ReportingKeyView>();
+    REPORTING_KEYS_REVOKE = "POST" "/v1/reporting-keys/{kid}/revoke" 200 "revokeReportingKey", "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]),
+        "Revoke a reporting key: reports signed with it are refused from now on.",
+        "Reports already stored stay. No request body.",
+        response Body::json::<usage::ReportingKeyView>();
+    RUNS_LIST = "GET" "/v1/runs" 200 "listRuns", "oversight", Access::Only(RUN_LISTERS),
+        "List permitted runs (a developer sees its own; an evaluator those it is assigned to; a provider those it meters: each as its signed permit names them).",
+        "Each with its status, tranche, cumulative usage and the actions the caller may take.",
+        response Body::json_list::<runs::RunView>();
+    RUNS_GET = "GET" "/v1/runs/{id}" 200 "getRun", "oversight", Access::Only(RUN_READERS),
+        "A run: status, released tranche, cumulative usage by provider, milestones (an evaluator reads only the runs it is assigned to).",
+        "A run out of the caller's scope answers 404, as an unknown id does.",
+        response Body::json::<runs::RunDetail>();
+    RUNS_USAGE = "GET" "/v1/runs/{id}/usage" 200 "getRunUsage", "oversight", Access::Only(RUN_READERS),
+        "A run's usage: by provider, and report by report (interval by interval), paged.",
+        "Pass `next` back as `after_provider` and `after_seq` for the next page.",
+        response Body::json::<runs::RunUsage>(),
+        query runs::UsageQuery;
+    RUNS_PAUSE = "POST" "/v1/runs/{id}/pause" 200 "pauseRun", "oversight", Access::Only(REVIEWERS),
+        "Pause a run, with a reason: gates refuse its new work.",
+        "Its permit leaves good standing and the status list names it from the next request. Audited and logged publicly with the reason.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    RUNS_RESUME = "POST" "/v1/runs/{id}/resume" 200 "resumeRun", "oversight", Access::Only(REVIEWERS),
+        "Resume a paused or suspended run.",
+        "Gates admit its work again at their next poll.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    RUNS_SUSPEND = "POST" "/v1/runs/{id}/suspend" 200 "suspendRun", "oversight", Access::Only(REVIEWERS),
+        "Suspend a run (for example during an incident investigation).",
+        "As a pause, for a run under investigation.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    RUNS_REVOKE = "POST" "/v1/runs/{id}/revoke" 200 "revokeRun", "oversight", Access::Only(REVIEWERS),
+        "Revoke a run's permit for good.",
+        "Final: the status list names the permit as revoked.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    RUNS_TERMINATE = "POST" "/v1/runs/{id}/terminate" 200 "terminateRun", "oversight", Access::Only(REVIEWERS),
+        "End a run for good.",
+        "Final: the run ends and its permit leaves good standing.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    RUNS_COMPLETE = "POST" "/v1/runs/{id}/complete" 200 "completeRun", "oversight", Access::Only(APPLICANTS),
+        "Declare a run finished (its developer).",
+        "Final: its permit is no longer needed.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    RUNS_APPEAL = "POST" "/v1/runs/{id}/appeal" 200 "appealRun", "oversight", Access::Only(APPLICANTS),
+        "Appeal a pause or suspension (its developer).",
+        "Marks the appeal pending; reviewers answer it by resuming the run or not.",
+        response Body::json::<runs::RunView>(),
+        request Body::json::<runs::Reason>();
+    MILESTONES_CREATE = "POST" "/v1/runs/{id}/milestones" 201 "createMilestone", "oversight", Access::Only(APPLICANTS),
+        "Submit a milestone report: checkpoint digest, cumulative FLOP, evaluation results.",
+        "For the evaluators the run's permit names to accept or reject.",
+        response Body::json::<runs::MilestoneView>(),
+        request Body::json::<runs::NewMilestone>();
+    MILESTONES_LIST = "GET" "/v1/runs/{id}/milestones" 200 "listMilestones", "oversight", Access::Only(RUN_READERS),
+        "A run's milestone reports.",
+        "Oldest first, with their decisions.",
+        response Body::json_list::<runs::MilestoneView>();
+    MILESTONES_ACCEPT = "POST" "/v1/milestones/{id}/accept" 200 "acceptMilestone", "oversight", Access::Only(EVALUATORS),
+        "Accept a milestone report (an evaluator the run's permit names): the next tranche is released.",
+        "Never by the run's own organization. Audited and logged publicly.",
+        response Body::json::<runs::MilestoneView>(),
+        request Body::json::<runs::Reason>();
+    MILESTONES_REJECT = "POST" "/v1/milestones/{id}/reject" 200 "rejectMilestone", "oversight", Access::Only(EVALUATORS),
+        "Reject a milestone report (an evaluator the run's permit names): the run is paused.",
+        "Never by the run's own organization. Audited and logged publicly.",
+        response Body::json::<runs::MilestoneView>(),
+        request Body::json::<runs::Reason>();
+    INCIDENTS_CREATE = "POST" "/v1/incidents" 201 "createIncident", "oversight", Access::Only(INCIDENT_REPORTERS),
+        "Report an incident (weights stolen or leaked, dangerous capability, security breach, overrun, other); a provider only on runs whose permit names it.",
+        "Its deadlines come from the policy's category: the initial report's (`reported_late` when past it) and the follow-up's.",
+        response Body::json::<incidents::IncidentView>(),
+        request Body::json::<incidents::NewIncident>();
+    INCIDENTS_LIST = "GET" "/v1/incidents" 200 "listIncidents", "oversight", Access::Only(INCIDENT_READERS),
+        "List incidents with their deadlines (authority staff see all; others their own organization's); `?overdue=true` for overdue follow-ups.",
+        "Each with its report and follow-up deadlines.",
+        response Body::json_list::<incidents::IncidentView>(),
+        query incidents::IncidentQuery;
+    INCIDENTS_FOLLOW_UP = "POST" "/v1/incidents/{id}/follow-up" 200 "followUpIncident", "oversight", Access::Only(INCIDENT_REPORTERS),
+        "File an incident's follow-up report (and close it).",
+        "Closes the incident unless `close` is false.",
+        response Body::json::<incidents::IncidentView>(),
+        request Body::json::<incidents::FollowUp>();
+    KYC_CREATE = "POST" "/v1/kyc-reports" 201 "createKycReport", "oversight", Access::Only(PROVIDER_STAFF),
+        "Report a customer's large jobs that ran without a permit (know-your-customer reporting).",
+        "Answers the customer's flag when its unpermitted compute over all providers, within the policy's window, now reaches the permit threshold.",
+        response Body::json::<usage::KycAnswer>(),
+        request Body::json::<usage::NewKycReport>();
+    KYC_FLAGS = "GET" "/v1/kyc/flags" 200 "listKycFlags", "oversight", Access::Only(AUTHORITY_STAFF),
+        "Customers whose unpermitted compute over all providers reaches the permit threshold (split runs).",
+        "Largest first; `split` marks a customer no single provider saw enough of to need a permit.",
+        response Body::json::<usage::KycFlags>();
+    AUDIT_LIST = "GET" "/v1/audit" 200 "listAuditEvents", "audit", Access::Only(&[(OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Auditor)]),
+        "The audit trail: who did what, when and why.",
+        "In commit order, paged by `after` (a sequence number), optionally about one subject.",
+        response Body::json_list::<ops::AuditView>(),
+        query ops::AuditQuery;
 }
 
 impl Endpoint {

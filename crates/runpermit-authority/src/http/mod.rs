@@ -11,6 +11,7 @@ pub mod authz;
 pub mod error;
 pub mod idempotency;
 pub mod limits;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 

@@ -99,6 +99,12 @@ impl Api {
             .await
             .expect("response");
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let bytes = response
             .into_body()
             .collect()
@@ -107,6 +113,7 @@ impl Api {
             .to_bytes();
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        assert_documented(method, path, status, &content_type, &value);
         (status, value)
     }
 
@@ -132,6 +139,81 @@ impl Api {
         let (status, body) = self.call("GET", "/.well-known/jwks.json", None, None).await;
         assert_eq!(status, StatusCode::OK);
         serde_json::from_value(body).expect("JWKS")
+    }
+}
+
+/// The OpenAPI document, generated once per test binary.
+pub fn openapi() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(runpermit_authority::openapi_document)
+}
+
+/// The document's path template that `path` (without its query) matches, if any.
+pub fn template_of(path: &str) -> Option<&'static str> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    openapi()["paths"]
+        .as_object()?
+        .keys()
+        .find(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            // `/log/tile/{path}` takes the rest of the path.
+            let rest = parts.last() == Some(&"{path}");
+            (parts.len() == segments.len() || rest && segments.len() >= parts.len())
+                && parts.iter().zip(&segments).all(|(p, s)| {
+                    p == s || (p.starts_with('{') && p.ends_with('}') && !s.is_empty())
+                })
+        })
+        .map(String::as_str)
+}
+
+/// Every answer the tests get holds to the OpenAPI document: its status is documented for
+/// the operation, and a JSON body conforms to the schema documented for that status (a field
+/// the schema does not describe is a failure too).
+pub fn assert_documented(
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    content_type: &str,
+    body: &Value,
+) {
+    let doc = openapi();
+    let Some(template) = template_of(path) else {
+        return;
+    };
+    let operation = &doc["paths"][template][method.to_ascii_lowercase()];
+    if operation.is_null() {
+        return;
+    }
+    let mut response = &operation["responses"][status.as_str()];
+    assert!(
+        !response.is_null(),
+        "{method} {template} answered {status}, which the OpenAPI document does not list: {body}"
+    );
+    if let Some(reference) = response["$ref"].as_str() {
+        response = runpermit_api::check::resolve(doc, reference).expect("a response");
+    }
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let documented = response["content"]
+        .as_object()
+        .and_then(|c| {
+            c.iter()
+                .find(|(k, _)| k.split(';').next().unwrap_or("").trim() == media)
+        })
+        .map(|(_, v)| v);
+    let Some(documented) = documented else {
+        panic!(
+            "{method} {template} answered {status} as {content_type:?}, which the OpenAPI \
+             document does not list: {body}"
+        );
+    };
+    if media == "application/json" {
+        let problems = runpermit_api::check::problems(doc, &documented["schema"], body);
+        assert!(
+            problems.is_empty(),
+            "{method} {template} answered {status} with a body that departs from the OpenAPI \
+             document: {problems:#?}\n{body:#}"
+        );
     }
 }
 

@@ -3,11 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use runpermit_compute::Estimate;
+use runpermit_api::applications::{ApplicationView, NewApplication, PlanUpdate, StepBody};
 use runpermit_policy::RunPlan;
 use runpermit_store::Application;
-use runpermit_types::PermitState;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::Caller;
@@ -17,62 +15,6 @@ use crate::http::authz;
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::state::AppState;
 
-/// `POST /v1/applications` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewApplication {
-    /// The run plan (`runpermit.plan/v1`).
-    pub plan: Value,
-    /// Keep as a draft instead of submitting at once.
-    #[serde(default)]
-    pub draft: bool,
-}
-
-/// An application as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ApplicationView {
-    /// Id.
-    pub id: String,
-    /// Applicant organization.
-    pub org_id: String,
-    /// Member who created it.
-    pub created_by: String,
-    /// Lifecycle status.
-    pub status: String,
-    /// Policy tier.
-    pub tier: String,
-    /// What the policy decides for the tier: exempt, auto_permit, review, deny.
-    pub decision: String,
-    /// Distinct approvals the tier needs.
-    pub approvals_required: i64,
-    /// Why the policy in force sends this plan to review although its tier would exempt or
-    /// permit it automatically: its estimate's methods disagree, or its figure does not fit
-    /// its cluster (absent when none, or when the application was decided under another
-    /// policy version).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub review_reasons: Vec<String>,
-    /// SHA-256 of the canonical plan: what the public log will carry.
-    pub plan_digest: String,
-    /// Policy version of the latest decision.
-    pub policy_version: String,
-    /// The server's compute estimate.
-    pub estimate: Estimate,
-    /// The run plan.
-    pub plan: Value,
-    /// Optimistic-concurrency version.
-    pub version: i64,
-    /// RFC 3339.
-    pub created_at: String,
-    /// RFC 3339.
-    pub updated_at: String,
-    /// The issued permit, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub permit_id: Option<String>,
-    /// The exemption receipt, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receipt_id: Option<String>,
-}
-
 /// An application view with its permit or receipt looked up.
 pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView, ApiError> {
     let permit_id = state
@@ -81,7 +23,7 @@ pub async fn view(state: &AppState, app: Application) -> Result<ApplicationView,
         .await?
         .into_iter()
         .rev()
-        .find(|p| p.status == PermitState::Issued)
+        .find(|p| p.status == runpermit_types::PermitState::Issued)
         .map(|p| p.id);
     // A permit is announced only once it is in the public log.
     let permit_id = match permit_id {
@@ -144,16 +86,14 @@ pub(crate) async fn create(
     caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewApplication>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ApplicationView>), ApiError> {
     authz::APPLICATIONS_CREATE.authorize(&caller)?;
     // Replays are answered by the idempotency layer; here the key only makes the id
     // deterministic.
     let key = crate::http::idempotency::key(&headers)?;
     let plan = parse_plan(&body.plan)?;
     let stored = lifecycle::create(&state, &caller, &plan, body.draft, key.as_deref()).await?;
-    let body = serde_json::to_value(view(&state, stored).await?)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(view(&state, stored).await?)))
 }
 
 pub(crate) async fn list(
@@ -179,16 +119,6 @@ pub(crate) async fn get(
     Ok(Json(view(&state, app).await?))
 }
 
-/// `PUT /v1/applications/{id}` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanUpdate {
-    /// The new run plan.
-    pub plan: Value,
-    /// The version read; a stale one gets 409.
-    pub version: i64,
-}
-
 pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -199,15 +129,6 @@ pub(crate) async fn update(
     let plan = parse_plan(&body.plan)?;
     let app = lifecycle::update(&state, &caller, &id, &plan, body.version).await?;
     Ok(Json(view(&state, app).await?))
-}
-
-/// Body of submit, withdraw and appeal.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepBody {
-    /// Why (required for withdraw and appeal).
-    #[serde(default)]
-    pub reason: Option<String>,
 }
 
 pub(crate) async fn submit(

@@ -1,32 +1,46 @@
-//! Operations endpoints, the policy, the audit trail and the OpenAPI document.
+//! Operations endpoints, the policy, the audit trail and the OpenAPI document (built in
+//! [`crate::http::openapi`]).
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use runpermit_api::ops::{AuditQuery, AuditView, Health, Readiness};
 use runpermit_policy::Policy;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::domain::Caller;
 use crate::domain::audit::rfc3339;
-use crate::http::authz::{self, Access, ENDPOINTS};
+use crate::http::authz;
 use crate::http::error::ApiError;
+use crate::http::openapi::openapi_document;
 use crate::http::state::AppState;
 
-pub(crate) async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Ready when the database answers.
-pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Readiness {
+                status: "ready".into(),
+                reason: None,
+            }),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "database unreachable"})),
+                Json(Readiness {
+                    status: "unavailable".into(),
+                    reason: Some("database unreachable".into()),
+                }),
             )
         }
     }
@@ -47,40 +61,6 @@ pub(crate) async fn policy(
 ) -> Result<Json<Policy>, ApiError> {
     authz::POLICY.authorize(&caller)?;
     Ok(Json(state.policy.as_ref().clone()))
-}
-
-/// Query of `GET /v1/audit`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Only events about this subject (`application/app_…`).
-    pub subject: Option<String>,
-    /// Only events after this sequence number.
-    #[serde(default)]
-    pub after: i64,
-    /// At most this many (default 100, at most 1000).
-    pub limit: Option<i64>,
-}
-
-/// One audit event.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AuditView {
-    /// Sequence number: strictly increasing.
-    pub seq: i64,
-    /// RFC 3339.
-    pub at: String,
-    /// Acting member; none for the authority's own automatic decisions.
-    pub actor_member_id: Option<String>,
-    /// Acting organization.
-    pub actor_org_id: Option<String>,
-    /// What happened (`application.submit`).
-    pub action: String,
-    /// What it happened to.
-    pub subject: String,
-    /// Why.
-    pub reason: Option<String>,
-    /// Details.
-    pub details: Value,
 }
 
 pub(crate) async fn audit(
@@ -116,101 +96,4 @@ pub(crate) async fn audit(
 
 pub(crate) async fn openapi() -> Json<Value> {
     Json(openapi_document())
-}
-
-/// The OpenAPI 3.1 document, generated from the endpoint table that also drives
-/// authorization, so the two cannot drift.
-pub fn openapi_document() -> Value {
-    let mut paths = serde_json::Map::new();
-    for e in ENDPOINTS {
-        let who = match e.access {
-            Access::Public => "Public.".to_owned(),
-            Access::AnyMember => "Any authenticated member.".to_owned(),
-            Access::Only(grants) => {
-                let list: Vec<String> = grants
-                    .iter()
-                    .map(|(k, r)| format!("{r} of a {k} organization"))
-                    .collect();
-                format!("Allowed: {}.", list.join("; "))
-            }
-        };
-        let params: Vec<Value> = e
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-            .collect();
-        let mut responses = serde_json::Map::new();
-        responses.insert(
-            e.success.to_string(),
-            json!({"description": "Success", "content": {"application/json": {}}}),
-        );
-        if !matches!(e.access, Access::Public) {
-            responses.insert(
-                "401".into(),
-                json!({"$ref": "#/components/responses/Error"}),
-            );
-            responses.insert(
-                "403".into(),
-                json!({"$ref": "#/components/responses/Error"}),
-            );
-        }
-        if e.path.contains('{') {
-            responses.insert(
-                "404".into(),
-                json!({"$ref": "#/components/responses/Error"}),
-            );
-        }
-        if matches!(e.method, "POST" | "PUT") {
-            responses.insert(
-                "409".into(),
-                json!({"$ref": "#/components/responses/Error"}),
-            );
-            responses.insert(
-                "422".into(),
-                json!({"$ref": "#/components/responses/Error"}),
-            );
-        }
-        let mut op = json!({
-            "summary": e.summary,
-            "description": who,
-            "tags": [e.tag],
-            "operationId": format!("{} {}", e.method, e.path),
-            "parameters": params,
-            "responses": responses,
-        });
-        if matches!(e.access, Access::Public) {
-            op["security"] = json!([]);
-        }
-        if matches!(e.method, "POST" | "PUT") {
-            op["requestBody"] =
-                json!({"content": {"application/json": {"schema": {"type": "object"}}}});
-        }
-        let entry = paths.entry(e.path.to_owned()).or_insert_with(|| json!({}));
-        entry[e.method.to_ascii_lowercase()] = op;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "runpermit authority",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Permits, compute metering and a public log for frontier AI training runs. Errors share one body: {error, message, errors[{field, message}]}."
-        },
-        "servers": [{"url": "/"}],
-        "security": [{"bearer": []}],
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API token (rpt_…) created with runpermit token create."}},
-            "responses": {"Error": {"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "schemas": {"Error": {
-                "type": "object",
-                "required": ["error", "message"],
-                "properties": {
-                    "error": {"type": "string", "enum": ["invalid_input", "bad_request", "unauthorized", "forbidden", "not_found", "conflict", "internal"]},
-                    "message": {"type": "string"},
-                    "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "suggestions": {"type": "array", "items": {"type": "string"}}}}}
-                }
-            }}
-        }
-    })
 }

@@ -2,11 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use runpermit_api::permits::{ExemptionView, IssuedDocument, PermitView};
 use runpermit_permit::Jwks;
 use runpermit_store::Permit;
-use runpermit_types::PermitState;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::domain::Caller;
 use crate::domain::applications::visible;
@@ -17,43 +15,11 @@ use crate::http::authz::{self, OrgKind};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
-/// A permit as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PermitView {
-    /// Always `permit`.
-    pub kind: String,
-    /// Permit id (the JWT `jti`).
-    pub id: String,
-    /// The application it answers.
-    pub application_id: String,
-    /// The run it authorizes (the JWT `sub`).
-    pub run_id: String,
-    /// Holder organization.
-    pub org_id: String,
-    /// `intent` (decided, not yet signed), `logging` (signed, not yet in the public log) or
-    /// `issued` (in the log: `token` and `proof` are served).
-    pub status: String,
-    /// The compact JWS, once the permit is in the public log.
-    pub token: Option<String>,
-    /// Index of the permit's entry in the public log.
-    pub log_index: Option<i64>,
-    /// A `c2sp.org/tlog-proof@v1` bundle proving the entry (with the token) is in the log.
-    pub proof: Option<String>,
-    /// Its claims.
-    pub claims: Value,
-    /// Signing key id.
-    pub kid: String,
-    /// Policy version.
-    pub policy_version: String,
-    /// RFC 3339.
-    pub issued_at: Option<String>,
-}
-
 /// The API view of `p`: the token and its proof only once the permit is in the public log.
 pub async fn permit_view(state: &AppState, p: Permit) -> Result<PermitView, ApiError> {
     let claims = serde_json::from_str(&p.claims_json)
         .map_err(|e| ApiError::Internal(format!("stored claims: {e}")))?;
-    let log_index = if p.status == PermitState::Issued {
+    let log_index = if p.status == runpermit_types::PermitState::Issued {
         state.store.log_index(&format!("permit/{}", p.id)).await?
     } else {
         None
@@ -64,7 +30,9 @@ pub async fn permit_view(state: &AppState, p: Permit) -> Result<PermitView, ApiE
             p.token,
             Some(tlog::proof_bundle(state, index).await?.to_string()),
         ),
-        None if p.status == PermitState::Issued => ("logging".to_owned(), None, None),
+        None if p.status == runpermit_types::PermitState::Issued => {
+            ("logging".to_owned(), None, None)
+        }
         None => (p.status.to_string(), None, None),
     };
     Ok(PermitView {
@@ -120,7 +88,7 @@ pub(crate) async fn for_application(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IssuedDocument>, ApiError> {
     authz::APPLICATION_PERMIT.authorize(&caller)?;
     let app = visible(&state, &caller, &id).await?;
     if let Some(permit) = state
@@ -131,19 +99,17 @@ pub(crate) async fn for_application(
         .next_back()
     {
         let view = permit_view(&state, permit).await?;
-        return serde_json::to_value(view)
-            .map(Json)
-            .map_err(|e| ApiError::Internal(e.to_string()));
+        return Ok(Json(IssuedDocument::Permit(view)));
     }
     if let Some(receipt) = state.store.receipt_for_application(&app.id).await? {
-        return Ok(Json(serde_json::json!({
-            "kind": "exemption",
-            "id": receipt.id,
-            "application_id": receipt.application_id,
-            "org_id": receipt.org_id,
-            "status": "issued",
-            "token": receipt.token,
-            "issued_at": rfc3339(receipt.created_at),
+        return Ok(Json(IssuedDocument::Exemption(ExemptionView {
+            kind: "exemption".into(),
+            id: receipt.id,
+            application_id: receipt.application_id,
+            org_id: receipt.org_id,
+            status: "issued".into(),
+            token: receipt.token,
+            issued_at: rfc3339(receipt.created_at),
         })));
     }
     Err(ApiError::NotFound(format!(

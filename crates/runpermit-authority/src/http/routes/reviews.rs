@@ -4,8 +4,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use runpermit_api::applications::ApplicationView;
+use runpermit_api::reviews::{NewReview, ReviewView};
 use runpermit_store::Review;
-use serde::{Deserialize, Serialize};
 
 use crate::domain::Caller;
 use crate::domain::applications::visible;
@@ -13,64 +14,21 @@ use crate::domain::audit::rfc3339;
 use crate::domain::reviews;
 use crate::http::authz::{self};
 use crate::http::error::{ApiError, ApiJson};
-use crate::http::routes::applications::{ApplicationView, view};
+use crate::http::routes::applications::view;
 use crate::http::state::AppState;
-use runpermit_types::ReviewDecision;
 
-/// `POST /v1/applications/{id}/reviews` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewReview {
-    /// approve, deny or request_changes.
-    pub decision: ReviewDecision,
-    /// Why: recorded, audited and shown to the applicant.
-    pub reason: String,
-    /// Conditions attached to an approval; they become the permit's `conditions`.
-    #[serde(default)]
-    pub conditions: Vec<String>,
-    /// Evaluator organizations (ids) assigned with an approval: the permit names those of
-    /// every approval of the round (the policy's `[oversight] evaluators` when none names
-    /// any), and only they see the run and decide its milestone reports.
-    #[serde(default)]
-    pub evaluators: Vec<String>,
-}
-
-/// A review as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReviewView {
-    /// Id.
-    pub id: String,
-    /// Reviewer member id.
-    pub reviewer_id: String,
-    /// Reviewer organization.
-    pub reviewer_org_id: String,
-    /// start, approve, deny or request_changes.
-    pub decision: String,
-    /// Why.
-    pub reason: String,
-    /// Conditions.
-    pub conditions: Vec<String>,
-    /// Evaluator organizations assigned with an approval.
-    pub evaluators: Vec<String>,
-    /// Policy version in force.
-    pub policy_version: String,
-    /// RFC 3339.
-    pub created_at: String,
-}
-
-impl From<Review> for ReviewView {
-    fn from(r: Review) -> Self {
-        ReviewView {
-            conditions: serde_json::from_str(&r.conditions_json).unwrap_or_default(),
-            evaluators: serde_json::from_str(&r.evaluators_json).unwrap_or_default(),
-            id: r.id,
-            reviewer_id: r.reviewer_id,
-            reviewer_org_id: r.reviewer_org_id,
-            decision: r.decision,
-            reason: r.reason,
-            policy_version: r.policy_version,
-            created_at: rfc3339(r.created_at),
-        }
+/// The API view of a stored review.
+fn review_view(r: Review) -> ReviewView {
+    ReviewView {
+        conditions: serde_json::from_str(&r.conditions_json).unwrap_or_default(),
+        evaluators: serde_json::from_str(&r.evaluators_json).unwrap_or_default(),
+        id: r.id,
+        reviewer_id: r.reviewer_id,
+        reviewer_org_id: r.reviewer_org_id,
+        decision: r.decision,
+        reason: r.reason,
+        policy_version: r.policy_version,
+        created_at: rfc3339(r.created_at),
     }
 }
 
@@ -104,5 +62,5 @@ pub(crate) async fn list(
     authz::REVIEWS_LIST.authorize(&caller)?;
     let app = visible(&state, &caller, &id).await?;
     let reviews = state.store.reviews(&app.id).await?;
-    Ok(Json(reviews.into_iter().map(Into::into).collect()))
+    Ok(Json(reviews.into_iter().map(review_view).collect()))
 }

@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use runpermit_api::runs::{
+    MilestoneView, NewMilestone, ProviderUsage, Reason, RunDetail, RunUsage, RunView, UsageCursor,
+    UsageQuery, UsageReportView,
+};
 use runpermit_policy::{Lifecycle, RunAction, RunActor, RunStatus};
 use runpermit_store::{Milestone, Run};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::domain::Caller;
 use crate::domain::audit::rfc3339;
@@ -18,49 +21,6 @@ use crate::domain::runs::{milestones, sees_run, visible_run};
 use crate::http::authz::{self, Endpoint, OrgKind};
 use crate::http::error::{ApiError, ApiJson};
 use crate::http::state::AppState;
-
-/// A run as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RunView {
-    /// The run id (the permit's `sub`).
-    pub id: String,
-    /// Its permit.
-    pub permit_id: String,
-    /// The holding organization.
-    pub org_id: String,
-    /// active, milestone_due, paused, suspended, revoked, terminated or completed.
-    pub status: String,
-    /// Why it has this status.
-    pub reason: String,
-    /// Since when (RFC 3339).
-    pub status_since: String,
-    /// Whether the permit is in good standing (only `active`).
-    pub in_good_standing: bool,
-    /// The highest tranche released (1 for the first).
-    pub tranche: i64,
-    /// The cumulative FLOP the run may reach now (the released tranche's end).
-    pub released_flop: f64,
-    /// The permit's whole budget.
-    pub budget_flop: f64,
-    /// Metered cumulative FLOP, summed over providers.
-    pub cumulative_flop: f64,
-    /// The sum of the providers' upper bounds.
-    pub cumulative_upper_flop: f64,
-    /// Usage as a percentage of the released tranche.
-    pub tranche_percent: f64,
-    /// The highest tranche alert raised (0, 80, 100).
-    pub alerted_percent: i64,
-    /// A pause or suspension is under appeal.
-    pub appeal_pending: bool,
-    /// What the run's status allows next, whoever may take it (reviewers, its developer,
-    /// its evaluators).
-    pub allowed_actions: Vec<String>,
-    /// What the caller may do to it now: the allowed actions its role, organization and
-    /// assignment permit.
-    pub your_actions: Vec<String>,
-    /// Last change (RFC 3339).
-    pub updated_at: String,
-}
 
 /// The endpoint that takes `action` on a run (none for the authority's own).
 fn endpoint_of(action: RunAction) -> Option<Endpoint> {
@@ -95,111 +55,62 @@ fn may_take(caller: &Caller, run: &Run, action: RunAction) -> bool {
         }
 }
 
-impl RunView {
-    /// The view of `r` for `caller`, who may see it.
-    pub fn for_caller(r: &Run, caller: &Caller) -> RunView {
-        let mut view = RunView::from(r);
-        view.your_actions = view
-            .allowed_actions
-            .iter()
-            .filter_map(|a| a.parse::<RunAction>().ok())
-            .filter(|a| may_take(caller, r, *a))
-            .map(|a| a.as_str().to_owned())
-            .collect();
-        view
+/// The view of `r` for `caller`, who may see it.
+pub fn run_view(r: &Run, caller: &Caller) -> RunView {
+    let status = Some(r.status);
+    let allowed: Vec<RunAction> = status
+        .map(|s| {
+            s.allowed_actions()
+                .into_iter()
+                .filter(|a| *a != RunAction::ReachTrancheEnd)
+                .collect()
+        })
+        .unwrap_or_default();
+    fn names<'a>(actions: impl Iterator<Item = &'a RunAction>) -> Vec<String> {
+        actions.map(|a| a.as_str().to_owned()).collect()
+    }
+    RunView {
+        id: r.id.clone(),
+        permit_id: r.permit_id.clone(),
+        org_id: r.org_id.clone(),
+        status: r.status.to_string(),
+        reason: r.reason.clone(),
+        status_since: rfc3339(r.status_since),
+        in_good_standing: status.is_some_and(RunStatus::in_good_standing),
+        tranche: r.tranche,
+        released_flop: r.released_flop,
+        budget_flop: r.budget_flop,
+        cumulative_flop: r.cumulative_flop,
+        cumulative_upper_flop: r.cumulative_upper_flop,
+        tranche_percent: if r.released_flop > 0.0 {
+            r.cumulative_flop / r.released_flop * 100.0
+        } else {
+            0.0
+        },
+        alerted_percent: r.alerted_percent,
+        appeal_pending: r.appeal_pending,
+        allowed_actions: names(allowed.iter()),
+        your_actions: names(allowed.iter().filter(|a| may_take(caller, r, **a))),
+        updated_at: rfc3339(r.updated_at),
     }
 }
 
-impl From<&Run> for RunView {
-    fn from(r: &Run) -> Self {
-        let status = Some(r.status);
-        RunView {
-            id: r.id.clone(),
-            permit_id: r.permit_id.clone(),
-            org_id: r.org_id.clone(),
-            status: r.status.to_string(),
-            reason: r.reason.clone(),
-            status_since: rfc3339(r.status_since),
-            in_good_standing: status.is_some_and(RunStatus::in_good_standing),
-            tranche: r.tranche,
-            released_flop: r.released_flop,
-            budget_flop: r.budget_flop,
-            cumulative_flop: r.cumulative_flop,
-            cumulative_upper_flop: r.cumulative_upper_flop,
-            tranche_percent: if r.released_flop > 0.0 {
-                r.cumulative_flop / r.released_flop * 100.0
-            } else {
-                0.0
-            },
-            alerted_percent: r.alerted_percent,
-            appeal_pending: r.appeal_pending,
-            allowed_actions: status
-                .map(|s| {
-                    s.allowed_actions()
-                        .into_iter()
-                        .filter(|a| *a != RunAction::ReachTrancheEnd)
-                        .map(|a| a.as_str().to_owned())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            your_actions: Vec::new(),
-            updated_at: rfc3339(r.updated_at),
-        }
-    }
-}
-
-/// A milestone report as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct MilestoneView {
-    /// Id.
-    pub id: String,
-    /// The run.
-    pub run_id: String,
-    /// The tranche whose end this milestone is.
-    pub tranche: i64,
-    /// submitted, accepted or rejected.
-    pub status: String,
-    /// `sha256:<hex>` of the checkpoint evaluated.
-    pub checkpoint_digest: String,
-    /// Cumulative FLOP at the checkpoint.
-    pub cumulative_flop: f64,
-    /// The evaluation results, as submitted.
-    pub evals: Value,
-    /// Who submitted it.
-    pub submitted_by: String,
-    /// When (RFC 3339).
-    pub submitted_at: String,
-    /// The evaluator who decided.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decided_by: Option<String>,
-    /// The evaluator's organization.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decided_org: Option<String>,
-    /// When (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decided_at: Option<String>,
-    /// Why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl From<Milestone> for MilestoneView {
-    fn from(m: Milestone) -> Self {
-        MilestoneView {
-            evals: serde_json::from_str(&m.evals_json).unwrap_or(Value::Null),
-            id: m.id,
-            run_id: m.run_id,
-            tranche: m.tranche,
-            status: m.status.to_string(),
-            checkpoint_digest: m.checkpoint_digest,
-            cumulative_flop: m.cumulative_flop,
-            submitted_by: m.submitted_by,
-            submitted_at: rfc3339(m.submitted_at),
-            decided_by: m.decided_by,
-            decided_org: m.decided_org,
-            decided_at: m.decided_at.map(rfc3339),
-            reason: m.reason,
-        }
+/// The API view of a stored milestone report.
+fn milestone_view(m: Milestone) -> MilestoneView {
+    MilestoneView {
+        evals: serde_json::from_str(&m.evals_json).unwrap_or(Value::Null),
+        id: m.id,
+        run_id: m.run_id,
+        tranche: m.tranche,
+        status: m.status.to_string(),
+        checkpoint_digest: m.checkpoint_digest,
+        cumulative_flop: m.cumulative_flop,
+        submitted_by: m.submitted_by,
+        submitted_at: rfc3339(m.submitted_at),
+        decided_by: m.decided_by,
+        decided_org: m.decided_org,
+        decided_at: m.decided_at.map(rfc3339),
+        reason: m.reason,
     }
 }
 
@@ -213,7 +124,7 @@ pub(crate) async fn list(
     let mut runs = Vec::new();
     for run in state.store.runs(scope).await? {
         if !assigned || sees_run(&state, &caller, &run).await? {
-            runs.push(RunView::for_caller(&run, &caller));
+            runs.push(run_view(&run, &caller));
         }
     }
     Ok(Json(runs))
@@ -223,34 +134,22 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     authz::RUNS_GET.authorize(&caller)?;
     let run = visible_run(&state, &caller, &id).await?;
     let usage = state.store.usage_by_provider(&run.id).await?;
-    let milestones: Vec<MilestoneView> = state
+    let milestones = state
         .store
         .milestones(&run.id)
         .await?
         .into_iter()
-        .map(MilestoneView::from)
+        .map(milestone_view)
         .collect();
-    let mut view = serde_json::to_value(RunView::for_caller(&run, &caller))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    view["usage_by_provider"] = json!(by_provider(&usage));
-    view["milestones"] = json!(milestones);
-    Ok(Json(view))
-}
-
-/// `GET /v1/runs/{id}/usage` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageQuery {
-    /// Page after this provider id (with `after_seq`).
-    pub after_provider: Option<String>,
-    /// Page after this sequence number of `after_provider`.
-    pub after_seq: Option<i64>,
-    /// Reports per page (1 to 1000; default 100).
-    pub limit: Option<i64>,
+    Ok(Json(RunDetail {
+        run: run_view(&run, &caller),
+        usage_by_provider: by_provider(&usage),
+        milestones,
+    }))
 }
 
 pub(crate) async fn usage(
@@ -258,7 +157,7 @@ pub(crate) async fn usage(
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<UsageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunUsage>, ApiError> {
     authz::RUNS_USAGE.authorize(&caller)?;
     let run = visible_run(&state, &caller, &id).await?;
     let limit = q.limit.unwrap_or(100);
@@ -279,46 +178,38 @@ pub(crate) async fn usage(
     let reports = state.store.usage_reports(&run.id, after, limit).await?;
     let next = (reports.len() as i64 == limit)
         .then(|| {
-            reports
-                .last()
-                .map(|r| json!({"after_provider": r.provider_id, "after_seq": r.seq}))
-        })
-        .flatten();
-    let reports: Vec<Value> = reports
-        .into_iter()
-        .map(|r| {
-            json!({
-                "provider_id": r.provider_id,
-                "seq": r.seq,
-                "cluster": r.cluster,
-                "from": r.from_s,
-                "to": r.to_s,
-                "method": r.method,
-                "flop": r.flop,
-                "flop_lower": r.flop_lower,
-                "flop_upper": r.flop_upper,
-                "accelerator_seconds": serde_json::from_str::<Value>(&r.accelerator_seconds_json).unwrap_or(Value::Null),
-                "received_at": rfc3339(r.received_at),
-                "token": r.token,
+            reports.last().map(|r| UsageCursor {
+                after_provider: r.provider_id.clone(),
+                after_seq: r.seq,
             })
         })
+        .flatten();
+    let reports = reports
+        .into_iter()
+        .map(|r| UsageReportView {
+            accelerator_seconds: serde_json::from_str(&r.accelerator_seconds_json)
+                .unwrap_or(Value::Null),
+            received_at: rfc3339(r.received_at),
+            provider_id: r.provider_id,
+            seq: r.seq,
+            cluster: r.cluster,
+            from: r.from_s,
+            to: r.to_s,
+            method: r.method,
+            flop: r.flop,
+            flop_lower: r.flop_lower,
+            flop_upper: r.flop_upper,
+            token: r.token,
+        })
         .collect();
-    Ok(Json(json!({
-        "run_id": run.id,
-        "cumulative_flop": run.cumulative_flop,
-        "cumulative_upper_flop": run.cumulative_upper_flop,
-        "by_provider": by_provider(&usage),
-        "reports": reports,
-        "next": next,
-    })))
-}
-
-/// Body of a run transition.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reason {
-    /// Why: audited, logged publicly, shown on the status list to gates and job owners.
-    pub reason: String,
+    Ok(Json(RunUsage {
+        run_id: run.id,
+        cumulative_flop: run.cumulative_flop,
+        cumulative_upper_flop: run.cumulative_upper_flop,
+        by_provider: by_provider(&usage),
+        reports,
+        next,
+    }))
 }
 
 fn reason_of(body: &Reason) -> Result<String, ApiError> {
@@ -350,7 +241,7 @@ async fn act(
         },
     )
     .await?;
-    Ok(Json(RunView::for_caller(&run, &caller)))
+    Ok(Json(run_view(&run, &caller)))
 }
 
 macro_rules! run_actions {
@@ -378,19 +269,6 @@ run_actions! {
     appeal => RUNS_APPEAL, Appeal;
 }
 
-/// `POST /v1/runs/{id}/milestones` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewMilestone {
-    /// `sha256:<64 hex>` of the checkpoint evaluated.
-    pub checkpoint_digest: String,
-    /// Cumulative FLOP at the checkpoint; default: the run's metered cumulative now.
-    #[serde(default)]
-    pub cumulative_flop: Option<runpermit_compute::Flop>,
-    /// The evaluation results (any JSON object; the evaluation plan says what).
-    pub evals: Value,
-}
-
 pub(crate) async fn create_milestone(
     State(state): State<AppState>,
     caller: Caller,
@@ -409,7 +287,7 @@ pub(crate) async fn create_milestone(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(MilestoneView::from(milestone))))
+    Ok((StatusCode::CREATED, Json(milestone_view(milestone))))
 }
 
 pub(crate) async fn list_milestones(
@@ -425,7 +303,7 @@ pub(crate) async fn list_milestones(
             .milestones(&run.id)
             .await?
             .into_iter()
-            .map(MilestoneView::from)
+            .map(milestone_view)
             .collect(),
     ))
 }
@@ -445,7 +323,7 @@ async fn decide(
     endpoint.authorize(&caller)?;
     let reason = reason_of(&body)?;
     let decided = milestones::decide(&state, &caller, &id, accept, reason).await?;
-    Ok(Json(MilestoneView::from(decided)))
+    Ok(Json(milestone_view(decided)))
 }
 
 pub(crate) async fn accept_milestone(
@@ -467,24 +345,22 @@ pub(crate) async fn reject_milestone(
 }
 
 /// Cumulative usage of a run by provider, as the API shows it.
-pub fn by_provider(
-    usage: &[runpermit_store::ProviderUsage],
-) -> BTreeMap<String, serde_json::Value> {
+pub fn by_provider(usage: &[runpermit_store::ProviderUsage]) -> BTreeMap<String, ProviderUsage> {
     usage
         .iter()
         .map(|p| {
             (
                 p.provider_id.clone(),
-                json!({
-                    "reports": p.reports,
-                    "max_seq": p.max_seq,
-                    "missing_reports": (p.max_seq - p.reports).max(0),
-                    "flop": p.flop,
-                    "flop_lower": p.flop_lower,
-                    "flop_upper": p.flop_upper,
-                    "from": p.first_from_s,
-                    "through": p.last_to_s,
-                }),
+                ProviderUsage {
+                    reports: p.reports,
+                    max_seq: p.max_seq,
+                    missing_reports: (p.max_seq - p.reports).max(0),
+                    flop: p.flop,
+                    flop_lower: p.flop_lower,
+                    flop_upper: p.flop_upper,
+                    from: p.first_from_s,
+                    through: p.last_to_s,
+                },
             )
         })
         .collect()

@@ -5,11 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use runpermit_compute::Flop;
-use runpermit_permit::{Jwk, PublicKey};
+use runpermit_api::error::{ErrorCode, UsageRefused};
+use runpermit_api::usage::{
+    KycAnswer, KycFlags, NewKycReport, NewReportingKey, ReportingKeyView, UsageBatch,
+};
+use runpermit_permit::PublicKey;
 use runpermit_store::ProviderKey;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::domain::audit::rfc3339;
 use crate::domain::error::{DomainError, RefusalKind};
@@ -25,14 +26,6 @@ use crate::http::state::AppState;
 /// Largest `POST /v1/usage` body: [`MAX_REPORTS_PER_REQUEST`] reports of about
 /// 800 bytes.
 pub const MAX_USAGE_BODY_BYTES: usize = 8 * 1024 * 1024;
-
-/// `POST /v1/usage` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageBatch {
-    /// Signed usage reports (compact JWS, `typ` `runpermit-usage+jwt`).
-    pub reports: Vec<String>,
-}
 
 pub(crate) async fn ingest(
     State(state): State<AppState>,
@@ -66,46 +59,23 @@ pub(crate) async fn ingest(
                 .iter()
                 .find_map(|r| r.error.as_ref().map(|e| format!("report {}: {e}", r.index)))
                 .unwrap_or_default();
-            let body = json!({
-                "error": "usage_refused",
-                "message": format!(
+            let body = UsageRefused {
+                error: ErrorCode::UsageRefused,
+                message: format!(
                     "{} of {} report(s) refused, so none of this batch was stored; first: {first}",
                     refused.answer.refused,
                     refused.answer.results.len()
                 ),
-                "refused": refused.answer.refused,
-                "results": refused.answer.results,
-            });
+                refused: refused.answer.refused,
+                results: refused.answer.results,
+            };
             Ok((status, Json(body)).into_response())
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// `POST /v1/orgs/{id}/reporting-keys` body.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewReportingKey {
-    /// The Ed25519 public key as a JWK (`{"kty":"OKP","crv":"Ed25519","x":…}`).
-    pub jwk: Jwk,
-}
-
-/// A reporting key as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReportingKeyView {
-    /// RFC 7638 thumbprint: the `kid` the gate puts in its reports' headers.
-    pub kid: String,
-    /// The provider.
-    pub org_id: String,
-    /// The public key.
-    pub jwk: Jwk,
-    /// RFC 3339.
-    pub created_at: String,
-    /// RFC 3339, when revoked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<String>,
-}
-
+/// The API view of a stored reporting key.
 fn key_view(k: &ProviderKey) -> Result<ReportingKeyView, ApiError> {
     let key = PublicKey::from_bytes(&k.public_key)
         .map_err(|e| ApiError::Internal(format!("stored reporting key {}: {e}", k.kid)))?;
@@ -150,28 +120,11 @@ pub(crate) async fn revoke_reporting_key(
     Ok(Json(key_view(&key)?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKycReport {
-    /// The customer's registry id (such as its LEI), the same at every provider.
-    pub customer: String,
-    /// Interval start (unix seconds).
-    pub from: i64,
-    /// Interval end (unix seconds), after `from`.
-    pub to: i64,
-    /// How many jobs.
-    pub jobs: i64,
-    /// Their accelerator-seconds.
-    pub accelerator_seconds: f64,
-    /// Their compute (metered, or accelerator-seconds × peak).
-    pub flop: Flop,
-}
-
 pub(crate) async fn create_kyc(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<NewKycReport>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KycAnswer>), ApiError> {
     authz::KYC_CREATE.authorize(&caller)?;
     let (report, flag) = kyc::report(
         &state,
@@ -188,19 +141,23 @@ pub(crate) async fn create_kyc(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": report.id, "customer": report.customer, "flag": flag})),
+        Json(KycAnswer {
+            id: report.id,
+            customer: report.customer,
+            flag,
+        }),
     ))
 }
 
 pub(crate) async fn kyc_flags(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KycFlags>, ApiError> {
     authz::KYC_FLAGS.authorize(&caller)?;
     let (threshold, flags) = kyc::flags(&state).await?;
-    Ok(Json(json!({
-        "threshold": threshold,
-        "window_days": state.policy.oversight.split_run_window_days,
-        "flags": flags,
-    })))
+    Ok(Json(KycFlags {
+        threshold,
+        window_days: state.policy.oversight.split_run_window_days,
+        flags,
+    }))
 }
