@@ -13,6 +13,9 @@
 
 use std::time::Duration;
 
+use runpermit_api::error::UsageRefused;
+use runpermit_api::usage::UsageBatch;
+
 use crate::queue::SendError;
 
 /// The status codes that refuse a report for good.
@@ -30,7 +33,11 @@ pub fn http_sender(
         .build()
         .into();
     move |token: &str| {
-        let body = serde_json::json!({ "reports": [token] }).to_string();
+        let batch = UsageBatch {
+            reports: vec![token.to_owned()],
+        };
+        let body = serde_json::to_string(&batch)
+            .map_err(|e| SendError::Transient(format!("encoding the batch: {e}")))?;
         let mut response = agent
             .post(&url)
             .header("content-type", "application/json")
@@ -41,7 +48,13 @@ pub fn http_sender(
             return Ok(());
         }
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        let reason = format!("POST {url}: HTTP {status}: {}", text.trim());
+        // A refused batch says, report by report, why (runpermit-api's `UsageRefused`): the
+        // dead letter keeps the authority's reason for this report, not the whole body.
+        let why = serde_json::from_str::<UsageRefused>(&text)
+            .ok()
+            .and_then(|r| r.results.into_iter().find_map(|r| r.error))
+            .unwrap_or_else(|| text.trim().to_owned());
+        let reason = format!("POST {url}: HTTP {status}: {why}");
         if PERMANENT.contains(&status) {
             Err(SendError::Rejected(reason))
         } else {

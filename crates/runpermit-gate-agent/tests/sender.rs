@@ -140,3 +140,42 @@ fn an_unreachable_authority_is_a_transient_failure() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_report_keeps_the_authoritys_reason_for_it() {
+    // The authority's answer to a refused batch (runpermit-api's `UsageRefused`).
+    let refusal = serde_json::json!({
+        "error": "usage_refused",
+        "message": "1 of 1 report(s) refused, so none of this batch was stored; first: …",
+        "refused": 1,
+        "results": [{"index": 0, "status": "refused",
+                     "error": "no registered reporting key has kid \"k1\""}],
+    });
+    let app = axum::Router::new().route(
+        "/v1/usage",
+        post(move || {
+            let body = refusal.to_string();
+            async move { (StatusCode::UNAUTHORIZED, body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut send = http_sender(&url, Duration::from_secs(5));
+        send("a.b.c")
+    })
+    .await
+    .expect("sending");
+    match outcome {
+        Err(runpermit_gate_agent::SendError::Rejected(reason)) => {
+            assert!(
+                reason.ends_with("HTTP 401: no registered reporting key has kid \"k1\""),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
