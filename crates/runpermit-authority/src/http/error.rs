@@ -187,6 +187,32 @@ impl From<InvalidInput> for ApiError {
     }
 }
 
+/// A query string read into `T`; what cannot be read is invalid input naming the parameter
+/// (422 with the shared error body), as for a body, rather than axum's plain-text 400.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                ApiError::Invalid(vec![FieldError::new(
+                    if path == "." { String::new() } else { path },
+                    e.into_inner().to_string(),
+                )])
+            })
+    }
+}
+
 /// A JSON body whose deserialization errors name the field (`hardware.count: invalid type`).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);

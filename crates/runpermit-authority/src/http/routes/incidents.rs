@@ -2,7 +2,7 @@
 //! policy; overdue follow-ups are visible to the authority.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use runpermit_api::incidents::{FollowUp, IncidentQuery, IncidentView, NewIncident};
 use runpermit_store::Incident;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::domain::audit::rfc3339;
 use crate::domain::{Caller, incidents};
 use crate::http::authz;
-use crate::http::error::{ApiError, ApiJson};
+use crate::http::error::{ApiError, ApiJson, ApiQuery};
 use crate::http::state::AppState;
 
 /// The API view of a stored incident, with its deadlines as of now.
@@ -66,7 +66,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<IncidentQuery>,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
 ) -> Result<Json<Vec<IncidentView>>, ApiError> {
     authz::INCIDENTS_LIST.authorize(&caller)?;
     Ok(Json(

@@ -2,7 +2,7 @@
 //! [`crate::http::openapi`]).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use runpermit_api::ops::{AuditQuery, AuditView, Health, Readiness};
@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::domain::Caller;
 use crate::domain::audit::rfc3339;
 use crate::http::authz;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ApiQuery};
 use crate::http::openapi::openapi_document;
 use crate::http::state::AppState;
 
@@ -66,7 +66,7 @@ pub(crate) async fn policy(
 pub(crate) async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditView>>, ApiError> {
     authz::AUDIT_LIST.authorize(&caller)?;
     let limit = q.limit.unwrap_or(100);

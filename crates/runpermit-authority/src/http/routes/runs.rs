@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use runpermit_api::runs::{
     MilestoneView, NewMilestone, ProviderUsage, Reason, RunDetail, RunUsage, RunView, UsageCursor,
@@ -19,7 +19,7 @@ use crate::domain::audit::rfc3339;
 use crate::domain::runs::transitions::{self, Change};
 use crate::domain::runs::{milestones, sees_run, visible_run};
 use crate::http::authz::{self, Endpoint, OrgKind};
-use crate::http::error::{ApiError, ApiJson};
+use crate::http::error::{ApiError, ApiJson, ApiQuery};
 use crate::http::state::AppState;
 
 /// The endpoint that takes `action` on a run (none for the authority's own).
@@ -156,7 +156,7 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<UsageQuery>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Json<RunUsage>, ApiError> {
     authz::RUNS_USAGE.authorize(&caller)?;
     let run = visible_run(&state, &caller, &id).await?;
