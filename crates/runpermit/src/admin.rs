@@ -2,6 +2,8 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use runpermit_api::identity::{NewToken, Revocation};
+use runpermit_api::usage::NewReportingKey;
 use serde_json::{Value, json};
 
 use crate::client::{Client, ClientArgs};
@@ -114,7 +116,9 @@ pub fn org(args: OrgArgs) -> Result<()> {
         OrgCommand::Members { org } => client.get(&format!("/v1/orgs/{org}/members"))?,
         OrgCommand::AddReportingKey { org, key } => client.post(
             &format!("/v1/orgs/{org}/reporting-keys"),
-            &json!({"jwk": reporting_jwk(&key)?}),
+            &NewReportingKey {
+                jwk: reporting_jwk(&key)?,
+            },
             &[],
         )?,
         OrgCommand::ReportingKeys { org } => {
@@ -206,13 +210,16 @@ pub fn token(args: TokenArgs) -> Result<()> {
             expires_in_days,
         } => client.post(
             &format!("/v1/members/{member}/tokens"),
-            &json!({"label": label, "expires_in_days": expires_in_days}),
+            &NewToken {
+                label,
+                expires_in_days: expires_in_days.map(i64::from),
+            },
             &[],
         )?,
         TokenCommand::List { member } => client.get(&format!("/v1/members/{member}/tokens"))?,
         TokenCommand::Revoke { id, reason } => client.post(
             &format!("/v1/tokens/{id}/revoke"),
-            &json!({"reason": reason}),
+            &Revocation { reason },
             &[],
         )?,
     };

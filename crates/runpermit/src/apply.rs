@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use runpermit_api::applications::{NewApplication, PlanUpdate, StepBody};
 use runpermit_compute::{format_count, format_flop_number};
 use runpermit_policy::{RunPlan, Schedule, Timestamp, parse_timestamp};
 use serde_json::{Value, json};
@@ -127,7 +128,10 @@ pub fn apply(args: ApplyArgs) -> Result<()> {
         .start
         .apply(read_plan(&args.plan)?, crate::now_unix())?;
     let client = Client::new(&args.client)?;
-    let body = json!({ "plan": plan, "draft": args.draft });
+    let body = NewApplication {
+        plan: serde_json::to_value(&plan)?,
+        draft: args.draft,
+    };
     let headers: Vec<(&str, &str)> = args
         .idempotency_key
         .as_deref()
@@ -417,7 +421,11 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             Ok(())
         }
         ApplicationsCommand::Submit { id } => {
-            let app = client.post(&format!("/v1/applications/{id}/submit"), &json!({}), &[])?;
+            let app = client.post(
+                &format!("/v1/applications/{id}/submit"),
+                &StepBody { reason: None },
+                &[],
+            )?;
             finish(json_out, &app)
         }
         ApplicationsCommand::Update { id, plan, start } => {
@@ -426,14 +434,19 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
             let app = client.put(
                 &format!("/v1/applications/{id}"),
-                &json!({"plan": plan, "version": version}),
+                &PlanUpdate {
+                    plan: serde_json::to_value(&plan)?,
+                    version,
+                },
             )?;
             finish(json_out, &app)
         }
         ApplicationsCommand::Withdraw { id, reason } => {
             let app = client.post(
                 &format!("/v1/applications/{id}/withdraw"),
-                &json!({"reason": reason}),
+                &StepBody {
+                    reason: Some(reason),
+                },
                 &[],
             )?;
             finish(json_out, &app)
@@ -441,7 +454,9 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
         ApplicationsCommand::Appeal { id, reason } => {
             let app = client.post(
                 &format!("/v1/applications/{id}/appeal"),
-                &json!({"reason": reason}),
+                &StepBody {
+                    reason: Some(reason),
+                },
                 &[],
             )?;
             finish(json_out, &app)

@@ -240,20 +240,25 @@ impl Client {
     }
 
     /// `POST path` with a JSON body and optional headers.
-    pub fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Result<Value> {
+    pub fn post<B: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        headers: &[(&str, &str)],
+    ) -> Result<Value> {
         self.send("POST", path, body, headers)
     }
 
     /// `PUT path` with a JSON body.
-    pub fn put(&self, path: &str, body: &Value) -> Result<Value> {
+    pub fn put<B: serde::Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value> {
         self.send("PUT", path, body, &[])
     }
 
-    fn send(
+    fn send<B: serde::Serialize + ?Sized>(
         &self,
         method: &str,
         path: &str,
-        body: &Value,
+        body: &B,
         headers: &[(&str, &str)],
     ) -> Result<Value> {
         let url = self.url(path);

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use runpermit_api::incidents::{FollowUp, NewIncident};
+use runpermit_api::runs::{NewMilestone, Reason};
+use runpermit_api::usage::NewKycReport;
 use runpermit_compute::format_flop;
 use runpermit_policy::{RunAction, RunActor};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::args::{self, ArgError};
 use crate::client::{Client, ClientArgs};
@@ -226,7 +229,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let transition = |action: &str, t: Transition| {
         client.post(
             &format!("/v1/runs/{}/{action}", t.id),
-            &json!({"reason": t.reason}),
+            &Reason { reason: t.reason },
             &[],
         )
     };
@@ -244,23 +247,27 @@ pub fn run(args: RunArgs) -> Result<()> {
             flop,
         } => {
             let evals = read_evals(&evals)?;
-            let mut body = json!({"checkpoint_digest": checkpoint_digest, "evals": evals});
-            if let Some(flop) = flop {
-                let parsed: runpermit_compute::Flop = flop
-                    .parse()
-                    .map_err(|e| ArgError(format!("--flop {flop:?}: {e}")))?;
-                body["cumulative_flop"] = json!(parsed);
-            }
+            let cumulative_flop = flop
+                .map(|flop| {
+                    flop.parse::<runpermit_compute::Flop>()
+                        .map_err(|e| ArgError(format!("--flop {flop:?}: {e}")))
+                })
+                .transpose()?;
+            let body = NewMilestone {
+                checkpoint_digest,
+                cumulative_flop,
+                evals,
+            };
             client.post(&format!("/v1/runs/{id}/milestones"), &body, &[])?
         }
         RunCommand::Accept { milestone, reason } => client.post(
             &format!("/v1/milestones/{milestone}/accept"),
-            &json!({"reason": reason}),
+            &Reason { reason },
             &[],
         )?,
         RunCommand::Reject { milestone, reason } => client.post(
             &format!("/v1/milestones/{milestone}/reject"),
-            &json!({"reason": reason}),
+            &Reason { reason },
             &[],
         )?,
         RunCommand::Pause(t) => transition("pause", t)?,
@@ -376,7 +383,13 @@ pub fn incident(args: IncidentArgs) -> Result<()> {
             occurred_at,
         } => client.post(
             "/v1/incidents",
-            &json!({"category": category, "summary": summary, "run_id": run, "occurred_at": occurred_at}),
+            &NewIncident {
+                category,
+                summary,
+                run_id: run,
+                occurred_at,
+                details: None,
+            },
             &[],
         )?,
         IncidentCommand::List { overdue } => client.get(if overdue {
@@ -390,7 +403,10 @@ pub fn incident(args: IncidentArgs) -> Result<()> {
             keep_open,
         } => client.post(
             &format!("/v1/incidents/{id}/follow-up"),
-            &json!({"text": text, "close": !keep_open}),
+            &FollowUp {
+                text,
+                close: !keep_open,
+            },
             &[],
         )?,
     };
@@ -499,9 +515,15 @@ pub fn kyc(args: KycArgs) -> Result<()> {
                 .map_err(|e| ArgError(format!("--flop {flop:?}: {e}")))?;
             client.post(
                 "/v1/kyc-reports",
-                &json!({"customer": customer, "from": unix_time("from", &from)?,
-                        "to": unix_time("to", &to)?, "jobs": jobs,
-                        "accelerator_seconds": accelerator_seconds, "flop": parsed}),
+                &NewKycReport {
+                    customer,
+                    from: unix_time("from", &from)?,
+                    to: unix_time("to", &to)?,
+                    jobs: i64::try_from(jobs)
+                        .map_err(|_| ArgError(format!("--jobs {jobs}: too many")))?,
+                    accelerator_seconds,
+                    flop: parsed,
+                },
                 &[],
             )?
         }
