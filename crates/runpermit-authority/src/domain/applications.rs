@@ -14,9 +14,7 @@ use runpermit_log::{DecisionKind, LogEntry};
 use runpermit_permit::{ExemptionClaims, Holder, sign_exemption};
 use runpermit_policy::Lifecycle;
 use runpermit_policy::workflow::{self, Action, Status};
-use runpermit_policy::{
-    Classification, Decision, PriorCompute, RunPlan, RunStatus, classify_with_prior,
-};
+use runpermit_policy::{Classification, Decision, PriorCompute, RunPlan, classify_with_prior};
 use runpermit_store::{Application, Receipt, Write};
 use serde_json::json;
 
@@ -85,8 +83,7 @@ pub fn estimate_of(app: &Application) -> Result<Estimate, DomainError> {
 }
 
 fn transition(app: &Application, action: Action) -> Result<Status, DomainError> {
-    let status: Status = app.status;
-    workflow::next(status, action).map_err(|e| DomainError::Conflict(e.to_string()))
+    workflow::next(app.status, action).map_err(|e| DomainError::Conflict(e.to_string()))
 }
 
 /// A fresh application record (status draft) for `plan`.
@@ -161,8 +158,7 @@ pub async fn prior_compute(
         if run.created_at < now - window_ms {
             continue;
         }
-        let status: RunStatus = run.status;
-        window += if status.is_final() {
+        window += if run.status.is_final() {
             run.cumulative_flop
         } else {
             run.budget_flop.max(run.cumulative_flop)
@@ -543,8 +539,7 @@ pub async fn update(
     version: i64,
 ) -> Result<Application, DomainError> {
     let mut app = own_application(state, caller, id).await?;
-    let status: Status = app.status;
-    if !matches!(status, Status::Draft | Status::ChangesRequested) {
+    if !matches!(app.status, Status::Draft | Status::ChangesRequested) {
         return Err(DomainError::Conflict(format!(
             "the plan of {} application cannot change; only drafts and applications with changes requested can",
             runpermit_types::names::with_article(app.status.as_str())

@@ -111,7 +111,7 @@ pub async fn create_member(
         ));
     }
     let org = visible_org(state, caller, org_id).await?;
-    let kind: OrgKind = org.kind;
+    let kind = org.kind;
     if !kind.roles().contains(&role) {
         let allowed: Vec<&str> = kind.roles().iter().map(|r| r.as_str()).collect();
         return Err(DomainError::field(

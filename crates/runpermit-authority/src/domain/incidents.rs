@@ -15,20 +15,8 @@ use crate::domain::{Authority, Caller, DomainError};
 /// The largest details of an incident report, as JSON.
 pub const MAX_DETAILS_BYTES: usize = 16 * 1024;
 
-/// An incident as its reporter describes it.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// One of the policy's incident categories.
-    pub category: String,
-    /// What happened, in words.
-    pub summary: String,
-    /// The run concerned, if any: one the reporter may see.
-    pub run_id: Option<String>,
-    /// When it happened (a timestamp the policy's parser reads); default: now.
-    pub occurred_at: Option<String>,
-    /// Structured details (any JSON).
-    pub details: Option<Value>,
-}
+/// An incident as its reporter describes it (the API's request body).
+pub use runpermit_api::incidents::NewIncident as Report;
 
 /// Records `report` by `caller`'s organization, with its follow-up deadline from the policy's
 /// category; every invalid field is named, and a run the reporter may not see is named as

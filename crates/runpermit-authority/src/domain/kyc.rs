@@ -12,22 +12,8 @@ use crate::domain::audit::event;
 use crate::domain::ids::new_id;
 use crate::domain::{Authority, Caller, DomainError};
 
-/// A KYC report as the provider sends it.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// The customer's registry id (such as its LEI), the same at every provider.
-    pub customer: String,
-    /// Interval start (unix seconds).
-    pub from: i64,
-    /// Interval end (unix seconds), after `from`.
-    pub to: i64,
-    /// How many jobs.
-    pub jobs: i64,
-    /// Their accelerator-seconds.
-    pub accelerator_seconds: f64,
-    /// Their compute (metered, or accelerator-seconds × peak).
-    pub flop: Flop,
-}
+/// A KYC report as the provider sends it (the API's request body).
+pub use runpermit_api::usage::NewKycReport as Report;
 
 /// The longest interval one KYC report covers: a year.
 const MAX_KYC_INTERVAL_S: i64 = 366 * 86_400;

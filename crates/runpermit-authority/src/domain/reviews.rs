@@ -15,18 +15,8 @@ use crate::domain::error::reason;
 use crate::domain::ids::new_id;
 use crate::domain::{Authority, Caller, DomainError};
 
-/// A reviewer's decision, as read from the request.
-#[derive(Debug, Clone)]
-pub struct Decision {
-    /// approve, deny or request_changes.
-    pub decision: ReviewDecision,
-    /// Why: recorded, audited and shown to the applicant.
-    pub reason: String,
-    /// Conditions attached to an approval; they become the permit's `conditions`.
-    pub conditions: Vec<String>,
-    /// Evaluator organizations (ids) assigned with an approval.
-    pub evaluators: Vec<String>,
-}
+/// A reviewer's decision, as read from the request (the API's request body).
+pub use runpermit_api::reviews::NewReview as Decision;
 
 /// Most evaluator organizations one approval may name.
 const MAX_EVALUATORS: usize = 16;
@@ -133,8 +123,7 @@ pub async fn decide(
     let expected_version = app.version;
     let now = state.clock.now_ms();
     let mut writes = Vec::new();
-    let status: Status = app.status;
-    if matches!(status, Status::Submitted | Status::Appealed) {
+    if matches!(app.status, Status::Submitted | Status::Appealed) {
         writes.extend(lifecycle::transition_writes(
             state,
             caller,

@@ -40,15 +40,13 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(&token_hash(secret), now)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
-        let org_kind = principal.org.kind;
-        let role = principal.member.role;
         let caller = Caller {
             member_id: principal.member.id,
             member_name: principal.member.name,
             org_id: principal.org.id,
             org_name: principal.org.name,
-            org_kind,
-            role,
+            org_kind: principal.org.kind,
+            role: principal.member.role,
             token_id: principal.token.id,
             token_expires_at: principal.token.expires_at,
         };

@@ -58,11 +58,7 @@ pub enum ApiError {
 impl ApiError {
     /// 422 for one field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError::Invalid(vec![FieldError {
-            field: field.into(),
-            message: message.into(),
-            suggestions: Vec::new(),
-        }])
+        ApiError::Invalid(vec![FieldError::new(field, message)])
     }
 }
 
@@ -204,13 +200,16 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|e| {
-                let path = e.path().to_string();
-                ApiError::Invalid(vec![FieldError::new(
-                    if path == "." { String::new() } else { path },
-                    e.into_inner().to_string(),
-                )])
+                let field = field_of(e.path());
+                ApiError::Invalid(vec![FieldError::new(field, e.into_inner().to_string())])
             })
     }
+}
+
+/// The field a deserialization error is at: its path, or empty for the input as a whole.
+fn field_of(path: &serde_path_to_error::Path) -> String {
+    let path = path.to_string();
+    if path == "." { String::new() } else { path }
 }
 
 /// A JSON body whose deserialization errors name the field (`hardware.count: invalid type`).
@@ -240,14 +239,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
+            let field = field_of(e.path());
             let inner = e.into_inner();
             if inner.is_data() {
-                ApiError::Invalid(vec![FieldError {
-                    field: if path == "." { String::new() } else { path },
-                    message: inner.to_string(),
-                    suggestions: Vec::new(),
-                }])
+                ApiError::Invalid(vec![FieldError::new(field, inner.to_string())])
             } else {
                 not_json(&inner)
             }

@@ -2,7 +2,6 @@
 //! the run accepts it (the next tranche is released) or rejects it (the run is paused). Each is
 //! one run transition with its milestone write, audit event and log entry.
 
-use runpermit_compute::Flop;
 use runpermit_policy::RunAction;
 use runpermit_store::{Milestone, Write};
 use runpermit_types::MilestoneStatus;
@@ -17,16 +16,8 @@ use crate::domain::{Authority, Caller, DomainError};
 /// The largest evaluation results of a milestone report, as JSON.
 pub const MAX_EVALS_BYTES: usize = 256 * 1024;
 
-/// A milestone report as the developer submits it.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// `sha256:<64 hex>` of the checkpoint evaluated.
-    pub checkpoint_digest: String,
-    /// Cumulative FLOP at the checkpoint; default: the run's metered cumulative now.
-    pub cumulative_flop: Option<Flop>,
-    /// The evaluation results (a non-empty JSON object).
-    pub evals: Value,
-}
+/// A milestone report as the developer submits it (the API's request body).
+pub use runpermit_api::runs::NewMilestone as Report;
 
 fn check_digest(digest: &str) -> Result<(), DomainError> {
     let hex = digest.strip_prefix("sha256:").unwrap_or("");

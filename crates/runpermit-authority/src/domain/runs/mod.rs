@@ -7,7 +7,6 @@
 //! `tranche_progress`, `next_tranche`); these modules apply them to stored runs.
 
 use runpermit_compute::Flop;
-use runpermit_policy::RunStatus;
 use runpermit_store::Run;
 use runpermit_types::OrgKind;
 
@@ -31,10 +30,6 @@ fn released(value: f64) -> Flop {
 /// a broken figure holds a run rather than frees it.
 fn used(value: f64) -> Flop {
     Flop::new(value).unwrap_or(Flop::MAX)
-}
-
-pub(crate) fn status_of(run: &Run) -> Result<RunStatus, DomainError> {
-    Ok(run.status)
 }
 
 /// Whether `caller` may see `run`: authority staff every run, a developer its own, an

@@ -4,7 +4,6 @@
 use runpermit_permit::{PermitStatus, StatusEntry};
 use runpermit_policy::RunStatus;
 
-use super::status_of;
 use crate::domain::log as tlog;
 use crate::domain::{Authority, DomainError};
 
@@ -58,7 +57,7 @@ pub async fn status_entries(state: &Authority) -> Result<Vec<StatusEntry>, Domai
     let runs = state.store.runs_not_in_good_standing(now_s - skew).await?;
     let mut entries = Vec::with_capacity(runs.len());
     for run in runs {
-        let status = status_of(&run)?;
+        let status = run.status;
         let (listed, reason) = match status {
             RunStatus::Active => continue,
             RunStatus::MilestoneDue => (PermitStatus::MilestoneHold, run.reason.clone()),

@@ -8,7 +8,6 @@ use runpermit_log::LogEntry;
 use runpermit_policy::Lifecycle;
 use runpermit_store::{Run, Write};
 
-use super::status_of;
 use super::transitions::evaluate_run;
 use crate::domain::Authority;
 use crate::domain::error::DomainError;
@@ -71,7 +70,7 @@ async fn summarize_run(state: &Authority, run: &Run) -> Result<bool, DomainError
 pub async fn evaluate_all(state: &Authority) -> Result<usize, DomainError> {
     let mut n = 0;
     for run in state.store.runs(None).await? {
-        if status_of(&run)?.is_final() {
+        if run.status.is_final() {
             continue;
         }
         evaluate_run(state, &run.id).await?;

@@ -13,7 +13,7 @@ use runpermit_store::{Incident, Run, Write};
 use runpermit_types::IncidentStatus;
 use serde_json::json;
 
-use super::{released, status_of, used};
+use super::{released, used};
 use crate::domain::Authority;
 use crate::domain::audit::event;
 use crate::domain::caller::Caller;
@@ -104,7 +104,7 @@ pub async fn transition(
             .run(run_id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("no run {run_id}")))?;
-        let from = status_of(&run)?;
+        let from = run.status;
         let to = run_next(from, change.action).map_err(|e| DomainError::Conflict(e.to_string()))?;
         let now = state.clock.now_ms();
         let mut next = run.clone();
@@ -214,7 +214,7 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
         let Some(run) = state.store.run(run_id).await? else {
             return Ok(());
         };
-        let status = status_of(&run)?;
+        let status = run.status;
         if status.is_final() {
             return Ok(());
         }

@@ -48,18 +48,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<NewIncident>,
 ) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
     authz::INCIDENTS_CREATE.authorize(&caller)?;
-    let incident = incidents::report(
-        &state,
-        &caller,
-        incidents::Report {
-            category: body.category,
-            summary: body.summary,
-            run_id: body.run_id,
-            occurred_at: body.occurred_at,
-            details: body.details,
-        },
-    )
-    .await?;
+    let incident = incidents::report(&state, &caller, body).await?;
     Ok((StatusCode::CREATED, Json(view(&state, incident))))
 }
 

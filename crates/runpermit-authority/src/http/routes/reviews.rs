@@ -39,18 +39,7 @@ pub(crate) async fn create(
     ApiJson(body): ApiJson<NewReview>,
 ) -> Result<(StatusCode, Json<ApplicationView>), ApiError> {
     authz::REVIEWS_CREATE.authorize(&caller)?;
-    let app = reviews::decide(
-        &state,
-        &caller,
-        &id,
-        reviews::Decision {
-            decision: body.decision,
-            reason: body.reason,
-            conditions: body.conditions,
-            evaluators: body.evaluators,
-        },
-    )
-    .await?;
+    let app = reviews::decide(&state, &caller, &id, body).await?;
     Ok((StatusCode::CREATED, Json(view(&state, app).await?)))
 }
 

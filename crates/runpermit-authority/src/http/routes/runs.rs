@@ -10,7 +10,7 @@ use runpermit_api::runs::{
     MilestoneView, NewMilestone, ProviderUsage, Reason, RunDetail, RunUsage, RunView, UsageCursor,
     UsageQuery, UsageReportView,
 };
-use runpermit_policy::{Lifecycle, RunAction, RunActor, RunStatus};
+use runpermit_policy::{Lifecycle, RunAction, RunActor};
 use runpermit_store::{Milestone, Run};
 use serde_json::Value;
 
@@ -57,15 +57,12 @@ fn may_take(caller: &Caller, run: &Run, action: RunAction) -> bool {
 
 /// The view of `r` for `caller`, who may see it.
 pub fn run_view(r: &Run, caller: &Caller) -> RunView {
-    let status = Some(r.status);
-    let allowed: Vec<RunAction> = status
-        .map(|s| {
-            s.allowed_actions()
-                .into_iter()
-                .filter(|a| *a != RunAction::ReachTrancheEnd)
-                .collect()
-        })
-        .unwrap_or_default();
+    let allowed: Vec<RunAction> = r
+        .status
+        .allowed_actions()
+        .into_iter()
+        .filter(|a| *a != RunAction::ReachTrancheEnd)
+        .collect();
     fn names<'a>(actions: impl Iterator<Item = &'a RunAction>) -> Vec<String> {
         actions.map(|a| a.as_str().to_owned()).collect()
     }
@@ -76,7 +73,7 @@ pub fn run_view(r: &Run, caller: &Caller) -> RunView {
         status: r.status.to_string(),
         reason: r.reason.clone(),
         status_since: rfc3339(r.status_since),
-        in_good_standing: status.is_some_and(RunStatus::in_good_standing),
+        in_good_standing: r.status.in_good_standing(),
         tranche: r.tranche,
         released_flop: r.released_flop,
         budget_flop: r.budget_flop,
@@ -276,17 +273,7 @@ pub(crate) async fn create_milestone(
     ApiJson(body): ApiJson<NewMilestone>,
 ) -> Result<(StatusCode, Json<MilestoneView>), ApiError> {
     authz::MILESTONES_CREATE.authorize(&caller)?;
-    let milestone = milestones::submit(
-        &state,
-        &caller,
-        &id,
-        milestones::Report {
-            checkpoint_digest: body.checkpoint_digest,
-            cumulative_flop: body.cumulative_flop,
-            evals: body.evals,
-        },
-    )
-    .await?;
+    let milestone = milestones::submit(&state, &caller, &id, body).await?;
     Ok((StatusCode::CREATED, Json(milestone_view(milestone))))
 }
 

@@ -126,19 +126,7 @@ pub(crate) async fn create_kyc(
     ApiJson(body): ApiJson<NewKycReport>,
 ) -> Result<(StatusCode, Json<KycAnswer>), ApiError> {
     authz::KYC_CREATE.authorize(&caller)?;
-    let (report, flag) = kyc::report(
-        &state,
-        &caller,
-        kyc::Report {
-            customer: body.customer,
-            from: body.from,
-            to: body.to,
-            jobs: body.jobs,
-            accelerator_seconds: body.accelerator_seconds,
-            flop: body.flop,
-        },
-    )
-    .await?;
+    let (report, flag) = kyc::report(&state, &caller, body).await?;
     Ok((
         StatusCode::CREATED,
         Json(KycAnswer {
