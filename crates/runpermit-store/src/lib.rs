@@ -56,7 +56,7 @@ mod write;
 pub use applications::{Application, ApplicationStore, Permit, REVIEW_DECISIONS, Receipt, Review};
 pub use error::StoreError;
 pub use identity::{
-    IdentityStore, Member, Organization, Principal, ProviderKey, SigningKey, Token,
+    IdentityStore, Member, Organization, Principal, ProviderKey, Session, SigningKey, Token,
 };
 pub use log::{LogBatch, LogState, LogStore, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, SequencedEntry};
 pub use ops::{AuditEvent, Deployment, Idempotency, OpsStore};

@@ -294,6 +294,20 @@ impl Problems {
     }
 }
 
+/// A secret's hash: lowercase hex SHA-256 (64 characters 0-9a-f).
+fn sha256_hex(hash: &str, field: &str, p: &mut Problems) {
+    let hex = hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        p.push(
+            field,
+            "must be the lowercase hex SHA-256 of the secret (64 characters 0-9a-f)".to_owned(),
+        );
+    }
+}
+
 fn check(write: &Write, p: &mut Problems) {
     match write {
         Write::InsertOrganization(o) => {
@@ -306,19 +320,23 @@ fn check(write: &Write, p: &mut Problems) {
         Write::InsertToken(t) => {
             p.id("id", &t.id);
             p.id("member_id", &t.member_id);
-            let hex = t.hash.len() == 64
-                && t.hash
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-            if !hex {
-                p.push(
-                    "hash",
-                    "must be the lowercase hex SHA-256 of the secret (64 characters 0-9a-f)"
-                        .to_owned(),
-                );
-            }
+            sha256_hex(&t.hash, "hash", p);
         }
         Write::RevokeToken { id, .. } => p.id("id", id),
+        Write::InsertSession(s) => {
+            sha256_hex(&s.id_hash, "id_hash", p);
+            p.id("token_id", &s.token_id);
+            if s.csrf.len() < 32 || !s.csrf.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                p.push(
+                    "csrf",
+                    "must be at least 32 letters and digits (a random token)".to_owned(),
+                );
+            }
+            if s.expires_at <= s.created_at {
+                p.push("expires_at", "must be later than created_at".to_owned());
+            }
+        }
+        Write::EndSession { id_hash, .. } => sha256_hex(id_hash, "id_hash", p),
         Write::InsertApplication(a) => application(a, p),
         Write::UpdateApplication {
             application: a,

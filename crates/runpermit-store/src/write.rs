@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Application, AuditEvent, Deployment, Idempotency, Incident, KycReport, Member, Milestone,
-    Organization, Permit, ProviderKey, Receipt, Review, Run, SigningKey, Token,
+    Organization, Permit, ProviderKey, Receipt, Review, Run, Session, SigningKey, Token,
 };
 
 /// One write of a [`crate::Store::commit`] batch. A batch is applied in order, in one
@@ -17,6 +17,13 @@ pub enum Write {
     /// Sets `revoked_at`. A missing token is `NotFound`; an already revoked one `Conflict`.
     RevokeToken {
         id: String,
+        at: i64,
+    },
+    InsertSession(Session),
+    /// Sets a console session's `ended_at` (sign-out). A missing session is `NotFound`; an
+    /// ended one `Conflict`.
+    EndSession {
+        id_hash: String,
         at: i64,
     },
     InsertApplication(Application),
@@ -165,6 +172,8 @@ impl Write {
             Write::InsertMember(m) => format!("InsertMember {}", m.id),
             Write::InsertToken(t) => format!("InsertToken {}", t.id),
             Write::RevokeToken { id, .. } => format!("RevokeToken {id}"),
+            Write::InsertSession(s) => format!("InsertSession for {}", s.token_id),
+            Write::EndSession { .. } => "EndSession".to_owned(),
             Write::InsertApplication(a) => format!("InsertApplication {}", a.id),
             Write::UpdateApplication { application, .. } => {
                 format!("UpdateApplication {}", application.id)
@@ -227,6 +236,8 @@ impl Write {
             | Write::InsertMember(_)
             | Write::InsertToken(_)
             | Write::RevokeToken { .. }
+            | Write::InsertSession(_)
+            | Write::EndSession { .. }
             | Write::InsertSigningKey(_)
             | Write::RetireSigningKey { .. }
             | Write::InsertProviderKey(_)

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Db, expect_err, hash, member, org, seed, token};
-use runpermit_store::{ProviderKey, SigningKey, StoreError, Write};
+use runpermit_store::{ProviderKey, Session, SigningKey, StoreError, Write};
 
 common::suite!(
     organizations_members_and_tokens,
@@ -13,6 +13,7 @@ common::suite!(
     duplicate_token_hash,
     signing_keys_retire_once,
     provider_keys_insert_read_and_revoke_once,
+    sessions_live_with_their_token_until_expiry_or_sign_out,
 );
 
 async fn organizations_members_and_tokens(db: Db) {
@@ -314,4 +315,81 @@ async fn provider_keys_insert_read_and_revoke_once(db: Db) {
         "{e}"
     );
     assert_eq!(store.all_provider_keys().await.unwrap().len(), 4);
+}
+
+fn session(n: u64, token_id: &str, expires_at: i64) -> Session {
+    Session {
+        id_hash: hash(100 + n),
+        token_id: token_id.into(),
+        csrf: format!("{:032}", n),
+        created_at: 1_000,
+        expires_at,
+        ended_at: None,
+    }
+}
+
+async fn sessions_live_with_their_token_until_expiry_or_sign_out(db: Db) {
+    let store = db.store();
+    seed(store).await;
+    store
+        .commit(vec![
+            Write::InsertToken(token("tok_a", "m_rev", 1, None)),
+            Write::InsertToken(token("tok_b", "m_rev", 2, Some(3_000))),
+            Write::InsertSession(session(1, "tok_a", 5_000)),
+            Write::InsertSession(session(2, "tok_b", 9_000)),
+            Write::InsertSession(session(3, "tok_a", 9_000)),
+        ])
+        .await
+        .unwrap();
+    let (principal, found) = store
+        .session(&hash(101), 2_000)
+        .await
+        .unwrap()
+        .expect("a session in force");
+    assert_eq!(principal.member, member("m_rev", "o_auth", "reviewer", 40));
+    assert_eq!(principal.token.id, "tok_a");
+    assert_eq!(found, session(1, "tok_a", 5_000));
+    assert!(
+        store.session(&hash(101), 5_000).await.unwrap().is_none(),
+        "expires_at is the first instant the session is refused"
+    );
+    assert!(
+        store.session(&hash(102), 3_000).await.unwrap().is_none(),
+        "a session dies with its token's expiry"
+    );
+    assert!(store.session(&hash(999), 2_000).await.unwrap().is_none());
+
+    // Sign-out ends the session once; revoking the token ends every session of it.
+    let end = |at| Write::EndSession {
+        id_hash: hash(101),
+        at,
+    };
+    store.commit(vec![end(2_500)]).await.unwrap();
+    assert!(store.session(&hash(101), 2_600).await.unwrap().is_none());
+    let e = expect_err(store.commit(vec![end(2_700)]).await);
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    assert!(store.session(&hash(103), 2_600).await.unwrap().is_some());
+    store
+        .commit(vec![Write::RevokeToken {
+            id: "tok_a".into(),
+            at: 2_800,
+        }])
+        .await
+        .unwrap();
+    assert!(store.session(&hash(103), 2_900).await.unwrap().is_none());
+
+    // A session for a token that does not exist, or with a weak anti-forgery token, is refused.
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertSession(session(4, "tok_nope", 9_000))])
+            .await,
+    );
+    assert!(!matches!(e, StoreError::Duplicate(_)), "{e}");
+    let mut weak = session(5, "tok_b", 9_000);
+    weak.csrf = "short".into();
+    let e = expect_err(store.commit(vec![Write::InsertSession(weak)]).await);
+    assert!(
+        matches!(e, StoreError::Invalid(ref m) if m.contains("csrf")),
+        "{e}"
+    );
 }

@@ -25,6 +25,22 @@ pub struct Caller {
     pub token_expires_at: Option<i64>,
 }
 
+impl From<runpermit_store::Principal> for Caller {
+    /// The caller a stored principal (a token in force, its member and organization) is.
+    fn from(principal: runpermit_store::Principal) -> Caller {
+        Caller {
+            member_id: principal.member.id,
+            member_name: principal.member.name,
+            org_id: principal.org.id,
+            org_name: principal.org.name,
+            org_kind: principal.org.kind,
+            role: principal.member.role,
+            token_id: principal.token.id,
+            token_expires_at: principal.token.expires_at,
+        }
+    }
+}
+
 impl Caller {
     /// An admin, reviewer or auditor of the authority.
     pub fn is_authority_staff(&self) -> bool {

@@ -40,16 +40,7 @@ impl FromRequestParts<AppState> for Caller {
             .authenticate(&token_hash(secret), now)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown, revoked or expired token".into()))?;
-        let caller = Caller {
-            member_id: principal.member.id,
-            member_name: principal.member.name,
-            org_id: principal.org.id,
-            org_name: principal.org.name,
-            org_kind: principal.org.kind,
-            role: principal.member.role,
-            token_id: principal.token.id,
-            token_expires_at: principal.token.expires_at,
-        };
+        let caller = Caller::from(principal);
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

@@ -110,9 +110,12 @@ struct ErrorBody<'a> {
     errors: &'a [FieldError],
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message, errors) = match &self {
+impl ApiError {
+    /// The status, the machine-readable code and the message people read: what the JSON
+    /// body says, and what the console shows. An internal error's detail is logged here and
+    /// never returned.
+    pub fn described(&self) -> (StatusCode, &'static str, String) {
+        match self {
             ApiError::Invalid(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
@@ -120,22 +123,16 @@ impl IntoResponse for ApiError {
                     errors: errors.clone(),
                 }
                 .to_string(),
-                errors.as_slice(),
             ),
-            ApiError::BadRequest { status, message } => {
-                (*status, "bad_request", message.clone(), &[][..])
-            }
-            ApiError::Unauthorized(m) => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), &[][..])
-            }
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), &[][..]),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), &[][..]),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), &[][..]),
+            ApiError::BadRequest { status, message } => (*status, "bad_request", message.clone()),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone()),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
             ApiError::RateLimited { message, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 message.clone(),
-                &[][..],
             ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
@@ -143,9 +140,18 @@ impl IntoResponse for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "internal error; the authority has logged the details".to_owned(),
-                    &[][..],
                 )
             }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.described();
+        let errors = match &self {
+            ApiError::Invalid(errors) => errors.as_slice(),
+            _ => &[][..],
         };
         let limit = match &self {
             ApiError::RateLimited { limit, .. } => Some(*limit),

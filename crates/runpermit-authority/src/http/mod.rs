@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod console;
 pub mod error;
 pub mod idempotency;
 pub mod limits;
@@ -122,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kyc-reports", post(usage::create_kyc))
         .route("/v1/kyc/flags", get(usage::kyc_flags))
         .route("/v1/audit", get(ops::audit))
+        .merge(console::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -5,7 +5,7 @@ mod records;
 pub(crate) mod sql;
 
 use crate::StoreError;
-pub use records::{Member, Organization, Principal, ProviderKey, SigningKey, Token};
+pub use records::{Member, Organization, Principal, ProviderKey, Session, SigningKey, Token};
 
 /// Who is who: organizations, members, tokens and keys. Times are unix milliseconds.
 #[async_trait::async_trait]
@@ -35,6 +35,14 @@ pub trait IdentityStore: Send + Sync + 'static {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<Principal>, StoreError>;
+
+    /// The principal and console session whose cookie secret hashes to `id_hash`, if the
+    /// session is in force at `now` (not ended, `expires_at > now`) and so is its token.
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Principal, Session)>, StoreError>;
 
     /// Every signing key, retired ones included, oldest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError>;

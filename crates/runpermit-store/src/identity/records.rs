@@ -48,6 +48,22 @@ pub struct Principal {
     pub token: Token,
 }
 
+/// A web console session: a person signed in with an API token. Only the hash of the
+/// session's cookie secret is stored; the session lives as long as its token is in force and
+/// until `expires_at` or sign-out (`ended_at`), whichever comes first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Lowercase hex SHA-256 of the cookie secret (64 characters).
+    pub id_hash: String,
+    /// The API token the person signed in with.
+    pub token_id: String,
+    /// The session's anti-forgery token, which every form of the console carries.
+    pub csrf: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+}
+
 /// A public key the authority signs (or signed) with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SigningKey {

@@ -6,8 +6,8 @@ use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, Row};
 use crate::error::{DbResult as _, write_error};
 use crate::{
-    IdentityStore, Member, Organization, Principal, ProviderKey, SigningKey, StoreError, Token,
-    Write,
+    IdentityStore, Member, Organization, Principal, ProviderKey, Session, SigningKey, StoreError,
+    Token, Write,
 };
 
 const INSERT_ORGANIZATION: &str =
@@ -39,16 +39,48 @@ const TOKENS: &str = concat!(
     token_columns!(),
     " FROM tokens WHERE member_id = $1 ORDER BY created_at, id"
 );
-const AUTHENTICATE: &str = "SELECT \
-     m.id AS m_id, m.org_id AS m_org_id, m.name AS m_name, m.role AS m_role, \
-     m.created_at AS m_created_at, \
-     o.id AS o_id, o.name AS o_name, o.kind AS o_kind, o.created_at AS o_created_at, \
-     t.id AS t_id, t.member_id AS t_member_id, t.hash AS t_hash, t.label AS t_label, \
-     t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at \
-     FROM tokens t \
-     JOIN members m ON m.id = t.member_id \
-     JOIN organizations o ON o.id = m.org_id \
-     WHERE t.hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)";
+macro_rules! principal_columns {
+    () => {
+        "m.id AS m_id, m.org_id AS m_org_id, m.name AS m_name, m.role AS m_role, \
+         m.created_at AS m_created_at, \
+         o.id AS o_id, o.name AS o_name, o.kind AS o_kind, o.created_at AS o_created_at, \
+         t.id AS t_id, t.member_id AS t_member_id, t.hash AS t_hash, t.label AS t_label, \
+         t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at"
+    };
+}
+/// A token in force at `$2`, with its member and organization.
+macro_rules! token_in_force {
+    () => {
+        " JOIN members m ON m.id = t.member_id \
+          JOIN organizations o ON o.id = m.org_id \
+          WHERE t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
+    };
+}
+const AUTHENTICATE: &str = concat!(
+    "SELECT ",
+    principal_columns!(),
+    " FROM tokens t",
+    token_in_force!(),
+    " AND t.hash = $1"
+);
+/// A console session in force at `$2` (not ended, not expired), whose token is in force too.
+const SESSION: &str = concat!(
+    "SELECT ",
+    principal_columns!(),
+    ", s.id_hash AS s_id_hash, s.token_id AS s_token_id, s.csrf AS s_csrf, \
+     s.created_at AS s_created_at, s.expires_at AS s_expires_at, s.ended_at AS s_ended_at \
+     FROM console_sessions s JOIN tokens t ON t.id = s.token_id",
+    token_in_force!(),
+    " AND s.id_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2"
+);
+const INSERT_SESSION: &str = "INSERT INTO console_sessions \
+     (id_hash, token_id, csrf, created_at, expires_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const END_SESSION: SetOnce = SetOnce {
+    set: "UPDATE console_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL",
+    read: "SELECT ended_at FROM console_sessions WHERE id_hash = $1",
+    what: "console session",
+    done: "ended",
+};
 const SIGNING_KEYS: &str = "SELECT kid, public_key, created_at, retired_at \
      FROM signing_keys ORDER BY created_at, kid";
 macro_rules! provider_key_columns {
@@ -119,6 +151,19 @@ struct PrincipalRow {
     t_created_at: i64,
     t_expires_at: Option<i64>,
     t_revoked_at: Option<i64>,
+}
+
+/// The columns of [`SESSION`]: a principal and its session.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    principal: PrincipalRow,
+    s_id_hash: String,
+    s_token_id: String,
+    s_csrf: String,
+    s_created_at: i64,
+    s_expires_at: i64,
+    s_ended_at: Option<i64>,
 }
 
 impl From<PrincipalRow> for crate::Principal {
@@ -220,6 +265,21 @@ where
         }
         Write::RevokeToken { id, at } => {
             set_once::<B>(conn, write, &REVOKE_TOKEN, id, *at).await?;
+        }
+        Write::InsertSession(session) => {
+            sqlx::query(INSERT_SESSION)
+                .bind(&session.id_hash)
+                .bind(&session.token_id)
+                .bind(&session.csrf)
+                .bind(session.created_at)
+                .bind(session.expires_at)
+                .bind(session.ended_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+        }
+        Write::EndSession { id_hash, at } => {
+            set_once::<B>(conn, write, &END_SESSION, id_hash, *at).await?;
         }
         Write::RetireSigningKey { kid, at } => {
             set_once::<B>(conn, write, &RETIRE_SIGNING_KEY, kid, *at).await?;
@@ -351,6 +411,30 @@ where
             .await
             .db()?;
         Ok(row.map(Into::into))
+    }
+
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Principal, Session)>, StoreError> {
+        let row: Option<SessionRow> = sqlx::query_as(SESSION)
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(self.connections())
+            .await
+            .db()?;
+        Ok(row.map(|r| {
+            let session = Session {
+                id_hash: r.s_id_hash,
+                token_id: r.s_token_id,
+                csrf: r.s_csrf,
+                created_at: r.s_created_at,
+                expires_at: r.s_expires_at,
+                ended_at: r.s_ended_at,
+            };
+            (r.principal.into(), session)
+        }))
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
