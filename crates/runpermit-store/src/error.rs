@@ -39,6 +39,12 @@ pub enum StoreError {
     /// not be decoded. Not the caller's fault; worth logging and retrying later.
     #[error("database error: {0}")]
     Database(String),
+    /// SQLite answered "database is locked" (`SQLITE_BUSY` and its extended codes) where
+    /// waiting out the busy timeout could not help: another process was recovering the
+    /// write-ahead log, or changed the database under a read that wanted to write. Nothing was
+    /// written; the same operation can be retried at once.
+    #[error("database busy: {0}")]
+    Busy(String),
 }
 
 impl StoreError {
@@ -69,10 +75,23 @@ pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
                 .and_then(|pg| pg.detail())
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
+            if is_sqlite_busy(db.as_ref()) {
+                return StoreError::Busy(db.message().to_owned());
+            }
             StoreError::Database(format!("{}{detail}", db.message()))
         }
         _ => StoreError::database(e),
     }
+}
+
+/// Whether a database error is SQLite's `SQLITE_BUSY` (5) or one of its extended codes
+/// (`BUSY_RECOVERY` 261, `BUSY_SNAPSHOT` 517, `BUSY_TIMEOUT` 773), all "database is locked".
+fn is_sqlite_busy(db: &dyn DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5)
 }
 
 /// Maps an error of `sequence_log` writing `what`: a unique violation means that part of the
@@ -205,5 +224,62 @@ fn missing_reference_message(write: &Write) -> String {
             format!("plan claim: permit_id {permit_id:?} names no permit")
         }
         other => format!("{}: refers to a row that does not exist", other.describe()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read transaction whose snapshot another connection has moved past cannot write:
+    /// SQLite answers `SQLITE_BUSY_SNAPSHOT` at once, without its busy handler, and the
+    /// store names it [`StoreError::Busy`] so that callers know nothing was written.
+    #[tokio::test]
+    async fn a_stale_snapshot_that_wants_to_write_is_busy() {
+        let dir = std::env::temp_dir().join(format!(
+            "runpermit-busy-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        let url = format!("sqlite://{}", dir.join("busy.db").display());
+        let store = crate::SqliteStore::connect(&url).await.expect("connect");
+        let pool = store.pool();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(pool)
+            .await
+            .unwrap();
+        let mut reader = pool.acquire().await.unwrap();
+        let mut writer = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        sqlx::query("SELECT count(*) FROM t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *writer)
+            .await
+            .unwrap();
+        let e = sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *reader)
+            .await
+            .expect_err("a stale snapshot cannot write");
+        let e = from_sqlx(e);
+        assert!(
+            matches!(e, StoreError::Busy(ref m) if m.contains("locked")),
+            "{e:?}"
+        );
+        // Any other database error stays a database error.
+        let e = from_sqlx(
+            sqlx::query("SELECT * FROM missing")
+                .execute(&mut *writer)
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
+        drop((reader, writer));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -61,9 +61,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BootstrapError + '_ {
 /// refused with a message that says how to share the deployment's keys.
 pub async fn prepare(setup: &Setup, clock: &dyn Clock) -> Result<Prepared, BootstrapError> {
     create_private_dir(&setup.data_dir)?;
-    let store = runpermit_store::open(&setup.database_url()).await?;
+    let url = setup.database_url();
+    let store = while_busy(|| runpermit_store::open(&url)).await?;
     store.migrate().await?;
-    if let Some(recorded) = store.deployment().await? {
+    if let Some(recorded) = while_busy(|| store.deployment()).await? {
         let (signing, log) = (setup.signing_key_path(), setup.log_key_path());
         crate::setup::deployment::require_key_file(setup, &recorded, &log, "log key")?;
         crate::setup::deployment::require_key_file(
@@ -87,6 +88,26 @@ pub async fn prepare(setup: &Setup, clock: &dyn Clock) -> Result<Prepared, Boots
         admin_token,
         recorded_deployment: established == crate::setup::deployment::Established::Recorded,
     })
+}
+
+/// Runs `operation` again while a busy SQLite file answers it (another process's first start
+/// is creating the database: waiting out the busy timeout does not help then, and nothing was
+/// written), a few times with a short pause.
+async fn while_busy<T, F, Fut>(mut operation: F) -> Result<T, runpermit_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, runpermit_store::StoreError>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        match operation().await {
+            Err(runpermit_store::StoreError::Busy(_)) if attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), BootstrapError> {

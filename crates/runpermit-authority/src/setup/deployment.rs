@@ -11,7 +11,9 @@
 //!
 //! Why it is race-free: the deployment row has a fixed primary key, so of two first starts
 //! at once exactly one commits; the other's batch (its permit key included) rolls back with
-//! `Duplicate`, and it reads the winner's record and compares.
+//! `Duplicate`, and it reads the winner's record and compares. On a new SQLite file the loser
+//! may instead find the database busy (the winner is creating it); nothing was written, and it
+//! reads again the same way.
 
 use runpermit_log::LogKey;
 use runpermit_permit::SigningKey;
@@ -22,9 +24,10 @@ use crate::domain::audit::{event, rfc3339};
 use crate::domain::clock::Clock;
 use crate::setup::{BootstrapError, Setup};
 
-/// How many times a first start re-reads the record after losing a race (one suffices: the
-/// winner's row is there when the loser's insert fails).
-const ATTEMPTS: usize = 3;
+/// How many times a first start reads the record again after losing a race (one suffices:
+/// the winner's row is there when the loser's insert fails) or finding a SQLite database busy
+/// (two processes starting at once on a new file).
+const ATTEMPTS: usize = 5;
 
 /// What [`establish`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,52 +93,72 @@ pub async fn establish(
     log_key: &LogKey,
     clock: &dyn Clock,
 ) -> Result<Established, BootstrapError> {
-    for _ in 0..ATTEMPTS {
-        if let Some(recorded) = store.deployment().await? {
-            check_log_key(setup, &recorded, log_key)?;
-            check_permit_key(store, setup, signer).await?;
-            return Ok(Established::Matches);
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
         }
-        check_unrecorded(store, setup, signer, log_key).await?;
-        let now = clock.now_ms();
-        let vkey = log_key.verifier_key();
-        let mut writes = vec![Write::InsertDeployment(Deployment {
-            log_origin: log_key.name().to_owned(),
-            log_vkey: vkey.clone(),
-            created_at: now,
-        })];
-        let registered = store
-            .signing_keys()
-            .await?
-            .iter()
-            .any(|k| k.kid == signer.kid());
-        if !registered {
-            writes.push(Write::InsertSigningKey(runpermit_store::SigningKey {
-                kid: signer.kid().to_owned(),
-                public_key: signer.public().as_bytes().to_vec(),
-                created_at: now,
-                retired_at: None,
-            }));
-        }
-        writes.push(event(
-            None,
-            now,
-            "deployment.record",
-            "deployment",
-            None,
-            json!({"log_vkey": vkey, "permit_kid": signer.kid()}),
-        ));
-        match store.commit(writes).await {
-            Ok(()) => return Ok(Established::Recorded),
-            // Another process recorded the deployment (or registered this key) first: read
-            // its record and compare.
-            Err(StoreError::Duplicate(_)) => continue,
-            Err(e) => return Err(e.into()),
+        match establish_once(store, setup, signer, log_key, clock).await {
+            Ok(Some(established)) => return Ok(established),
+            // Another process recorded the deployment (or registered this key) first, or a
+            // busy SQLite file (another first start writing it) answered a read or refused
+            // the batch, which wrote nothing: read the record again and compare.
+            Ok(None) | Err(BootstrapError::Store(StoreError::Busy(_))) => continue,
+            Err(e) => return Err(e),
         }
     }
     Err(BootstrapError::Store(StoreError::Conflict(
         "the deployment record kept changing while this process started".into(),
     )))
+}
+
+/// One attempt of [`establish`]: `None` when another process recorded the deployment (or
+/// registered this key) between this one's read and its write.
+async fn establish_once(
+    store: &dyn Store,
+    setup: &Setup,
+    signer: &SigningKey,
+    log_key: &LogKey,
+    clock: &dyn Clock,
+) -> Result<Option<Established>, BootstrapError> {
+    if let Some(recorded) = store.deployment().await? {
+        check_log_key(setup, &recorded, log_key)?;
+        check_permit_key(store, setup, signer).await?;
+        return Ok(Some(Established::Matches));
+    }
+    check_unrecorded(store, setup, signer, log_key).await?;
+    let now = clock.now_ms();
+    let vkey = log_key.verifier_key();
+    let mut writes = vec![Write::InsertDeployment(Deployment {
+        log_origin: log_key.name().to_owned(),
+        log_vkey: vkey.clone(),
+        created_at: now,
+    })];
+    let registered = store
+        .signing_keys()
+        .await?
+        .iter()
+        .any(|k| k.kid == signer.kid());
+    if !registered {
+        writes.push(Write::InsertSigningKey(runpermit_store::SigningKey {
+            kid: signer.kid().to_owned(),
+            public_key: signer.public().as_bytes().to_vec(),
+            created_at: now,
+            retired_at: None,
+        }));
+    }
+    writes.push(event(
+        None,
+        now,
+        "deployment.record",
+        "deployment",
+        None,
+        json!({"log_vkey": vkey, "permit_kid": signer.kid()}),
+    ));
+    match store.commit(writes).await {
+        Ok(()) => Ok(Some(Established::Recorded)),
+        Err(StoreError::Duplicate(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn check_log_key(
