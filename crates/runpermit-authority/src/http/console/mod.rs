@@ -19,9 +19,11 @@
 pub mod desk;
 pub mod error;
 pub mod format;
+pub mod nav;
 pub mod page;
 pub mod public;
 pub mod session;
+pub mod viewer;
 
 use axum::Router;
 use axum::http::header;

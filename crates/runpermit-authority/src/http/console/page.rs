@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::http::console::desk;
-use crate::http::console::session::{Viewer, csrf_field};
+use crate::http::console::nav::nav;
+use crate::http::console::viewer::{Viewer, csrf_field};
 
 /// The public sections, in the header of every page: (label, path).
 pub const PUBLIC_SECTIONS: &[(&str, &str)] = &[
@@ -54,7 +54,7 @@ pub fn page(viewer: Option<&Viewer>, title: &str, body: Markup) -> Markup {
                         Some(v) => {
                             nav aria-label="Your desk" {
                                 ul {
-                                    @for (label, path) in desk::nav(&v.caller) {
+                                    @for (label, path) in nav(&v.caller) {
                                         li { a href=(path) { (label) } }
                                     }
                                 }

@@ -30,6 +30,7 @@ use crate::domain::audit::{event, rfc3339};
 use crate::domain::ids::{new_token_secret, token_hash};
 use crate::http::console::error::ConsoleError;
 use crate::http::console::page;
+pub use crate::http::console::viewer::{Viewer, csrf_field};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -41,18 +42,6 @@ pub const SESSION_MS: i64 = 8 * 3_600_000;
 
 /// The largest form the console accepts, in bytes (a milestone report with its results).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// The person signed in, as the domain sees them, with their session's anti-forgery token.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    /// Who is acting: the member of the token they signed in with.
-    pub caller: Caller,
-    /// The token every form of this session carries.
-    pub csrf: String,
-    /// When the session ends at the latest (unix milliseconds).
-    pub expires_at: i64,
-    id_hash: String,
-}
 
 /// The session cookie's secret in `headers`, if any.
 fn cookie_secret(headers: &HeaderMap) -> Option<String> {
@@ -124,11 +113,6 @@ impl OptionalFromRequestParts<AppState> for Viewer {
     ) -> Result<Option<Self>, Self::Rejection> {
         session_of(parts, state).await
     }
-}
-
-/// The hidden field that every form of the console carries.
-pub fn csrf_field(viewer: &Viewer) -> Markup {
-    html! { input type="hidden" name="csrf" value=(viewer.csrf); }
 }
 
 /// Refuses a request that a browser says came from another site: `Sec-Fetch-Site` other than

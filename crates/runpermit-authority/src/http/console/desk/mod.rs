@@ -4,15 +4,11 @@ use axum::Router;
 use axum::routing::get;
 use maud::html;
 
-use crate::domain::Caller;
 use crate::http::console::page;
 use crate::http::console::session::Viewer;
 use crate::http::state::AppState;
 
-/// The links of a signed-in person's own sections, in the header: (label, path).
-pub fn nav(_caller: &Caller) -> Vec<(&'static str, &'static str)> {
-    vec![("Desk", "/console")]
-}
+pub use crate::http::console::nav::nav;
 
 /// The routes of the signed-in pages.
 pub fn routes() -> Router<AppState> {
