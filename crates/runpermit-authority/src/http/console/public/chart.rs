@@ -115,7 +115,11 @@ pub fn registry_chart(runs: &[ChartRun], caption: &str) -> Markup {
                     title { (m.label) ": " (format::flop(m.flop)) }
                     line x1=(px(x(m.flop))) x2=(px(x(m.flop))) y1=(px(4.0 + LINE * i as f64 + 4.0))
                         y2=(px(axis_y)) stroke="#8a4b00" stroke-width="1" stroke-dasharray="4 3" {}
-                    text x=(px(x(m.flop) + 3.0)) y=(px(4.0 + LINE * (i + 1) as f64 - 2.0)) fill="#8a4b00" {
+                    // Labels right of the middle end at their line, so they stay inside.
+                    @let right = x(m.flop) > LEFT + span / 2.0;
+                    text x=(px(if right { x(m.flop) - 3.0 } else { x(m.flop) + 3.0 }))
+                        y=(px(4.0 + LINE * (i + 1) as f64 - 2.0)) fill="#8a4b00"
+                        text-anchor=(if right { "end" } else { "start" }) {
                         (m.label) " " (format::flop(m.flop))
                     }
                 }

@@ -172,7 +172,8 @@ fn index_of(text: &str) -> Result<i64, ConsoleError> {
     })
 }
 
-async fn entry_bytes(state: &AppState, index: i64) -> Result<Vec<u8>, ConsoleError> {
+/// The entry at `index` and the log's size.
+async fn entry_bytes(state: &AppState, index: i64) -> Result<(Vec<u8>, i64), ConsoleError> {
     let size = state.store.log_state().await?.map_or(0, |s| s.size);
     if index >= size {
         return Err(DomainError::NotFound(format!(
@@ -180,12 +181,13 @@ async fn entry_bytes(state: &AppState, index: i64) -> Result<Vec<u8>, ConsoleErr
         ))
         .into());
     }
-    state
+    let bytes = state
         .store
         .log_entries(index, index + 1)
         .await?
         .pop()
-        .ok_or_else(|| DomainError::Internal(format!("log entry {index} is missing")).into())
+        .ok_or_else(|| DomainError::Internal(format!("log entry {index} is missing")))?;
+    Ok((bytes, size))
 }
 
 /// `GET /log/entries/{index}`.
@@ -195,7 +197,7 @@ pub async fn entry_page(
     Path(index): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let index = index_of(&index)?;
-    let bytes = entry_bytes(&state, index).await?;
+    let (bytes, size) = entry_bytes(&state, index).await?;
     let now = state.clock.now_ms();
     let decoded = decode(&bytes);
     let title = format!("Log entry {index}");
@@ -218,7 +220,9 @@ pub async fn entry_page(
         p {
             @if index > 0 { a rel="prev" href=(format!("/log/entries/{}", index - 1)) { "← Entry " (index - 1) } " · " }
             a href="/log" { "All entries" }
-            " · " a rel="next" href=(format!("/log/entries/{}", index + 1)) { "Entry " (index + 1) " →" }
+            @if index + 1 < size {
+                " · " a rel="next" href=(format!("/log/entries/{}", index + 1)) { "Entry " (index + 1) " →" }
+            }
         }
     };
     Ok(page::respond(viewer.as_ref(), &title, body))
@@ -231,7 +235,7 @@ pub async fn raw(
     Path(index): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let index = index_of(&index)?;
-    let bytes = entry_bytes(&state, index).await?;
+    let (bytes, _) = entry_bytes(&state, index).await?;
     let mut response = (StatusCode::OK, bytes).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -12,7 +12,7 @@ use crate::domain::permits::verifying_keys;
 use crate::http::console::error::ConsoleError;
 use crate::http::console::format;
 use crate::http::console::page;
-use crate::http::console::public::entry::{encode, summary};
+use crate::http::console::public::entry::summary;
 use crate::http::console::public::{link, providers, standing_badge};
 use crate::http::console::session::Viewer;
 use crate::http::state::AppState;
@@ -152,7 +152,6 @@ pub async fn page(
                 }
             }
         }
-        p { a href=(format!("/permits/{}", encode(&r.permit_id))) { "Permalink" } }
     };
     Ok(page::respond(viewer.as_ref(), &title, body))
 }
