@@ -277,18 +277,21 @@ const COUNT_UNINDEXED: &str = "SELECT (SELECT COUNT(*) FROM log_entries) - \
      (SELECT COUNT(*) FROM log_entry_refs)";
 const LOG_ORGANIZATIONS: &str = "SELECT id, name, kind, created_at FROM organizations o \
      WHERE EXISTS (SELECT 1 FROM log_entry_orgs g WHERE g.org_id = o.id) ORDER BY name, id";
-/// The registry's tables: each sequenced `permit_issued` entry with its signed permit, run,
-/// application and holder. Conditions are added for the filters given.
-const REGISTRY_FROM: &str = "FROM log_entry_refs l \
-     JOIN permits p ON p.id = l.permit_id \
-     JOIN runs r ON r.permit_id = p.id \
-     JOIN applications a ON a.id = p.application_id \
-     LEFT JOIN organizations o ON o.id = p.org_id \
-     WHERE l.type = 'permit_issued' AND p.token IS NOT NULL";
-const REGISTRY_COLUMNS: &str = "SELECT p.id AS permit_id, p.run_id, p.application_id, \
-     p.org_id, o.name AS org_name, p.token, a.tier, l.idx AS log_index, r.status AS run_status, \
-     r.reason, r.status_since, r.tranche, r.released_flop, r.budget_flop, r.summarized_flop, \
-     r.permit_exp_s ";
+/// The registry's rows: each sequenced `permit_issued` entry (its references name the
+/// permit, run, application and holder) with its run. Conditions are added for the filters
+/// given; they read only the references, the runs and the applications' tiers, so that
+/// skipping and counting never read the permits' large rows.
+const REGISTRY_FROM: &str = "FROM log_entry_refs l JOIN runs r ON r.permit_id = l.permit_id \
+     WHERE l.type = 'permit_issued'";
+/// The registry's columns; the token, tier and holder's name are read for the rows returned
+/// only.
+const REGISTRY_COLUMNS: &str = "SELECT l.permit_id, COALESCE(l.run_id, '') AS run_id, \
+     COALESCE(l.application_id, '') AS application_id, COALESCE(l.org_id, '') AS org_id, \
+     (SELECT name FROM organizations WHERE id = l.org_id) AS org_name, \
+     COALESCE((SELECT token FROM permits WHERE id = l.permit_id), '') AS token, \
+     COALESCE((SELECT tier FROM applications WHERE id = l.application_id), '') AS tier, \
+     l.idx AS log_index, r.status AS run_status, r.reason, r.status_since, r.tranche, \
+     r.released_flop, r.budget_flop, r.summarized_flop, r.permit_exp_s ";
 
 /// The ids a log entry names, read from its JSON (any version: unknown fields are ignored).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -762,7 +765,10 @@ where
             binds.push(permit.clone());
         }
         if let Some(tier) = &filter.tier {
-            conditions.push_str(&format!(" AND a.tier = {}", next()));
+            conditions.push_str(&format!(
+                " AND (SELECT tier FROM applications WHERE id = l.application_id) = {}",
+                next()
+            ));
             binds.push(tier.clone());
         }
         match filter.good_standing {
@@ -773,8 +779,8 @@ where
         if let Some(pattern) = &pattern {
             let p = next();
             conditions.push_str(&format!(
-                " AND (LOWER(p.id) LIKE {p} ESCAPE '\\' OR LOWER(p.run_id) LIKE {p} ESCAPE '\\' \
-                 OR p.org_id IN (SELECT id FROM organizations WHERE LOWER(name) LIKE {p} ESCAPE '\\'))"
+                " AND (LOWER(l.permit_id) LIKE {p} ESCAPE '\\' OR LOWER(l.run_id) LIKE {p} ESCAPE '\\' \
+                 OR l.org_id IN (SELECT id FROM organizations WHERE LOWER(name) LIKE {p} ESCAPE '\\'))"
             ));
             binds.push(pattern.clone());
         }
