@@ -1,0 +1,524 @@
+//! The signed-in console, driven in-process like a browser without JavaScript: sign in with a
+//! token, carry the session cookie, read pages, post their forms with the anti-forgery token.
+//! What the pages show is checked by text and element ids; what the forms do is checked
+//! through the API and the audit trail.
+//!
+//! Runs on in-memory SQLite; with `RUNPERMIT_TEST_DATABASE_URL` set, on PostgreSQL too.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Api, PgSchema, plan};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// A person signed in to the console: their session cookie.
+struct Person<'a> {
+    api: &'a Api,
+    cookie: String,
+}
+
+/// What a page or a form answered.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    html: String,
+}
+
+async fn send(api: &Api, request: Request<Body>) -> (Answer, Option<String>) {
+    let response = api.router.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let html = String::from_utf8_lossy(&bytes).into_owned();
+    (
+        Answer {
+            status,
+            location,
+            html,
+        },
+        cookie,
+    )
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+async fn sign_in<'a>(api: &'a Api, token: &str) -> Person<'a> {
+    let request = Request::post("/console/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form_body(&[
+            ("token", token),
+            ("next", "/console"),
+        ])))
+        .expect("request");
+    let (answer, cookie) = send(api, request).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.html);
+    Person {
+        api,
+        cookie: cookie.expect("a session cookie"),
+    }
+}
+
+/// The value of the first `name="csrf"` field in `html`.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..].split('"').next().expect("a value").to_owned()
+}
+
+impl Person<'_> {
+    async fn get(&self, path: &str) -> Answer {
+        let request = Request::get(path)
+            .header(header::COOKIE, &self.cookie)
+            .body(Body::empty())
+            .expect("request");
+        send(self.api, request).await.0
+    }
+
+    /// A page that must answer 200.
+    async fn page(&self, path: &str) -> String {
+        let answer = self.get(path).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.html);
+        assert!(answer.html.contains("<h1"), "{path}");
+        answer.html
+    }
+
+    /// Posts `fields` as a browser would, with this session's anti-forgery token.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let csrf = csrf_in(&self.page("/console").await);
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts `fields` as they are (no anti-forgery token added).
+    async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let request = Request::post(path)
+            .header(header::COOKIE, &self.cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form_body(fields)))
+            .expect("request");
+        send(self.api, request).await.0
+    }
+
+    /// Posts a form that must act: 303 back to a page.
+    async fn act(&self, path: &str, fields: &[(&str, &str)]) -> String {
+        let answer = self.post(path, fields).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SEE_OTHER,
+            "{path} {fields:?}: {}",
+            answer.html
+        );
+        answer.location.expect("where to go next")
+    }
+}
+
+/// The rows of `table#id` in `html` (the text between its `<tbody>` and `</tbody>`).
+fn table<'h>(html: &'h str, id: &str) -> &'h str {
+    let start = html
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table#{id}"));
+    let rest = &html[start..];
+    let end = rest.find("</table>").expect("the table's end");
+    &rest[..end]
+}
+
+struct Desk {
+    api: Api,
+    lab: String,
+    other_lab: String,
+    reviewer1: (String, String),
+    reviewer2: (String, String),
+    admin: String,
+}
+
+async fn desk(database_url: Option<&str>) -> Desk {
+    let mut policy = runpermit_policy::Policy::builtin().clone();
+    policy.oversight.evaluators = vec!["org_aisi".to_owned()];
+    let api = Api::with_policy(database_url, policy).await;
+    let a = &api.authority;
+    let (_, _, lab) = a
+        .member(("org_lab", "Frontier Lab"), "developer", "applicant")
+        .await;
+    let (_, _, other_lab) = a
+        .member(("org_other", "Other Lab"), "developer", "applicant")
+        .await;
+    let (_, r1_id, r1) = a
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let (_, r2_id, r2) = a
+        .member(("org_authority", "Authority"), "authority", "reviewer")
+        .await;
+    let (_, _, admin) = a
+        .member(("org_authority", "Authority"), "authority", "admin")
+        .await;
+    Desk {
+        api,
+        lab,
+        other_lab,
+        reviewer1: (r1_id, r1),
+        reviewer2: (r2_id, r2),
+        admin,
+    }
+}
+
+impl Desk {
+    async fn apply(&self, which: &str) -> Value {
+        self.apply_plan(plan(which)).await
+    }
+
+    async fn apply_plan(&self, plan: Value) -> Value {
+        let (status, app) = self
+            .api
+            .call(
+                "POST",
+                "/v1/applications",
+                Some(&self.lab),
+                Some(json!({"plan": plan})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        app
+    }
+
+    async fn application(&self, id: &str) -> Value {
+        let (status, app) = self
+            .api
+            .call(
+                "GET",
+                &format!("/v1/applications/{id}"),
+                Some(&self.lab),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{app}");
+        app
+    }
+
+    /// The audit events on `subject`.
+    async fn audit(&self, subject: &str) -> Vec<Value> {
+        let (status, events) = self
+            .api
+            .call(
+                "GET",
+                &format!("/v1/audit?subject={subject}&limit=1000"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{events}");
+        events.as_array().expect("events").clone()
+    }
+}
+
+async fn reviewers_decide_through_the_console(d: Desk) {
+    let app = d.apply("full").await;
+    assert_eq!(app["status"], "submitted", "{app}");
+    let id = app["id"].as_str().expect("id").to_owned();
+    let page_path = format!("/console/applications/{id}");
+    let r1 = sign_in(&d.api, &d.reviewer1.1).await;
+    let r2 = sign_in(&d.api, &d.reviewer2.1).await;
+
+    // The queue shows it to both reviewers, linked to its page.
+    for r in [&r1, &r2] {
+        let queue = r.page("/console/reviews").await;
+        assert!(
+            table(&queue, "review-queue").contains(&format!("href=\"{page_path}\"")),
+            "{queue}"
+        );
+    }
+    // The home page points to it too, and the nav has the reviewer's sections.
+    let home = r1.page("/console").await;
+    assert!(
+        home.contains(&id) && home.contains("/console/reviews"),
+        "{home}"
+    );
+    assert!(home.contains("/console/kyc") && home.contains("/console/incidents"));
+
+    // The application page lays out the whole plan, the estimate, the tier and the form.
+    let html = r1.page(&page_path).await;
+    for text in [
+        "kestrel-2t",
+        "B200",
+        "Operation counting",
+        "Hardware method",
+        "thresholds-table",
+        "crossed",
+        "Policy tier: full",
+        "Approvals required",
+        "third-party-red-team",
+        "https://lab.example/frontier-safety-framework-v3.pdf",
+        "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c2b4d6f8e0a1c3e5b7d9f1a3c5e7b9d0f",
+        "Frontier Lab",
+        "<form class=\"stack\" id=\"review\"",
+        "<select id=\"decision\"",
+        "value=\"request_changes\"",
+        "<textarea id=\"reason\"",
+        "<textarea id=\"conditions\"",
+        "No reviewer has decided yet",
+    ] {
+        assert!(html.contains(text), "{text} on the application page");
+    }
+
+    // The first reviewer approves with conditions, one per line.
+    let next = r1
+        .act(
+            &format!("{page_path}/review"),
+            &[
+                ("decision", "approve"),
+                ("reason", "safeguards adequate"),
+                ("conditions", "report weekly\r\nkeep weights at SL4\r\n"),
+            ],
+        )
+        .await;
+    assert_eq!(next, format!("{page_path}?done=review"));
+    let after = r1.page(&next).await;
+    assert!(after.contains("Your decision is recorded"), "{after}");
+    assert_eq!(d.application(&id).await["status"], "under_review");
+    // It leaves the first reviewer's queue, not the second's.
+    let queue = r1.page("/console/reviews").await;
+    assert!(!table(&queue, "review-queue").contains(&id), "{queue}");
+    let queue = r2.page("/console/reviews").await;
+    assert!(table(&queue, "review-queue").contains(&id), "{queue}");
+    // The second reviewer sees the first one's decision.
+    let html = r2.page(&page_path).await;
+    assert!(
+        html.contains("safeguards adequate") && html.contains("report weekly"),
+        "{html}"
+    );
+    assert!(html.contains("1 of 2 in this round"), "{html}");
+
+    // The second approval issues the permit, with the first reviewer's conditions.
+    r2.act(
+        &format!("{page_path}/review"),
+        &[("decision", "approve"), ("reason", "evaluation plan sound")],
+    )
+    .await;
+    let app = d.application(&id).await;
+    assert_eq!(app["status"], "approved", "{app}");
+    let permit_id = app["permit_id"].as_str().expect("a permit").to_owned();
+    let (status, permit) = d
+        .api
+        .call(
+            "GET",
+            &format!("/v1/permits/{permit_id}"),
+            Some(&d.lab),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{permit}");
+    assert_eq!(
+        permit["claims"]["conditions"],
+        json!(["report weekly", "keep weights at SL4"])
+    );
+    let queue = r2.page("/console/reviews").await;
+    assert!(!table(&queue, "review-queue").contains(&id), "{queue}");
+    let html = r2.page(&page_path).await;
+    assert!(html.contains(&format!("/permits/{permit_id}")), "{html}");
+    assert!(html.contains("awaits no review"), "{html}");
+
+    // Audited as each reviewer, exactly as through the API.
+    let events = d.audit(&format!("application/{id}")).await;
+    let by = |action: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["action"] == action)
+            .map(|e| e["actor_member_id"].clone())
+            .collect()
+    };
+    assert_eq!(by("application.approval"), [json!(d.reviewer1.0)]);
+    assert_eq!(by("application.approve"), [json!(d.reviewer2.0)]);
+
+    // A bad decision is refused by name, and nothing changes.
+    let mut second = plan("full");
+    second["run"]["name"] = json!("kestrel-2t continued");
+    let app2 = d.apply_plan(second).await;
+    let id2 = app2["id"].as_str().expect("id");
+    let answer = r1
+        .post(
+            &format!("/console/applications/{id2}/review"),
+            &[("decision", "maybe"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer.html.contains("decision"), "{}", answer.html);
+    let answer = r1
+        .post(
+            &format!("/console/applications/{id2}/review"),
+            &[("decision", "deny"), ("reason", "")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(d.application(id2).await["status"], "submitted");
+}
+
+#[tokio::test]
+async fn reviewers_decide_through_the_console_on_sqlite() {
+    reviewers_decide_through_the_console(desk(None).await).await;
+}
+
+#[tokio::test]
+async fn reviewers_decide_through_the_console_on_postgres() {
+    if let Some(db) = PgSchema::create("console_review") {
+        reviewers_decide_through_the_console(desk(Some(&db.url)).await).await;
+    }
+}
+
+async fn changes_requested_then_resubmitted(d: Desk) {
+    let id = d.apply("full").await["id"].as_str().expect("id").to_owned();
+    let r1 = sign_in(&d.api, &d.reviewer1.1).await;
+    let page_path = format!("/console/applications/{id}");
+    r1.act(
+        &format!("{page_path}/review"),
+        &[
+            ("decision", "request_changes"),
+            ("reason", "state the red-team's scope"),
+        ],
+    )
+    .await;
+    assert_eq!(d.application(&id).await["status"], "changes_requested");
+    let queue = r1.page("/console/reviews").await;
+    assert!(!table(&queue, "review-queue").contains(&id));
+    // The lab changes the plan and resubmits: a new round, back in the queue, and the page
+    // says what changed since.
+    let app = d.application(&id).await;
+    let mut changed = plan("full");
+    changed["responsibility"]["practices"] = json!(["red-teaming of cyber and bio uplift"]);
+    d.api.authority.clock.advance_ms(60_000);
+    let (status, body) = d
+        .api
+        .call(
+            "PUT",
+            &format!("/v1/applications/{id}"),
+            Some(&d.lab),
+            Some(json!({"plan": changed, "version": app["version"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = d
+        .api
+        .call(
+            "POST",
+            &format!("/v1/applications/{id}/submit"),
+            Some(&d.lab),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let queue = r1.page("/console/reviews").await;
+    assert!(table(&queue, "review-queue").contains(&id), "{queue}");
+    let html = r1.page(&page_path).await;
+    assert!(
+        html.contains("Changes since they were requested")
+            && html.contains("state the red-team")
+            && html.contains("changed afterwards")
+            && html.contains("red-teaming of cyber and bio uplift"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn changes_requested_then_resubmitted_on_sqlite() {
+    changes_requested_then_resubmitted(desk(None).await).await;
+}
+
+async fn refusals(d: Desk) {
+    let id = d.apply("full").await["id"].as_str().expect("id").to_owned();
+    let page_path = format!("/console/applications/{id}");
+    // Another lab gets the API's answer for an application it may not see: 404.
+    let other = sign_in(&d.api, &d.other_lab).await;
+    let answer = other.get(&page_path).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.html);
+    assert!(!answer.html.contains("kestrel-2t"));
+    assert_eq!(
+        other.get("/console/reviews").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let list = other.page("/console/applications").await;
+    assert!(!list.contains(&id));
+    // The lab itself reads its application, without a review form.
+    let lab = sign_in(&d.api, &d.lab).await;
+    let html = lab.page(&page_path).await;
+    assert!(html.contains("kestrel-2t") && !html.contains("id=\"review\""));
+    let list = lab.page("/console/applications").await;
+    assert!(table(&list, "applications").contains(&id));
+    // A lab cannot review, even by posting the form.
+    let answer = lab
+        .post(
+            &format!("{page_path}/review"),
+            &[("decision", "approve"), ("reason", "mine")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+
+    // A form without the anti-forgery token, or with another session's, is refused and
+    // nothing changes.
+    let r1 = sign_in(&d.api, &d.reviewer1.1).await;
+    let review = [("decision", "deny"), ("reason", "forged")];
+    let answer = r1.post_raw(&format!("{page_path}/review"), &review).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.html);
+    let foreign = csrf_in(&lab.page("/console").await);
+    let mut with_foreign = vec![("csrf", foreign.as_str())];
+    with_foreign.extend_from_slice(&review);
+    let answer = r1
+        .post_raw(&format!("{page_path}/review"), &with_foreign)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.html);
+    // Without a session: sent to sign in.
+    let request = Request::post(format!("{page_path}/review"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form_body(&review)))
+        .expect("request");
+    let (answer, _) = send(&d.api, request).await;
+    assert!(answer.status.is_redirection(), "{}", answer.status);
+    assert!(
+        answer
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/console/sign-in")),
+        "{:?}",
+        answer.location
+    );
+    assert_eq!(d.application(&id).await["status"], "submitted");
+    assert!(
+        d.audit(&format!("application/{id}"))
+            .await
+            .iter()
+            .all(|e| e["action"] != "application.deny")
+    );
+}
+
+#[tokio::test]
+async fn refusals_on_sqlite() {
+    refusals(desk(None).await).await;
+}
+
+#[tokio::test]
+async fn refusals_on_postgres() {
+    if let Some(db) = PgSchema::create("console_refusals") {
+        refusals(desk(Some(&db.url)).await).await;
+    }
+}
