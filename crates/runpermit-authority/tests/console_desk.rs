@@ -7,10 +7,15 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{Api, PgSchema, plan};
 use http_body_util::BodyExt;
+use runpermit_authority::domain::clock::Clock;
+use runpermit_compute::Flop;
+use runpermit_permit::{MeterMethod, Metered, SigningKey, UsageReportClaims, sign_usage_report};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -149,6 +154,7 @@ fn table<'h>(html: &'h str, id: &str) -> &'h str {
 struct Desk {
     api: Api,
     lab: String,
+    lab_id: String,
     other_lab: String,
     reviewer1: (String, String),
     reviewer2: (String, String),
@@ -160,7 +166,7 @@ async fn desk(database_url: Option<&str>) -> Desk {
     policy.oversight.evaluators = vec!["org_aisi".to_owned()];
     let api = Api::with_policy(database_url, policy).await;
     let a = &api.authority;
-    let (_, _, lab) = a
+    let (_, lab_id, lab) = a
         .member(("org_lab", "Frontier Lab"), "developer", "applicant")
         .await;
     let (_, _, other_lab) = a
@@ -178,6 +184,7 @@ async fn desk(database_url: Option<&str>) -> Desk {
     Desk {
         api,
         lab,
+        lab_id,
         other_lab,
         reviewer1: (r1_id, r1),
         reviewer2: (r2_id, r2),
@@ -520,5 +527,323 @@ async fn refusals_on_sqlite() {
 async fn refusals_on_postgres() {
     if let Some(db) = PgSchema::create("console_refusals") {
         refusals(desk(Some(&db.url)).await).await;
+    }
+}
+
+/// A permitted run metered by two providers, which the policy assigns to `org_aisi` to
+/// evaluate (as in the oversight suite): its tranches end at 1e25, 4e25 and its budget.
+struct Metered2 {
+    d: Desk,
+    evaluator: (String, String),
+    provider_admin: String,
+    keys: Vec<SigningKey>,
+    run_id: String,
+    permit_id: String,
+    nbf: i64,
+}
+
+async fn metered(database_url: Option<&str>) -> Metered2 {
+    let d = desk(database_url).await;
+    let a = &d.api.authority;
+    let (_, evaluator_id, evaluator) = a
+        .member(("org_aisi", "Safety Institute"), "evaluator", "evaluator")
+        .await;
+    let mut keys = Vec::new();
+    let mut provider_admin = String::new();
+    for org in ["org_cloud_a", "org_cloud_b"] {
+        let (_, _, admin) = a.member((org, org), "provider", "admin").await;
+        let key = SigningKey::generate();
+        let (status, body) = d
+            .api
+            .call(
+                "POST",
+                &format!("/v1/orgs/{org}/reporting-keys"),
+                Some(&admin),
+                Some(json!({"jwk": key.public().to_jwk()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        keys.push(key);
+        if provider_admin.is_empty() {
+            provider_admin = admin;
+        }
+    }
+    let mut p = plan("standard");
+    p["providers"] = json!([
+        {"provider": "org_cloud_a", "clusters": ["a-east"]},
+        {"provider": "org_cloud_b", "clusters": ["b-west"]},
+    ]);
+    let app = d.apply_plan(p).await;
+    let permit_id = app["permit_id"].as_str().expect("a permit").to_owned();
+    let (_, runs) = d.api.call("GET", "/v1/runs", Some(&d.lab), None).await;
+    let run_id = runs[0]["id"].as_str().expect("a run").to_owned();
+    let (_, permit) = d
+        .api
+        .call(
+            "GET",
+            &format!("/v1/permits/{permit_id}"),
+            Some(&d.lab),
+            None,
+        )
+        .await;
+    let nbf = permit["claims"]["nbf"].as_i64().expect("nbf");
+    let now = d.api.authority.clock.now_s();
+    d.api
+        .authority
+        .clock
+        .advance_ms((nbf + 10 * 86_400 - now).max(0) * 1000);
+    Metered2 {
+        d,
+        evaluator: (evaluator_id, evaluator),
+        provider_admin,
+        keys,
+        run_id,
+        permit_id,
+        nbf,
+    }
+}
+
+impl Metered2 {
+    /// A signed report of provider `i` (0: org_cloud_a, 1: org_cloud_b), with bounds.
+    fn report(&self, i: usize, seq: u64, flop: f64) -> String {
+        let (provider, cluster) = [("org_cloud_a", "a-east"), ("org_cloud_b", "b-west")][i];
+        let f = Flop::new(flop).expect("flop");
+        let seconds = flop / 1.979e15;
+        let metered = Metered {
+            method: MeterMethod::SchedulerAccounting,
+            accelerator_seconds: BTreeMap::from([("h100-sxm".to_owned(), seconds)]),
+            flop: Flop::new(flop * 0.9).expect("flop"),
+            lower: Flop::new(flop * 0.7).expect("flop"),
+            upper: f,
+        };
+        let length = 300.max((seconds / 1e5).ceil() as i64);
+        let start = self.nbf + 3600 * i64::try_from(seq).expect("seq");
+        let claims = UsageReportClaims::new(
+            provider,
+            &self.run_id,
+            &self.permit_id,
+            cluster,
+            seq,
+            (start, start + length),
+            start + length + 1,
+            metered,
+        );
+        sign_usage_report(&claims, &self.keys[i]).expect("signing")
+    }
+
+    async fn ingest(&self, reports: &[String]) {
+        let (status, body) = self
+            .d
+            .api
+            .call("POST", "/v1/usage", None, Some(json!({"reports": reports})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    async fn run(&self) -> Value {
+        let (status, run) = self
+            .d
+            .api
+            .call(
+                "GET",
+                &format!("/v1/runs/{}", self.run_id),
+                Some(&self.d.lab),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{run}");
+        run
+    }
+}
+
+async fn runs_through_the_console(m: Metered2) {
+    let run_path = format!("/console/runs/{}", m.run_id);
+    // 9e24 metered (80% of the first tranche: an alert), then past its end: held.
+    m.ingest(&[m.report(0, 1, 5e24), m.report(1, 1, 5e24)])
+        .await;
+    m.ingest(&[m.report(0, 2, 2e24)]).await;
+    assert_eq!(m.run().await["status"], "milestone_due");
+
+    // The lab sees its run: the chart with one released tranche, the alert and the hold,
+    // usage by provider, what is due, and the milestone form.
+    let lab = sign_in(&m.d.api, &m.d.lab).await;
+    let runs = lab.page("/console/runs").await;
+    assert!(table(&runs, "runs").contains(&format!("href=\"{run_path}\"")));
+    let html = lab.page(&run_path).await;
+    for text in [
+        "<svg id=\"run-chart\"",
+        "class=\"alert-point\"",
+        "class=\"hold-point\"",
+        "class=\"bound-band\"",
+        "usage-by-provider",
+        "org_cloud_a",
+        "org_cloud_b",
+        "milestone due",
+        "<form class=\"stack\" id=\"milestone-report\"",
+    ] {
+        assert!(html.contains(text), "{text} on the lab's run page");
+    }
+    assert_eq!(html.matches("class=\"tranche-line\"").count(), 1);
+    let home = lab.page("/console").await;
+    assert!(
+        home.contains("milestone report is due") && home.contains(&run_path),
+        "{home}"
+    );
+
+    // A bad report is refused by field; a good one is submitted as the lab member.
+    let answer = lab
+        .post(
+            &format!("{run_path}/milestones"),
+            &[("checkpoint_digest", "sha256:abc"), ("evals", "{\"x\": 1}")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer.html.contains("checkpoint_digest"), "{}", answer.html);
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let next = lab
+        .act(
+            &format!("{run_path}/milestones"),
+            &[
+                ("checkpoint_digest", &digest),
+                (
+                    "evals",
+                    "{\"cyber-ctf-suite\": {\"score\": 0.12, \"threshold\": 0.5}}",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(next, format!("{run_path}?done=milestone"));
+
+    // The evaluator finds it in the queue with its results and checkpoint, and accepts it.
+    let evaluator = sign_in(&m.d.api, &m.evaluator.1).await;
+    let queue = evaluator.page("/console/milestones").await;
+    let (_, detail) =
+        m.d.api
+            .call(
+                "GET",
+                &format!("/v1/runs/{}", m.run_id),
+                Some(&m.d.lab),
+                None,
+            )
+            .await;
+    let milestone_id = detail["milestones"][0]["id"]
+        .as_str()
+        .expect("a milestone")
+        .to_owned();
+    assert!(
+        table(&queue, "milestone-queue").contains(&milestone_id),
+        "{queue}"
+    );
+    for text in [
+        format!("id=\"decide-{milestone_id}\""),
+        digest.clone(),
+        "cyber-ctf-suite".to_owned(),
+        "below".to_owned(),
+    ] {
+        assert!(queue.contains(&text), "{text} in the evaluator's queue");
+    }
+    // The lab cannot use the evaluator's form.
+    let answer = lab
+        .post(
+            &format!("/console/milestones/{milestone_id}/decide"),
+            &[("decision", "accept"), ("reason", "mine")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    evaluator
+        .act(
+            &format!("/console/milestones/{milestone_id}/decide"),
+            &[("decision", "accept"), ("reason", "below every threshold")],
+        )
+        .await;
+    let run = m.run().await;
+    assert_eq!(run["tranche"], 2, "{run}");
+    assert_eq!(run["status"], "active", "{run}");
+    let queue = evaluator.page("/console/milestones").await;
+    assert!(!table(&queue, "milestone-queue").contains(&milestone_id));
+    // The chart shows the released tranche move.
+    let html = evaluator.page(&run_path).await;
+    assert_eq!(html.matches("class=\"tranche-line\"").count(), 2, "{html}");
+
+    // A reviewer revokes the run; a form without the token first changes nothing.
+    let reviewer = sign_in(&m.d.api, &m.d.reviewer1.1).await;
+    let html = reviewer.page(&run_path).await;
+    assert!(
+        html.contains("<form class=\"stack\" id=\"run-action\"")
+            && html.contains("<select id=\"action\"")
+            && html.contains("<option value=\"revoke\"")
+            && html.contains("<textarea id=\"run-reason\""),
+        "{html}"
+    );
+    let forged = reviewer
+        .post_raw(
+            &format!("{run_path}/action"),
+            &[("action", "revoke"), ("reason", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(m.run().await["status"], "active");
+    let answer = lab
+        .post(
+            &format!("{run_path}/action"),
+            &[("action", "revoke"), ("reason", "not mine to do")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    reviewer
+        .act(
+            &format!("{run_path}/action"),
+            &[("action", "revoke"), ("reason", "safeguards breached")],
+        )
+        .await;
+    let run = m.run().await;
+    assert_eq!(run["status"], "revoked", "{run}");
+    assert_eq!(run["in_good_standing"], false);
+    let html = reviewer.page(&run_path).await;
+    assert!(html.contains("not in good standing") && html.contains("safeguards breached"));
+
+    // Every action is audited as the person who took it.
+    let actor = |events: &[Value], action: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["action"] == action)
+            .map(|e| e["actor_member_id"].clone())
+            .collect()
+    };
+    let run_events = m.d.audit(&format!("run/{}", m.run_id)).await;
+    assert_eq!(actor(&run_events, "run.revoke"), [json!(m.d.reviewer1.0)]);
+    assert_eq!(
+        actor(&run_events, "run.accept_milestone"),
+        [json!(m.evaluator.0)]
+    );
+    assert_eq!(
+        actor(&run_events, "run.submit_milestone"),
+        [json!(m.d.lab_id)]
+    );
+    let milestone_events = m.d.audit(&format!("milestone/{milestone_id}")).await;
+    assert_eq!(
+        actor(&milestone_events, "milestone.accept"),
+        [json!(m.evaluator.0)]
+    );
+
+    // A provider lists the runs it meters; a run's page is not its to read.
+    let provider = sign_in(&m.d.api, &m.provider_admin).await;
+    let runs = provider.page("/console/runs").await;
+    assert!(table(&runs, "runs").contains(&m.run_id), "{runs}");
+    assert_eq!(provider.get(&run_path).await.status, StatusCode::FORBIDDEN);
+    // Another lab does not find the run at all.
+    let other = sign_in(&m.d.api, &m.d.other_lab).await;
+    assert_eq!(other.get(&run_path).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn runs_through_the_console_on_sqlite() {
+    runs_through_the_console(metered(None).await).await;
+}
+
+#[tokio::test]
+async fn runs_through_the_console_on_postgres() {
+    if let Some(db) = PgSchema::create("console_runs") {
+        runs_through_the_console(metered(Some(&db.url)).await).await;
     }
 }

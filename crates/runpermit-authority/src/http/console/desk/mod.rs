@@ -15,9 +15,13 @@
 //! - [`provider`]: a provider's runs, reports, gaps and reporting keys.
 
 mod applications;
+mod chart;
 mod home;
+mod incidents;
+mod milestones;
 mod plan;
 mod reviews;
+mod runs;
 mod widgets;
 
 use axum::Router;
@@ -64,4 +68,15 @@ pub fn routes() -> Router<AppState> {
         .route("/console/applications", get(applications::list))
         .route("/console/applications/{id}", get(applications::show))
         .route("/console/applications/{id}/review", post(reviews::decide))
+        .route("/console/runs", get(runs::list))
+        .route("/console/runs/{id}", get(runs::show))
+        .route("/console/runs/{id}/action", post(runs::act))
+        .route(
+            "/console/runs/{id}/milestones",
+            post(runs::submit_milestone),
+        )
+        .route("/console/milestones", get(milestones::queue))
+        .route("/console/milestones/{id}/decide", post(milestones::decide))
+        .route("/console/incidents", get(incidents::list))
+        .route("/console/kyc", get(incidents::kyc))
 }
