@@ -847,3 +847,121 @@ async fn runs_through_the_console_on_postgres() {
         runs_through_the_console(metered(Some(&db.url)).await).await;
     }
 }
+
+async fn providers_incidents_and_flags(m: Metered2) {
+    // org_cloud_a reports 1 and 3 (2 is missing); org_cloud_b reports a figure of its own.
+    m.ingest(&[m.report(0, 1, 1e24), m.report(0, 3, 1e24)])
+        .await;
+    m.ingest(&[m.report(1, 1, 7e24)]).await;
+    let provider = sign_in(&m.d.api, &m.provider_admin).await;
+    let home = provider.page("/console").await;
+    assert!(home.contains("/console/provider"), "{home}");
+    let html = provider.page("/console/provider").await;
+    for text in [
+        format!("id=\"run-{}\"", m.run_id),
+        "reporting-keys".to_owned(),
+        m.keys[0].kid().to_owned(),
+        "1.80e24 FLOP".to_owned(),
+        "dead-letters.log".to_owned(),
+        "sequence numbers the authority has not received".to_owned(),
+    ] {
+        assert!(html.contains(&text), "{text} on the provider page");
+    }
+    // Never another provider's figures or keys.
+    assert!(!html.contains("6.30e24") && !html.contains(m.keys[1].kid()));
+    // Not a page for anyone else.
+    let lab = sign_in(&m.d.api, &m.d.lab).await;
+    assert_eq!(
+        lab.get("/console/provider").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // An incident, its deadline, and overdue once past it.
+    let (status, incident) = m
+        .d
+        .api
+        .call(
+            "POST",
+            "/v1/incidents",
+            Some(&m.d.lab),
+            Some(json!({"category": "security_breach", "summary": "phished operator", "run_id": m.run_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let incident_id = incident["id"].as_str().expect("id").to_owned();
+    let reviewer = sign_in(&m.d.api, &m.d.reviewer1.1).await;
+    let html = reviewer.page("/console/incidents").await;
+    let open = table(&html, "open-incidents");
+    assert!(open.contains(&incident_id) && open.contains("phished operator"));
+    assert!(!open.contains("overdue"), "{open}");
+    let home = lab.page("/console").await;
+    assert!(home.contains(&incident_id), "a follow-up is due: {home}");
+    m.d.api.authority.clock.advance_ms(16 * 86_400_000);
+    // Sessions last a working day: sign in again.
+    assert!(
+        reviewer
+            .get("/console/incidents")
+            .await
+            .status
+            .is_redirection()
+    );
+    let reviewer = sign_in(&m.d.api, &m.d.reviewer1.1).await;
+    let lab = sign_in(&m.d.api, &m.d.lab).await;
+    let html = reviewer.page("/console/incidents").await;
+    assert!(table(&html, "open-incidents").contains("overdue"), "{html}");
+    // The other lab sees none of it.
+    let other = sign_in(&m.d.api, &m.d.other_lab).await;
+    assert!(
+        !other
+            .page("/console/incidents")
+            .await
+            .contains(&incident_id)
+    );
+
+    // Split-run flags: two providers' KYC reports of one customer reach the threshold.
+    let now = m.d.api.authority.clock.now_s();
+    let mut operators = Vec::new();
+    for org in ["org_cloud_a", "org_cloud_b"] {
+        operators.push(
+            m.d.api
+                .authority
+                .member((org, org), "provider", "provider_operator")
+                .await
+                .2,
+        );
+    }
+    for (token, flop) in [(&operators[0], 6e24), (&operators[1], 5e24)] {
+        let (status, body) =
+            m.d.api
+                .call(
+                    "POST",
+                    "/v1/kyc-reports",
+                    Some(token),
+                    Some(
+                        json!({"customer": "LEI-SPLIT-1", "from": now - 80_000, "to": now,
+                    "jobs": 3, "accelerator_seconds": flop / 1.979e15, "flop": flop}),
+                    ),
+                )
+                .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let html = reviewer.page("/console/kyc").await;
+    let flags = table(&html, "kyc-flags");
+    assert!(
+        flags.contains("LEI-SPLIT-1") && flags.contains("1.10e25 FLOP") && flags.contains("yes"),
+        "{flags}"
+    );
+    assert_eq!(lab.get("/console/kyc").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn providers_incidents_and_flags_on_sqlite() {
+    providers_incidents_and_flags(metered(None).await).await;
+}
+
+#[tokio::test]
+async fn providers_incidents_and_flags_on_postgres() {
+    if let Some(db) = PgSchema::create("console_provider") {
+        providers_incidents_and_flags(metered(Some(&db.url)).await).await;
+    }
+}

@@ -20,6 +20,7 @@ mod home;
 mod incidents;
 mod milestones;
 mod plan;
+mod provider;
 mod reviews;
 mod runs;
 mod widgets;
@@ -79,4 +80,5 @@ pub fn routes() -> Router<AppState> {
         .route("/console/milestones/{id}/decide", post(milestones::decide))
         .route("/console/incidents", get(incidents::list))
         .route("/console/kyc", get(incidents::kyc))
+        .route("/console/provider", get(provider::page))
 }
