@@ -716,6 +716,10 @@ async fn runs_through_the_console(m: Metered2) {
 
     // The evaluator finds it in the queue with its results and checkpoint, and accepts it.
     let evaluator = sign_in(&m.d.api, &m.evaluator.1).await;
+    let html = evaluator.page(&run_path).await;
+    assert!(html.contains("decide it in your queue"), "{html}");
+    let home = evaluator.page("/console").await;
+    assert!(home.contains("/console/milestones#milestone-"), "{home}");
     let queue = evaluator.page("/console/milestones").await;
     let (_, detail) =
         m.d.api
@@ -952,6 +956,11 @@ async fn providers_incidents_and_flags(m: Metered2) {
         "{flags}"
     );
     assert_eq!(lab.get("/console/kyc").await.status, StatusCode::FORBIDDEN);
+    let home = reviewer.page("/console").await;
+    assert!(
+        home.contains("1 incident follow-up(s) overdue") && home.contains("1 customer(s) flagged"),
+        "{home}"
+    );
 }
 
 #[tokio::test]

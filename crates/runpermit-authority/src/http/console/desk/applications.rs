@@ -9,6 +9,8 @@ use maud::{Markup, html};
 use runpermit_api::applications::ApplicationView;
 use runpermit_api::incidents::{IncidentQuery, IncidentView};
 use runpermit_api::reviews::ReviewView;
+use runpermit_policy::RunPlan;
+use runpermit_store::Application;
 
 use crate::domain::Caller;
 use crate::http::authz;
@@ -18,7 +20,7 @@ use crate::http::console::error::ConsoleError;
 use crate::http::console::format;
 use crate::http::console::page;
 use crate::http::console::session::{Viewer, csrf_field};
-use crate::http::error::ApiQuery;
+use crate::http::error::{ApiError, ApiQuery};
 use crate::http::routes;
 use crate::http::state::AppState;
 
@@ -192,9 +194,34 @@ fn changes_section(app: &ApplicationView, reviews: &[ReviewView], now: i64) -> M
     }
 }
 
+/// A table of application records (the organization's history).
+fn record_table(apps: &[Application], now: i64) -> Markup {
+    html! {
+        div.table-wrap { table id="org-applications" {
+            thead { tr {
+                th scope="col" { "Application" } th scope="col" { "Run" } th scope="col" { "Status" }
+                th scope="col" { "Tier" } th scope="col" { "Plan digest" } th scope="col" { "Updated" }
+            } }
+            tbody {
+                @for a in apps {
+                    @let name = RunPlan::from_json(&a.plan_json).map(|p| p.run.name).unwrap_or_default();
+                    tr {
+                        td { a href={ "/console/applications/" (a.id) } { code { (a.id) } } }
+                        td { (name) }
+                        td { (widgets::badge(a.status.as_str())) }
+                        td { (a.tier) }
+                        td { code { (a.plan_digest) } }
+                        td { (format::when(a.updated_at, now)) }
+                    }
+                }
+            }
+        } }
+    }
+}
+
 fn history_section(
     app: &ApplicationView,
-    earlier: &[ApplicationView],
+    earlier: &[Application],
     incidents: Option<&[IncidentView]>,
     names: &BTreeMap<String, String>,
     now: i64,
@@ -206,7 +233,7 @@ fn history_section(
             @if earlier.is_empty() {
                 p.muted { "No other applications from " (widgets::org(names, &app.org_id)) "." }
             } @else {
-                (table("org-applications", earlier, names, now))
+                (record_table(earlier, now))
             }
             h3 { "Incidents" }
             @match incidents {
@@ -247,13 +274,22 @@ pub async fn show(
     let reviews = routes::reviews::list(State(state.clone()), caller.clone(), Path(id.clone()))
         .await?
         .0;
-    let earlier: Vec<ApplicationView> =
-        routes::applications::list(State(state.clone()), caller.clone())
-            .await?
-            .0
+    // The organization's other applications, as `GET /v1/applications` scopes them (the
+    // caller sees this one, so it sees its organization's), from their records: a full view
+    // of each would classify every plan again.
+    authz::APPLICATIONS_LIST.authorize(&caller)?;
+    let earlier: Vec<Application> = if caller.sees_org(&app.org_id) {
+        state
+            .store
+            .applications(Some(&app.org_id))
+            .await
+            .map_err(ApiError::from)?
             .into_iter()
-            .filter(|a| a.org_id == app.org_id && a.id != app.id)
-            .collect();
+            .filter(|a| a.id != app.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let incidents = if authz::INCIDENTS_LIST.allows(Some(&caller)) {
         Some(
             routes::incidents::list(
