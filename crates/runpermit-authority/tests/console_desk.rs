@@ -746,6 +746,27 @@ async fn runs_through_the_console(m: Metered2) {
     ] {
         assert!(queue.contains(&text), "{text} in the evaluator's queue");
     }
+    // An evaluator the permit does not name neither sees it nor decides it.
+    let (_, _, stranger) =
+        m.d.api
+            .authority
+            .member(
+                ("org_other_eval", "Other Evaluator"),
+                "evaluator",
+                "evaluator",
+            )
+            .await;
+    let stranger = sign_in(&m.d.api, &stranger).await;
+    let queue = stranger.page("/console/milestones").await;
+    assert!(!queue.contains(&milestone_id), "{queue}");
+    let answer = stranger
+        .post(
+            &format!("/console/milestones/{milestone_id}/decide"),
+            &[("decision", "accept"), ("reason", "not mine")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.html);
+    assert_eq!(stranger.get(&run_path).await.status, StatusCode::NOT_FOUND);
     // The lab cannot use the evaluator's form.
     let answer = lab
         .post(

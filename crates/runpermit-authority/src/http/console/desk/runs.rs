@@ -299,7 +299,12 @@ fn due(run: &RunView, own: bool) -> Markup {
                 p.warn role="status" { "Tranche " (run.tranche) " is used up: the run is held until an evaluator accepts a milestone report."
                     @if own && run.your_actions.iter().any(|a| a == "submit_milestone") { " Submit one below." } }
             }
-            "paused" if own => { p.warn role="status" { "The run is paused: " (run.reason) } }
+            "paused" if own => {
+                p.warn role="status" { "The run is paused: " (run.reason)
+                    @if run.your_actions.iter().any(|a| a == "submit_milestone") {
+                        " If its milestone report was rejected, submit a new one below: an evaluator's acceptance resumes the run."
+                    } }
+            }
             _ => {}
         }
     }
