@@ -63,9 +63,8 @@ async fn for_lab(state: &AppState, viewer: &Viewer) -> Result<Markup, ConsoleErr
     }
     let now = state.clock.now_ms();
     let names = widgets::org_names(state).await?;
-    let apps: Vec<_> = routes::applications::list(State(state.clone()), caller.clone())
+    let apps: Vec<_> = applications::records(state, caller)
         .await?
-        .0
         .into_iter()
         .filter(|a| OPEN_APPLICATION.contains(&a.status.as_str()))
         .collect();
@@ -115,9 +114,9 @@ async fn for_lab(state: &AppState, viewer: &Viewer) -> Result<Markup, ConsoleErr
                     }
                 }
                 @for a in &apps {
-                    @if a.status == "changes_requested" || a.status == "draft" {
+                    @if matches!(a.status.as_str(), "changes_requested" | "draft") {
                         li { "Application " a href={ "/console/applications/" (a.id) } { code { (a.id) } } " is "
-                            (a.status.replace('_', " ")) ": change and submit it with " code { "runpermit" } "." }
+                            (a.status.as_str().replace('_', " ")) ": change and submit it with " code { "runpermit" } "." }
                     }
                 }
             }
