@@ -80,6 +80,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/milestones", get(milestones::queue))
         .route("/console/milestones/{id}/decide", post(milestones::decide))
         .route("/console/incidents", get(incidents::list))
+        .route(
+            "/console/incidents/{id}/follow-up",
+            post(incidents::follow_up),
+        )
         .route("/console/kyc", get(incidents::kyc))
         .route("/console/provider", get(provider::page))
 }
