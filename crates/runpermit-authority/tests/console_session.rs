@@ -339,3 +339,57 @@ async fn a_session_is_shared_by_every_process_on_the_database() {
     drop((one, two));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn console_forms_spend_the_token_s_write_limits() {
+    // A person at the console writes as the token their session was made with: its write
+    // limits apply, and the refusal is a page.
+    let mut authority = runpermit_authority::testing::TestAuthority::new(None).await;
+    let config: runpermit_authority::domain::limits::LimitsConfig = serde_json::from_value(
+        serde_json::json!({"defaults": {"writes_per_token": {"burst": 2, "count": 2, "period": "1m"}}}),
+    )
+    .expect("a limits section");
+    authority.state.authority.limits = std::sync::Arc::new(
+        runpermit_authority::domain::limits::Limits::new(config).expect("valid limits"),
+    );
+    let router = runpermit_authority::router(authority.state.clone());
+    let (_, _, token) = authority
+        .member(
+            ("org_authority", "Licensing Office"),
+            "authority",
+            "reviewer",
+        )
+        .await;
+    let (secret, _) = sign_in(&router, &token, "/console").await;
+    let (_, _, page) = send(&router, "GET", "/console", Some(&secret), None, &[]).await;
+    let csrf = csrf_of(&page);
+    let review = encode(&[("csrf", &csrf), ("decision", "approve"), ("reason", "fine")]);
+    let post = async || {
+        send(
+            &router,
+            "POST",
+            "/console/applications/app_none/review",
+            Some(&secret),
+            Some(&review),
+            &[],
+        )
+        .await
+    };
+    for _ in 0..2 {
+        let (status, _, page) = post().await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    }
+    let (status, headers, page) = post().await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.contains("writes_per_token"), "{page}");
+    assert_eq!(headers[header::RETRY_AFTER], "30");
+    // Reading is not writing.
+    let (status, _, _) = send(&router, "GET", "/console", Some(&secret), None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,5 +1,6 @@
 //! The middleware that charges every request to its buckets before any other work: the
-//! source address first, then, on authenticated writes, the token and its organization.
+//! source address first, then, on authenticated writes, the token and its organization. A
+//! form posted to the console is a write of the token its session was made with.
 //!
 //! The source address is the TCP peer (axum's `ConnectInfo`, which `serve` provides), or,
 //! when the peer is one of the configured `trusted_proxies`, the right-most address of
@@ -18,6 +19,8 @@ use crate::domain::Caller;
 use crate::domain::limits::address::address_key;
 use crate::domain::limits::{Limit, Limits};
 use crate::http::authz::{self, Access, Endpoint};
+use crate::http::console::error::ConsoleError;
+use crate::http::console::viewer::Viewer;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 
@@ -64,8 +67,11 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     request
         .extensions_mut()
         .insert(ClientAddress(address.clone()));
+    let console = request.uri().path().starts_with("/console/");
     match admit(&state, request, address.as_deref()).await {
         Ok(request) => next.run(request).await,
+        // A person at the console reads the refusal as a page.
+        Err(e) if console => ConsoleError::Api(e).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -88,6 +94,9 @@ async fn admit(
             Limit::ReadsPerAddress
         };
         limits.admit(now, &[(limit, address, 1)])?;
+    }
+    if writes && request.uri().path().starts_with("/console/") {
+        return admit_console_form(state, request, now).await;
     }
     let Some(endpoint) = writes.then(|| endpoint(&request)).flatten() else {
         return Ok(request);
@@ -117,6 +126,34 @@ async fn admit(
             charges.push((Limit::TokensPerOrg, &caller.org_id, 1));
         }
         limits.admit(now, &charges)?;
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+/// A form posted to the console by a signed-in person: charged to the token the session was
+/// made with and its organization, as the same action through the API would be. Without a
+/// session in force the console answers as usual (sign in), having spent only the address's
+/// bucket. The viewer found stays in the request's extensions for the handler.
+async fn admit_console_form(
+    state: &AppState,
+    request: Request,
+    now: i64,
+) -> Result<Request, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    if let Ok(Some(viewer)) =
+        <Viewer as axum::extract::OptionalFromRequestParts<AppState>>::from_request_parts(
+            &mut parts, state,
+        )
+        .await
+    {
+        state.limits.admit(
+            now,
+            &[
+                (Limit::WritesPerToken, viewer.caller.token_id.as_str(), 1),
+                (Limit::WritesPerOrg, viewer.caller.org_id.as_str(), 1),
+            ],
+        )?;
+        parts.extensions.insert(viewer);
     }
     Ok(Request::from_parts(parts, body))
 }

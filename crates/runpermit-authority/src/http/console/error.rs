@@ -44,6 +44,7 @@ impl From<runpermit_store::StoreError> for ConsoleError {
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
+        let mut retry_after = None;
         let (status, title, message, errors) = match self {
             ConsoleError::SignIn { next } => {
                 let query = form_urlencoded::Serializer::new(String::new())
@@ -58,6 +59,9 @@ impl IntoResponse for ConsoleError {
                 Vec::new(),
             ),
             ConsoleError::Api(e) => {
+                if let ApiError::RateLimited { retry_after_s, .. } = &e {
+                    retry_after = Some(*retry_after_s);
+                }
                 let errors = match &e {
                     ApiError::Invalid(errors) => errors.clone(),
                     _ => Vec::new(),
@@ -90,6 +94,12 @@ impl IntoResponse for ConsoleError {
         };
         let mut response = page::respond(None, title, body);
         *response.status_mut() = status;
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         response
     }
 }
