@@ -277,12 +277,13 @@ const COUNT_UNINDEXED: &str = "SELECT (SELECT COUNT(*) FROM log_entries) - \
      (SELECT COUNT(*) FROM log_entry_refs)";
 const LOG_ORGANIZATIONS: &str = "SELECT id, name, kind, created_at FROM organizations o \
      WHERE EXISTS (SELECT 1 FROM log_entry_orgs g WHERE g.org_id = o.id) ORDER BY name, id";
-/// The registry's rows: each sequenced `permit_issued` entry (its references name the
-/// permit, run, application and holder) with its run.
-const REGISTRY_FROM: &str = "FROM log_entry_refs l JOIN runs r ON r.permit_id = l.permit_id \
-     WHERE l.type = 'permit_issued'";
+/// The registry's entries: each sequenced `permit_issued` entry (its references name the
+/// permit, run, application and holder), read from the partial index of those entries
+/// (migration 0010). Conditions are added for the filters given.
+const REGISTRY_ENTRIES: &str = "SELECT l.idx, l.permit_id, l.run_id, l.application_id, l.org_id \
+     FROM log_entry_refs l WHERE l.type = 'permit_issued'";
 /// How many entries match: conditions on the references only (every `permit_issued` entry
-/// has its run), read from the partial index of those entries (migration 0010).
+/// has its run).
 const REGISTRY_COUNT: &str = "SELECT COUNT(*) FROM log_entry_refs l WHERE l.type = 'permit_issued'";
 /// The registry's columns; the token, tier and holder's name are read for the rows returned
 /// only.
@@ -793,9 +794,12 @@ where
         }
         let (limit_p, offset_p) = (next(), next());
         // Audited: fixed pieces and numbered placeholders only; every value is bound.
+        // The page's entries are chosen from the index alone; only those are joined with
+        // their runs, permits and applications.
         let rows_sql = format!(
-            "{REGISTRY_COLUMNS}{REGISTRY_FROM}{conditions} ORDER BY l.idx DESC \
-             LIMIT {limit_p} OFFSET {offset_p}"
+            "{REGISTRY_COLUMNS} FROM ({REGISTRY_ENTRIES}{conditions} ORDER BY l.idx DESC \
+             LIMIT {limit_p} OFFSET {offset_p}) l JOIN runs r ON r.permit_id = l.permit_id \
+             ORDER BY l.idx DESC"
         );
         let mut rows_query = sqlx::query_as::<_, RegistryRow>(sqlx::AssertSqlSafe(rows_sql));
         for b in &binds {
