@@ -22,12 +22,7 @@ use crate::http::authz::{self, Access, Endpoint};
 use crate::http::console::error::ConsoleError;
 use crate::http::console::viewer::Viewer;
 use crate::http::error::ApiError;
-use crate::http::state::AppState;
-
-/// The request's source address as the limits count it (see [`address_key`]), for handlers
-/// that charge more than the request itself (`POST /v1/usage` charges per report).
-#[derive(Debug, Clone)]
-pub struct ClientAddress(pub Option<String>);
+use crate::http::state::{AppState, ClientAddress};
 
 impl Limits {
     /// The client's address: the peer, or what trusted proxies say the client was.

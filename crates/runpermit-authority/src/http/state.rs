@@ -1,4 +1,5 @@
-//! What every handler shares: the domain's [`Authority`] and the process's metrics.
+//! What every handler shares: the domain's [`Authority`] and the process's metrics; what the
+//! edge middleware leaves in a request for handlers ([`ClientAddress`]).
 
 use std::ops::Deref;
 
@@ -21,3 +22,9 @@ impl Deref for AppState {
         &self.authority
     }
 }
+
+/// The request's source address as the limits count it (`domain::limits::address`), left in
+/// the request's extensions by the limits middleware for handlers that charge more than the
+/// request itself (`POST /v1/usage` charges per report).
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub Option<String>);

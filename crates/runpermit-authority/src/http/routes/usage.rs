@@ -20,8 +20,8 @@ use crate::domain::usage_batch::MAX_REPORTS_PER_REQUEST;
 use crate::domain::{Caller, kyc, provider_keys};
 use crate::http::authz::{self};
 use crate::http::error::{ApiError, ApiJson};
-use crate::http::limits::ClientAddress;
 use crate::http::state::AppState;
+use crate::http::state::ClientAddress;
 
 /// Largest `POST /v1/usage` body: [`MAX_REPORTS_PER_REQUEST`] reports of about
 /// 800 bytes.
