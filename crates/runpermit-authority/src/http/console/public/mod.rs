@@ -185,3 +185,50 @@ pub fn pager(prev: Option<(String, &str)>, next: Option<(String, &str)>) -> Mark
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_keep_only_the_filters_given_encoded() {
+        assert_eq!(link("/log", &[("org", None)]), "/log");
+        assert_eq!(
+            link(
+                "/",
+                &[
+                    ("q", Some("a&b <c>".into())),
+                    ("tier", None),
+                    ("page", Some("2".into()))
+                ]
+            ),
+            "/?q=a%26b+%3Cc%3E&page=2"
+        );
+    }
+
+    #[test]
+    fn parameters_name_what_they_cannot_use() {
+        let p = Params::parse(Some("page=0&before=x&permit=%01&q=+lab+&q=&run=r1"));
+        assert!(p.number("page", 1).is_err());
+        assert!(p.number("before", 0).is_err());
+        assert_eq!(p.number("absent", 0).unwrap(), None);
+        assert!(p.id("permit").is_err(), "control characters");
+        assert_eq!(p.id("run").unwrap().as_deref(), Some("r1"));
+        // The last value counts; an empty one is none.
+        assert_eq!(p.get("q"), None);
+        assert_eq!(
+            Params::parse(Some("q=+lab+")).get("q").as_deref(),
+            Some("lab")
+        );
+    }
+
+    #[test]
+    fn only_a_permit_token_reads_as_claims() {
+        assert!(claims_of("not a token").is_none());
+        assert!(claims_of("a.e30.c").is_none(), "{{}} is not a permit");
+        let key = runpermit_permit::SigningKey::generate();
+        let status = runpermit_permit::StatusListClaims::new("iss", 1, 60, 1, Vec::new());
+        let token = runpermit_permit::sign_status_list(&status, &key);
+        assert!(claims_of(&token).is_none(), "a status list is not a permit");
+    }
+}
