@@ -346,6 +346,14 @@ async fn reviewers_decide_through_the_console(d: Desk) {
     let html = r2.page(&page_path).await;
     assert!(html.contains(&format!("/permits/{permit_id}")), "{html}");
     assert!(html.contains("awaits no review"), "{html}");
+    // Both reviewers' reasons are public, in the log's decision entry, not only the last.
+    let decisions = r2.page("/decisions").await;
+    assert!(
+        decisions.contains(
+            "reviewer 1 of 2: safeguards adequate | reviewer 2 of 2: evaluation plan sound"
+        ),
+        "{decisions}"
+    );
 
     // Audited as each reviewer, exactly as through the API.
     let events = d.audit(&format!("application/{id}")).await;

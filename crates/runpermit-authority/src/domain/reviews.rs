@@ -96,6 +96,21 @@ fn current_round(reviews: &[Review]) -> Vec<&Review> {
         .collect()
 }
 
+/// The public reason of an approval: with one approval, its reason; with several (the top
+/// tier's two reviewers), every approving reviewer's reason in the order they approved, so
+/// that the log's decision entry says why each of them approved, not only the last.
+fn round_reasons(round: &[&Review]) -> String {
+    if let [only] = round {
+        return only.reason.clone();
+    }
+    round
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("reviewer {} of {}: {}", i + 1, round.len(), r.reason))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// Records `caller`'s review `body` of application `id` and what follows from it: the review
 /// opens when the application was submitted or appealed; changes requested or a denial move it
 /// at once; an approval counts towards the round and, when the round is complete, approves it
@@ -195,13 +210,14 @@ pub async fn decide(
                 ApprovalOutcome::Approved => {
                     let conditions = union(round.iter().map(|r| r.conditions_json.as_str()));
                     let evaluators = union(round.iter().map(|r| r.evaluators_json.as_str()));
+                    let reasons = round_reasons(&round);
                     writes.extend(lifecycle::transition_writes(
                         state,
                         caller,
                         &mut app,
                         Action::Approve,
                         "application.approve",
-                        Some(reason),
+                        Some(&reasons),
                     )?);
                     let plan = lifecycle::stored_plan(&app)?;
                     let estimate = lifecycle::estimate_of(&app)?;

@@ -2,9 +2,9 @@
 //!
 //! What the log holds: one `decision` entry per decision on an application (by the policy, or
 //! by the reviewer whose decision settles it), with that decision's public reason. At the top
-//! tier an approval needs two reviewers; the first approval is recorded by the authority
-//! (audit trail, reviews) but not logged, so only the reason of the approval that completed
-//! the round is public. Changes requested and denials are each logged with their reason.
+//! tier an approval needs two reviewers; the approval that completes the round is logged with
+//! every approving reviewer's reason (`reviewer 1 of 2: … | reviewer 2 of 2: …`). Changes
+//! requested and denials are each logged with their reason.
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -59,10 +59,9 @@ pub async fn page(
         }
         p.muted {
             "At the top tier two reviewers from outside the applicant must approve. The log \
-             records the decision when the second approval completes it, with that reviewer's \
-             reason; the first reviewer's approval and reason are kept in the authority's \
-             records but are not in the public log. Requests for changes and denials are \
-             logged each with their own reason."
+             records the decision when the second approval completes it, with both reviewers' \
+             reasons in the order they approved. Requests for changes and denials are logged \
+             each with their own reason."
         }
         div.table-wrap {
             table #decisions {
