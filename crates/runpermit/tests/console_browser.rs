@@ -151,11 +151,11 @@ impl Browser {
         let Value::Object(capabilities) = capabilities else {
             unreachable!("an object")
         };
-        let client = ClientBuilder::rustls()
-            .expect("TLS roots for the WebDriver client")
-            .capabilities(capabilities)
-            .connect(&driver.url)
+        let mut builder = ClientBuilder::rustls().expect("TLS roots for the WebDriver client");
+        builder.capabilities(capabilities);
+        let client = tokio::time::timeout(Duration::from_secs(60), builder.connect(&driver.url))
             .await
+            .expect("Chromium did not start within 60 s")
             .unwrap_or_else(|e| panic!("a Chromium session through chromedriver: {e}"));
         // This scenario's pictures from an earlier run go: what is left is what this run saw.
         std::fs::create_dir_all(screenshot_dir()).expect("the screenshot directory");
