@@ -512,8 +512,17 @@ async fn in_good_standing(b: &Browser, permit_id: &str) -> bool {
 
 #[test]
 fn sign_in_and_out_in_a_browser() {
+    session(false);
+}
+
+#[test]
+fn sign_in_and_out_in_a_browser_on_postgresql() {
+    session(true);
+}
+
+fn session(postgres: bool) {
     let setup = |a: &mut Authority, _: Option<&str>| common::lab_applicant(a, "Frontier Lab");
-    with_browser("session", false, setup, async |_, b, token| {
+    with_browser("session", postgres, setup, async |_, b, token| {
         // A desk page without a session sends the person to sign in, and back after.
         b.open("/console", "desk-signed-out").await;
         assert_eq!(b.path().await, "/console/sign-in?next=%2Fconsole");
