@@ -7,7 +7,10 @@ pub(crate) mod sql;
 use crate::StoreError;
 #[cfg(doc)]
 use crate::Write;
-pub use records::{LogBatch, LogState, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, SequencedEntry};
+pub use records::{
+    LogBatch, LogFilter, LogRow, LogState, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, RegistryFilter,
+    RegistryPage, RegistryRow, SequencedEntry,
+};
 
 /// The transparency log's storage. Times are unix milliseconds.
 #[async_trait::async_trait]
@@ -56,4 +59,24 @@ pub trait LogStore: Send + Sync + 'static {
     /// before `until` (and must stop sequencing if renewal fails; [`LogStore::sequence_log`]'s
     /// size check keeps the log linear even if it does not). `Invalid` if `holder` is empty.
     async fn take_log_lease(&self, holder: &str, now: i64, until: i64) -> Result<bool, StoreError>;
+
+    /// Sequenced entries matching `filter`, newest first, at most `limit` (1 to 1000, else
+    /// `Invalid`). Served from the entries' references (`log_entry_refs`, `log_entry_orgs`),
+    /// which [`LogStore::sequence_log`] writes with the entries, so a page costs the same
+    /// however long the log is. Page backwards with `filter.before` = the last index shown.
+    async fn log_search(&self, filter: &LogFilter, limit: i64) -> Result<Vec<LogRow>, StoreError>;
+
+    /// The organizations the log names (as applicant, holder, provider or evaluator), by name:
+    /// the public directory.
+    async fn log_organizations(&self) -> Result<Vec<crate::Organization>, StoreError>;
+
+    /// The public registry: signed permits whose `permit_issued` entry is sequenced, with
+    /// their runs, newest entry first; `limit` (1 to 1000, else `Invalid`) from `offset`
+    /// (0 or more), and how many match in all.
+    async fn registry(
+        &self,
+        filter: &RegistryFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<RegistryPage, StoreError>;
 }

@@ -74,3 +74,88 @@ pub struct LogBatch {
     /// When: the new state's `updated_at` and the entries' `created_at`.
     pub at: i64,
 }
+
+/// Which sequenced entries [`crate::LogStore::log_search`] finds: every condition given must
+/// hold (an empty `types` and `None` mean "any").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Entry types (`permit_issued`, …), any of them.
+    pub types: Vec<String>,
+    /// Entries about this application (its submission and decisions).
+    pub application_id: Option<String>,
+    /// Entries about this permit (its issuance, tranches, standing; its run's summaries).
+    pub permit_id: Option<String>,
+    /// Entries about this run.
+    pub run_id: Option<String>,
+    /// Entries naming this organization: as applicant or holder, or as one of a permit's
+    /// providers or evaluators.
+    pub org_id: Option<String>,
+    /// Only entries with a lower index than this (paging backwards from the newest).
+    pub before: Option<i64>,
+}
+
+/// One sequenced entry found by [`crate::LogStore::log_search`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct LogRow {
+    /// Its index in the log.
+    pub idx: i64,
+    /// Its exact bytes.
+    pub entry: Vec<u8>,
+    /// When it was sequenced.
+    pub created_at: i64,
+    /// The organization it principally concerns (the applicant or holder), when known.
+    pub org_id: Option<String>,
+    /// That organization's name.
+    pub org_name: Option<String>,
+}
+
+/// Which permits [`crate::LogStore::registry`] lists: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryFilter {
+    /// Text found (ignoring ASCII case) in the holder's name, the permit id or the run id.
+    pub q: Option<String>,
+    /// The application's policy tier, exactly.
+    pub tier: Option<String>,
+    /// `Some(true)`: only runs in good standing (`active`); `Some(false)`: only the others.
+    pub good_standing: Option<bool>,
+    /// Exactly this permit.
+    pub permit_id: Option<String>,
+}
+
+/// One permit of the public registry: a signed permit whose `permit_issued` entry is
+/// sequenced, with its run as the authority follows it ([`crate::LogStore::registry`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct RegistryRow {
+    pub permit_id: String,
+    pub run_id: String,
+    pub application_id: String,
+    /// The holder organization.
+    pub org_id: String,
+    /// Its current name (`None` if the organization is unknown).
+    pub org_name: Option<String>,
+    /// The signed permit (compact JWS), exactly as logged.
+    pub token: String,
+    /// The application's policy tier.
+    pub tier: String,
+    /// The index of the permit's `permit_issued` entry.
+    pub log_index: i64,
+    pub run_status: runpermit_types::RunStatus,
+    /// Why the run is in its status (the reason logged with it).
+    pub reason: String,
+    pub status_since: i64,
+    /// The highest released tranche.
+    pub tranche: i64,
+    pub released_flop: f64,
+    pub budget_flop: f64,
+    /// The cumulative compute last written to the public log (`usage_summary`).
+    pub summarized_flop: f64,
+    /// The permit's expiry, unix seconds.
+    pub permit_exp_s: i64,
+}
+
+/// A page of the registry and how many permits match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryPage {
+    pub rows: Vec<RegistryRow>,
+    pub total: i64,
+}

@@ -6,7 +6,10 @@ use sqlx::{Encode, Executor, Type};
 use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, IN_LIST_ROWS, Row, SizedSql, pieces};
 use crate::error::{DbResult as _, write_error};
-use crate::{LogBatch, LogState, LogStore, QueuedLogEntry, StoreError, Write};
+use crate::{
+    LogBatch, LogFilter, LogRow, LogState, LogStore, Organization, QueuedLogEntry, RegistryFilter,
+    RegistryPage, RegistryRow, StoreError, Write,
+};
 
 const LOG_QUEUE: &str = "SELECT id, subject, entry, created_at FROM log_queue ORDER BY id LIMIT $1";
 const LOG_STATE: &str = "SELECT size, root, checkpoint, updated_at FROM log_state WHERE id = 1";
@@ -107,6 +110,9 @@ where
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
     Vec<u8>: Column<Db<B>>,
+    Option<String>: Column<Db<B>>,
+    f64: Column<Db<B>>,
+    bool: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
 {
     let mut rest = writes;
@@ -142,6 +148,9 @@ where
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
     Vec<u8>: Column<Db<B>>,
+    Option<String>: Column<Db<B>>,
+    f64: Column<Db<B>>,
+    bool: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
 {
     let moved_on = |stored: &str| {
@@ -195,6 +204,12 @@ where
             .await
             .map_err(|e| crate::error::log_error("entries", e))?;
     }
+    let entries: Vec<(i64, &[u8])> = batch
+        .entries
+        .iter()
+        .map(|e| (e.index, e.entry.as_slice()))
+        .collect();
+    index_entries::<B>(&mut *conn, &entries).await?;
     let mut rest = &batch.hashes[..];
     let max_rows = INSERT_LOG_HASHES.max_rows();
     for rows in pieces(rest.len(), max_rows) {
@@ -212,6 +227,264 @@ where
     Ok(())
 }
 
+/// Rows per multi-row `INSERT INTO log_entry_refs` (6 parameters a row).
+const REF_ROWS: usize = 1024;
+/// Rows per multi-row `INSERT INTO log_entry_orgs` (2 parameters a row).
+const ORG_ROWS: usize = 4096;
+const _: () = assert!(REF_ROWS * 6 <= 32_766 && ORG_ROWS * 2 <= 32_766);
+
+/// `INSERT INTO log_entry_refs` of `rows` rows; bind `idx, type, application_id, permit_id,
+/// run_id, org_id` for each. A row already there (indexed by another process) stays.
+static INSERT_LOG_REFS: SizedSql = SizedSql::new(REF_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| {
+            let row: Vec<String> = (0..6).map(|_| p.next()).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO log_entry_refs (idx, type, application_id, permit_id, run_id, org_id) \
+         VALUES {} ON CONFLICT (idx) DO NOTHING",
+        rows.join(", ")
+    )
+});
+/// `INSERT INTO log_entry_orgs` of `rows` rows; bind `org_id, idx` for each.
+static INSERT_LOG_ORGS: SizedSql = SizedSql::new(ORG_ROWS, |rows, p| {
+    let rows: Vec<String> = (0..rows)
+        .map(|_| format!("({}, {})", p.next(), p.next()))
+        .collect();
+    format!(
+        "INSERT INTO log_entry_orgs (org_id, idx) VALUES {} ON CONFLICT (org_id, idx) DO NOTHING",
+        rows.join(", ")
+    )
+});
+/// What an entry's own fields do not say, from the records it names: a run's permit…
+const REFS_PERMIT_OF_RUN: &str = "UPDATE log_entry_refs SET permit_id = \
+     (SELECT permit_id FROM runs WHERE runs.id = log_entry_refs.run_id) \
+     WHERE idx BETWEEN $1 AND $2 AND permit_id IS NULL AND run_id IS NOT NULL";
+/// … and the organization of an application or a permit.
+const REFS_ORG: &str = "UPDATE log_entry_refs SET org_id = COALESCE(\
+     (SELECT org_id FROM applications WHERE applications.id = log_entry_refs.application_id), \
+     (SELECT org_id FROM permits WHERE permits.id = log_entry_refs.permit_id)) \
+     WHERE idx BETWEEN $1 AND $2 AND org_id IS NULL";
+const REFS_ORG_ROWS: &str = "INSERT INTO log_entry_orgs (org_id, idx) \
+     SELECT org_id, idx FROM log_entry_refs WHERE idx BETWEEN $1 AND $2 AND org_id IS NOT NULL \
+     ON CONFLICT (org_id, idx) DO NOTHING";
+/// The entries without references, from `$1` on, in index order, at most `$2`.
+const UNINDEXED: &str = "SELECT e.idx, e.entry FROM log_entries e WHERE e.idx >= $1 \
+     AND NOT EXISTS (SELECT 1 FROM log_entry_refs r WHERE r.idx = e.idx) ORDER BY e.idx LIMIT $2";
+const COUNT_UNINDEXED: &str = "SELECT (SELECT COUNT(*) FROM log_entries) - \
+     (SELECT COUNT(*) FROM log_entry_refs)";
+const LOG_ORGANIZATIONS: &str = "SELECT id, name, kind, created_at FROM organizations o \
+     WHERE EXISTS (SELECT 1 FROM log_entry_orgs g WHERE g.org_id = o.id) ORDER BY name, id";
+/// The registry's rows: `$1` tier, `$2` good standing (1, or 0 for not), `$3` permit id, `$4` search pattern
+/// (lowercase, `LIKE` with `\` escapes).
+const REGISTRY_FROM: &str = "FROM log_entry_refs l \
+     JOIN permits p ON p.id = l.permit_id \
+     JOIN runs r ON r.permit_id = p.id \
+     JOIN applications a ON a.id = p.application_id \
+     LEFT JOIN organizations o ON o.id = p.org_id \
+     WHERE l.type = 'permit_issued' AND p.token IS NOT NULL \
+     AND ($1 IS NULL OR a.tier = $1) \
+     AND ($2 IS NULL OR (CASE WHEN r.status = 'active' THEN 1 ELSE 0 END) = $2) \
+     AND ($3 IS NULL OR p.id = $3) \
+     AND ($4 IS NULL OR LOWER(p.id) LIKE $4 ESCAPE '\\' OR LOWER(p.run_id) LIKE $4 ESCAPE '\\' \
+          OR LOWER(o.name) LIKE $4 ESCAPE '\\')";
+const REGISTRY_COLUMNS: &str = "SELECT p.id AS permit_id, p.run_id, p.application_id, \
+     p.org_id, o.name AS org_name, p.token, a.tier, l.idx AS log_index, r.status AS run_status, \
+     r.reason, r.status_since, r.tranche, r.released_flop, r.budget_flop, r.summarized_flop, \
+     r.permit_exp_s ";
+
+/// The ids a log entry names, read from its JSON (any version: unknown fields are ignored).
+#[derive(Debug, Default, serde::Deserialize)]
+struct EntryIds {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    application_id: Option<String>,
+    permit_id: Option<String>,
+    run_id: Option<String>,
+    org_id: Option<String>,
+    holder_org_id: Option<String>,
+    token: Option<String>,
+}
+
+/// The organizations a permit's claims name besides its holder.
+#[derive(Debug, Default, serde::Deserialize)]
+struct NamedOrgs {
+    #[serde(default)]
+    providers: Vec<NamedProvider>,
+    #[serde(default)]
+    evaluators: Option<Vec<String>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct NamedProvider {
+    provider: String,
+}
+
+/// The providers and evaluators named in a compact JWS's payload (none if it does not read).
+fn orgs_in_token(token: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let Some(payload) = token.split('.').nth(1) else {
+        return Vec::new();
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+        return Vec::new();
+    };
+    let named: NamedOrgs = serde_json::from_slice(&bytes).unwrap_or_default();
+    named
+        .providers
+        .into_iter()
+        .map(|p| p.provider)
+        .chain(named.evaluators.unwrap_or_default())
+        .collect()
+}
+
+/// Writes the references of `entries` (`(idx, bytes)`, ascending, consecutive or not) in the
+/// caller's transaction: what each names itself, then what the records it names add. Rows
+/// already written stay as they are, so indexing twice is harmless.
+async fn index_entries<B: Backend>(
+    conn: &mut Conn<B>,
+    entries: &[(i64, &[u8])],
+) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    String: Column<Db<B>>,
+    Option<String>: Column<Db<B>>,
+    i64: Column<Db<B>>,
+{
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return Ok(());
+    };
+    let mut refs = Vec::with_capacity(entries.len());
+    let mut orgs: Vec<(String, i64)> = Vec::new();
+    for &(idx, bytes) in entries {
+        let ids: EntryIds = serde_json::from_slice(bytes).unwrap_or_default();
+        let org = ids.org_id.or(ids.holder_org_id);
+        if let Some(token) = &ids.token {
+            for named in orgs_in_token(token) {
+                if !orgs.iter().any(|(o, i)| *i == idx && *o == named) {
+                    orgs.push((named, idx));
+                }
+            }
+        }
+        refs.push((
+            idx,
+            ids.kind,
+            ids.application_id,
+            ids.permit_id,
+            ids.run_id,
+            org,
+        ));
+    }
+    let mut rest = &refs[..];
+    for rows in pieces(rest.len(), INSERT_LOG_REFS.max_rows()) {
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut query = sqlx::query(INSERT_LOG_REFS.get(rows, B::PARAMS));
+        for (idx, kind, application, permit, run, org) in chunk {
+            query = query
+                .bind(*idx)
+                .bind(kind.clone())
+                .bind(application.clone())
+                .bind(permit.clone())
+                .bind(run.clone())
+                .bind(org.clone());
+        }
+        query.execute(&mut *conn).await.db()?;
+    }
+    for statement in [REFS_PERMIT_OF_RUN, REFS_ORG, REFS_ORG_ROWS] {
+        sqlx::query(statement)
+            .bind(first.0)
+            .bind(last.0)
+            .execute(&mut *conn)
+            .await
+            .db()?;
+    }
+    let mut rest = &orgs[..];
+    for rows in pieces(rest.len(), INSERT_LOG_ORGS.max_rows()) {
+        let (chunk, tail) = rest.split_at(rows);
+        rest = tail;
+        let mut query = sqlx::query(INSERT_LOG_ORGS.get(rows, B::PARAMS));
+        for (org, idx) in chunk {
+            query = query.bind(org).bind(*idx);
+        }
+        query.execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// Indexes the entries sequenced before their references were kept (or by a process that
+/// did not keep them), in chunks of one transaction each. Cheap when there are none.
+pub(crate) async fn index_unindexed<B: Backend>(store: &B) -> Result<(), StoreError>
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    String: Column<Db<B>>,
+    Option<String>: Column<Db<B>>,
+    i64: Column<Db<B>>,
+    Vec<u8>: Column<Db<B>>,
+    usize: sqlx::ColumnIndex<Row<B>>,
+{
+    const CHUNK: i64 = 4096;
+    let missing: i64 = sqlx::query_scalar(COUNT_UNINDEXED)
+        .fetch_one(store.connections())
+        .await
+        .db()?;
+    if missing <= 0 {
+        return Ok(());
+    }
+    tracing::info!(
+        entries = missing,
+        "indexing log entries for the public console"
+    );
+    let mut from = 0;
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(UNINDEXED)
+            .bind(from)
+            .bind(CHUNK)
+            .fetch_all(store.connections())
+            .await
+            .db()?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            return Ok(());
+        };
+        let entries: Vec<(i64, &[u8])> = rows.iter().map(|(i, e)| (*i, e.as_slice())).collect();
+        let mut tx = store.begin_write(&[]).await?;
+        if let Err(e) = index_entries::<B>(&mut tx, &entries).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        tx.commit().await.db()?;
+        from = last + 1;
+    }
+}
+
+/// `LIKE` pattern finding `text` anywhere, lowercase, with `\` escaping `%`, `_` and `\`.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn page_limit(what: &str, limit: i64) -> Result<(), StoreError> {
+    if (1..=1000).contains(&limit) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} limit: must be 1 to 1000 (got {limit})"
+        )))
+    }
+}
+
 /// Deletes the queue rows `ids` (sorted, distinct): one `BETWEEN` per run of
 /// consecutive ids, one `IN` list per chunk of the others. A row that is no
 /// longer queued is a `Conflict` naming it.
@@ -223,6 +496,9 @@ where
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
     Vec<u8>: Column<Db<B>>,
+    Option<String>: Column<Db<B>>,
+    f64: Column<Db<B>>,
+    bool: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
 {
     /// Runs at least this long are deleted by range.
@@ -285,6 +561,9 @@ where
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
     Vec<u8>: Column<Db<B>>,
+    Option<String>: Column<Db<B>>,
+    f64: Column<Db<B>>,
+    bool: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
     for<'a> &'a str: sqlx::ColumnIndex<Row<B>>,
 {
@@ -386,6 +665,108 @@ where
             .await
             .db()?;
         Ok(done.rows_affected() == 1)
+    }
+    async fn log_search(&self, filter: &LogFilter, limit: i64) -> Result<Vec<LogRow>, StoreError> {
+        page_limit("log search", limit)?;
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        let mut sql = String::from(
+            "SELECT r.idx, e.entry, e.created_at, r.org_id, o.name AS org_name \
+             FROM log_entry_refs r JOIN log_entries e ON e.idx = r.idx \
+             LEFT JOIN organizations o ON o.id = r.org_id",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(org) = &filter.org_id {
+            sql.push_str(&format!(
+                " JOIN log_entry_orgs g ON g.idx = r.idx AND g.org_id = {}",
+                next()
+            ));
+            binds.push(org.clone());
+        }
+        sql.push_str(" WHERE 1 = 1");
+        if !filter.types.is_empty() {
+            let list: Vec<String> = filter.types.iter().map(|_| next()).collect();
+            sql.push_str(&format!(" AND r.type IN ({})", list.join(", ")));
+            binds.extend(filter.types.iter().cloned());
+        }
+        for (column, value) in [
+            ("application_id", &filter.application_id),
+            ("permit_id", &filter.permit_id),
+            ("run_id", &filter.run_id),
+        ] {
+            if let Some(value) = value {
+                sql.push_str(&format!(" AND r.{column} = {}", next()));
+                binds.push(value.clone());
+            }
+        }
+        let before = filter.before.map(|b| (b, next()));
+        if let Some((_, p)) = &before {
+            sql.push_str(&format!(" AND r.idx < {p}"));
+        }
+        sql.push_str(&format!(" ORDER BY r.idx DESC LIMIT {}", next()));
+        // Audited: the text holds only this function's fixed pieces and numbered placeholders;
+        // every value is bound.
+        let mut query = sqlx::query_as::<_, LogRow>(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        if let Some((b, _)) = before {
+            query = query.bind(b);
+        }
+        query.bind(limit).fetch_all(self.connections()).await.db()
+    }
+
+    async fn log_organizations(&self) -> Result<Vec<Organization>, StoreError> {
+        sqlx::query_as(LOG_ORGANIZATIONS)
+            .fetch_all(self.connections())
+            .await
+            .db()
+    }
+
+    async fn registry(
+        &self,
+        filter: &RegistryFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<RegistryPage, StoreError> {
+        page_limit("registry", limit)?;
+        if offset < 0 {
+            return Err(StoreError::Invalid(format!(
+                "registry offset: must be 0 or more (got {offset})"
+            )));
+        }
+        let pattern = filter
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(contains_pattern);
+        // Audited: fixed pieces only; every value is bound.
+        let rows_sql =
+            format!("{REGISTRY_COLUMNS}{REGISTRY_FROM} ORDER BY l.idx DESC LIMIT $5 OFFSET $6");
+        let rows: Vec<RegistryRow> = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql))
+            .bind(filter.tier.clone())
+            .bind(filter.good_standing.map(i64::from))
+            .bind(filter.permit_id.clone())
+            .bind(pattern.clone())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.connections())
+            .await
+            .db()?;
+        let count_sql = format!("SELECT COUNT(*) {REGISTRY_FROM}");
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+            .bind(filter.tier.clone())
+            .bind(filter.good_standing.map(i64::from))
+            .bind(filter.permit_id.clone())
+            .bind(pattern)
+            .fetch_one(self.connections())
+            .await
+            .db()?;
+        Ok(RegistryPage { rows, total })
     }
 }
 

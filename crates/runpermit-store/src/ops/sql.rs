@@ -204,11 +204,14 @@ where
     String: Column<Db<B>>,
     Option<String>: Column<Db<B>>,
     i64: Column<Db<B>>,
+    Vec<u8>: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
     for<'a> &'a str: sqlx::ColumnIndex<Row<B>>,
 {
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.run_migrations().await
+        self.run_migrations().await?;
+        // Entries sequenced before the log kept their references (migration 0009).
+        crate::log::sql::index_unindexed(self).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

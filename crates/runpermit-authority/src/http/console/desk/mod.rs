@@ -1,35 +1,84 @@
 //! The signed-in pages: each person's desk, by organization kind and role.
+//!
+//! Every page reads through the API's own handlers (`crate::http::routes`), called with the
+//! signed-in person as the caller, or through the domain services they call after the same
+//! endpoint's rule (`authz::…::authorize`), so that what a page shows is exactly what that
+//! person's API token would be answered. Every form goes through the same handler as its API
+//! endpoint, so it is audited with the person as the actor.
+//!
+//! - [`home`]: what is waiting for me, by role;
+//! - [`reviews`]: the reviewer's queue and the review form's action;
+//! - [`applications`]: applications, and one application with its whole plan ([`plan`]);
+//! - [`runs`]: runs, one run with its chart ([`chart`]), its actions and the milestone form;
+//! - [`milestones`]: the evaluator's queue and decisions;
+//! - [`incidents`]: incidents with their deadlines, and split-run flags;
+//! - [`provider`]: a provider's runs, reports, gaps and reporting keys.
+
+mod applications;
+mod chart;
+mod home;
+mod incidents;
+mod milestones;
+mod plan;
+mod provider;
+mod reviews;
+mod runs;
+mod widgets;
 
 use axum::Router;
-use axum::routing::get;
-use maud::html;
+use axum::routing::{get, post};
 
 use crate::domain::Caller;
-use crate::http::console::page;
-use crate::http::console::session::Viewer;
+use crate::http::authz::{self, OrgKind};
 use crate::http::state::AppState;
 
-/// The links of a signed-in person's own sections, in the header: (label, path).
-pub fn nav(_caller: &Caller) -> Vec<(&'static str, &'static str)> {
-    vec![("Desk", "/console")]
+/// The links of a signed-in person's own sections, in the header: (label, path). Each is
+/// shown only to those whose role may call the endpoint it reads.
+pub fn nav(caller: &Caller) -> Vec<(&'static str, &'static str)> {
+    let may = |e: authz::Endpoint| e.allows(Some(caller));
+    let mut links = vec![("Desk", "/console")];
+    if may(authz::REVIEWS_CREATE) {
+        links.push(("Reviews", "/console/reviews"));
+    }
+    if may(authz::APPLICATIONS_LIST) {
+        links.push(("Applications", "/console/applications"));
+    }
+    if may(authz::RUNS_LIST) {
+        links.push(("Runs", "/console/runs"));
+    }
+    if caller.org_kind == OrgKind::Evaluator && may(authz::MILESTONES_LIST) {
+        links.push(("Milestones", "/console/milestones"));
+    }
+    if may(authz::INCIDENTS_LIST) {
+        links.push(("Incidents", "/console/incidents"));
+    }
+    if may(authz::KYC_FLAGS) {
+        links.push(("KYC flags", "/console/kyc"));
+    }
+    if caller.org_kind == OrgKind::Provider {
+        links.push(("Provider", "/console/provider"));
+    }
+    links
 }
 
 /// The routes of the signed-in pages.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/console", get(home))
-}
-
-async fn home(viewer: Viewer) -> axum::response::Response {
-    let c = &viewer.caller;
-    let body = html! {
-        h1 { "Your desk" }
-        p { "Signed in as " strong { (c.member_name) } ", " (c.role.as_str()) " of " (c.org_name)
-            " (" (c.org_kind.as_str()) " organization)." }
-        ul {
-            @for (label, path) in nav(c) {
-                li { a href=(path) { (label) } }
-            }
-        }
-    };
-    page::respond(Some(&viewer), "Your desk", body)
+    Router::new()
+        .route("/console", get(home::page))
+        .route("/console/reviews", get(reviews::queue))
+        .route("/console/applications", get(applications::list))
+        .route("/console/applications/{id}", get(applications::show))
+        .route("/console/applications/{id}/review", post(reviews::decide))
+        .route("/console/runs", get(runs::list))
+        .route("/console/runs/{id}", get(runs::show))
+        .route("/console/runs/{id}/action", post(runs::act))
+        .route(
+            "/console/runs/{id}/milestones",
+            post(runs::submit_milestone),
+        )
+        .route("/console/milestones", get(milestones::queue))
+        .route("/console/milestones/{id}/decide", post(milestones::decide))
+        .route("/console/incidents", get(incidents::list))
+        .route("/console/kyc", get(incidents::kyc))
+        .route("/console/provider", get(provider::page))
 }
