@@ -433,6 +433,63 @@ struct People {
     rev1: String,
     rev2: String,
     evaluator: String,
+    provider: Provider,
+}
+
+/// The compute provider the example plans name (`northwind-cloud`): an operator's token and
+/// the key its gate signs usage reports with, registered at the authority.
+struct Provider {
+    id: String,
+    operator: String,
+    key: runpermit_permit::SigningKey,
+}
+
+/// Posts a usage report of `flop` by `provider` for `run_id` over `(from, to)`, signed with
+/// its key, as its gate would; the authority must accept it.
+fn report_usage(
+    a: &Authority,
+    provider: &Provider,
+    run_id: &str,
+    permit_id: &str,
+    seq: u64,
+    (from, to): (i64, i64),
+    flop: f64,
+) {
+    use runpermit_compute::Flop;
+    use runpermit_permit::{MeterMethod, Metered, UsageReportClaims, sign_usage_report};
+    // Scheduler accounting at the B200's 16-bit peak: an upper bound within what the chips
+    // can compute at their highest peak.
+    let seconds = flop / 2.25e15;
+    let metered = Metered {
+        method: MeterMethod::SchedulerAccounting,
+        accelerator_seconds: [("nvidia-b200".to_owned(), seconds)].into(),
+        flop: Flop::new(flop).expect("flop"),
+        lower: Flop::new(flop * 0.8).expect("flop"),
+        upper: Flop::new(flop).expect("flop"),
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = UsageReportClaims::new(
+        &provider.id,
+        run_id,
+        permit_id,
+        "nw-central-3",
+        seq,
+        (from, to),
+        now,
+        metered,
+    );
+    let token = sign_usage_report(&claims, &provider.key).expect("a sound report");
+    let answer = common::http_post(
+        &a.server,
+        "/v1/usage",
+        &json!({"reports": [token]}).to_string(),
+    );
+    let answer: Value = serde_json::from_str(&answer).unwrap_or_else(|_| panic!("{answer}"));
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["refused"].as_u64()),
+        (Some(1), Some(0)),
+        "the authority stores the report: {answer}"
+    );
 }
 
 /// Registers the people, then restarts `serve` with a policy that names the institute as the
@@ -449,6 +506,36 @@ fn people(a: &mut Authority, database_url: Option<&str>) -> People {
         &admin,
     ));
     let evaluator = common::member_token(a, &institute, "eve", "evaluator");
+    let provider_id = id_of(&json(
+        &[
+            "org",
+            "create",
+            "Northwind Cloud",
+            "--kind",
+            "provider",
+            "--handle",
+            "northwind-cloud",
+        ],
+        a,
+        &admin,
+    ));
+    let provider_admin = common::member_token(a, &provider_id, "ops-admin", "admin");
+    let operator = common::member_token(a, &provider_id, "operator", "provider_operator");
+    let key = runpermit_permit::SigningKey::generate();
+    let key_file = a.dir.join("reporting-key.pem");
+    std::fs::write(&key_file, key.to_pkcs8_pem().as_bytes()).expect("the reporting key");
+    common::set_mode(&key_file, 0o600);
+    json(
+        &[
+            "org",
+            "add-reporting-key",
+            &provider_id,
+            "--key",
+            path_str(&key_file),
+        ],
+        a,
+        &provider_admin,
+    );
     let policy = a.dir.join("policy.toml");
     std::fs::write(
         &policy,
@@ -467,6 +554,11 @@ fn people(a: &mut Authority, database_url: Option<&str>) -> People {
         rev1,
         rev2,
         evaluator,
+        provider: Provider {
+            id: provider_id,
+            operator,
+            key,
+        },
     }
 }
 
@@ -844,38 +936,87 @@ fn desk(postgres: bool) {
             let full_run = run_of(a, &people.lab, &permit_id);
             let run_id = full_run["id"].as_str().expect("run id").to_owned();
             assert_eq!(full_run["tranche"], 1, "{full_run}");
-            // The run is held for its milestone (a reviewer pauses it; metered usage reaching the
-            // tranche's end does the same), and the lab reports.
-            ok(
-                &[
-                    "run",
-                    "pause",
-                    &run_id,
-                    "--reason",
-                    "milestone 1 evaluation",
-                ],
+            // The provider the plan names meters 1.04e25 FLOP in two signed reports: the run
+            // reaches its first tranche's end (1e25) and is held for its milestone.
+            let nbf = json(&["permit", "get", &app], a, &people.lab)["claims"]["nbf"]
+                .as_i64()
+                .expect("nbf");
+            report_usage(
                 a,
-                &people.rev1,
+                &people.provider,
+                &run_id,
+                &permit_id,
+                1,
+                (nbf - 250, nbf),
+                4.4e24,
             );
-            let evals = a.dir.join("evals.toml");
-            std::fs::write(
-            &evals,
-            "[cyber_uplift]\nscore = 0.12\nthreshold = 0.5\n[bio_uplift]\nscore = 0.03\nthreshold = 0.2\n",
-        )
-        .expect("evals");
-            let milestone = id_of(&json(
-                &[
-                    "run",
-                    "milestone",
-                    &run_id,
-                    "--checkpoint-digest",
-                    &format!("sha256:{}", "5e".repeat(32)),
-                    "--evals",
-                    path_str(&evals),
-                ],
+            report_usage(
                 a,
-                &people.lab,
-            ));
+                &people.provider,
+                &run_id,
+                &permit_id,
+                2,
+                (nbf, nbf + 280),
+                6.0e24,
+            );
+            let started = Instant::now();
+            while json(&["run", "show", &run_id], a, &people.lab)["status"] != "milestone_due" {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the run was not held at its tranche's end"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+
+            // The lab sees what is due and submits its milestone report through its run page.
+            b.sign_in(&people.lab, "alice").await;
+            assert!(
+                b.text().await.contains(&run_id),
+                "the lab's desk names the run whose milestone is due:\n{}",
+                b.text().await
+            );
+            b.open("/console/applications", "applications-lab").await;
+            b.row("table", &app).await;
+            b.open(&format!("/console/applications/{app}"), "application-lab")
+                .await;
+            assert!(
+                b.text().await.contains("kestrel-2t"),
+                "the lab reads its own plan"
+            );
+            b.open("/console/runs", "runs-lab").await;
+            b.open(&format!("/console/runs/{run_id}"), "run-milestone-due-lab")
+                .await;
+            b.fill(
+                "form#milestone-report input#checkpoint_digest",
+                &format!("sha256:{}", "5e".repeat(32)),
+            )
+            .await;
+            b.fill(
+                "form#milestone-report textarea#evals",
+                r#"{"cyber_uplift": {"score": 0.12, "threshold": 0.5}, "bio_uplift": {"score": 0.03, "threshold": 0.2}}"#,
+            )
+            .await;
+            b.submit("form#milestone-report", "milestone-submitted-lab")
+                .await;
+            assert!(b.status().await < 400, "reporting: {}", b.text().await);
+            let shown = json(&["run", "show", &run_id], a, &people.lab);
+            let milestone = shown["milestones"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["status"] == "submitted"))
+                .unwrap_or_else(|| panic!("the report was recorded: {shown}"))["id"]
+                .as_str()
+                .expect("milestone id")
+                .to_owned();
+            b.sign_out("signed-out-lab").await;
+
+            // The provider sees the run it meters and its reports.
+            b.sign_in(&people.provider.operator, "operator").await;
+            b.open("/console/runs", "runs-provider").await;
+            b.row("table", &run_id).await;
+            b.open("/console/provider", "provider").await;
+            assert_eq!(b.status().await, 200, "{}", b.text().await);
+            b.sign_out("signed-out-provider").await;
+
             b.sign_in(&people.evaluator, "eve").await;
             b.open(&format!("/console/runs/{run_id}"), "run-before-milestone")
                 .await;
