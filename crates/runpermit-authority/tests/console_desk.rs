@@ -716,6 +716,10 @@ async fn runs_through_the_console(m: Metered2) {
 
     // The evaluator finds it in the queue with its results and checkpoint, and accepts it.
     let evaluator = sign_in(&m.d.api, &m.evaluator.1).await;
+    let html = evaluator.page(&run_path).await;
+    assert!(html.contains("decide it in your queue"), "{html}");
+    let home = evaluator.page("/console").await;
+    assert!(home.contains("/console/milestones#milestone-"), "{home}");
     let queue = evaluator.page("/console/milestones").await;
     let (_, detail) =
         m.d.api
@@ -742,6 +746,27 @@ async fn runs_through_the_console(m: Metered2) {
     ] {
         assert!(queue.contains(&text), "{text} in the evaluator's queue");
     }
+    // An evaluator the permit does not name neither sees it nor decides it.
+    let (_, _, stranger) =
+        m.d.api
+            .authority
+            .member(
+                ("org_other_eval", "Other Evaluator"),
+                "evaluator",
+                "evaluator",
+            )
+            .await;
+    let stranger = sign_in(&m.d.api, &stranger).await;
+    let queue = stranger.page("/console/milestones").await;
+    assert!(!queue.contains(&milestone_id), "{queue}");
+    let answer = stranger
+        .post(
+            &format!("/console/milestones/{milestone_id}/decide"),
+            &[("decision", "accept"), ("reason", "not mine")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.html);
+    assert_eq!(stranger.get(&run_path).await.status, StatusCode::NOT_FOUND);
     // The lab cannot use the evaluator's form.
     let answer = lab
         .post(
@@ -952,6 +977,11 @@ async fn providers_incidents_and_flags(m: Metered2) {
         "{flags}"
     );
     assert_eq!(lab.get("/console/kyc").await.status, StatusCode::FORBIDDEN);
+    let home = reviewer.page("/console").await;
+    assert!(
+        home.contains("1 incident follow-up(s) overdue") && home.contains("1 customer(s) flagged"),
+        "{home}"
+    );
 }
 
 #[tokio::test]

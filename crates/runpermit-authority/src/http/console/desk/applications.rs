@@ -9,8 +9,10 @@ use maud::{Markup, html};
 use runpermit_api::applications::ApplicationView;
 use runpermit_api::incidents::{IncidentQuery, IncidentView};
 use runpermit_api::reviews::ReviewView;
+use runpermit_store::Application;
 
 use crate::domain::Caller;
+use crate::domain::applications::estimate_of;
 use crate::http::authz;
 use crate::http::console::desk::reviews::{AWAITING_REVIEW, current_round};
 use crate::http::console::desk::{plan, widgets};
@@ -18,7 +20,7 @@ use crate::http::console::error::ConsoleError;
 use crate::http::console::format;
 use crate::http::console::page;
 use crate::http::console::session::{Viewer, csrf_field};
-use crate::http::error::ApiQuery;
+use crate::http::error::{ApiError, ApiQuery};
 use crate::http::routes;
 use crate::http::state::AppState;
 
@@ -26,30 +28,47 @@ fn run_name(app: &ApplicationView) -> &str {
     app.plan["run"]["name"].as_str().unwrap_or("–")
 }
 
+/// The applications `caller` may list, as `GET /v1/applications` scopes them (the
+/// authority's staff: all; others: their organization's), newest first, from their records:
+/// the API's full view of each would classify every plan again, which a list does not show.
+pub async fn records(state: &AppState, caller: &Caller) -> Result<Vec<Application>, ConsoleError> {
+    authz::APPLICATIONS_LIST.authorize(caller)?;
+    let scope = (!caller.is_authority_staff()).then_some(caller.org_id.as_str());
+    Ok(state
+        .store
+        .applications(scope)
+        .await
+        .map_err(ApiError::from)?)
+}
+
+/// The run's name in a stored plan.
+fn record_run_name(app: &Application) -> String {
+    serde_json::from_str::<serde_json::Value>(&app.plan_json)
+        .ok()
+        .and_then(|p| p["run"]["name"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "–".to_owned())
+}
+
 /// A table of applications, each linking to its page.
-pub fn table(
-    id: &str,
-    apps: &[ApplicationView],
-    names: &BTreeMap<String, String>,
-    now: i64,
-) -> Markup {
+pub fn table(id: &str, apps: &[Application], names: &BTreeMap<String, String>, now: i64) -> Markup {
     html! {
         div.table-wrap { table id=(id) {
             thead { tr {
                 th scope="col" { "Application" } th scope="col" { "Organization" }
                 th scope="col" { "Run" } th scope="col" { "Status" } th scope="col" { "Tier" }
-                th scope="col" class="num" { "Estimate" } th scope="col" { "Updated" }
+                th scope="col" class="num" { "Estimate" } th scope="col" { "Plan digest" } th scope="col" { "Updated" }
             } }
             tbody {
                 @for app in apps {
                     tr {
                         td { a href={ "/console/applications/" (app.id) } { code { (app.id) } } }
                         td { (widgets::org(names, &app.org_id)) }
-                        td { (run_name(app)) }
-                        td { (widgets::badge(&app.status)) }
+                        td { (record_run_name(app)) }
+                        td { (widgets::badge(app.status.as_str())) }
                         td { (app.tier) }
-                        td.num { (format::flop(app.estimate.highest_flop().get())) }
-                        td { (widgets::when_text(&app.updated_at, now)) }
+                        td.num { (estimate_of(app).map_or("–".to_owned(), |e| format::flop(e.highest_flop().get()))) }
+                        td { code { (app.plan_digest.chars().take(19).collect::<String>()) "…" } }
+                        td { (format::when(app.updated_at, now)) }
                     }
                 }
             }
@@ -59,9 +78,7 @@ pub fn table(
 
 /// `GET /console/applications`: what `GET /v1/applications` answers this person.
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Response, ConsoleError> {
-    let apps = routes::applications::list(State(state.clone()), viewer.caller.clone())
-        .await?
-        .0;
+    let apps = records(&state, &viewer.caller).await?;
     let names = widgets::org_names(&state).await?;
     let now = state.clock.now_ms();
     let staff = viewer.caller.is_authority_staff();
@@ -194,7 +211,7 @@ fn changes_section(app: &ApplicationView, reviews: &[ReviewView], now: i64) -> M
 
 fn history_section(
     app: &ApplicationView,
-    earlier: &[ApplicationView],
+    earlier: &[Application],
     incidents: Option<&[IncidentView]>,
     names: &BTreeMap<String, String>,
     now: i64,
@@ -247,13 +264,22 @@ pub async fn show(
     let reviews = routes::reviews::list(State(state.clone()), caller.clone(), Path(id.clone()))
         .await?
         .0;
-    let earlier: Vec<ApplicationView> =
-        routes::applications::list(State(state.clone()), caller.clone())
-            .await?
-            .0
+    // The organization's other applications, as `GET /v1/applications` scopes them (the
+    // caller sees this one, so it sees its organization's), from their records: a full view
+    // of each would classify every plan again.
+    authz::APPLICATIONS_LIST.authorize(&caller)?;
+    let earlier: Vec<Application> = if caller.sees_org(&app.org_id) {
+        state
+            .store
+            .applications(Some(&app.org_id))
+            .await
+            .map_err(ApiError::from)?
             .into_iter()
-            .filter(|a| a.org_id == app.org_id && a.id != app.id)
-            .collect();
+            .filter(|a| a.id != app.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let incidents = if authz::INCIDENTS_LIST.allows(Some(&caller)) {
         Some(
             routes::incidents::list(

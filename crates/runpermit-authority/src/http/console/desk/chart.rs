@@ -42,11 +42,12 @@ pub struct Chart<'a> {
 }
 
 const W: f64 = 720.0;
-const H: f64 = 360.0;
-const LEFT: f64 = 78.0;
-const RIGHT: f64 = 170.0;
-const TOP: f64 = 16.0;
-const BOTTOM: f64 = 40.0;
+const H: f64 = 400.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 128.0;
+const TOP: f64 = 24.0;
+/// Room under the plot for the time axis and the legend.
+const BOTTOM: f64 = 64.0;
 /// Most points drawn per line; longer series are thinned evenly (their last point kept).
 const MAX_POINTS: usize = 1500;
 /// Line colours for providers (contrast ≥ 3:1 on white), then repeated.
@@ -86,6 +87,19 @@ fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         out.push(*last);
     }
     out
+}
+
+/// The smallest of 1, 2 and 5 × 10^k that is at least `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if !(raw.is_finite() && raw > 0.0) {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * magnitude)
 }
 
 fn path(points: &[(f64, f64)]) -> String {
@@ -138,6 +152,10 @@ pub fn render(c: &Chart<'_>) -> Markup {
     if !(top.is_finite() && top > 0.0) {
         top = 1.0;
     }
+    // Round figures on the axis: a step of 1, 2 or 5 × 10^k, the top a whole number of steps.
+    let step = nice_step(top / 5.0);
+    let ticks = (top / step).ceil().max(1.0) as u32;
+    top = step * f64::from(ticks);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let x = |t: i64| LEFT + (t - start) as f64 / (end - start) as f64 * plot_w;
@@ -187,8 +205,57 @@ pub fn render(c: &Chart<'_>) -> Markup {
             format::flop(c.budget),
         )
     };
-    let ticks = 5;
-    let date = |t: i64| format::utc(t * 1000).chars().take(10).collect::<String>();
+    // The right-hand labels of the lines, pushed apart so that none overlaps the next.
+    let mut labels: Vec<(f64, String)> = c
+        .tranche_ends
+        .iter()
+        .take(released)
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                y(*e) + 4.0,
+                format!(
+                    "tranche {}: {}",
+                    i + 1,
+                    runpermit_compute::format_flop_number(*e)
+                ),
+            )
+        })
+        .collect();
+    labels.push(if budget_shown {
+        (
+            y(c.budget) + 4.0,
+            format!(
+                "budget: {}",
+                runpermit_compute::format_flop_number(c.budget)
+            ),
+        )
+    } else {
+        (
+            TOP + 4.0,
+            format!(
+                "budget {} ↑",
+                runpermit_compute::format_flop_number(c.budget)
+            ),
+        )
+    });
+    labels.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for i in 1..labels.len() {
+        let above = labels[i - 1].0 - 12.0;
+        if labels[i].0 > above {
+            labels[i].0 = above;
+        }
+    }
+    // Dates when the run spans days, else times of day.
+    let long = end - start > 2 * 86_400;
+    let date = |t: i64| {
+        let text = format::utc(t * 1000);
+        if long {
+            text.chars().take(10).collect::<String>()
+        } else {
+            text.chars().skip(5).take(11).collect::<String>()
+        }
+    };
     html! {
         svg id="run-chart" class="chart" role="img" viewBox={ "0 0 " (W) " " (H) }
             width=(W) height=(H) xmlns="http://www.w3.org/2000/svg"
@@ -197,11 +264,11 @@ pub fn render(c: &Chart<'_>) -> Markup {
             desc id="run-chart-desc" { (description) }
             // Axes and gridlines.
             @for i in 0..=ticks {
-                @let v = top * f64::from(i) / f64::from(ticks);
+                @let v = step * f64::from(i);
                 line x1=(LEFT) x2=(W - RIGHT) y1=(format!("{:.1}", y(v))) y2=(format!("{:.1}", y(v))) stroke="#c8c8c8" stroke-width="1" {}
                 text x=(LEFT - 6.0) y=(format!("{:.1}", y(v) + 4.0)) text-anchor="end" { (runpermit_compute::format_flop_number(v)) }
             }
-            text x="8" y=(TOP + 4.0) { "FLOP" }
+            text x=(LEFT - 6.0) y=(TOP - 10.0) text-anchor="end" { "FLOP" }
             line x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(H - BOTTOM) stroke="#4d4d4d" {}
             line x1=(LEFT) x2=(W - RIGHT) y1=(H - BOTTOM) y2=(H - BOTTOM) stroke="#4d4d4d" {}
             @if !sorted.is_empty() {
@@ -218,7 +285,6 @@ pub fn render(c: &Chart<'_>) -> Markup {
                         stroke="#1b6b2f" stroke-width="1.5" stroke-dasharray="6 3" {
                         title { "Tranche " (i + 1) " ends at " (format::flop(*end_flop)) }
                     }
-                    text x=(W - RIGHT + 6.0) y=(format!("{:.1}", y(*end_flop) + 4.0)) { "tranche " (i + 1) ": " (runpermit_compute::format_flop_number(*end_flop)) }
                 }
             }
             @if budget_shown {
@@ -228,10 +294,10 @@ pub fn render(c: &Chart<'_>) -> Markup {
                         stroke="#a4161a" stroke-width="2" {
                         title { "Budget: " (format::flop(c.budget)) }
                     }
-                    text x=(W - RIGHT + 6.0) y=(format!("{:.1}", y(c.budget) + 4.0)) { "budget: " (runpermit_compute::format_flop_number(c.budget)) }
                 }
-            } @else {
-                text x=(W - RIGHT + 6.0) y=(TOP + 4.0) { "budget " (runpermit_compute::format_flop_number(c.budget)) " ↑" }
+            }
+            @for (label_y, label) in &labels {
+                text x=(W - RIGHT + 6.0) y=(format!("{label_y:.1}")) { (label) }
             }
             // The usage: the band of the total's bounds, the total, each provider.
             @if let Some(band) = &band {
@@ -260,15 +326,19 @@ pub fn render(c: &Chart<'_>) -> Markup {
                     }
                 }
             }
-            // The legend.
-            @let legend_y = |i: usize| H - BOTTOM - 12.0 - 16.0 * i as f64;
+            // The legend, in a row under the time axis.
+            @let legend_x = |i: usize| LEFT + 120.0 * i as f64;
+            @let legend_y = H - 14.0;
             g class="legend" {
-                line x1=(W - RIGHT + 6.0) x2=(W - RIGHT + 26.0) y1=(legend_y(0) - 4.0) y2=(legend_y(0) - 4.0) stroke="#1a1a1a" stroke-width="2.5" {}
-                text x=(W - RIGHT + 30.0) y=(legend_y(0)) { "total" }
-                @for (i, (provider, _)) in providers.iter().enumerate() {
-                    line x1=(W - RIGHT + 6.0) x2=(W - RIGHT + 26.0) y1=(legend_y(i + 1) - 4.0) y2=(legend_y(i + 1) - 4.0)
+                line x1=(legend_x(0)) x2=(legend_x(0) + 20.0) y1=(legend_y - 4.0) y2=(legend_y - 4.0) stroke="#1a1a1a" stroke-width="2.5" {}
+                text x=(legend_x(0) + 24.0) y=(legend_y) { "total" }
+                @for (i, (provider, _)) in providers.iter().enumerate().take(4) {
+                    line x1=(legend_x(i + 1)) x2=(legend_x(i + 1) + 20.0) y1=(legend_y - 4.0) y2=(legend_y - 4.0)
                         stroke=(PALETTE[i % PALETTE.len()]) stroke-width="1.5" {}
-                    text x=(W - RIGHT + 30.0) y=(legend_y(i + 1)) { (provider) }
+                    text x=(legend_x(i + 1) + 24.0) y=(legend_y) { (provider) }
+                }
+                @if providers.len() > 4 {
+                    text x=(legend_x(5)) y=(legend_y) { "+" (providers.len() - 4) " more (hover a line)" }
                 }
             }
             @if sorted.is_empty() {
@@ -371,6 +441,21 @@ mod tests {
         .into_string();
         assert_eq!(count(&html, "class=\"bound-band\""), 0);
         assert!(!html.contains("<evil>") && html.contains("&lt;evil&gt;"));
+    }
+
+    #[test]
+    fn the_axis_steps_are_round() {
+        let near = |a: f64, b: f64| (a - b).abs() <= b * 1e-9;
+        for (raw, step) in [
+            (9.2e24, 1e25),
+            (1.5e25, 2e25),
+            (3e25, 5e25),
+            (1e25, 1e25),
+            (0.7, 1.0),
+        ] {
+            assert!(near(nice_step(raw), step), "{raw}: {}", nice_step(raw));
+        }
+        assert_eq!(nice_step(0.0), 1.0);
     }
 
     #[test]

@@ -63,9 +63,8 @@ async fn for_lab(state: &AppState, viewer: &Viewer) -> Result<Markup, ConsoleErr
     }
     let now = state.clock.now_ms();
     let names = widgets::org_names(state).await?;
-    let apps: Vec<_> = routes::applications::list(State(state.clone()), caller.clone())
+    let apps: Vec<_> = applications::records(state, caller)
         .await?
-        .0
         .into_iter()
         .filter(|a| OPEN_APPLICATION.contains(&a.status.as_str()))
         .collect();
@@ -115,9 +114,9 @@ async fn for_lab(state: &AppState, viewer: &Viewer) -> Result<Markup, ConsoleErr
                     }
                 }
                 @for a in &apps {
-                    @if a.status == "changes_requested" || a.status == "draft" {
+                    @if matches!(a.status.as_str(), "changes_requested" | "draft") {
                         li { "Application " a href={ "/console/applications/" (a.id) } { code { (a.id) } } " is "
-                            (a.status.replace('_', " ")) ": change and submit it with " code { "runpermit" } "." }
+                            (a.status.as_str().replace('_', " ")) ": change and submit it with " code { "runpermit" } "." }
                     }
                 }
             }
@@ -189,10 +188,50 @@ async fn for_provider(state: &AppState, viewer: &Viewer) -> Result<Markup, Conso
     })
 }
 
+/// The authority staff's part: overdue incident follow-ups, runs not in good standing,
+/// split-run flags.
+async fn for_staff(state: &AppState, viewer: &Viewer) -> Result<Markup, ConsoleError> {
+    let caller = &viewer.caller;
+    if !caller.is_authority_staff() {
+        return Ok(html! {});
+    }
+    let incidents = routes::incidents::list(
+        State(state.clone()),
+        caller.clone(),
+        ApiQuery(IncidentQuery { overdue: true }),
+    )
+    .await?
+    .0;
+    let held: Vec<_> = routes::runs::list(State(state.clone()), caller.clone())
+        .await?
+        .0
+        .into_iter()
+        .filter(|r| {
+            !r.in_good_standing
+                && !matches!(r.status.as_str(), "revoked" | "terminated" | "completed")
+        })
+        .collect();
+    let flags = routes::usage::kyc_flags(State(state.clone()), caller.clone())
+        .await?
+        .0
+        .flags;
+    Ok(html! {
+        section aria-labelledby="oversight" {
+            h2 id="oversight" { "Oversight" }
+            ul {
+                li { a href="/console/incidents" { (incidents.len()) " incident follow-up(s) overdue" } }
+                li { a href="/console/runs" { (held.len()) " run(s) held (paused, suspended or awaiting a milestone)" } }
+                li { a href="/console/kyc" { (flags.len()) " customer(s) flagged for unpermitted compute" } }
+            }
+        }
+    })
+}
+
 /// `GET /console`.
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, ConsoleError> {
     let c = &viewer.caller;
     let reviewer = for_reviewer(&state, &viewer).await?;
+    let staff = for_staff(&state, &viewer).await?;
     let lab = for_lab(&state, &viewer).await?;
     let evaluator = for_evaluator(&state, &viewer).await?;
     let provider = for_provider(&state, &viewer).await?;
@@ -201,6 +240,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
         p { "Signed in as " strong { (c.member_name) } ", " (c.role.as_str()) " of " (c.org_name)
             " (" (c.org_kind.as_str()) " organization)." }
         (reviewer)
+        (staff)
         (lab)
         (evaluator)
         (provider)

@@ -82,3 +82,68 @@ pub fn routes() -> Router<AppState> {
         .route("/console/kyc", get(incidents::kyc))
         .route("/console/provider", get(provider::page))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::authz::Role;
+
+    fn caller(kind: OrgKind, role: Role) -> Caller {
+        Caller {
+            member_id: "mem_1".into(),
+            member_name: "someone".into(),
+            org_id: "org_1".into(),
+            org_name: "Org".into(),
+            org_kind: kind,
+            role,
+            token_id: "tok_1".into(),
+            token_expires_at: None,
+        }
+    }
+
+    fn paths(kind: OrgKind, role: Role) -> Vec<&'static str> {
+        nav(&caller(kind, role))
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    #[test]
+    fn each_role_sees_its_own_sections() {
+        assert_eq!(
+            paths(OrgKind::Authority, Role::Reviewer),
+            [
+                "/console",
+                "/console/reviews",
+                "/console/applications",
+                "/console/runs",
+                "/console/incidents",
+                "/console/kyc"
+            ]
+        );
+        assert_eq!(
+            paths(OrgKind::Developer, Role::Applicant),
+            [
+                "/console",
+                "/console/applications",
+                "/console/runs",
+                "/console/incidents"
+            ]
+        );
+        assert_eq!(
+            paths(OrgKind::Evaluator, Role::Evaluator),
+            ["/console", "/console/runs", "/console/milestones"]
+        );
+        assert_eq!(
+            paths(OrgKind::Provider, Role::ProviderOperator),
+            [
+                "/console",
+                "/console/runs",
+                "/console/incidents",
+                "/console/provider"
+            ]
+        );
+        // An auditor reads, never reviews.
+        assert!(!paths(OrgKind::Authority, Role::Auditor).contains(&"/console/reviews"));
+    }
+}

@@ -240,10 +240,21 @@ fn action_form(viewer: &Viewer, run: &RunView) -> Markup {
         .map(String::as_str)
         .filter(|a| RUN_ACTIONS.contains(a))
         .collect();
+    let evaluates = run.your_actions.iter().any(|a| a == "accept_milestone");
+    let to_queue = html! {
+        @if evaluates {
+            p { "Its milestone report awaits your decision: "
+                a href="/console/milestones" { "decide it in your queue" } "." }
+        }
+    };
     if actions.is_empty() {
-        return html! { p.muted { "There is nothing you may do to this run in its status (" (run.status.replace('_', " ")) ")." } };
+        return html! {
+            (to_queue)
+            p.muted { "There is nothing else you may do to this run in its status (" (run.status.replace('_', " ")) ")." }
+        };
     }
     html! {
+        (to_queue)
         form.stack id="run-action" method="post" action={ "/console/runs/" (run.id) "/action" } {
             (csrf_field(viewer))
             label for="action" { "Action" }
@@ -288,7 +299,12 @@ fn due(run: &RunView, own: bool) -> Markup {
                 p.warn role="status" { "Tranche " (run.tranche) " is used up: the run is held until an evaluator accepts a milestone report."
                     @if own && run.your_actions.iter().any(|a| a == "submit_milestone") { " Submit one below." } }
             }
-            "paused" if own => { p.warn role="status" { "The run is paused: " (run.reason) } }
+            "paused" if own => {
+                p.warn role="status" { "The run is paused: " (run.reason)
+                    @if run.your_actions.iter().any(|a| a == "submit_milestone") {
+                        " If its milestone report was rejected, submit a new one below: an evaluator's acceptance resumes the run."
+                    } }
+            }
             _ => {}
         }
     }
