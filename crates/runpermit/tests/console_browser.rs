@@ -126,10 +126,9 @@ async fn texts(elements: &[Element]) -> Vec<String> {
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium for `server`; `None` when the suite is
-    /// skipped. `prefix` begins every screenshot's name.
-    async fn start(server: &str, prefix: &str) -> Option<Browser> {
-        let driver = Driver::start()?;
+    /// Starts a headless Chromium for `server` through `driver`. `prefix` begins every
+    /// screenshot's name.
+    async fn start(driver: Driver, server: &str, prefix: &str) -> Browser {
         // Both of rustls's providers are built in (fantoccini's TLS stack asks for one, the
         // workspace for the other): name one, as the gate agent does.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -166,14 +165,14 @@ impl Browser {
                 let _ = std::fs::remove_file(&old);
             }
         }
-        Some(Browser {
+        Browser {
             client,
             server: server.to_owned(),
             prefix: prefix.to_owned(),
             shots: 0,
             width: WIDTH,
             _driver: driver,
-        })
+        }
     }
 
     async fn close(self) {
@@ -409,6 +408,9 @@ fn with_browser<S, F>(
     F: AsyncFnOnce(&Authority, &mut Browser, S),
 {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(driver) = Driver::start() else {
+        return;
+    };
     let schema = if postgres {
         match common::PgSchema::create(&format!("console_browser_{name}_{}", std::process::id())) {
             Some(schema) => Some(schema),
@@ -431,10 +433,7 @@ fn with_browser<S, F>(
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let Some(mut browser) = Browser::start(&authority.server, &format!("{db}-{name}")).await
-        else {
-            return;
-        };
+        let mut browser = Browser::start(driver, &authority.server, &format!("{db}-{name}")).await;
         scenario(&authority, &mut browser, prepared).await;
         browser.close().await;
     });
