@@ -1128,6 +1128,18 @@ fn desk(postgres: bool) {
                 in_good_standing(b, &permit_id).await,
                 "only the revoked run changed"
             );
+            // The registry's filter finds the permits not in good standing: only that one.
+            b.choose("select#standing", "not").await;
+            b.submit("form:has(select#standing)", "registry-not-in-good-standing")
+                .await;
+            assert!(
+                b.path().await.contains("standing=not"),
+                "{}",
+                b.path().await
+            );
+            assert!(!in_good_standing(b, &standard).await);
+            let rows = b.find_all("table#registry tbody tr").await;
+            assert_eq!(rows.len(), 1, "{:#?}", texts(&rows).await);
             b.open(&format!("/permits/{standard}"), "permit-revoked")
                 .await;
             assert!(
