@@ -906,6 +906,19 @@ async fn approve(
     b.submit("form#review", &format!("application-approved-by-{who}"))
         .await;
     assert!(b.status().await < 400, "approving: {}", b.text().await);
+    // Decided: no longer waiting for this reviewer.
+    b.open("/console/reviews", &format!("review-queue-after-{who}"))
+        .await;
+    assert!(
+        b.client
+            .find(Locator::Css(&format!(
+                "a[href='/console/applications/{app}']"
+            )))
+            .await
+            .is_err(),
+        "{who}'s queue no longer lists {app} once decided:\n{}",
+        b.text().await
+    );
     b.sign_out(&format!("signed-out-{who}")).await;
 }
 
