@@ -10,6 +10,8 @@
 //! - A reviewer revokes a run; the registry shows its permit not in good standing.
 //! - Refusals: another lab's application is not found; a form without its anti-forgery token is
 //!   refused; a session that was signed out cannot act, even with its old cookie.
+//! - Every page visited has one `h1`, a label for every control, scoped table headers, a
+//!   language and a title; the public pages are photographed at 320 px too.
 //!
 //! Every page visited is saved as a PNG under `$CARGO_TARGET_DIR/console-screenshots/` (else
 //! `target/console-screenshots/`), named `<database>-<scenario>-<nn>-<page>.png`, so that people
@@ -205,6 +207,7 @@ impl Browser {
     /// page (up to 6000 px) for the picture, then put back.
     async fn shot(&mut self, name: &str) {
         self.wait_loaded().await;
+        self.check_accessible(name).await;
         let height = self
             .client
             .execute(
@@ -223,6 +226,47 @@ impl Browser {
         self.shots += 1;
         let file = screenshot_dir().join(format!("{}-{:02}-{name}.png", self.prefix, self.shots));
         std::fs::write(&file, png).expect("writing the screenshot");
+    }
+
+    /// What every page promises people using assistive technology: one `h1`, a label for
+    /// every control, a header cell with a scope in every table, a language, a title.
+    async fn check_accessible(&self, name: &str) {
+        let problems = self
+            .client
+            .execute(
+                r#"
+                const problems = [];
+                const h1s = document.querySelectorAll('h1').length;
+                if (h1s !== 1) problems.push(h1s + ' h1 elements');
+                if (!document.documentElement.lang) problems.push('no lang on html');
+                if (!document.title.trim()) problems.push('no title');
+                for (const c of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+                    if (c.labels.length === 0 && !c.getAttribute('aria-label'))
+                        problems.push('unlabelled ' + c.tagName.toLowerCase() + ' ' + (c.id || c.name));
+                }
+                for (const t of document.querySelectorAll('table')) {
+                    if (t.querySelectorAll('th').length === 0) problems.push('table ' + (t.id || '') + ' without th');
+                    for (const th of t.querySelectorAll('th')) {
+                        if (!th.getAttribute('scope')) { problems.push('th without scope in table ' + (t.id || '')); break; }
+                    }
+                }
+                return problems;
+                "#,
+                vec![],
+            )
+            .await
+            .expect("checking the page");
+        let problems: Vec<String> = problems
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "page {name} ({}): {problems:?}",
+            self.path().await
+        );
     }
 
     /// Waits until the page has loaded.
