@@ -9,7 +9,8 @@
 //! - An evaluator accepts a milestone report; the run's chart shows the next tranche released.
 //! - A reviewer revokes a run; the registry shows its permit not in good standing.
 //! - Refusals: another lab's application is not found; a form without its anti-forgery token is
-//!   refused; a session that was signed out cannot act, even with its old cookie.
+//!   refused, and so is one posted from another origin even with the right token; a session
+//!   that was signed out cannot act, even with its old cookie.
 //! - Every page visited has one `h1`, a label for every control, scoped table headers, a
 //!   language and a title; the public pages are photographed at 320 px too.
 //!
@@ -485,6 +486,27 @@ fn with_browser<S, F>(
     drop(schema);
 }
 
+/// Serves `html` to the first request on a port of its own, as another site would; its URL.
+fn serve_once(html: &str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}/", listener.local_addr().expect("address"));
+    let page = html.to_owned();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    url
+}
+
 /// The people of the scenarios: a lab's applicant, another lab's applicant, two reviewers of
 /// the authority, and an evaluator of a safety institute the policy assigns to every run.
 struct People {
@@ -735,6 +757,33 @@ fn session(postgres: bool) {
             !visible.as_str().unwrap_or("").contains("runpermit_session"),
             "{visible}"
         );
+        // A form on another site (another port of this host: the same site for the cookie,
+        // which the browser sends) is refused even with this session's token.
+        let csrf = b
+            .find("form[action='/console/sign-out'] input[name=csrf]")
+            .await
+            .prop("value")
+            .await
+            .expect("the token")
+            .expect("a value");
+        let other_site = serve_once(&format!(
+            "<!DOCTYPE html><html lang=\"en\"><head><title>Another site</title></head><body>\
+             <h1>Another site</h1><form method=\"post\" action=\"{server}/console/sign-out\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Go</button></form></body></html>",
+            server = b.server
+        ));
+        b.client.goto(&other_site).await.expect("the other site");
+        b.shot("other-site-form").await;
+        b.submit("form", "sign-out-from-other-site").await;
+        assert_eq!(b.status().await, 403, "{}", b.text().await);
+        assert!(
+            b.text().await.contains("from another site"),
+            "{}",
+            b.text().await
+        );
+        b.open("/console", "desk-after-other-site").await;
+        assert_eq!(b.path().await, "/console", "still signed in");
         // Signing out without the form's anti-forgery token is refused; the session stays.
         b.client
             .execute(
