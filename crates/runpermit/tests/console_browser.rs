@@ -6,7 +6,9 @@
 //!   links to verifies the permit against the log's key.
 //! - Two reviewers sign in, find an application in their queue, read its plan and estimate and
 //!   approve it (the first with a condition); the permit appears on the registry.
-//! - An evaluator accepts a milestone report; the run's chart shows the next tranche released.
+//! - A provider's signed usage reports hold the run at its tranche's end; the lab submits its
+//!   milestone report through its run page; an evaluator accepts it; the run's chart shows the
+//!   next tranche released. The provider reads the runs it meters and its reports.
 //! - A reviewer revokes a run; the registry shows its permit not in good standing.
 //! - Refusals: another lab's application is not found; a form without its anti-forgery token is
 //!   refused, and so is one posted from another origin even with the right token; a session
@@ -119,7 +121,7 @@ struct Browser {
     _driver: Driver,
 }
 
-/// The names of the chosen element's text, for failure messages.
+/// The texts of `elements`, for failure messages.
 async fn texts(elements: &[Element]) -> Vec<String> {
     let mut all = Vec::new();
     for e in elements {
