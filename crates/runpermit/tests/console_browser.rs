@@ -358,6 +358,15 @@ impl Browser {
     /// screenshot as `name`.
     async fn click(&mut self, element: &Element, name: &str) {
         element.click().await.expect("clicking");
+        // The next page has replaced this one once the clicked element is gone with it.
+        let started = Instant::now();
+        while element.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "clicking for {name} led nowhere within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         self.shot(name).await;
     }
 
