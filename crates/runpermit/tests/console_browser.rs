@@ -207,14 +207,15 @@ impl Browser {
     }
 
     /// Saves the whole page as `<prefix>-<nn>-<name>.png`: the window is made as tall as the
-    /// page (up to 6000 px) for the picture, then put back.
+    /// page (up to 6000 px with its frame) for the picture, then put back.
     async fn shot(&mut self, name: &str) {
         self.wait_loaded().await;
         self.check_accessible(name).await;
+        // The window's frame takes some of its height: the page's height plus the frame's.
         let height = self
             .client
             .execute(
-                "return Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0);",
+                "return Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0) + (window.outerHeight - window.innerHeight);",
                 vec![],
             )
             .await
