@@ -10,7 +10,8 @@
 //! router, in process, and prints the median and the slowest of `ROUNDS` requests.
 //!
 //! `cargo run --release -p runpermit-authority --example console_bench [-- PERMITS ENTRIES [DIR]]`
-//! (with DIR, each page's HTML is written there too, to look at).
+//! (with DIR, the database and each page's HTML are kept there, to look at; a database
+//! already filled there is reused, to time the pages again).
 
 use std::time::{Duration, Instant};
 
@@ -43,22 +44,28 @@ async fn main() {
         .map_or(1_000_000, |n| n.parse().expect("ENTRIES"));
     let dump = args.next().map(std::path::PathBuf::from);
     assert!(entries >= 3 * permits, "ENTRIES: at least 3 per permit");
-    let dir = std::env::temp_dir().join(format!(
-        "runpermit-console-bench-{}",
-        runpermit_authority::domain::ids::new_id("b")
-    ));
+    let dir = dump.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "runpermit-console-bench-{}",
+            runpermit_authority::domain::ids::new_id("b")
+        ))
+    });
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
     let authority = TestAuthority::new(Some(&url)).await;
     let state = authority.state.clone();
     let store = state.store.clone();
 
-    let started = Instant::now();
-    fill(&authority, store.as_ref(), permits, entries).await;
-    println!(
-        "filled {permits} permits and {entries} log entries in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    if store.log_state().await.expect("the log's state").is_some() {
+        println!("reusing the filled database in {}", dir.display());
+    } else {
+        let started = Instant::now();
+        fill(&authority, store.as_ref(), permits, entries).await;
+        println!(
+            "filled {permits} permits and {entries} log entries in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let router = runpermit_authority::router(state);
     let some_permit = "per_bench_00042";
     let pages = [
@@ -124,7 +131,9 @@ async fn main() {
             ms(*times.last().expect("rounds"))
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if dump.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// Organizations, applications, signed permits and runs, then the log.

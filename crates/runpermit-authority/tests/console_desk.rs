@@ -934,6 +934,40 @@ async fn providers_incidents_and_flags(m: Metered2) {
     let lab = sign_in(&m.d.api, &m.d.lab).await;
     let html = reviewer.page("/console/incidents").await;
     assert!(table(&html, "open-incidents").contains("overdue"), "{html}");
+    let home = reviewer.page("/console").await;
+    assert!(home.contains("1 incident follow-up(s) overdue"), "{home}");
+    // The lab follows it up through the form, which closes it, audited as the member.
+    let html = lab.page("/console/incidents").await;
+    assert!(
+        html.contains(&format!("id=\"follow-up-{incident_id}\"")),
+        "{html}"
+    );
+    let path = format!("/console/incidents/{incident_id}/follow-up");
+    let forged = lab
+        .post_raw(&path, &[("text", "forged"), ("close", "true")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    lab.act(
+        &path,
+        &[
+            ("text", "credentials rotated, access reviewed"),
+            ("close", "true"),
+        ],
+    )
+    .await;
+    let html = reviewer.page("/console/incidents").await;
+    assert!(
+        table(&html, "closed-incidents").contains("credentials rotated"),
+        "{html}"
+    );
+    let events = m.d.audit(&format!("incident/{incident_id}")).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "incident.follow_up"
+                && e["actor_member_id"] == json!(m.d.lab_id)),
+        "{events:?}"
+    );
     // The other lab sees none of it.
     let other = sign_in(&m.d.api, &m.d.other_lab).await;
     assert!(
@@ -979,7 +1013,7 @@ async fn providers_incidents_and_flags(m: Metered2) {
     assert_eq!(lab.get("/console/kyc").await.status, StatusCode::FORBIDDEN);
     let home = reviewer.page("/console").await;
     assert!(
-        home.contains("1 incident follow-up(s) overdue") && home.contains("1 customer(s) flagged"),
+        home.contains("0 incident follow-up(s) overdue") && home.contains("1 customer(s) flagged"),
         "{home}"
     );
 }

@@ -44,7 +44,7 @@ async fn history(store: &dyn Store) {
         (
             "permit/p_1",
             format!(
-                r#"{{"holder_org_id":"o_dev","permit_id":"p_1","run_id":"run_1","token":"{}","type":"permit_issued","v":1}}"#,
+                r#"{{"application_id":"app_1","holder_org_id":"o_dev","permit_id":"p_1","run_id":"run_1","token":"{}","type":"permit_issued","v":1}}"#,
                 token()
             ),
         ),
@@ -146,7 +146,8 @@ async fn assert_searches(store: &dyn Store) {
         application_id: some("app_1"),
         ..LogFilter::default()
     };
-    assert_eq!(found(store, by_app).await, [1, 0]);
+    // Its submission, decision and the permit granted on it.
+    assert_eq!(found(store, by_app).await, [2, 1, 0]);
     let by_org = |o: &str| LogFilter {
         org_id: some(o),
         ..LogFilter::default()
@@ -241,7 +242,7 @@ async fn registry_lists_logged_permits_with_their_runs(db: Db) {
         .await
         .unwrap()
         .rows[0];
-    assert_eq!(row.run_id, "run_p_1");
+    assert_eq!(row.run_id, "run_1", "the run the entry names");
     assert_eq!(row.org_name.as_deref(), Some("o_dev name"));
     assert_eq!(row.tier, "standard");
     assert_eq!(row.log_index, 2);
@@ -286,7 +287,7 @@ async fn registry_lists_logged_permits_with_their_runs(db: Db) {
         ),
         (
             RegistryFilter {
-                q: some("RUN_P_1"),
+                q: some("RUN_1"),
                 ..RegistryFilter::default()
             },
             1,

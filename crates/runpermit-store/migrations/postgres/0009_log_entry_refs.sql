@@ -21,7 +21,7 @@ CREATE TABLE log_entry_refs (
 );
 CREATE INDEX log_entry_refs_type_idx ON log_entry_refs (type, idx);
 CREATE INDEX log_entry_refs_application_idx ON log_entry_refs (application_id, idx);
-CREATE INDEX log_entry_refs_permit_idx ON log_entry_refs (permit_id, idx);
+CREATE INDEX log_entry_refs_permit_idx ON log_entry_refs (permit_id, type, idx);
 CREATE INDEX log_entry_refs_run_idx ON log_entry_refs (run_id, idx);
 
 CREATE TABLE log_entry_orgs (

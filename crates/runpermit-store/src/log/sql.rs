@@ -277,23 +277,23 @@ const COUNT_UNINDEXED: &str = "SELECT (SELECT COUNT(*) FROM log_entries) - \
      (SELECT COUNT(*) FROM log_entry_refs)";
 const LOG_ORGANIZATIONS: &str = "SELECT id, name, kind, created_at FROM organizations o \
      WHERE EXISTS (SELECT 1 FROM log_entry_orgs g WHERE g.org_id = o.id) ORDER BY name, id";
-/// The registry's rows: `$1` tier, `$2` good standing (1, or 0 for not), `$3` permit id, `$4` search pattern
-/// (lowercase, `LIKE` with `\` escapes).
-const REGISTRY_FROM: &str = "FROM log_entry_refs l \
-     JOIN permits p ON p.id = l.permit_id \
-     JOIN runs r ON r.permit_id = p.id \
-     JOIN applications a ON a.id = p.application_id \
-     LEFT JOIN organizations o ON o.id = p.org_id \
-     WHERE l.type = 'permit_issued' AND p.token IS NOT NULL \
-     AND ($1 IS NULL OR a.tier = $1) \
-     AND ($2 IS NULL OR (CASE WHEN r.status = 'active' THEN 1 ELSE 0 END) = $2) \
-     AND ($3 IS NULL OR p.id = $3) \
-     AND ($4 IS NULL OR LOWER(p.id) LIKE $4 ESCAPE '\\' OR LOWER(p.run_id) LIKE $4 ESCAPE '\\' \
-          OR LOWER(o.name) LIKE $4 ESCAPE '\\')";
-const REGISTRY_COLUMNS: &str = "SELECT p.id AS permit_id, p.run_id, p.application_id, \
-     p.org_id, o.name AS org_name, p.token, a.tier, l.idx AS log_index, r.status AS run_status, \
-     r.reason, r.status_since, r.tranche, r.released_flop, r.budget_flop, r.summarized_flop, \
-     r.permit_exp_s ";
+/// The registry's entries: each sequenced `permit_issued` entry (its references name the
+/// permit, run, application and holder), read from the partial index of those entries
+/// (migration 0010). Conditions are added for the filters given.
+const REGISTRY_ENTRIES: &str = "SELECT l.idx, l.permit_id, l.run_id, l.application_id, l.org_id \
+     FROM log_entry_refs l WHERE l.type = 'permit_issued'";
+/// How many entries match: conditions on the references only (every `permit_issued` entry
+/// has its run).
+const REGISTRY_COUNT: &str = "SELECT COUNT(*) FROM log_entry_refs l WHERE l.type = 'permit_issued'";
+/// The registry's columns; the token, tier and holder's name are read for the rows returned
+/// only.
+const REGISTRY_COLUMNS: &str = "SELECT l.permit_id, COALESCE(l.run_id, '') AS run_id, \
+     COALESCE(l.application_id, '') AS application_id, COALESCE(l.org_id, '') AS org_id, \
+     (SELECT name FROM organizations WHERE id = l.org_id) AS org_name, \
+     COALESCE((SELECT token FROM permits WHERE id = l.permit_id), '') AS token, \
+     COALESCE((SELECT tier FROM applications WHERE id = l.application_id), '') AS tier, \
+     l.idx AS log_index, r.status AS run_status, r.reason, r.status_since, r.tranche, \
+     r.released_flop, r.budget_flop, r.summarized_flop, r.permit_exp_s ";
 
 /// The ids a log entry names, read from its JSON (any version: unknown fields are ignored).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -673,20 +673,29 @@ where
             n += 1;
             format!("${n}")
         };
-        let mut sql = String::from(
-            "SELECT r.idx, e.entry, e.created_at, r.org_id, o.name AS org_name \
-             FROM log_entry_refs r JOIN log_entries e ON e.idx = r.idx \
-             LEFT JOIN organizations o ON o.id = r.org_id",
-        );
         let mut binds: Vec<String> = Vec::new();
-        if let Some(org) = &filter.org_id {
-            sql.push_str(&format!(
-                " JOIN log_entry_orgs g ON g.idx = r.idx AND g.org_id = {}",
-                next()
-            ));
-            binds.push(org.clone());
-        }
-        sql.push_str(" WHERE 1 = 1");
+        // By organization, the walk starts from its own index (org_id, idx), newest first;
+        // otherwise from the references, by index or by the filter's own index.
+        let (mut sql, key) = match &filter.org_id {
+            Some(org) => {
+                let sql = format!(
+                    "SELECT g.idx, e.entry, e.created_at, r.org_id, o.name AS org_name \
+                     FROM log_entry_orgs g JOIN log_entry_refs r ON r.idx = g.idx \
+                     JOIN log_entries e ON e.idx = g.idx \
+                     LEFT JOIN organizations o ON o.id = r.org_id WHERE g.org_id = {}",
+                    next()
+                );
+                binds.push(org.clone());
+                (sql, "g.idx")
+            }
+            None => (
+                "SELECT r.idx, e.entry, e.created_at, r.org_id, o.name AS org_name \
+                 FROM log_entry_refs r JOIN log_entries e ON e.idx = r.idx \
+                 LEFT JOIN organizations o ON o.id = r.org_id WHERE 1 = 1"
+                    .to_owned(),
+                "r.idx",
+            ),
+        };
         if !filter.types.is_empty() {
             let list: Vec<String> = filter.types.iter().map(|_| next()).collect();
             sql.push_str(&format!(" AND r.type IN ({})", list.join(", ")));
@@ -704,9 +713,9 @@ where
         }
         let before = filter.before.map(|b| (b, next()));
         if let Some((_, p)) = &before {
-            sql.push_str(&format!(" AND r.idx < {p}"));
+            sql.push_str(&format!(" AND {key} < {p}"));
         }
-        sql.push_str(&format!(" ORDER BY r.idx DESC LIMIT {}", next()));
+        sql.push_str(&format!(" ORDER BY {key} DESC LIMIT {}", next()));
         // Audited: the text holds only this function's fixed pieces and numbered placeholders;
         // every value is bound.
         let mut query = sqlx::query_as::<_, LogRow>(sqlx::AssertSqlSafe(sql));
@@ -744,28 +753,72 @@ where
             .map(str::trim)
             .filter(|q| !q.is_empty())
             .map(contains_pattern);
-        // Audited: fixed pieces only; every value is bound.
-        let rows_sql =
-            format!("{REGISTRY_COLUMNS}{REGISTRY_FROM} ORDER BY l.idx DESC LIMIT $5 OFFSET $6");
-        let rows: Vec<RegistryRow> = sqlx::query_as(sqlx::AssertSqlSafe(rows_sql))
-            .bind(filter.tier.clone())
-            .bind(filter.good_standing.map(i64::from))
-            .bind(filter.permit_id.clone())
-            .bind(pattern.clone())
+        // Only the conditions asked for, so that each query gets the plan that suits it: the
+        // newest `permit_issued` entries first by their partial index, each condition an
+        // `IN` over a compact index (applications by tier, runs by status, organizations by
+        // name), then each row shown joined by key.
+        let mut conditions = String::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if let Some(permit) = &filter.permit_id {
+            conditions.push_str(&format!(" AND l.permit_id = {}", next()));
+            binds.push(permit.clone());
+        }
+        if let Some(tier) = &filter.tier {
+            conditions.push_str(&format!(
+                " AND l.application_id IN (SELECT id FROM applications WHERE tier = {})",
+                next()
+            ));
+            binds.push(tier.clone());
+        }
+        match filter.good_standing {
+            Some(true) => conditions.push_str(
+                " AND l.permit_id IN (SELECT permit_id FROM runs WHERE status = 'active')",
+            ),
+            Some(false) => conditions.push_str(
+                " AND l.permit_id IN (SELECT permit_id FROM runs WHERE status <> 'active')",
+            ),
+            None => {}
+        }
+        if let Some(pattern) = &pattern {
+            let p = next();
+            conditions.push_str(&format!(
+                " AND (LOWER(l.permit_id) LIKE {p} ESCAPE '\\' OR LOWER(l.run_id) LIKE {p} ESCAPE '\\' \
+                 OR l.org_id IN (SELECT id FROM organizations WHERE LOWER(name) LIKE {p} ESCAPE '\\'))"
+            ));
+            binds.push(pattern.clone());
+        }
+        let (limit_p, offset_p) = (next(), next());
+        // Audited: fixed pieces and numbered placeholders only; every value is bound.
+        // The page's entries are chosen from the index alone; only those are joined with
+        // their runs, permits and applications.
+        let rows_sql = format!(
+            "{REGISTRY_COLUMNS} FROM ({REGISTRY_ENTRIES}{conditions} ORDER BY l.idx DESC \
+             LIMIT {limit_p} OFFSET {offset_p}) l JOIN runs r ON r.permit_id = l.permit_id \
+             ORDER BY l.idx DESC"
+        );
+        let mut rows_query = sqlx::query_as::<_, RegistryRow>(sqlx::AssertSqlSafe(rows_sql));
+        for b in &binds {
+            rows_query = rows_query.bind(b.clone());
+        }
+        let rows = rows_query
             .bind(limit)
             .bind(offset)
             .fetch_all(self.connections())
             .await
             .db()?;
-        let count_sql = format!("SELECT COUNT(*) {REGISTRY_FROM}");
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-            .bind(filter.tier.clone())
-            .bind(filter.good_standing.map(i64::from))
-            .bind(filter.permit_id.clone())
-            .bind(pattern)
-            .fetch_one(self.connections())
-            .await
-            .db()?;
+        // Every condition reads the references (or compact indexes through them), never the
+        // permits' or the runs' rows: counting 10^4 entries stays cheap.
+        let count_sql = format!("{REGISTRY_COUNT}{conditions}");
+        let mut count_query = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql));
+        for b in binds {
+            count_query = count_query.bind(b);
+        }
+        let total: i64 = count_query.fetch_one(self.connections()).await.db()?;
         Ok(RegistryPage { rows, total })
     }
 }

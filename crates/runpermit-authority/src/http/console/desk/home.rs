@@ -108,7 +108,7 @@ async fn for_lab(state: &AppState, viewer: &Viewer) -> Result<Markup, ConsoleErr
                 }
                 @for i in &open_incidents {
                     li class=(if i.overdue { "bad" } else { "warn" }) {
-                        "Incident " code { (i.id) } " (" (i.category) ") needs its follow-up "
+                        "Incident " a href={ "/console/incidents#follow-up-" (i.id) } { code { (i.id) } } " (" (i.category) ") needs its follow-up "
                         @if i.overdue { "— overdue since " } @else { "by " }
                         (widgets::when_text(&i.follow_up_due, now)) "."
                     }

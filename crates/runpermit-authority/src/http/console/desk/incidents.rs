@@ -4,17 +4,19 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use maud::{Markup, html};
-use runpermit_api::incidents::{IncidentQuery, IncidentView};
+use runpermit_api::incidents::{FollowUp, IncidentQuery, IncidentView};
+use serde::Deserialize;
 
-use crate::http::console::desk::widgets;
+use crate::http::authz;
+use crate::http::console::desk::widgets::{self, see_other};
 use crate::http::console::error::ConsoleError;
 use crate::http::console::format;
 use crate::http::console::page;
-use crate::http::console::session::Viewer;
-use crate::http::error::ApiQuery;
+use crate::http::console::session::{Submitted, Viewer, csrf_field};
+use crate::http::error::{ApiJson, ApiQuery};
 use crate::http::routes;
 use crate::http::state::AppState;
 
@@ -64,7 +66,11 @@ fn incident_table(
 }
 
 /// `GET /console/incidents`: open incidents first, overdue ones marked; then closed ones.
-pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Response, ConsoleError> {
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(done): Query<widgets::Done>,
+) -> Result<Response, ConsoleError> {
     let all = routes::incidents::list(
         State(state.clone()),
         viewer.caller.clone(),
@@ -79,15 +85,76 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
     open.sort_by(|a, b| (!a.overdue, &a.follow_up_due).cmp(&(!b.overdue, &b.follow_up_due)));
     let closed: Vec<&IncidentView> = all.iter().filter(|i| i.status != "open").collect();
     let overdue = open.iter().filter(|i| i.overdue).count();
+    let forms: Vec<Markup> = open
+        .iter()
+        .filter(|i| i.followed_up_at.is_none())
+        .map(|i| follow_up_form(&viewer, i))
+        .collect();
     let body = html! {
         h1 { "Incidents" }
+        (done.notice())
         p { (open.len()) " open, " @if overdue > 0 { strong.bad { (overdue) " overdue" } } @else { "none overdue" } "." }
         h2 { "Open" }
         @if open.is_empty() { p { "No open incidents." } } @else { (incident_table("open-incidents", &open, &names, now)) }
+        @if forms.iter().any(|f| !f.0.is_empty()) {
+            h2 { "Follow-ups due" }
+            @for f in &forms { (f) }
+        }
         h2 { "Closed" }
         @if closed.is_empty() { p { "None." } } @else { (incident_table("closed-incidents", &closed, &names, now)) }
     };
     Ok(page::respond(Some(&viewer), "Incidents", body))
+}
+
+/// The follow-up form of open incident `i`, for those who may follow it up (its
+/// organization's reporters and the authority's reviewers).
+fn follow_up_form(viewer: &Viewer, i: &IncidentView) -> Markup {
+    let caller = &viewer.caller;
+    if !authz::INCIDENTS_FOLLOW_UP.allows(Some(caller)) || !caller.sees_org(&i.org_id) {
+        return html! {};
+    }
+    let id = &i.id;
+    html! {
+        form.stack id={ "follow-up-" (id) } method="post" action={ "/console/incidents/" (id) "/follow-up" } {
+            (csrf_field(viewer))
+            h3 { "Incident " code { (id) } ": " (i.summary) }
+            label for={ "follow-up-text-" (id) } { "Follow-up report (what happened since, what was done)" }
+            textarea id={ "follow-up-text-" (id) } name="text" required {}
+            label for={ "follow-up-close-" (id) } {
+                input id={ "follow-up-close-" (id) } name="close" type="checkbox" value="true" checked;
+                " Close the incident with this follow-up"
+            }
+            button type="submit" { "Send the follow-up" }
+        }
+    }
+}
+
+/// The follow-up form as posted (an unchecked box is not sent: the incident stays open).
+#[derive(Debug, Deserialize)]
+pub struct FollowUpForm {
+    text: Option<String>,
+    close: Option<String>,
+}
+
+/// `POST /console/incidents/{id}/follow-up`: the handler of
+/// `POST /v1/incidents/{id}/follow-up`.
+pub async fn follow_up(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    submitted: Submitted<FollowUpForm>,
+) -> Result<Response, ConsoleError> {
+    let body = FollowUp {
+        text: submitted.form.text.unwrap_or_default(),
+        close: submitted.form.close.is_some(),
+    };
+    let _followed = routes::incidents::follow_up(
+        State(state),
+        submitted.viewer.caller,
+        Path(id),
+        ApiJson(body),
+    )
+    .await?;
+    Ok(see_other("/console/incidents?done=follow_up"))
 }
 
 /// `GET /console/kyc`: customers whose unpermitted compute, summed over providers within the

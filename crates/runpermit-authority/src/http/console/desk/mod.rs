@@ -1,18 +1,19 @@
 //! The signed-in pages: each person's desk, by organization kind and role.
 //!
 //! Every page reads through the API's own handlers (`crate::http::routes`), called with the
-//! signed-in person as the caller, or through the domain services they call after the same
-//! endpoint's rule (`authz::…::authorize`), so that what a page shows is exactly what that
-//! person's API token would be answered. Every form goes through the same handler as its API
-//! endpoint, so it is audited with the person as the actor.
+//! signed-in person as the caller, or, where the API's full view would cost more than a page
+//! shows (application lists, a provider's own reports), through the same records after the
+//! same endpoint's rule (`authz::…::authorize`) and the same scope, so that a page shows no
+//! more than that person's API token would be answered. Every form goes through the same
+//! handler as its API endpoint, so it is audited with the person as the actor.
 //!
-//! - [`home`]: what is waiting for me, by role;
-//! - [`reviews`]: the reviewer's queue and the review form's action;
-//! - [`applications`]: applications, and one application with its whole plan ([`plan`]);
-//! - [`runs`]: runs, one run with its chart ([`chart`]), its actions and the milestone form;
-//! - [`milestones`]: the evaluator's queue and decisions;
-//! - [`incidents`]: incidents with their deadlines, and split-run flags;
-//! - [`provider`]: a provider's runs, reports, gaps and reporting keys.
+//! - `home`: what is waiting for me, by role;
+//! - `reviews`: the reviewer's queue and the review form's action;
+//! - `applications`: applications, and one application with its whole plan (`plan`);
+//! - `runs`: runs, one run with its chart (`chart`), its actions and the milestone form;
+//! - `milestones`: the evaluator's queue and decisions;
+//! - `incidents`: incidents with their deadlines, and split-run flags;
+//! - `provider`: a provider's runs, reports, gaps and reporting keys.
 
 mod applications;
 mod chart;
@@ -79,6 +80,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/milestones", get(milestones::queue))
         .route("/console/milestones/{id}/decide", post(milestones::decide))
         .route("/console/incidents", get(incidents::list))
+        .route(
+            "/console/incidents/{id}/follow-up",
+            post(incidents::follow_up),
+        )
         .route("/console/kyc", get(incidents::kyc))
         .route("/console/provider", get(provider::page))
 }

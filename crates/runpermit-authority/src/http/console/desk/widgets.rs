@@ -100,6 +100,7 @@ impl Done {
             Some("action") => "The run's status changed.",
             Some("milestone") => "Your milestone report is submitted for evaluation.",
             Some("decide") => "Your decision on the milestone report is recorded.",
+            Some("follow_up") => "Your follow-up is recorded.",
             _ => return html! {},
         };
         html! { p.good role="status" { (message) } }
