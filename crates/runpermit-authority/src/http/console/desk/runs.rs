@@ -373,13 +373,13 @@ pub async fn show(
         }
         section aria-labelledby="chart" {
             h2 id="chart" { "Compute over time" }
-            (chart::render(&Chart {
+            div.chart-wrap { (chart::render(&Chart {
                 reports: &chart_reports,
                 tranche_ends: &tranche_ends,
                 released,
                 budget: run.budget_flop,
                 alert_percents: &state.policy.oversight.alert_percents,
-            }))
+            })) }
             @if truncated {
                 p.warn { "The chart shows the first " (reports.len()) " usage reports; the figures above count them all." }
             }

@@ -130,7 +130,7 @@ pub async fn page(
             "."
         }
         @if !registry.rows.is_empty() {
-            (registry_chart(&chart_runs, "FLOP budgets of the permits listed below, against regulatory thresholds"))
+            div.chart-wrap { (registry_chart(&chart_runs, "FLOP budgets of the permits listed below, against regulatory thresholds")) }
             p.muted {
                 "Chart: each listed run's budget (dot), released tranche (tick) and compute \
                  last reported in the log (bar), on a log scale; dashed lines are the \
