@@ -26,6 +26,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -53,7 +54,8 @@ fn screenshot_dir() -> PathBuf {
     target.join("console-screenshots")
 }
 
-/// chromedriver, started on a free port; stopped when dropped.
+/// chromedriver, started on a free port in a process group of its own; stopped when dropped,
+/// with the Chromium it started: a scenario that fails midway leaves no browser behind.
 struct Driver {
     child: Child,
     url: String,
@@ -61,6 +63,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The whole group: killing chromedriver alone would leave its Chromium running.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -90,6 +97,7 @@ impl Driver {
             .expect("address")
             .port();
         let child = Command::new(&binary)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
