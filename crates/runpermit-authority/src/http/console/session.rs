@@ -116,8 +116,10 @@ impl OptionalFromRequestParts<AppState> for Viewer {
 }
 
 /// Refuses a request that a browser says came from another site: `Sec-Fetch-Site` other than
-/// `same-origin` (or `none`, typed by the person), or an `Origin` whose host is not this
-/// server's `Host`. Clients that send neither are held to the anti-forgery token alone.
+/// `same-origin` (or `none`, typed by the person), or an `Origin` whose host is neither this
+/// server's `Host` nor the `X-Forwarded-Host` a reverse proxy in front of it names (a page
+/// on another site cannot make the person's browser send either header with its own value).
+/// Clients that send neither are held to the anti-forgery token alone.
 fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
@@ -127,11 +129,12 @@ fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
         )));
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let named = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let origin_host = origin
             .split_once("://")
             .map(|(_, rest)| rest.trim_end_matches('/'));
-        if origin_host.is_none() || origin_host != host {
+        let ours = |host: Option<&str>| host.is_some() && host == origin_host;
+        if !ours(named(header::HOST.as_str())) && !ours(named("x-forwarded-host")) {
             return Err(ConsoleError::Forgery(format!(
                 "the form was sent from {origin}, not from this console"
             )));
@@ -434,6 +437,19 @@ mod tests {
         ]);
         assert!(same_origin(&other).is_err());
         assert!(same_origin(&headers(&[("host", "a"), ("origin", "null")])).is_err());
+        // Behind a reverse proxy that rewrites Host, the host the person used is forwarded.
+        let proxied = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "permits.example"),
+            ("origin", "https://permits.example"),
+        ]);
+        assert!(same_origin(&proxied).is_ok());
+        let elsewhere = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "permits.example"),
+            ("origin", "https://evil.example"),
+        ]);
+        assert!(same_origin(&elsewhere).is_err());
     }
 
     #[test]
