@@ -125,7 +125,8 @@ fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
         && !matches!(site, "same-origin" | "none")
     {
         return Err(ConsoleError::Forgery(format!(
-            "the browser says this form was sent from another site (Sec-Fetch-Site: {site})"
+            "the browser says this form was sent from another site or another origin of it, not \
+             from this console (Sec-Fetch-Site: {site})"
         )));
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
