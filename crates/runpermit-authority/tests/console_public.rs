@@ -10,7 +10,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use common::{Api, PgSchema, plan};
+use common::{Api, plan};
 use http_body_util::BodyExt;
 use runpermit_log::{LogEntry, ProofBundle, decode};
 use serde_json::{Value, json};
@@ -428,39 +428,8 @@ async fn filters_narrow_what_is_listed_and_standing_follows_the_log(w: World) {
     assert!(verify.contains(&w.api.authority.state.log.vkey));
 }
 
-/// A SQLite file of its own.
-fn sqlite_url() -> (std::path::PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "runpermit-console-public-{}",
-        runpermit_authority::domain::ids::new_id("t")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("authority.db").display());
-    (dir, url)
-}
-
-/// Runs `scenario` on a SQLite file, then (when configured) on PostgreSQL.
-macro_rules! on_both {
-    ($($sqlite:ident, $postgres:ident => $scenario:ident;)+) => {
-        $(
-            #[tokio::test]
-            async fn $sqlite() {
-                let (dir, url) = sqlite_url();
-                $scenario(world(&url).await).await;
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-
-            #[tokio::test]
-            async fn $postgres() {
-                if let Some(db) = PgSchema::create(stringify!($postgres)) {
-                    $scenario(world(&db.url).await).await;
-                }
-            }
-        )+
-    };
-}
-
-on_both! {
+common::on_both! {
+    world:
     registry_on_sqlite, registry_on_postgres
         => a_permit_issued_through_the_api_is_public_and_its_proof_verifies;
     filters_on_sqlite, filters_on_postgres

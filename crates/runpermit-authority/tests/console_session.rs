@@ -320,8 +320,7 @@ async fn sessions_on_postgresql() {
 async fn a_session_is_shared_by_every_process_on_the_database() {
     // Two authorities (two `serve` processes) on one database file: a session made by one is
     // honoured by the other.
-    let dir = std::env::temp_dir().join(runpermit_authority::domain::ids::new_id("console"));
-    let url = format!("sqlite://{}", dir.join("shared.db").display());
+    let (dir, url) = common::sqlite_file("console-shared");
     let one = Api::on(Some(&url)).await;
     let two = Api::on(Some(&url)).await;
     let (_, _, token) = one

@@ -14,7 +14,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Api, PgSchema, error_fields, plan};
+use common::{Api, error_fields, plan};
 use runpermit_permit::{PermitClaims, verify_permit_signature};
 use runpermit_policy::Policy;
 use serde_json::{Value, json};
@@ -198,39 +198,8 @@ fn answers_as_missing(
     );
 }
 
-/// A SQLite file of its own, so that the test can edit the database beside the authority.
-fn sqlite_url() -> (std::path::PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "runpermit-scope-{}",
-        runpermit_authority::domain::ids::new_id("t")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("authority.db").display());
-    (dir, url)
-}
-
-/// Runs `scenario` on a SQLite file, then (when configured) on PostgreSQL.
-macro_rules! on_both {
-    ($($sqlite:ident, $postgres:ident => $scenario:ident;)+) => {
-        $(
-            #[tokio::test]
-            async fn $sqlite() {
-                let (dir, url) = sqlite_url();
-                $scenario(world(&url).await).await;
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-
-            #[tokio::test]
-            async fn $postgres() {
-                if let Some(db) = PgSchema::create(stringify!($postgres)) {
-                    $scenario(world(&db.url).await).await;
-                }
-            }
-        )+
-    };
-}
-
-on_both! {
+common::on_both! {
+    world:
     evaluators_by_policy_on_sqlite, evaluators_by_policy_on_postgres
         => an_evaluator_sees_and_decides_only_the_runs_it_is_assigned_to;
     evaluators_by_reviewers_on_sqlite, evaluators_by_reviewers_on_postgres

@@ -274,3 +274,40 @@ fn psql(url: &str, sql: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A SQLite file of its own in a fresh directory (removed by the caller), for tests that run
+/// several authorities on one database or edit it beside the authority: (directory, URL).
+pub fn sqlite_file(prefix: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "runpermit-{prefix}-{}",
+        runpermit_authority::domain::ids::new_id("t")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("authority.db").display());
+    (dir, url)
+}
+
+/// Defines, for each `scenario`, a test on a SQLite file of its own and one on PostgreSQL
+/// (when `RUNPERMIT_TEST_DATABASE_URL` is set), each given `$world(&url).await`.
+#[allow(unused_macros, reason = "each test binary uses part of the harness")]
+macro_rules! on_both {
+    ($world:ident: $($sqlite:ident, $postgres:ident => $scenario:ident;)+) => {
+        $(
+            #[tokio::test]
+            async fn $sqlite() {
+                let (dir, url) = common::sqlite_file(stringify!($sqlite));
+                $scenario($world(&url).await).await;
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+
+            #[tokio::test]
+            async fn $postgres() {
+                if let Some(db) = common::PgSchema::create(stringify!($postgres)) {
+                    $scenario($world(&db.url).await).await;
+                }
+            }
+        )+
+    };
+}
+#[allow(unused_imports, reason = "each test binary uses part of the harness")]
+pub(crate) use on_both;
