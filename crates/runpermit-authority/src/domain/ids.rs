@@ -15,14 +15,24 @@ pub fn new_id(prefix: &str) -> String {
 /// Prefix of every API token, so that leaked tokens are recognisable by secret scanners.
 pub const TOKEN_PREFIX: &str = "rpt_";
 
-/// A new API token secret.
-pub fn new_token_secret() -> Result<String, getrandom::Error> {
+/// 32 random bytes from the operating system.
+fn random_32() -> Result<[u8; 32], getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A new API token secret.
+pub fn new_token_secret() -> Result<String, getrandom::Error> {
     Ok(format!(
         "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_32()?)
     ))
+}
+
+/// A new random token of 64 lowercase hex digits (a console session's anti-forgery token).
+pub fn new_random_hex() -> Result<String, getrandom::Error> {
+    Ok(hex::encode(random_32()?))
 }
 
 /// What the store keeps of a token: hex SHA-256 of the whole secret.

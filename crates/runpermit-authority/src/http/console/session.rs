@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::domain::Caller;
 use crate::domain::audit::{event, rfc3339};
-use crate::domain::ids::{new_token_secret, token_hash};
+use crate::domain::ids::{new_random_hex, new_token_secret, token_hash};
 use crate::http::console::error::ConsoleError;
 use crate::http::console::page;
 pub use crate::http::console::viewer::{Viewer, csrf_field};
@@ -319,7 +319,7 @@ async fn sign_in(
     };
     let caller = Caller::from(principal);
     let secret = new_token_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let csrf = hex::encode(random_bytes()?);
+    let csrf = new_random_hex().map_err(|e| ApiError::Internal(e.to_string()))?;
     let expires_at = caller
         .token_expires_at
         .map_or(now + SESSION_MS, |t| t.min(now + SESSION_MS));
@@ -352,12 +352,6 @@ async fn sign_in(
         set_cookie(&secret, (expires_at - now) / 1000, over_tls(&parts)),
     );
     Ok(response)
-}
-
-fn random_bytes() -> Result<[u8; 32], ConsoleError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(bytes)
 }
 
 /// Ends the session and clears its cookie.
