@@ -748,7 +748,7 @@ pub fn spool_record(data: &[u8]) -> bool {
     let Ok(record) = SpoolRecord::parse(text, &fixture().params, table) else {
         return false;
     };
-    let Ok(mut claims) = record.claims(PROVIDER, NOW, table) else {
+    let Ok(mut claims) = record.claims(PROVIDER, NOW, table, None) else {
         return true;
     };
     // The queue numbers the report; then it must be signable, or metering would reject a
@@ -980,7 +980,7 @@ pub fn seeds() -> Vec<Seed> {
         1,
         (NOW - 3600, NOW),
         NOW,
-        scheduler_accounting(chip, 8.0 * 3600.0).expect("metered"),
+        scheduler_accounting(chip, 8.0 * 3600.0, None).expect("metered"),
     );
     let evidence = json!({"token": log.token, "proof_bundle": permit_bundle});
     let pod = |gpus: Value, annotations: Value| {

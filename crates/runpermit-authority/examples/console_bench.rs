@@ -185,6 +185,7 @@ async fn fill(authority: &TestAuthority, store: &dyn Store, permits: usize, entr
                 clusters: vec!["east-1".into()],
             }],
             evaluators: Some(vec![]),
+            accounting: None,
             max_accelerators: 16_384,
             flop_budget: flop(budget),
             tranches: (1..=4)

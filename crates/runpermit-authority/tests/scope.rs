@@ -213,7 +213,7 @@ common::on_both! {
 /// it, even after its organization is added to the database's copy of the permit.
 async fn an_evaluator_sees_and_decides_only_the_runs_it_is_assigned_to(w: World) {
     let claims = w.signed_claims(&w.permit_id).await;
-    assert_eq!(claims.rpv, 2);
+    assert_eq!(claims.rpv, 3);
     assert_eq!(claims.evaluators(), [INSTITUTE]);
 
     assert_eq!(w.listed(&w.assigned).await, [w.run_id.as_str()]);

@@ -9,11 +9,14 @@
 //! - [`limits`]: the physically plausible range of every input; a figure outside is refused
 //!   by name.
 //! - [`text`]: text hygiene for names, identifiers and free text from outside.
+//! - [`accounting`]: metered accelerator time to training compute at the declared precision
+//!   and utilization, a central estimate with bounds per metering source, and 6·N·D.
 //! - [`format_flop`]: how every figure is written for people (`2.18e26 FLOP`).
 //!
 //! This crate does no IO and reads no clock: the data files are compiled in, and every
 //! function takes what it needs as arguments.
 
+pub mod accounting;
 mod display;
 mod estimate;
 mod hardware;
@@ -22,6 +25,7 @@ mod quantity;
 mod regimes;
 pub use runpermit_types::text;
 
+pub use accounting::{AccountingBasis, AccountingError, Figures};
 pub use display::{
     SIGNIFICANT_DIGITS, format_count, format_flop, format_flop_number, format_flop_rate,
 };

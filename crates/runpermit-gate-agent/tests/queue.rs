@@ -18,7 +18,7 @@ const PROVIDER: &str = "org-cloud";
 /// A sound report for `run` (the queue assigns `seq`).
 fn claims(run: &str, hour: i64) -> UsageReportClaims {
     let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
-    let metered = scheduler_accounting(chip, 8.0 * 3600.0).unwrap();
+    let metered = scheduler_accounting(chip, 8.0 * 3600.0, None).unwrap();
     let from = 1_767_225_600 + hour * 3600;
     UsageReportClaims::new(
         PROVIDER,

@@ -48,7 +48,7 @@ async fn usage(
 
 fn claims(run: &str) -> UsageReportClaims {
     let chip = HardwareTable::builtin().lookup("H100 SXM").expect("chip");
-    let metered = scheduler_accounting(chip, 3600.0).expect("metered");
+    let metered = scheduler_accounting(chip, 3600.0, None).expect("metered");
     UsageReportClaims::new(
         "org-cloud",
         run,

@@ -1,33 +1,38 @@
-//! Metering: from what a provider observes to FLOP, with the method and bounds stated.
+//! Metering: from what a provider observes to FLOP, counted with the permit's accounting
+//! basis (the precision and utilization its holder declared), as a central estimate with
+//! bounds. The rules are runpermit-compute's `accounting` module; here they meet the
+//! provider's observations:
 //!
-//! Three methods, each documented with its bounds:
-//!
-//! - **Scheduler accounting** (`scheduler_accounting`): accelerator-seconds per job. The
-//!   provider knows how long each accelerator was allocated, not what it computed, so the
-//!   metered figure *is* the upper bound: seconds × the chip's highest dense peak at any
-//!   precision. Lower bound 0.
+//! - **Scheduler accounting** (`scheduler_accounting`): accelerator-seconds allocated to the
+//!   run's jobs. Central = seconds × the peak at the declared precision × the declared
+//!   utilization; lower = at the declared low utilization; upper = seconds × the chip's
+//!   highest dense peak (what the allocation could have computed at most).
 //! - **DCGM tensor-pipe activity** (`dcgm_tensor_activity`): samples of
 //!   `DCGM_FI_PROF_PIPE_TENSOR_ACTIVE` (the fraction of cycles the tensor pipes were busy)
-//!   from NVIDIA's DCGM exporter. Metered = Σ activity × interval × the chip's 16-bit dense
-//!   peak (bf16, else fp16): what the run computed if it ran its matrix work in 16-bit, the
-//!   usual training precision. Upper bound = Σ interval × the chip's highest peak (FP8 runs
-//!   can do up to 2× the 16-bit figure in the same active cycles); lower bound = the metered
-//!   figure × 0.5, because activity counts partly-filled pipe cycles as busy.
+//!   from NVIDIA's DCGM exporter. Central = Σ activity × interval × the peak at the declared
+//!   precision: a measurement of utilization, so the declared one is not used. Lower =
+//!   central × 0.5 (activity counts partly-filled pipe cycles as busy, and the peak assumes a
+//!   boost clock that power capping takes away); upper = the active time at the chip's
+//!   highest peak plus 10% for arithmetic outside the tensor pipes, at most the whole time
+//!   at that peak.
 //! - **NVML GPU utilization** (`nvml_utilization`): samples of NVML's GPU utilization (the
 //!   fraction of time one or more kernels ran, `nvmlDeviceGetUtilizationRates`), for nodes
-//!   without DCGM profiling. Metered = Σ utilization × interval × the chip's 16-bit dense
-//!   peak: what the run computed if every busy moment ran the tensor pipes flat out in
-//!   16-bit. Upper bound = Σ interval × the chip's highest peak (as for accounting); lower
-//!   bound 0, because a kernel running says nothing about how much arithmetic it does
-//!   (NVIDIA documents this counter as "a kernel was executing", not a throughput signal).
-//!   Coarser than DCGM's tensor activity, tighter than accounting when GPUs sit idle.
+//!   without DCGM profiling. It measures busy time, not arithmetic (NVIDIA documents the
+//!   counter as "a kernel was executing"), so it replaces the allocation's seconds and is
+//!   counted as scheduler accounting counts them: central = busy seconds × the peak at the
+//!   declared precision × the declared utilization; lower at the low utilization; upper =
+//!   busy seconds × the highest peak. Tighter than accounting when GPUs sit idle.
+//!
+//! Without a basis (a permit signed before claim-set version 3, or one this gate does not
+//! hold) every figure is counted at its most: central = upper, lower 0.
 //!
 //! All operations count the same whatever their precision; a multiply-add is 2 FLOP. The
-//! reports carry the method and both bounds, so the authority can sum conservatively.
+//! reports carry the method and both bounds; the authority sums all three.
 
 use std::collections::BTreeMap;
 
-use runpermit_compute::{Accelerator, Flop, Precision};
+use runpermit_compute::accounting::{self, AccountingError, Figures};
+use runpermit_compute::{Accelerator, AccountingBasis};
 use runpermit_permit::{MeterMethod, Metered};
 
 /// Why a sample cannot be metered.
@@ -49,50 +54,43 @@ pub enum MeterError {
     Overflow(String),
 }
 
-fn max_peak(chip: &Accelerator) -> Result<f64, MeterError> {
-    chip.max_peak()
-        .map(|(_, r)| r.get())
-        .ok_or(MeterError::NoPeak {
-            accelerator: chip.name.clone(),
-            what: "any",
-        })
-}
-
-fn sixteen_bit_peak(chip: &Accelerator) -> Result<f64, MeterError> {
-    chip.peak(Precision::Bf16)
-        .or(chip.peak(Precision::Fp16))
-        .map(|r| r.get())
-        .ok_or(MeterError::NoPeak {
-            accelerator: chip.name.clone(),
-            what: "bf16 or fp16",
-        })
-}
-
-fn flop(value: f64) -> Result<Flop, MeterError> {
-    Flop::new(value).map_err(|e| MeterError::Overflow(e.to_string()))
-}
-
-fn seconds_ok(seconds: f64) -> Result<(), MeterError> {
-    if seconds.is_finite() && seconds >= 0.0 {
-        Ok(())
-    } else {
-        Err(MeterError::Invalid(format!(
-            "accelerator-seconds must be a finite number ≥ 0 (got {seconds})"
-        )))
+impl From<AccountingError> for MeterError {
+    fn from(e: AccountingError) -> MeterError {
+        match e {
+            AccountingError::Invalid(m) => MeterError::Invalid(m),
+            AccountingError::NoPeak(accelerator) => MeterError::NoPeak {
+                accelerator,
+                what: "any",
+            },
+            AccountingError::Overflow(m) => MeterError::Overflow(m),
+        }
     }
 }
 
-/// Meters `seconds` of allocation of `chip` from scheduler accounting.
-pub fn scheduler_accounting(chip: &Accelerator, seconds: f64) -> Result<Metered, MeterError> {
-    seconds_ok(seconds)?;
-    let upper = flop(seconds * max_peak(chip)?)?;
-    Ok(Metered {
-        method: MeterMethod::SchedulerAccounting,
+fn metered(method: MeterMethod, chip: &Accelerator, seconds: f64, f: Figures) -> Metered {
+    Metered {
+        method,
         accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
-        flop: upper,
-        lower: Flop::ZERO,
-        upper,
-    })
+        flop: f.central,
+        lower: f.lower,
+        upper: f.upper,
+    }
+}
+
+/// Meters `seconds` of allocation of `chip` from scheduler accounting, with the permit's
+/// accounting `basis`.
+pub fn scheduler_accounting(
+    chip: &Accelerator,
+    seconds: f64,
+    basis: Option<&AccountingBasis>,
+) -> Result<Metered, MeterError> {
+    let figures = accounting::over_time(chip, seconds, basis)?;
+    Ok(metered(
+        MeterMethod::SchedulerAccounting,
+        chip,
+        seconds,
+        figures,
+    ))
 }
 
 /// Sums samples of (busy fraction, seconds): total seconds, and seconds weighted by the
@@ -104,7 +102,11 @@ fn busy_seconds(
 ) -> Result<(f64, f64), MeterError> {
     let (mut seconds, mut busy) = (0.0, 0.0);
     for (i, (fraction, s)) in samples.enumerate() {
-        seconds_ok(s)?;
+        if !(s.is_finite() && s >= 0.0) {
+            return Err(MeterError::Invalid(format!(
+                "sample {i}: accelerator-seconds must be a finite number ≥ 0 (got {s})"
+            )));
+        }
         if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
             return Err(MeterError::Invalid(format!(
                 "sample {i}: {what} must be a fraction in [0, 1] (got {fraction})"
@@ -125,24 +127,24 @@ pub struct TensorSample {
     pub seconds: f64,
 }
 
-/// Meters DCGM samples of accelerators of type `chip`.
+/// Meters DCGM samples of accelerators of type `chip`, with the permit's accounting `basis`
+/// (only its precision counts: the samples measure utilization).
 pub fn dcgm_tensor_activity(
     chip: &Accelerator,
     samples: &[TensorSample],
+    basis: Option<&AccountingBasis>,
 ) -> Result<Metered, MeterError> {
-    let (sixteen, max) = (sixteen_bit_peak(chip)?, max_peak(chip)?);
     let (seconds, active_seconds) = busy_seconds(
         "tensor activity",
         samples.iter().map(|s| (s.tensor_active, s.seconds)),
     )?;
-    let metered = flop(active_seconds * sixteen)?;
-    Ok(Metered {
-        method: MeterMethod::DcgmTensorActivity,
-        accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
-        flop: metered,
-        lower: flop(metered.get() * 0.5)?,
-        upper: flop(seconds * max)?,
-    })
+    let figures = accounting::tensor_activity(chip, active_seconds, seconds, basis)?;
+    Ok(metered(
+        MeterMethod::DcgmTensorActivity,
+        chip,
+        seconds,
+        figures,
+    ))
 }
 
 /// One NVML sample of one accelerator: GPU utilization over an interval.
@@ -155,24 +157,25 @@ pub struct UtilizationSample {
     pub seconds: f64,
 }
 
-/// Meters NVML utilization samples of accelerators of type `chip` (see the module
-/// documentation for the method and its bounds).
+/// Meters NVML utilization samples of accelerators of type `chip` with the permit's
+/// accounting `basis` (see the module documentation for the method and its bounds). The
+/// report's accelerator-seconds are the whole time sampled; the figures count the busy time.
 pub fn nvml_utilization(
     chip: &Accelerator,
     samples: &[UtilizationSample],
+    basis: Option<&AccountingBasis>,
 ) -> Result<Metered, MeterError> {
-    let (sixteen, max) = (sixteen_bit_peak(chip)?, max_peak(chip)?);
     let (seconds, busy_seconds) = busy_seconds(
         "GPU utilization",
         samples.iter().map(|s| (s.utilization, s.seconds)),
     )?;
-    Ok(Metered {
-        method: MeterMethod::NvmlUtilization,
-        accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
-        flop: flop(busy_seconds * sixteen)?,
-        lower: Flop::ZERO,
-        upper: flop(seconds * max)?,
-    })
+    let figures = accounting::over_time(chip, busy_seconds, basis)?;
+    Ok(metered(
+        MeterMethod::NvmlUtilization,
+        chip,
+        seconds,
+        figures,
+    ))
 }
 
 /// One series of a Prometheus text exposition: its labels and value.
@@ -275,24 +278,44 @@ fn parse_labels(text: &str) -> Option<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runpermit_compute::HardwareTable;
+    use runpermit_compute::{Flop, HardwareTable, Precision};
 
     fn h100() -> &'static Accelerator {
         HardwareTable::builtin().lookup("H100 SXM").unwrap()
     }
 
-    #[test]
-    fn accounting_is_an_upper_bound_at_the_highest_peak() {
-        let m = scheduler_accounting(h100(), 3600.0).unwrap();
-        // H100 SXM: FP8 1979 TFLOP/s dense is its highest figure.
-        assert!((m.upper.get() / (3600.0 * 1.979e15) - 1.0).abs() < 1e-9);
-        assert_eq!(m.flop, m.upper);
-        assert_eq!(m.lower, Flop::ZERO);
-        assert!(scheduler_accounting(h100(), -1.0).is_err());
+    /// bf16 at 40% (30–50%).
+    fn basis() -> AccountingBasis {
+        AccountingBasis {
+            precision: Precision::Bf16,
+            utilization: 0.4,
+            utilization_low: 0.3,
+            utilization_high: 0.5,
+            parameters: None,
+        }
+    }
+
+    fn close(a: Flop, b: f64) -> bool {
+        (a.get() / b - 1.0).abs() < 1e-9
     }
 
     #[test]
-    fn tensor_activity_meters_at_the_16_bit_peak_with_bounds() {
+    fn accounting_counts_at_the_declared_precision_and_utilization() {
+        let m = scheduler_accounting(h100(), 3600.0, Some(&basis())).unwrap();
+        // H100 SXM: bf16 989.4 TFLOP/s dense; FP8 1979 TFLOP/s is its highest figure.
+        assert!(close(m.flop, 3600.0 * 9.894e14 * 0.4), "{:?}", m.flop);
+        assert!(close(m.lower, 3600.0 * 9.894e14 * 0.3));
+        assert!(close(m.upper, 3600.0 * 1.979e15));
+        assert_eq!(m.method, MeterMethod::SchedulerAccounting);
+        // Without a basis, at its most.
+        let m = scheduler_accounting(h100(), 3600.0, None).unwrap();
+        assert_eq!(m.flop, m.upper);
+        assert_eq!(m.lower, Flop::ZERO);
+        assert!(scheduler_accounting(h100(), -1.0, None).is_err());
+    }
+
+    #[test]
+    fn tensor_activity_meters_at_the_declared_precision_with_bounds() {
         let samples = [
             TensorSample {
                 tensor_active: 0.5,
@@ -303,17 +326,26 @@ mod tests {
                 seconds: 20.0,
             },
         ];
-        let m = dcgm_tensor_activity(h100(), &samples).unwrap();
+        let m = dcgm_tensor_activity(h100(), &samples, Some(&basis())).unwrap();
+        // Measured activity, not the declared utilization.
         let expected = (0.5 * 10.0 + 0.25 * 20.0) * 9.894e14;
-        assert!((m.flop.get() / expected - 1.0).abs() < 1e-9, "{:?}", m.flop);
+        assert!(close(m.flop, expected), "{:?}", m.flop);
+        assert!(close(m.lower, expected * 0.5));
+        assert!(close(m.upper, 10.0 * 1.979e15 * 1.1));
         assert!(m.lower <= m.flop && m.flop <= m.upper);
+        let fp8 = AccountingBasis {
+            precision: Precision::Fp8,
+            ..basis()
+        };
+        let m8 = dcgm_tensor_activity(h100(), &samples, Some(&fp8)).unwrap();
+        assert!(close(m8.flop, 10.0 * 1.979e15));
         assert_eq!(m.accelerator_seconds["nvidia-h100-sxm"], 30.0);
         let bad = [TensorSample {
             tensor_active: 1.5,
             seconds: 1.0,
         }];
         assert!(
-            dcgm_tensor_activity(h100(), &bad)
+            dcgm_tensor_activity(h100(), &bad, None)
                 .unwrap_err()
                 .to_string()
                 .contains("sample 0")
@@ -359,7 +391,7 @@ DCGM_FI_DEV_SM_CLOCK{gpu="0",UUID="GPU-a",hpc_job="4242"} 1980
     }
 
     #[test]
-    fn nvml_utilization_meters_at_the_16_bit_peak_with_a_zero_floor() {
+    fn nvml_utilization_counts_busy_time_as_accounting_counts_allocated_time() {
         let samples = [
             UtilizationSample {
                 utilization: 1.0,
@@ -370,22 +402,22 @@ DCGM_FI_DEV_SM_CLOCK{gpu="0",UUID="GPU-a",hpc_job="4242"} 1980
                 seconds: 30.0,
             },
         ];
-        let m = nvml_utilization(h100(), &samples).unwrap();
+        let m = nvml_utilization(h100(), &samples, Some(&basis())).unwrap();
         assert_eq!(m.method, MeterMethod::NvmlUtilization);
-        let expected = 45.0 * 9.894e14;
-        assert!((m.flop.get() / expected - 1.0).abs() < 1e-9, "{:?}", m.flop);
-        assert_eq!(m.lower, Flop::ZERO);
-        assert!((m.upper.get() / (60.0 * 1.979e15) - 1.0).abs() < 1e-9);
+        // 45 busy seconds of 60.
+        assert!(close(m.flop, 45.0 * 9.894e14 * 0.4), "{:?}", m.flop);
+        assert!(close(m.lower, 45.0 * 9.894e14 * 0.3));
+        assert!(close(m.upper, 45.0 * 1.979e15));
         assert_eq!(m.accelerator_seconds["nvidia-h100-sxm"], 60.0);
         let bad = [UtilizationSample {
             utilization: f64::NAN,
             seconds: 1.0,
         }];
-        assert!(nvml_utilization(h100(), &bad).is_err());
+        assert!(nvml_utilization(h100(), &bad, None).is_err());
         let bad = [UtilizationSample {
             utilization: 0.5,
             seconds: -1.0,
         }];
-        assert!(nvml_utilization(h100(), &bad).is_err());
+        assert!(nvml_utilization(h100(), &bad, None).is_err());
     }
 }

@@ -19,7 +19,7 @@
 //! Unknown keys are refused. [`SpoolRecord::parse`] names every problem by key, all at once.
 //! Each record becomes one `scheduler_accounting` report.
 
-use runpermit_compute::{FieldError, HardwareTable};
+use runpermit_compute::{AccountingBasis, FieldError, HardwareTable};
 use serde_json::{Map, Value};
 
 use crate::config::GateParams;
@@ -228,17 +228,19 @@ impl SpoolRecord {
     }
 
     /// The record as a `scheduler_accounting` usage report by `provider`, signed at `iat`
-    /// (`seq` 0: the queue assigns it).
+    /// (`seq` 0: the queue assigns it), counted with the permit's accounting `basis` (`None`:
+    /// at the chip's highest peak).
     pub fn claims(
         &self,
         provider: &str,
         iat: i64,
         table: &HardwareTable,
+        basis: Option<&AccountingBasis>,
     ) -> Result<UsageReportClaims, MeterError> {
         let chip = table
             .lookup(&self.accelerator)
             .map_err(|e| MeterError::Invalid(format!("unknown accelerator {:?}", e.name)))?;
-        let metered = scheduler_accounting(chip, self.accelerator_seconds)?;
+        let metered = scheduler_accounting(chip, self.accelerator_seconds, basis)?;
         Ok(UsageReportClaims::new(
             provider,
             &self.run_id,
@@ -276,10 +278,23 @@ mod tests {
             "accelerator_seconds":28800,"from":1767225600,"to":1767229200}"#;
         let record = SpoolRecord::parse(text, &params(), table).unwrap();
         assert_eq!(record.accelerator, "NVIDIA H100 SXM");
-        let claims = record.claims("org-cloud", 1767229300, table).unwrap();
+        let claims = record.claims("org-cloud", 1767229300, table, None).unwrap();
         assert_eq!(claims.method, MeterMethod::SchedulerAccounting);
         assert_eq!(claims.accelerator_seconds["nvidia-h100-sxm"], 28800.0);
+        // Without the permit's basis: at the chip's highest peak.
         assert!((claims.flop.get() / (28800.0 * 1.979e15) - 1.0).abs() < 1e-9);
+        let basis = AccountingBasis {
+            precision: runpermit_compute::Precision::Bf16,
+            utilization: 0.4,
+            utilization_low: 0.3,
+            utilization_high: 0.5,
+            parameters: None,
+        };
+        let claims = record
+            .claims("org-cloud", 1767229300, table, Some(&basis))
+            .unwrap();
+        assert!((claims.flop.get() / (28800.0 * 9.894e14 * 0.4) - 1.0).abs() < 1e-9);
+        assert!((claims.flop_upper.get() / (28800.0 * 1.979e15) - 1.0).abs() < 1e-9);
         assert_eq!((claims.from, claims.to), (1767225600, 1767229200));
         assert_eq!(claims.iss, "org-cloud");
         assert_eq!(claims.sub, "run_1");

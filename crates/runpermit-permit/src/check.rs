@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use runpermit_compute::{FieldError, Flop};
+use runpermit_compute::{AccountingBasis, FieldError, Flop};
 use serde::{Deserialize, Serialize};
 
 use crate::claims::{
@@ -37,6 +37,10 @@ pub struct PermitRequest {
     /// See [`PermitClaims::evaluators`]. Absent in intents recorded before version 2: none.
     #[serde(default)]
     pub evaluators: Vec<String>,
+    /// See [`PermitClaims::accounting`]. Absent in intents recorded before version 3: such a
+    /// permit is signed as version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<AccountingBasis>,
     /// See [`PermitClaims::max_accelerators`].
     pub max_accelerators: u64,
     /// See [`PermitClaims::flop_budget`].
@@ -116,6 +120,9 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
     }
     check_providers(&mut errors, &request.providers);
     check_evaluators(&mut errors, &request.evaluators, &request.holder.org_id);
+    if let Some(basis) = &request.accounting {
+        errors.0.extend(basis.problems("accounting"));
+    }
     if request.max_accelerators == 0 {
         errors.push("max_accelerators", "must be at least 1".to_owned());
     }
@@ -152,6 +159,7 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
         holder,
         providers,
         evaluators,
+        accounting,
         max_accelerators,
         flop_budget,
         tranches,
@@ -159,6 +167,12 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
         tier,
         conditions,
     } = request;
+    // Each version's fields are exactly its own: without a basis, version 2.
+    let rpv = if accounting.is_some() {
+        PERMIT_CLAIMS_VERSION
+    } else {
+        2
+    };
     Ok(CheckedPermit {
         claims: PermitClaims {
             iss,
@@ -167,11 +181,12 @@ pub fn check(request: PermitRequest, now: i64) -> Result<CheckedPermit, Vec<Fiel
             iat: now,
             nbf,
             exp,
-            rpv: PERMIT_CLAIMS_VERSION,
+            rpv,
             application_id,
             holder,
             providers,
             evaluators: Some(evaluators),
+            accounting,
             max_accelerators,
             flop_budget,
             tranches,
@@ -323,6 +338,7 @@ pub(crate) mod tests {
             holder: c.holder,
             providers: c.providers,
             evaluators: c.evaluators.unwrap_or_default(),
+            accounting: c.accounting,
             max_accelerators: c.max_accelerators,
             flop_budget: c.flop_budget,
             tranches: c.tranches,
@@ -340,7 +356,20 @@ pub(crate) mod tests {
             ..sample(NOW - 10)
         };
         assert_eq!(checked.claims(), &expected);
-        assert_eq!(checked.claims().rpv, 2);
+        assert_eq!(checked.claims().rpv, 3);
+        // An intent recorded before version 3 has no accounting basis: version 2.
+        let old = PermitRequest {
+            accounting: None,
+            ..request(NOW - 10)
+        };
+        assert_eq!(check(old, NOW).unwrap().claims().rpv, 2);
+        // A basis is checked like every other claim.
+        let mut bad = request(NOW - 10);
+        if let Some(b) = bad.accounting.as_mut() {
+            b.utilization = 0.9;
+        }
+        let errors = check(bad, NOW).unwrap_err();
+        assert_eq!(errors[0].field, "accounting.utilization");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The permit claim set, version 2. These doc comments are its specification.
+//! The permit claim set, version 3. These doc comments are its specification.
 //!
 //! A permit is a compact JWS (see [`crate::jws`]) whose header `typ` is [`PERMIT_TYP`] and
 //! whose payload is one JSON object with exactly the fields of [`PermitClaims`]: a verifier
@@ -7,20 +7,23 @@
 //!
 //! Compatibility: adding, removing or changing the meaning of a field makes a new claim
 //! set version, with a new value of `rpv`. Version 2 added [`PermitClaims::evaluators`];
-//! verifiers still read version 1 (which has no such field: it reads as empty), so permits
-//! signed before the change keep verifying until they expire.
+//! version 3 added [`PermitClaims::accounting`]. Verifiers still read versions 1 and 2 (a
+//! field a version lacks reads as absent), so permits signed before a change keep verifying
+//! until they expire.
 
-use runpermit_compute::Flop;
+use runpermit_compute::{AccountingBasis, Flop};
 use serde::{Deserialize, Serialize};
 
 /// The header `typ` of a permit token (RFC 8725 §3.11 explicit typing).
 pub const PERMIT_TYP: &str = "runpermit-permit+jwt";
 
-/// The claim set version this crate writes: the value of `rpv`.
-pub const PERMIT_CLAIMS_VERSION: u32 = 2;
+/// The claim set version this crate writes: the value of `rpv`. (A permit whose intent was
+/// recorded before version 3, so without an accounting basis, is written as version 2.)
+pub const PERMIT_CLAIMS_VERSION: u32 = 3;
 
-/// The claim set versions this crate reads: version 1 (without `evaluators`) and version 2.
-pub const PERMIT_CLAIMS_VERSIONS_READ: &[u32] = &[1, 2];
+/// The claim set versions this crate reads: version 1 (without `evaluators`), version 2
+/// (without `accounting`) and version 3.
+pub const PERMIT_CLAIMS_VERSIONS_READ: &[u32] = &[1, 2, 3];
 
 /// What a permit authorizes: one training run, by one holder, on named providers, up to a
 /// FLOP budget released in tranches, within a validity window.
@@ -42,8 +45,8 @@ pub struct PermitClaims {
     /// Expiry: the permit authorizes nothing at or after this time (unix seconds). Always
     /// later than `nbf`.
     pub exp: i64,
-    /// runpermit claim-set version: [`PERMIT_CLAIMS_VERSION`] (2) for this layout; 1 for
-    /// permits signed before `evaluators` existed.
+    /// runpermit claim-set version: [`PERMIT_CLAIMS_VERSION`] (3) for this layout; 2 for
+    /// permits signed before `accounting` existed, 1 before `evaluators` existed.
     pub rpv: u32,
     /// The id of the application (the reviewed run plan) the permit was granted on.
     pub application_id: String,
@@ -62,6 +65,15 @@ pub struct PermitClaims {
     /// [`PermitClaims::evaluators`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluators: Option<Vec<String>>,
+    /// How the run's compute is counted: what the holder declared in its plan (the training
+    /// precision, expected model FLOP utilization and its range, parameters active per
+    /// token). Gates meter with it (accelerator-time × the peak at `precision` × `utilization`
+    /// is the central figure, `utilization_low` the lower bound; runpermit-compute's
+    /// `accounting` module), and the authority checks reports and milestones against it.
+    /// Added in version 3, where it is always present; earlier permits have none (`None`),
+    /// and their compute counts at the chip's highest peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<AccountingBasis>,
     /// The most accelerators the run may use at once, summed over all providers. At least 1.
     pub max_accelerators: u64,
     /// The run's total FLOP budget: cumulative compute over all providers for this run,
@@ -167,6 +179,10 @@ pub(crate) mod tests {
                 },
             ],
             evaluators: Some(vec!["org-institute".into()]),
+            accounting: Some(AccountingBasis {
+                parameters: Some(4.05e11),
+                ..AccountingBasis::assumed(runpermit_compute::Precision::Bf16)
+            }),
             max_accelerators: 16_384,
             flop_budget: flop(3.2e25),
             tranches: vec![
@@ -210,6 +226,7 @@ pub(crate) mod tests {
             "holder",
             "providers",
             "evaluators",
+            "accounting",
             "max_accelerators",
             "flop_budget",
             "tranches",
@@ -229,6 +246,11 @@ pub(crate) mod tests {
         assert_eq!(
             json["holder"],
             serde_json::json!({"org_id": "org-lab", "name": "Example Lab"})
+        );
+        assert_eq!(
+            json["accounting"],
+            serde_json::json!({"precision": "bf16", "utilization": 0.4, "utilization_low": 0.3,
+                               "utilization_high": 0.5, "parameters": 4.05e11})
         );
     }
 

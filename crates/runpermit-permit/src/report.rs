@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use runpermit_compute::{FieldError, Flop, HardwareTable, limits, text};
+use runpermit_compute::accounting::{declared_peak, highest_peak, over_time};
+use runpermit_compute::{AccountingBasis, FieldError, Flop, HardwareTable, limits, text};
 use serde::{Deserialize, Serialize};
 
 use crate::error::VerifyError;
@@ -22,12 +23,24 @@ use crate::keys::SigningKey;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MeterMethod {
-    /// Allocated accelerator-seconds × the chip's highest peak (an upper bound).
+    /// Allocated accelerator-seconds × the peak at the declared precision × the declared
+    /// utilization.
     SchedulerAccounting,
-    /// DCGM tensor-pipe activity × the chip's 16-bit peak.
+    /// DCGM tensor-pipe activity × the peak at the declared precision.
     DcgmTensorActivity,
-    /// NVML GPU utilization × the chip's 16-bit peak.
+    /// NVML busy time × the peak at the declared precision × the declared utilization.
     NvmlUtilization,
+}
+
+impl MeterMethod {
+    /// The name in reports and the API (`scheduler_accounting`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeterMethod::SchedulerAccounting => "scheduler_accounting",
+            MeterMethod::DcgmTensorActivity => "dcgm_tensor_activity",
+            MeterMethod::NvmlUtilization => "nvml_utilization",
+        }
+    }
 }
 
 /// A metered amount of compute with its bounds.
@@ -37,7 +50,7 @@ pub struct Metered {
     pub method: MeterMethod,
     /// Accelerator-seconds by accelerator id (runpermit-compute's table).
     pub accelerator_seconds: BTreeMap<String, f64>,
-    /// The metered figure.
+    /// The central estimate.
     pub flop: Flop,
     /// Lower bound.
     pub lower: Flop,
@@ -73,7 +86,8 @@ pub struct UsageReportClaims {
     pub accelerator_seconds: BTreeMap<String, f64>,
     /// How `flop` was metered.
     pub method: MeterMethod,
-    /// The metered compute in the interval.
+    /// The central estimate of the compute in the interval, counted with the permit's
+    /// accounting basis (runpermit-gate's `meter.rs`).
     pub flop: Flop,
     /// Its lower bound.
     pub flop_lower: Flop,
@@ -202,6 +216,85 @@ impl UsageReportClaims {
                     self.flop_lower, self.flop, self.flop_upper
                 ),
             );
+        }
+        errors
+    }
+}
+
+impl UsageReportClaims {
+    /// Where the report counts less than the permit's accounting `basis` allows: a provider
+    /// may count more (a gate without the permit counts at the highest peak), never less.
+    ///
+    /// - scheduler accounting is a function of the accelerator-seconds and the basis, so its
+    ///   central figure and lower bound may not lie below what the basis gives;
+    /// - NVML counts busy time as accounting counts allocated time, so its central figure may
+    ///   not lie below its upper bound × (peak at the declared precision × utilization) /
+    ///   the highest peak;
+    /// - DCGM measures utilization: only the general bounds apply ([`Self::problems`]).
+    ///
+    /// Each problem names its field (`flop`, `flop_lower`). A relative tolerance of 10⁻⁹
+    /// covers the rounding of sums taken in another order.
+    pub fn below_basis(&self, basis: Option<&AccountingBasis>) -> Vec<FieldError> {
+        let table = HardwareTable::builtin();
+        let chips: Vec<_> = self
+            .accelerator_seconds
+            .iter()
+            .filter_map(|(id, s)| table.lookup(id).ok().map(|chip| (chip, *s)))
+            .collect();
+        let at_least = |value: Flop, least: f64| value.get() >= least * (1.0 - 1e-9);
+        let mut errors = Vec::new();
+        let mut push = |field: &str, least: f64, what: &str| {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "{} FLOP is less than {what} under the permit's accounting basis ({} FLOP)",
+                    limits::number(if field == "flop" {
+                        self.flop.get()
+                    } else {
+                        self.flop_lower.get()
+                    }),
+                    limits::number(least)
+                ),
+            ));
+        };
+        match self.method {
+            MeterMethod::SchedulerAccounting => {
+                let (mut central, mut lower) = (0.0, 0.0);
+                for (chip, seconds) in &chips {
+                    let Ok(f) = over_time(chip, *seconds, basis) else {
+                        return errors;
+                    };
+                    central += f.central.get();
+                    lower += f.lower.get();
+                }
+                if !at_least(self.flop, central) {
+                    push("flop", central, "the accelerator-seconds reported count");
+                }
+                if !at_least(self.flop_lower, lower) {
+                    push(
+                        "flop_lower",
+                        lower,
+                        "the accelerator-seconds reported count",
+                    );
+                }
+            }
+            MeterMethod::NvmlUtilization => {
+                if let [(chip, _)] = chips.as_slice()
+                    && let (Ok(peak), Ok(highest)) =
+                        (declared_peak(chip, basis), highest_peak(chip))
+                {
+                    let utilization = basis.map_or(1.0, |b| b.utilization);
+                    let least = self.flop_upper.get() * peak * utilization / highest;
+                    if !at_least(self.flop, least) {
+                        push(
+                            "flop",
+                            least,
+                            "the busy time its upper bound stands for counts",
+                        );
+                    }
+                }
+            }
+            MeterMethod::DcgmTensorActivity => {}
         }
         errors
     }

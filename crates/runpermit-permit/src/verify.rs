@@ -12,7 +12,8 @@ use crate::jws::verify_jws;
 /// allowing `leeway_seconds` of clock difference (negative counts as 0).
 ///
 /// Checks, in order: the JWS (structure, `alg`, `typ` = [`PERMIT_TYP`], `kid` in `jwks`,
-/// signature), `rpv` (2, or 1 for permits signed before `evaluators` existed), the claim
+/// signature), `rpv` (3; 2 for permits signed before `accounting` existed, 1 before
+/// `evaluators` existed), the claim
 /// set's fields, then time: refused when
 /// `now + leeway < nbf`, when `now + leeway < iat`, or when `now - leeway >= exp`. These are
 /// PyJWT's rules, so that the gate and an independent verifier agree.
@@ -37,20 +38,29 @@ pub fn verify_permit_signature(token: &str, jwks: &Jwks) -> Result<PermitClaims,
 }
 
 /// Reads a permit's payload in any version this crate reads. Version 1 has no `evaluators`
-/// (it reads as `None`: nobody) and version 2 must have it, so that each version's fields
-/// are exactly its own and claims read are written back as they were.
+/// (it reads as `None`: nobody) and versions 2 and 3 must have it; versions 1 and 2 have no
+/// `accounting` and version 3 must have it, so that each version's fields are exactly its
+/// own and claims read are written back as they were.
 fn read_permit(payload: Value) -> Result<PermitClaims, VerifyError> {
     let rpv = payload.get("rpv").and_then(Value::as_u64);
     let has_evaluators = payload.get("evaluators").is_some();
+    let has_accounting = payload.get("accounting").is_some();
     match rpv {
+        Some(1 | 2) if has_accounting => Err(VerifyError::Claims(format!(
+            "unknown field `accounting`: claim-set version {} has none (version 3 added it)",
+            rpv.unwrap_or_default()
+        ))),
+        Some(3) if !has_accounting => Err(VerifyError::Claims(
+            "missing field `accounting` (claim-set version 3 always has it)".to_owned(),
+        )),
         Some(1) if has_evaluators => Err(VerifyError::Claims(
             "unknown field `evaluators`: claim-set version 1 has none (version 2 added it)"
                 .to_owned(),
         )),
-        Some(2) if !has_evaluators => Err(VerifyError::Claims(
-            "missing field `evaluators` (claim-set version 2 always has it, perhaps empty)"
-                .to_owned(),
-        )),
+        Some(2 | 3) if !has_evaluators => Err(VerifyError::Claims(format!(
+            "missing field `evaluators` (claim-set version {} always has it, perhaps empty)",
+            rpv.unwrap_or_default()
+        ))),
         _ => read_versioned(payload, PERMIT_CLAIMS_VERSIONS_READ),
     }
 }
@@ -100,7 +110,8 @@ pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
             let known: Vec<String> = versions.iter().map(u32::to_string).collect();
             let (noun, list) = match known.as_slice() {
                 [one] => ("version", one.clone()),
-                _ => ("versions", known.join(" and ")),
+                [rest @ .., last] => ("versions", format!("{} and {last}", rest.join(", "))),
+                [] => ("versions", "none".to_owned()),
             };
             return Err(VerifyError::Claims(format!(
                 "claim-set version rpv is {rpv}, but this verifier reads {noun} {list}: upgrade runpermit"
@@ -222,10 +233,29 @@ mod tests {
         let key = SigningKey::generate();
         let jwks = Jwks::from_keys(&[key.public()]);
         let claims = check(request(NOW), NOW).unwrap().claims().clone();
-        assert_eq!(claims.rpv, 2);
+        assert_eq!(claims.rpv, 3);
         assert!(!claims.evaluators().is_empty());
 
-        let mut v1 = serde_json::to_value(&claims).unwrap();
+        let mut v2 = serde_json::to_value(&claims).unwrap();
+        v2["rpv"] = 2.into();
+        v2.as_object_mut().unwrap().remove("accounting");
+        let read = verify_permit(&sign_jws(PERMIT_TYP, &v2, &key), &jwks, NOW, 0).unwrap();
+        assert_eq!((read.rpv, &read.accounting), (2, &None));
+        assert_eq!(serde_json::to_value(&read).unwrap(), v2);
+        let mut v2_with = v2.clone();
+        v2_with["accounting"] = serde_json::to_value(&claims.accounting).unwrap();
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &v2_with, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(err.to_string().contains("version 2 has none"), "{err}");
+        let mut v3_without = serde_json::to_value(&claims).unwrap();
+        v3_without.as_object_mut().unwrap().remove("accounting");
+        let err =
+            verify_permit(&sign_jws(PERMIT_TYP, &v3_without, &key), &jwks, NOW, 0).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `accounting`"),
+            "{err}"
+        );
+
+        let mut v1 = v2;
         v1["rpv"] = 1.into();
         v1.as_object_mut().unwrap().remove("evaluators");
         let read = verify_permit(&sign_jws(PERMIT_TYP, &v1, &key), &jwks, NOW, 0).unwrap();
@@ -254,13 +284,13 @@ mod tests {
             Err(VerifyError::WrongType { .. })
         ));
 
-        let mut v3 = serde_json::to_value(&claims).unwrap();
-        v3["rpv"] = 3.into();
-        v3["new_field"] = true.into();
-        let err = verify_permit(&sign_jws(PERMIT_TYP, &v3, &key), &jwks, NOW, 0).unwrap_err();
+        let mut v4 = serde_json::to_value(&claims).unwrap();
+        v4["rpv"] = 4.into();
+        v4["new_field"] = true.into();
+        let err = verify_permit(&sign_jws(PERMIT_TYP, &v4, &key), &jwks, NOW, 0).unwrap_err();
         assert!(
             err.to_string()
-                .contains("rpv is 3, but this verifier reads versions 1 and 2: upgrade"),
+                .contains("rpv is 4, but this verifier reads versions 1, 2 and 3: upgrade"),
             "{err}"
         );
 

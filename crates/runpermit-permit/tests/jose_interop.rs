@@ -387,6 +387,9 @@ fn request(nbf: i64, exp: i64) -> PermitRequest {
             clusters: vec!["us-east-1".into(), "us-west-2".into()],
         }],
         evaluators: vec!["org-institute".into()],
+        accounting: Some(runpermit_compute::AccountingBasis::assumed(
+            runpermit_compute::Precision::Bf16,
+        )),
         max_accelerators: 16_384,
         flop_budget: flop(3.2e25),
         tranches: vec![

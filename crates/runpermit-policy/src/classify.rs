@@ -2,7 +2,7 @@
 //! estimate is credible, what is missing) and what a permit for it allows
 //! ([`permit_terms`], [`tranche_schedule`]).
 
-use runpermit_compute::{Estimate, FieldError, Flop};
+use runpermit_compute::{AccountingBasis, Estimate, FieldError, Flop};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::RunPlan;
@@ -480,6 +480,9 @@ pub struct PermitTerms {
     pub policy_version: String,
     /// Usage reports are due at least this often (seconds).
     pub reporting_interval_seconds: u32,
+    /// How the run's compute is counted: the plan's precision and utilization range (the
+    /// estimate's defaults when it gave no hardware) and its parameters per token.
+    pub accounting: AccountingBasis,
 }
 
 /// The terms of a permit for a classified plan at time `now` (unix seconds).
@@ -539,5 +542,6 @@ pub fn permit_terms_with_prior(
         exp: exp.max(nbf),
         policy_version: policy.version.clone(),
         reporting_interval_seconds: policy.permit.reporting_interval_seconds,
+        accounting: AccountingBasis::of_estimate(estimate, Some(plan.active_parameters())),
     }
 }

@@ -579,15 +579,26 @@ impl RunPlan {
         format!("sha256:{}", hex::encode(hash))
     }
 
+    /// The parameters active per token: `active_parameters` for a mixture of experts, else all
+    /// parameters (the N of 6·N·D).
+    pub fn active_parameters(&self) -> f64 {
+        self.moe_active_parameters()
+            .unwrap_or(self.model.parameters)
+    }
+
+    fn moe_active_parameters(&self) -> Option<f64> {
+        match self.model.architecture_family {
+            ArchitectureFamily::DenseTransformer => None,
+            _ => self.model.active_parameters,
+        }
+    }
+
     /// The compute estimator's input for this plan: operation counting from `model` and
     /// `data` (active parameters for mixture-of-experts, epochs, synthetic data), the
     /// hardware method from `compute` (hours = days × 24), the base model's lineage and the
     /// biological-data flag.
     pub fn estimate_input(&self) -> EstimateInput {
-        let active = match self.model.architecture_family {
-            ArchitectureFamily::DenseTransformer => None,
-            _ => self.model.active_parameters,
-        };
+        let active = self.moe_active_parameters();
         let synthetic = match (
             self.data.synthetic_generator_parameters,
             self.data.synthetic_tokens,

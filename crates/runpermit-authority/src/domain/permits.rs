@@ -74,6 +74,7 @@ pub fn pending_permit(
             .map(|(provider, clusters)| ProviderScope { provider, clusters })
             .collect(),
         evaluators,
+        accounting: Some(terms.accounting),
         max_accelerators: terms.max_accelerators,
         flop_budget: terms.flop_budget,
         tranches: terms

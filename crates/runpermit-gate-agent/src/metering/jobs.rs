@@ -66,7 +66,7 @@ impl JobSource {
                         seconds: *s,
                     })
                     .collect();
-                nvml_utilization(chip, &samples)
+                nvml_utilization(chip, &samples, None)
             }
             _ => {
                 let samples: Vec<TensorSample> = pairs
@@ -75,7 +75,7 @@ impl JobSource {
                         seconds: *s,
                     })
                     .collect();
-                dcgm_tensor_activity(chip, &samples)
+                dcgm_tensor_activity(chip, &samples, None)
             }
         }
     }
@@ -181,7 +181,7 @@ impl JobCollector {
             }
         }
         for ((run, permit), (gpu_seconds, from, to)) in by_run(&fallback) {
-            match scheduler_accounting(chip, gpu_seconds) {
+            match scheduler_accounting(chip, gpu_seconds, None) {
                 Ok(m) => claims.push(self.claims(&run, &permit, &cluster, (from, to), now, m)),
                 Err(e) => report.errors.push(format!("metering run {run}: {e}")),
             }

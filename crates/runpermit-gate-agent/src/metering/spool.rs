@@ -89,7 +89,7 @@ impl SpoolCollector {
                 })
                 .and_then(|record| {
                     record
-                        .claims(&self.provider, now, HardwareTable::builtin())
+                        .claims(&self.provider, now, HardwareTable::builtin(), None)
                         .map_err(|e| vec![e.to_string()])
                 });
             let claims = match parsed {

@@ -96,6 +96,9 @@ fn request(jti: &str, sub: &str, max_accelerators: u64) -> PermitRequest {
             clusters: vec![CLUSTER.into()],
         }],
         evaluators: Vec::new(),
+        accounting: Some(runpermit_compute::AccountingBasis::assumed(
+            runpermit_compute::Precision::Bf16,
+        )),
         max_accelerators,
         flop_budget: flop(3.2e25),
         tranches: vec![Tranche {

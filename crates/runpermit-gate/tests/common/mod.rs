@@ -111,6 +111,9 @@ pub fn request(jti: &str, sub: &str) -> PermitRequest {
             },
         ],
         evaluators: Vec::new(),
+        accounting: Some(runpermit_compute::AccountingBasis::assumed(
+            runpermit_compute::Precision::Bf16,
+        )),
         max_accelerators: 4096,
         flop_budget: flop(3.2e25),
         tranches: vec![

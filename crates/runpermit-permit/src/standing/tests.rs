@@ -55,6 +55,9 @@ impl Log {
                 clusters: vec![],
             }],
             evaluators: Vec::new(),
+            accounting: Some(runpermit_compute::AccountingBasis::assumed(
+                runpermit_compute::Precision::Bf16,
+            )),
             max_accelerators: 1024,
             flop_budget: f(4e25),
             tranches: vec![
