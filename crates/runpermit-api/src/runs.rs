@@ -42,15 +42,24 @@ pub struct RunView {
     /// The permit's whole budget.
     #[schema(value_type = FigureSchema)]
     pub budget_flop: f64,
-    /// Metered cumulative FLOP, summed over providers.
+    /// Metered cumulative FLOP, summed over providers: the central estimate.
     #[schema(value_type = FigureSchema)]
     pub cumulative_flop: f64,
+    /// The sum of the providers' lower bounds.
+    #[schema(value_type = FigureSchema)]
+    pub cumulative_lower_flop: f64,
     /// The sum of the providers' upper bounds.
     #[schema(value_type = FigureSchema)]
     pub cumulative_upper_flop: f64,
-    /// Usage as a percentage of the released tranche.
+    /// Which of the three the policy judges tranches on: `central`, `lower` or `upper`.
+    pub tranche_figure: String,
+    /// That figure as a percentage of the released tranche.
     #[schema(value_type = FigureSchema)]
     pub tranche_percent: f64,
+    /// The utilization measured by tensor-pipe activity (DCGM) at the permit's declared
+    /// precision, a fraction; absent when no such report was received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_utilization: Option<f64>,
     /// The highest tranche alert raised (0, 80, 100).
     pub alerted_percent: i64,
     /// A pause or suspension is under appeal.
@@ -77,6 +86,30 @@ pub struct RunDetail {
     pub usage_by_provider: BTreeMap<String, ProviderUsage>,
     /// The run's milestone reports, oldest first.
     pub milestones: Vec<MilestoneView>,
+    /// How the run's compute is counted, from its signed permit: the declared precision,
+    /// utilization and range, parameters per token. Absent for permits signed before claim-set
+    /// version 3 (their compute counts at the chips' highest peaks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub accounting: Option<runpermit_compute::AccountingBasis>,
+    /// What the authority noticed about the run, oldest first.
+    pub flags: Vec<RunFlagView>,
+}
+
+/// Something the authority noticed about a run, raised once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunFlagView {
+    /// `usage_before_permit`, `usage_after_expiry`, `upper_bound_past_tranche`,
+    /// `utilization_above_declared` or `operation_count_gap`.
+    pub kind: String,
+    /// What it is about within the run (`permit`, `tranche 2`, a milestone id).
+    pub subject: String,
+    /// When it was raised (RFC 3339).
+    pub raised_at: String,
+    /// In words, with the figures.
+    pub message: String,
+    /// The figures.
+    pub details: Value,
 }
 
 /// One provider's cumulative usage of a run.
@@ -108,9 +141,12 @@ pub struct ProviderUsage {
 pub struct RunUsage {
     /// Cumulative usage by provider id.
     pub by_provider: BTreeMap<String, ProviderUsage>,
-    /// Metered cumulative FLOP, summed over providers.
+    /// Metered cumulative FLOP, summed over providers: the central estimate.
     #[schema(value_type = FigureSchema)]
     pub cumulative_flop: f64,
+    /// The sum of the providers' lower bounds.
+    #[schema(value_type = FigureSchema)]
+    pub cumulative_lower_flop: f64,
     /// The sum of the providers' upper bounds.
     #[schema(value_type = FigureSchema)]
     pub cumulative_upper_flop: f64,
@@ -195,6 +231,10 @@ pub struct NewMilestone {
     #[serde(default)]
     #[schema(value_type = Option<FlopSchema>)]
     pub cumulative_flop: Option<Flop>,
+    /// Training tokens processed up to the checkpoint: 6 × the permit's parameters per token ×
+    /// tokens (operation counting) is set beside the metered figure for the evaluator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<f64>,
     /// The evaluation results (any JSON object; the evaluation plan says what).
     pub evals: Value,
 }
@@ -216,6 +256,20 @@ pub struct MilestoneView {
     /// Cumulative FLOP at the checkpoint.
     #[schema(value_type = FigureSchema)]
     pub cumulative_flop: f64,
+    /// Training tokens processed up to the checkpoint, as reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<f64>,
+    /// The run's metered central figure when the report was submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FigureSchema>)]
+    pub metered_flop: Option<f64>,
+    /// Operation counting: 6 × the permit's parameters per token × `tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FigureSchema>)]
+    pub operation_count_flop: Option<f64>,
+    /// How far operation counting and the metered figure lie apart, as a factor ≥ 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_count_factor: Option<f64>,
     /// The evaluation results, as submitted.
     pub evals: Value,
     /// Who submitted it.

@@ -196,6 +196,7 @@ async fn a_base_model_counts_at_what_its_runs_used(api: Api) {
             flop_upper: 3e25,
             method: "scheduler_accounting".into(),
             accelerator_seconds_json: "{}".into(),
+            capacity_flop: 0.0,
             digest: runpermit_authority::domain::ids::sha256_hex(token.as_bytes()),
             token,
             received_at: runpermit_authority::testing::T0_MS,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use common::{Api, plan};
 use runpermit_authority::domain::clock::Clock;
-use runpermit_compute::Flop;
+use runpermit_compute::{AccountingBasis, Flop, HardwareTable, accounting};
 use runpermit_permit::SigningKey;
 use runpermit_permit::{
     MeterMethod, Metered, PermitStatus, UsageReportClaims, sign_usage_report, verify_status_list,
@@ -32,6 +32,8 @@ struct World {
     permit_id: String,
     /// The permit's `nbf`: reports' intervals start after it.
     nbf: i64,
+    /// How the permit counts compute (the example plan's bf16 at 38%, 35–43%).
+    basis: AccountingBasis,
 }
 
 /// A standard-tier permit whose run may use `org_cloud_a` (cluster `a-east` only) and
@@ -96,6 +98,12 @@ async fn world(database_url: Option<&str>) -> World {
         .await;
     assert_eq!(status, StatusCode::OK, "{permit}");
     let nbf = permit["claims"]["nbf"].as_i64().expect("nbf");
+    let basis: AccountingBasis =
+        serde_json::from_value(permit["claims"]["accounting"].clone()).expect("a basis");
+    assert_eq!(
+        (basis.precision, basis.utilization, basis.parameters),
+        (runpermit_compute::Precision::Bf16, 0.38, Some(405e9))
+    );
     // The run has been under way for ten days: reports cover intervals since `nbf`.
     let now = api.authority.clock.now_s();
     api.authority
@@ -113,10 +121,14 @@ async fn world(database_url: Option<&str>) -> World {
         run_id,
         permit_id,
         nbf,
+        basis,
     }
 }
 
 impl World {
+    /// A scheduler-accounting report of provider `provider` whose central estimate is `flop`:
+    /// the H100 accelerator-seconds that count `flop` at the permit's basis, with the bounds
+    /// the basis gives (lower at 35%, upper at the chip's fp8 peak: 5.26 × the central).
     fn report(
         &self,
         key: &SigningKey,
@@ -125,15 +137,16 @@ impl World {
         seq: u64,
         flop: f64,
     ) -> String {
-        let f = Flop::new(flop).expect("flop");
-        // Intervals long enough for the accelerator-seconds on at most 10^5 accelerators.
-        let seconds = flop / 1.979e15;
+        let chip = HardwareTable::builtin().lookup("h100-sxm").expect("H100");
+        let peak = accounting::declared_peak(chip, Some(&self.basis)).expect("bf16 peak");
+        let seconds = flop / (peak * self.basis.utilization);
+        let f = accounting::over_time(chip, seconds, Some(&self.basis)).expect("figures");
         let metered = Metered {
             method: MeterMethod::SchedulerAccounting,
-            accelerator_seconds: BTreeMap::from([("h100-sxm".to_owned(), seconds)]),
-            flop: f,
-            lower: Flop::ZERO,
-            upper: f,
+            accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
+            flop: f.central,
+            lower: f.lower,
+            upper: f.upper,
         };
         let length = 300.max((seconds / 1e5).ceil() as i64);
         let start = self.nbf + 300 * i64::try_from(seq).expect("seq");
@@ -203,20 +216,32 @@ impl World {
     }
 
     async fn submit_milestone(&self) -> String {
+        self.submit_milestone_with(json!({})).await["id"]
+            .as_str()
+            .expect("milestone id")
+            .to_owned()
+    }
+
+    /// Submits a milestone report with `extra` fields (`tokens`, `cumulative_flop`).
+    async fn submit_milestone_with(&self, extra: Value) -> Value {
+        let mut body = json!({
+            "checkpoint_digest": format!("sha256:{}", "ab".repeat(32)),
+            "evals": {"cyber_uplift": {"score": 0.12, "threshold": 0.5}},
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            body[k] = v.clone();
+        }
         let (status, m) = self
             .api
             .call(
                 "POST",
                 &format!("/v1/runs/{}/milestones", self.run_id),
                 Some(&self.lab),
-                Some(json!({
-                    "checkpoint_digest": format!("sha256:{}", "ab".repeat(32)),
-                    "evals": {"cyber_uplift": {"score": 0.12, "threshold": 0.5}},
-                })),
+                Some(body),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{m}");
-        m["id"].as_str().expect("milestone id").to_owned()
+        m
     }
 
     async fn decide(&self, milestone: &str, decision: &str) -> (StatusCode, Value) {
@@ -418,8 +443,33 @@ async fn milestones_hold_and_release_the_run(w: World) {
         "{audit}"
     );
     assert_eq!(w.listed().await, None);
+    // Judged on the central estimate: the upper bound (every accelerator-second at the H100's
+    // fp8 peak) is already 4× past the tranche's end, and the run is not held for it; it is
+    // flagged for reviewers, once.
+    assert_eq!(run["tranche_figure"], "central", "{run}");
+    assert!(close(&run["cumulative_flop"], 8.2e24), "{run}");
+    assert!(
+        close(&run["cumulative_lower_flop"], 8.2e24 * 0.35 / 0.38),
+        "{run}"
+    );
+    let upper = run["cumulative_upper_flop"].as_f64().unwrap();
+    assert!(
+        (upper / 8.2e24 - 1.979e15 / (9.894e14 * 0.38)).abs() < 1e-6,
+        "{run}"
+    );
+    assert!(upper > 4.0 * 1e25, "{run}");
+    let kinds: Vec<&str> = run["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["upper_bound_past_tranche"], "{run}");
+    assert_eq!(run["flags"][0]["subject"], "tranche 1");
+    assert_eq!(run["accounting"]["precision"], "bf16", "{run}");
 
-    // The end of the tranche: milestone due, on hold in the status list.
+    // The end of the tranche by the central estimate: milestone due, on hold in the status
+    // list.
     let (status, body) = w.ingest(&[w.b(2, 2e24)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let run = w.run().await;
@@ -429,8 +479,18 @@ async fn milestones_hold_and_release_the_run(w: World) {
     assert_eq!(listed, PermitStatus::MilestoneHold);
     assert!(reason.contains("milestone 1 due"), "{reason}");
 
-    // Rejected: paused; the developer appeals and resubmits; accepted: tranche 2.
-    let first = w.submit_milestone().await;
+    // Rejected: paused; the developer appeals and resubmits; accepted: tranche 2. The first
+    // report states tokens that agree with the metered 1.02e25 FLOP (6 × 405e9 × 4.2e12 =
+    // 1.02e25): nothing is flagged.
+    let first = w.submit_milestone_with(json!({"tokens": 4.2e12})).await;
+    assert!(
+        close(&first["operation_count_flop"], 6.0 * 405e9 * 4.2e12),
+        "{first}"
+    );
+    assert!(close(&first["metered_flop"], 1.02e25), "{first}");
+    let factor = first["operation_count_factor"].as_f64().unwrap();
+    assert!((factor - 1.0).abs() < 0.01, "{first}");
+    let first = first["id"].as_str().unwrap().to_owned();
     let (status, body) = w
         .api
         .call(
@@ -481,7 +541,30 @@ async fn milestones_hold_and_release_the_run(w: World) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["appeal_pending"], true);
-    let second = w.submit_milestone().await;
+    // The second states three times the tokens: operation counting (3.06e25) and the metered
+    // 1.02e25 differ by 3×, beyond the policy's 1.5×: flagged for the evaluator.
+    let second = w.submit_milestone_with(json!({"tokens": 1.26e13})).await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    let (_, as_evaluator) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/runs/{}", w.run_id),
+            Some(&w.evaluator),
+            None,
+        )
+        .await;
+    let gap = as_evaluator["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "operation_count_gap")
+        .unwrap_or_else(|| panic!("flagged: {as_evaluator}"));
+    assert_eq!(gap["subject"], second.as_str());
+    assert!(
+        gap["message"].as_str().unwrap().contains("differ by 3.00×"),
+        "{gap}"
+    );
     let (status, body) = w.decide(&second, "accept").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let run = w.run().await;
@@ -625,7 +708,7 @@ async fn reports_that_cannot_be_true_change_nothing(w: World, database_url: &str
     refused(&body, status, StatusCode::UNPROCESSABLE_ENTITY, "seq");
     for (from, field) in [
         (0, "before permit"),              // 1970
-        (w.nbf - 86_400, "before permit"), // the day before the permit was valid
+        (w.nbf - 86_400, "before permit"), // wholly before the permit was valid
         (4_102_444_800, "in the future"),  // 2100
     ] {
         let mut r = good(2);
@@ -850,10 +933,28 @@ async fn milestones_on_postgres() {
 #[tokio::test]
 async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
     let w = world(None).await;
-    // 1.2e25 against a tranche ending at 1e25 (tolerance 5%): due, and an overrun incident.
-    let (status, body) = w.ingest(&[w.a(1, 6e24), w.b(1, 6e24)]).await;
+    let overruns = || async {
+        let (status, incidents) = w
+            .api
+            .call("GET", "/v1/incidents", Some(&w.reviewer), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{incidents}");
+        incidents
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["category"] == "overrun")
+            .count()
+    };
+    // A central estimate of 1.12e25 against a tranche ending at 1e25: due. Its lower bound
+    // (35/38 of it, 1.03e25) is within the 5% tolerance: no overrun incident.
+    let (status, body) = w.ingest(&[w.a(1, 5.6e24), w.b(1, 5.6e24)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(w.run().await["status"], "milestone_due");
+    assert_eq!(overruns().await, 0);
+    // 1.2e25: the lower bound (1.105e25) is past the tolerance: an overrun incident.
+    let (status, body) = w.ingest(&[w.a(2, 4e23), w.b(2, 4e23)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, incidents) = w
         .api
         .call("GET", "/v1/incidents", Some(&w.reviewer), None)
@@ -947,6 +1048,101 @@ async fn an_overrun_opens_an_incident_and_incidents_have_deadlines() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+}
+
+/// A report whose interval starts before the permit was valid, or ends after it expired, is
+/// counted (it is evidence) and flags the run for its reviewers; a gate counting less than the
+/// permit's basis is refused by name.
+#[tokio::test]
+async fn usage_outside_the_permit_is_counted_and_flagged() {
+    let w = world(None).await;
+    let jwks = runpermit_permit::Jwks::from_keys(&[w.cloud_a.public()]);
+    let claims = |token: &str| -> UsageReportClaims {
+        runpermit_permit::verify_jws(token, runpermit_permit::USAGE_TYP, &jwks)
+            .expect("own report")
+            .1
+    };
+    let mut early = claims(&w.a(1, 1e23));
+    let length = early.to - early.from;
+    early.from = w.nbf - 120;
+    early.to = early.from + length.max(600);
+    let (status, body) = w.ingest(&[forge(&early, &w.cloud_a)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    assert!(close(&run["cumulative_flop"], 1e23), "{run}");
+    let flag = &run["flags"][0];
+    assert_eq!(
+        (flag["kind"].as_str(), flag["subject"].as_str()),
+        (Some("usage_before_permit"), Some("permit")),
+        "{run}"
+    );
+    assert!(
+        flag["message"].as_str().unwrap().contains("120 s before"),
+        "{flag}"
+    );
+    // Raised once: another early report adds no second flag.
+    let mut again = claims(&w.a(2, 1e23));
+    again.from = w.nbf - 60;
+    let (status, body) = w.ingest(&[forge(&again, &w.cloud_a)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.run().await["flags"].as_array().unwrap().len(), 1);
+
+    // Counted at 30% when the permit declares 38%: refused, naming the field.
+    let mut low = claims(&w.a(3, 1e23));
+    low.flop = Flop::new(low.flop.get() * 0.30 / 0.38).unwrap();
+    low.flop_lower = Flop::ZERO;
+    let (status, body) = w.ingest(&[forge(&low, &w.cloud_a)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let error = body["results"][0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("flop:") && error.contains("accounting basis"),
+        "{body}"
+    );
+
+    // After the permit expired: counted and flagged.
+    let (_, permit) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/permits/{}", w.permit_id),
+            Some(&w.lab),
+            None,
+        )
+        .await;
+    let exp = permit["claims"]["exp"].as_i64().expect("exp");
+    let now = w.api.authority.clock.now_s();
+    w.api.authority.clock.advance_ms((exp + 3_600 - now) * 1000);
+    let mut late = claims(&w.a(3, 1e23));
+    (late.from, late.to, late.iat) = (exp - 600, exp + 600, exp + 601);
+    let (status, body) = w.ingest(&[forge(&late, &w.cloud_a)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    let kinds: Vec<&str> = run["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["usage_before_permit", "usage_after_expiry"],
+        "{run}"
+    );
+    // Each raising is audited.
+    let (_, audit) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/audit?subject=run/{}", w.run_id),
+            Some(&admin_of(&w).await),
+            None,
+        )
+        .await;
+    assert_eq!(
+        audit.to_string().matches("\"run.flag\"").count(),
+        2,
+        "{audit}"
+    );
 }
 
 #[tokio::test]
@@ -1123,6 +1319,7 @@ async fn a_run_is_evaluated_again_after_a_crash_between_usage_and_evaluation() {
             flop_upper: claims.flop_upper.get(),
             method: "scheduler_accounting".into(),
             accelerator_seconds_json: "{}".into(),
+            capacity_flop: 0.0,
             digest: runpermit_authority::domain::ids::sha256_hex(token.as_bytes()),
             token,
             received_at: runpermit_authority::testing::T0_MS,

@@ -226,13 +226,15 @@ impl UsageReportClaims {
     /// may count more (a gate without the permit counts at the highest peak), never less.
     ///
     /// - scheduler accounting is a function of the accelerator-seconds and the basis, so its
-    ///   central figure and lower bound may not lie below what the basis gives;
+    ///   central figure may not lie below what the basis gives (its lower bound may: a gate
+    ///   that does not hold the permit counts from 0 to the highest peak, which is true if
+    ///   uninformative);
     /// - NVML counts busy time as accounting counts allocated time, so its central figure may
     ///   not lie below its upper bound × (peak at the declared precision × utilization) /
     ///   the highest peak;
     /// - DCGM measures utilization: only the general bounds apply ([`Self::problems`]).
     ///
-    /// Each problem names its field (`flop`, `flop_lower`). A relative tolerance of 10⁻⁹
+    /// Each problem names its field (`flop`). A relative tolerance of 10⁻⁹
     /// covers the rounding of sums taken in another order.
     pub fn below_basis(&self, basis: Option<&AccountingBasis>) -> Vec<FieldError> {
         let table = HardwareTable::builtin();
@@ -243,39 +245,27 @@ impl UsageReportClaims {
             .collect();
         let at_least = |value: Flop, least: f64| value.get() >= least * (1.0 - 1e-9);
         let mut errors = Vec::new();
-        let mut push = |field: &str, least: f64, what: &str| {
+        let mut push = |least: f64, what: &str| {
             errors.push(FieldError::new(
-                field,
+                "flop",
                 format!(
                     "{} FLOP is less than {what} under the permit's accounting basis ({} FLOP)",
-                    limits::number(if field == "flop" {
-                        self.flop.get()
-                    } else {
-                        self.flop_lower.get()
-                    }),
+                    limits::number(self.flop.get()),
                     limits::number(least)
                 ),
             ));
         };
         match self.method {
             MeterMethod::SchedulerAccounting => {
-                let (mut central, mut lower) = (0.0, 0.0);
+                let mut central = 0.0;
                 for (chip, seconds) in &chips {
                     let Ok(f) = over_time(chip, *seconds, basis) else {
                         return errors;
                     };
                     central += f.central.get();
-                    lower += f.lower.get();
                 }
                 if !at_least(self.flop, central) {
-                    push("flop", central, "the accelerator-seconds reported count");
-                }
-                if !at_least(self.flop_lower, lower) {
-                    push(
-                        "flop_lower",
-                        lower,
-                        "the accelerator-seconds reported count",
-                    );
+                    push(central, "the accelerator-seconds reported count");
                 }
             }
             MeterMethod::NvmlUtilization => {
@@ -286,11 +276,7 @@ impl UsageReportClaims {
                     let utilization = basis.map_or(1.0, |b| b.utilization);
                     let least = self.flop_upper.get() * peak * utilization / highest;
                     if !at_least(self.flop, least) {
-                        push(
-                            "flop",
-                            least,
-                            "the busy time its upper bound stands for counts",
-                        );
+                        push(least, "the busy time its upper bound stands for counts");
                     }
                 }
             }
@@ -400,6 +386,45 @@ mod tests {
 
     fn fields(claims: &UsageReportClaims) -> Vec<String> {
         claims.problems().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn reports_may_count_more_than_the_basis_never_less() {
+        let basis = AccountingBasis::assumed(runpermit_compute::Precision::Bf16);
+        let chip = HardwareTable::builtin().lookup("H100 SXM").unwrap();
+        let seconds = 8.0 * 3600.0;
+        let figures = over_time(chip, seconds, Some(&basis)).unwrap();
+        let mut r = report(1);
+        (r.flop_lower, r.flop, r.flop_upper) = (figures.lower, figures.central, figures.upper);
+        assert!(r.problems().is_empty());
+        assert!(r.below_basis(Some(&basis)).is_empty());
+        // At the highest peak with a zero floor (a gate without the permit): more, accepted.
+        assert!(report(1).below_basis(Some(&basis)).is_empty());
+        // Counted at 30% when 40% is declared: refused, naming `flop`.
+        r.flop = figures.lower;
+        let problems = r.below_basis(Some(&basis));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "flop");
+        assert!(problems[0].message.contains("less than"), "{problems:?}");
+        // Without a basis the central figure is the upper bound.
+        assert_eq!(r.below_basis(None).len(), 1);
+        assert!(report(1).below_basis(None).is_empty());
+
+        // NVML: the central figure must be what the busy time behind the upper bound counts.
+        let busy = over_time(chip, 3600.0, Some(&basis)).unwrap();
+        let mut n = report(1);
+        n.method = MeterMethod::NvmlUtilization;
+        (n.flop_lower, n.flop, n.flop_upper) = (busy.lower, busy.central, busy.upper);
+        assert!(n.below_basis(Some(&basis)).is_empty());
+        n.flop = busy.lower;
+        assert_eq!(n.below_basis(Some(&basis))[0].field, "flop");
+
+        // DCGM measures utilization: within its bounds, any figure.
+        let mut d = report(1);
+        d.method = MeterMethod::DcgmTensorActivity;
+        d.flop = Flop::new(1e20).unwrap();
+        d.flop_lower = Flop::ZERO;
+        assert!(d.below_basis(Some(&basis)).is_empty());
     }
 
     #[test]

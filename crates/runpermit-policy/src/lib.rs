@@ -31,8 +31,9 @@ pub use classify::{
 };
 pub use oversight::{
     IncidentCategory, InvalidRunTransition, OVERRUN_CATEGORY, OversightPolicy, RunAction, RunActor,
-    RunStatus, SplitRunFlag, TrancheProgress, UnpermittedUse, next_tranche, run_next, split_runs,
-    tranche_progress,
+    RunStatus, SplitRunFlag, TrancheProgress, UnpermittedUse, UsageFigure, UsageFigures,
+    next_tranche, operation_count_gap, run_next, split_runs, tranche_progress,
+    utilization_above_declared,
 };
 pub use plan::{
     Affordance, ArchitectureFamily, BOOLEAN_FIELDS, BaseModel, ComputePlan, Data, EvaluationPlan,

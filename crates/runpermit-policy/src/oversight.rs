@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::Policy;
 use crate::workflow::Lifecycle;
 
-pub use runpermit_types::{RunAction, RunActor, RunStatus};
+pub use runpermit_types::{RunAction, RunActor, RunStatus, UsageFigure};
 
 impl Lifecycle for RunStatus {
     type Action = RunAction;
@@ -109,6 +109,25 @@ pub struct OversightPolicy {
     /// `overrun` incident automatically (default 0.05: 5%).
     #[serde(default = "default_overrun_tolerance")]
     pub overrun_tolerance: f64,
+    /// The usage figure a tranche is judged on: the run is held (`milestone_due`) when it
+    /// reaches the released tranche's end, and the alert percentages are of it (default
+    /// `central`; `lower` or `upper`). The public log's `usage_summary` carries this figure.
+    #[serde(default = "default_tranche_figure")]
+    pub tranche_figure: UsageFigure,
+    /// The usage figure an overrun incident is opened on, beyond the tolerance (default
+    /// `lower`: only usage the run certainly had counts against it).
+    #[serde(default = "default_overrun_figure")]
+    pub overrun_figure: UsageFigure,
+    /// A run whose measured (tensor-activity) utilization is above its declared range's high
+    /// end by more than this fraction of it is flagged: a lab may under-declare to stretch its
+    /// tranches (default 0.2).
+    #[serde(default = "default_utilization_flag_margin")]
+    pub utilization_flag_margin: f64,
+    /// At a milestone, operation counting (6 × parameters × tokens reported) and the metered
+    /// central figure are flagged to the evaluator when they differ by a factor of more than
+    /// 1 + this (default 0.5: by more than 1.5×).
+    #[serde(default = "default_operation_count_tolerance")]
+    pub operation_count_tolerance: f64,
     /// How often each run's cumulative usage is summarised into the public log, in seconds
     /// (default 3600).
     #[serde(default = "default_summary_interval")]
@@ -133,6 +152,22 @@ fn default_overrun_tolerance() -> f64 {
     0.05
 }
 
+fn default_tranche_figure() -> UsageFigure {
+    UsageFigure::Central
+}
+
+fn default_overrun_figure() -> UsageFigure {
+    UsageFigure::Lower
+}
+
+fn default_utilization_flag_margin() -> f64 {
+    0.2
+}
+
+fn default_operation_count_tolerance() -> f64 {
+    0.5
+}
+
 fn default_summary_interval() -> u32 {
     3600
 }
@@ -146,6 +181,10 @@ impl Default for OversightPolicy {
         OversightPolicy {
             alert_percents: default_alert_percents(),
             overrun_tolerance: default_overrun_tolerance(),
+            tranche_figure: default_tranche_figure(),
+            overrun_figure: default_overrun_figure(),
+            utilization_flag_margin: default_utilization_flag_margin(),
+            operation_count_tolerance: default_operation_count_tolerance(),
             usage_summary_interval_seconds: default_summary_interval(),
             split_run_window_days: default_split_window(),
             evaluators: Vec::new(),
@@ -236,32 +275,62 @@ impl Policy {
     }
 }
 
+/// A run's cumulative usage: the sums of its reports' central estimates and bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsageFigures {
+    /// Σ central estimates.
+    pub central: Flop,
+    /// Σ lower bounds.
+    pub lower: Flop,
+    /// Σ upper bounds.
+    pub upper: Flop,
+}
+
+impl UsageFigures {
+    /// One of the three.
+    pub fn get(&self, figure: UsageFigure) -> Flop {
+        match figure {
+            UsageFigure::Central => self.central,
+            UsageFigure::Lower => self.lower,
+            UsageFigure::Upper => self.upper,
+        }
+    }
+}
+
 /// What a run's cumulative usage means for its released tranche.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrancheProgress {
-    /// Usage as a percentage of the released tranche's end (may exceed 100).
+    /// The figure the tranche is judged on (`[oversight] tranche_figure`).
+    pub judged: Flop,
+    /// It as a percentage of the released tranche's end (may exceed 100).
     pub percent: f64,
     /// Alert percentages newly reached (above `already_alerted`), in increasing order.
     pub new_alerts: Vec<u32>,
     /// The highest alert percentage reached so far (`already_alerted` if none is new).
     pub alerted: u32,
-    /// Usage reached the released tranche's end: a milestone is due.
+    /// The judged figure reached the released tranche's end: a milestone is due.
     pub reached_end: bool,
-    /// Usage beyond the end by more than the tolerance: the excess in FLOP.
+    /// The overrun figure (`[oversight] overrun_figure`, the lower bound by default) is beyond
+    /// the end by more than the tolerance: its excess in FLOP.
     pub overrun: Option<Flop>,
+    /// The upper bound passed the end: the run may have used more than it was released.
+    pub upper_past_end: bool,
 }
 
-/// Compares cumulative usage with the released tranche's end (`released`): alerts at the
-/// policy's percentages not yet raised (`already_alerted` is the highest raised for this
-/// tranche), whether the end is reached, and an overrun beyond the tolerance.
+/// Compares cumulative usage with the released tranche's end (`released`) by the policy's
+/// rule: alerts at the policy's percentages of the judged figure not yet raised
+/// (`already_alerted` is the highest raised for this tranche), whether the judged figure
+/// reached the end, an overrun of the overrun figure beyond the tolerance, and whether the
+/// upper bound passed the end.
 pub fn tranche_progress(
     oversight: &OversightPolicy,
     released: Flop,
-    cumulative: Flop,
+    usage: &UsageFigures,
     already_alerted: u32,
 ) -> TrancheProgress {
     let end = released.get();
-    let used = cumulative.get();
+    let judged = usage.get(oversight.tranche_figure);
+    let used = judged.get();
     let percent = if end > 0.0 {
         used / end * 100.0
     } else {
@@ -275,14 +344,45 @@ pub fn tranche_progress(
         .collect();
     let alerted = new_alerts.last().copied().unwrap_or(already_alerted);
     let limit = end * (1.0 + oversight.overrun_tolerance);
-    let overrun = (used > limit).then(|| Flop::new(used - end).ok()).flatten();
+    let over = usage.get(oversight.overrun_figure).get();
+    let overrun = (over > limit).then(|| Flop::new(over - end).ok()).flatten();
     TrancheProgress {
+        judged,
         percent,
         new_alerts,
         alerted,
         reached_end: used >= end,
         overrun,
+        upper_past_end: usage.upper.get() > end,
     }
+}
+
+/// A measured utilization (`measured` FLOP out of `capacity` FLOP at full utilization)
+/// above the declared range's high end by more than the policy's
+/// `utilization_flag_margin`: the measured utilization. `None` when within, or when nothing
+/// was measured.
+pub fn utilization_above_declared(
+    oversight: &OversightPolicy,
+    measured: Flop,
+    capacity: Flop,
+    declared_high: f64,
+) -> Option<f64> {
+    if capacity.get() <= 0.0 {
+        return None;
+    }
+    let utilization = measured.get() / capacity.get();
+    (utilization > declared_high * (1.0 + oversight.utilization_flag_margin)).then_some(utilization)
+}
+
+/// Operation counting (`operation_count`, 6·N·D) against the metered figure: the factor they
+/// differ by when it is beyond the policy's `operation_count_tolerance`.
+pub fn operation_count_gap(
+    oversight: &OversightPolicy,
+    operation_count: Flop,
+    metered: Flop,
+) -> Option<f64> {
+    let factor = runpermit_compute::accounting::disagreement(operation_count, metered);
+    (factor > 1.0 + oversight.operation_count_tolerance).then_some(factor)
 }
 
 /// The tranche after `current` (1-based) in a permit's cumulative tranche ends: its index
@@ -462,28 +562,97 @@ mod tests {
         assert_eq!(RunAction::ReachTrancheEnd.actor(), RunActor::System);
     }
 
+    /// Usage with the same figure as central, lower and upper.
+    fn all(v: f64) -> UsageFigures {
+        UsageFigures {
+            central: f(v),
+            lower: f(v),
+            upper: f(v),
+        }
+    }
+
     #[test]
     fn progress_alerts_once_at_each_percentage_then_due_then_overrun() {
         let o = OversightPolicy::default();
         let end = f(1e25);
-        let p = tranche_progress(&o, end, f(5e24), 0);
+        let p = tranche_progress(&o, end, &all(5e24), 0);
         assert_eq!((p.new_alerts.clone(), p.alerted), (vec![], 0));
         assert!(!p.reached_end && p.overrun.is_none());
         assert_eq!(p.percent, 50.0);
 
-        let p = tranche_progress(&o, end, f(8e24), 0);
+        let p = tranche_progress(&o, end, &all(8e24), 0);
         assert_eq!((p.new_alerts.clone(), p.alerted), (vec![80], 80));
-        let p = tranche_progress(&o, end, f(9e24), 80);
+        let p = tranche_progress(&o, end, &all(9e24), 80);
         assert_eq!((p.new_alerts.clone(), p.alerted), (vec![], 80));
         // Both thresholds crossed by one report.
-        let p = tranche_progress(&o, end, f(1e25), 0);
+        let p = tranche_progress(&o, end, &all(1e25), 0);
         assert_eq!((p.new_alerts.clone(), p.alerted), (vec![80, 100], 100));
         assert!(p.reached_end && p.overrun.is_none());
         // Within the 5% tolerance: no overrun; beyond it: the excess.
-        assert!(tranche_progress(&o, end, f(1.05e25), 100).overrun.is_none());
-        let p = tranche_progress(&o, end, f(1.2e25), 100);
+        assert!(
+            tranche_progress(&o, end, &all(1.05e25), 100)
+                .overrun
+                .is_none()
+        );
+        let p = tranche_progress(&o, end, &all(1.2e25), 100);
         let excess = p.overrun.unwrap().get();
         assert!((excess - 2e24).abs() < 1e12, "{excess}");
+    }
+
+    #[test]
+    fn each_rule_reads_its_own_figure() {
+        let o = OversightPolicy::default();
+        let end = f(1e25);
+        // Central at the end: held. Lower far below: no overrun. Upper past: alert.
+        let usage = UsageFigures {
+            central: f(1e25),
+            lower: f(7.5e24),
+            upper: f(5e25),
+        };
+        let p = tranche_progress(&o, end, &usage, 0);
+        assert!(p.reached_end && p.upper_past_end && p.overrun.is_none());
+        assert_eq!(p.judged, f(1e25));
+        // The lower bound past the end beyond the tolerance: an overrun of its excess.
+        let usage = UsageFigures {
+            lower: f(1.1e25),
+            central: f(1.4e25),
+            upper: f(5e25),
+        };
+        let excess = tranche_progress(&o, end, &usage, 100).overrun.unwrap();
+        assert!((excess.get() - 1e24).abs() < 1e12);
+        // Judged on the upper bound instead: held at 20% of the central figure's use.
+        let upper_rule = OversightPolicy {
+            tranche_figure: UsageFigure::Upper,
+            ..OversightPolicy::default()
+        };
+        let usage = UsageFigures {
+            central: f(2e24),
+            lower: f(1.5e24),
+            upper: f(1e25),
+        };
+        let p = tranche_progress(&upper_rule, end, &usage, 0);
+        assert!(p.reached_end);
+        assert!(!tranche_progress(&o, end, &usage, 0).reached_end);
+    }
+
+    #[test]
+    fn under_declared_utilization_and_operation_count_gaps_are_flagged() {
+        let o = OversightPolicy::default();
+        // Declared up to 0.5: flagged above 0.6.
+        assert_eq!(
+            utilization_above_declared(&o, f(0.55e25), f(1e25), 0.5),
+            None
+        );
+        let measured = utilization_above_declared(&o, f(0.8e25), f(1e25), 0.5).unwrap();
+        assert!((measured - 0.8).abs() < 1e-12);
+        assert_eq!(
+            utilization_above_declared(&o, Flop::ZERO, Flop::ZERO, 0.5),
+            None
+        );
+        assert_eq!(operation_count_gap(&o, f(1e25), f(1.4e25)), None);
+        let factor = operation_count_gap(&o, f(1e25), f(2.5e25)).unwrap();
+        assert!((factor - 2.5).abs() < 1e-12);
+        assert!(operation_count_gap(&o, f(4e25), f(1e25)).is_some());
     }
 
     #[test]

@@ -587,6 +587,23 @@ impl Policy {
                 ),
             );
         }
+        for (field, value) in [
+            (
+                "oversight.utilization_flag_margin",
+                o.utilization_flag_margin,
+            ),
+            (
+                "oversight.operation_count_tolerance",
+                o.operation_count_tolerance,
+            ),
+        ] {
+            if !(value.is_finite() && (0.0..=10.0).contains(&value)) {
+                push(
+                    field.into(),
+                    format!("must be a fraction from 0 to 10, such as 0.5 for 50% (got {value})"),
+                );
+            }
+        }
         if o.usage_summary_interval_seconds == 0 {
             push(
                 "oversight.usage_summary_interval_seconds".into(),

@@ -89,6 +89,7 @@ where
     Option<String>: Column<Db<B>>,
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
+    Option<f64>: Column<Db<B>>,
     f64: Column<Db<B>>,
     bool: Column<Db<B>>,
     Vec<u8>: Column<Db<B>>,

@@ -46,6 +46,7 @@ pub(crate) fn usage(records: &[UsageRecord]) -> Result<(), StoreError> {
         p.flop("flop", r.flop);
         p.flop("flop_lower", r.flop_lower);
         p.flop("flop_upper", r.flop_upper);
+        p.flop("capacity_flop", r.capacity_flop);
         if !(r.flop_lower <= r.flop && r.flop <= r.flop_upper) {
             p.push(
                 "flop",
@@ -511,6 +512,15 @@ fn check(write: &Write, p: &mut Problems) {
             }
             p.id("checkpoint_digest", &m.checkpoint_digest);
             p.flop("cumulative_flop", m.cumulative_flop);
+            for (field, value) in [
+                ("tokens", m.tokens),
+                ("metered_flop", m.metered_flop),
+                ("operation_count_flop", m.operation_count_flop),
+            ] {
+                if let Some(v) = value {
+                    p.flop(field, v);
+                }
+            }
             p.json("evals_json", &m.evals_json);
             p.id("submitted_by", &m.submitted_by);
             let decided = [
@@ -573,6 +583,13 @@ fn check(write: &Write, p: &mut Problems) {
                 );
             }
         }
+        Write::InsertRunFlag(f) => {
+            p.id("run_id", &f.run_id);
+            p.id("kind", &f.kind);
+            p.id("subject", &f.subject);
+            p.id("message", &f.message);
+            p.json("details_json", &f.details_json);
+        }
         Write::FollowUpIncident { id, text, .. } => {
             p.id("id", id);
             p.id("text", text);
@@ -612,6 +629,9 @@ fn run(r: &crate::Run, p: &mut Problems) {
     p.flop("budget_flop", r.budget_flop);
     p.flop("cumulative_flop", r.cumulative_flop);
     p.flop("cumulative_upper_flop", r.cumulative_upper_flop);
+    p.flop("cumulative_lower_flop", r.cumulative_lower_flop);
+    p.flop("measured_flop", r.measured_flop);
+    p.flop("measured_capacity_flop", r.measured_capacity_flop);
     p.flop("summarized_flop", r.summarized_flop);
 }
 

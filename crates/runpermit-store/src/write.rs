@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Application, AuditEvent, Deployment, Idempotency, Incident, KycReport, Member, Milestone,
-    Organization, Permit, ProviderKey, Receipt, Review, Run, Session, SigningKey, Token,
+    Organization, Permit, ProviderKey, Receipt, Review, Run, RunFlag, Session, SigningKey, Token,
 };
 
 /// One write of a [`crate::Store::commit`] batch. A batch is applied in order, in one
@@ -152,6 +152,9 @@ pub enum Write {
         reason: String,
     },
     InsertIncident(Incident),
+    /// Raises a flag on a run, once: a flag with the same (run, kind, subject) already stored
+    /// is left as it is (no error). A missing run is `NotFound`.
+    InsertRunFlag(RunFlag),
     /// Records a follow-up of an open incident: sets `followed_up_at = at`,
     /// `follow_up = text`, and `status = "closed"` when `close`. A missing incident is
     /// `NotFound`; a closed one `Conflict`.
@@ -212,6 +215,9 @@ impl Write {
             Write::InsertMilestone(m) => format!("InsertMilestone {}", m.id),
             Write::DecideMilestone { id, .. } => format!("DecideMilestone {id}"),
             Write::InsertIncident(i) => format!("InsertIncident {}", i.id),
+            Write::InsertRunFlag(f) => {
+                format!("InsertRunFlag {} {} {}", f.run_id, f.kind, f.subject)
+            }
             Write::FollowUpIncident { id, .. } => format!("FollowUpIncident {id}"),
             Write::InsertKycReport(k) => format!("InsertKycReport {}", k.id),
         }
@@ -256,6 +262,7 @@ impl Write {
             | Write::InsertMilestone(_)
             | Write::DecideMilestone { .. }
             | Write::InsertIncident(_)
+            | Write::InsertRunFlag(_)
             | Write::FollowUpIncident { .. }
             | Write::InsertKycReport(_) => Aggregate::Runs,
             Write::InsertDeployment(_)

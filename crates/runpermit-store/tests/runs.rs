@@ -7,13 +7,16 @@ use common::{
     Db, UNIT, audit, expect_err, org, permit, run, seed, seed_application, seed_runs, usage,
 };
 use runpermit_store::{
-    Incident, KycReport, KycTotal, Milestone, ProviderKey, Run, StoreError, Write,
+    Incident, KycReport, KycTotal, Milestone, ProviderKey, Run, RunFlag, StoreError, Write,
 };
+use runpermit_types::UsageFigure;
 
 common::suite!(
     runs_insert_read_and_order,
     update_run_is_optimistic_and_leaves_usage_alone,
     set_run_summarized_and_runs_to_summarize,
+    runs_to_summarize_reads_the_figure_asked_for,
+    run_flags_are_raised_once,
     runs_not_in_good_standing_filters,
     milestones_are_decided_once,
     incidents_follow_up_until_closed,
@@ -38,6 +41,9 @@ fn milestone(id: &str, run_id: &str, at: i64) -> Milestone {
         decided_org: None,
         decided_at: None,
         reason: None,
+        tokens: Some(1.5e12),
+        metered_flop: Some(58.0 * UNIT),
+        operation_count_flop: Some(63.0 * UNIT),
     }
 }
 
@@ -196,7 +202,10 @@ async fn update_run_is_optimistic_and_leaves_usage_alone(db: Db) {
         updated_at: 901,
         version: 2,
         cumulative_flop: 8.0 * UNIT,
+        cumulative_lower_flop: 4.0 * UNIT,
         cumulative_upper_flop: 16.0 * UNIT,
+        first_usage_s: Some(1_700_000_000 + 3_600),
+        last_usage_s: Some(1_700_000_000 + 3 * 3_600),
         ..run("run_1", "p_1", 300)
     };
     assert_eq!(store.run("run_1").await.unwrap().unwrap(), expected);
@@ -262,12 +271,18 @@ async fn update_run_is_optimistic_and_leaves_usage_alone(db: Db) {
 async fn set_run_summarized_and_runs_to_summarize(db: Db) {
     let store = db.store();
     seed_runs(store).await;
-    assert!(store.runs_to_summarize().await.unwrap().is_empty());
+    assert!(
+        store
+            .runs_to_summarize(UsageFigure::Central)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store
         .ingest_usage(vec![usage("prov_a", "run_2", 1, 3.0)])
         .await
         .unwrap();
-    let due = store.runs_to_summarize().await.unwrap();
+    let due = store.runs_to_summarize(UsageFigure::Central).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (
@@ -303,7 +318,13 @@ async fn set_run_summarized_and_runs_to_summarize(db: Db) {
         (stored.summarized_flop, stored.updated_at, stored.version),
         (3.0 * UNIT, 20_000, 1)
     );
-    assert!(store.runs_to_summarize().await.unwrap().is_empty());
+    assert!(
+        store
+            .runs_to_summarize(UsageFigure::Central)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store
         .ingest_usage(vec![
             usage("prov_a", "run_2", 2, 1.0),
@@ -312,7 +333,7 @@ async fn set_run_summarized_and_runs_to_summarize(db: Db) {
         .await
         .unwrap();
     let due: Vec<String> = store
-        .runs_to_summarize()
+        .runs_to_summarize(UsageFigure::Central)
         .await
         .unwrap()
         .into_iter()
@@ -332,6 +353,110 @@ async fn set_run_summarized_and_runs_to_summarize(db: Db) {
     assert!(
         matches!(e, StoreError::NotFound(ref m) if m.contains("run_nope")),
         "{e}"
+    );
+}
+
+async fn runs_to_summarize_reads_the_figure_asked_for(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    // 3 units central, 1.5 lower, 6 upper.
+    store
+        .ingest_usage(vec![usage("prov_a", "run_2", 1, 3.0)])
+        .await
+        .unwrap();
+    // Summarised at the lower bound: due by the central and upper figures, not the lower.
+    store
+        .commit(vec![Write::SetRunSummarized {
+            id: "run_2".into(),
+            flop: 1.5 * UNIT,
+            expected_flop: 0.0,
+            at: 20_000,
+        }])
+        .await
+        .unwrap();
+    let due = |figure| async move {
+        store
+            .runs_to_summarize(figure)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert!(due(UsageFigure::Lower).await.is_empty());
+    assert_eq!(due(UsageFigure::Central).await, ["run_2"]);
+    assert_eq!(due(UsageFigure::Upper).await, ["run_2"]);
+}
+
+async fn run_flags_are_raised_once(db: Db) {
+    let store = db.store();
+    seed_runs(store).await;
+    let flag = |kind: &str, subject: &str, at: i64, message: &str| RunFlag {
+        run_id: "run_1".into(),
+        kind: kind.into(),
+        subject: subject.into(),
+        raised_at: at,
+        message: message.into(),
+        details_json: r#"{"factor":2.5}"#.into(),
+    };
+    assert!(store.run_flags("run_1").await.unwrap().is_empty());
+    store
+        .commit(vec![
+            Write::InsertRunFlag(flag("operation_count_gap", "mst_1", 30, "first")),
+            Write::InsertRunFlag(flag("usage_before_permit", "permit", 20, "early")),
+        ])
+        .await
+        .unwrap();
+    // The same (run, kind, subject) again changes nothing and is no error.
+    store
+        .commit(vec![Write::InsertRunFlag(flag(
+            "operation_count_gap",
+            "mst_1",
+            40,
+            "again",
+        ))])
+        .await
+        .unwrap();
+    let flags = store.run_flags("run_1").await.unwrap();
+    assert_eq!(
+        flags,
+        [
+            flag("usage_before_permit", "permit", 20, "early"),
+            flag("operation_count_gap", "mst_1", 30, "first"),
+        ]
+    );
+    assert!(store.run_flags("run_2").await.unwrap().is_empty());
+    // A flag on a run that does not exist is refused, and nothing of its batch is written.
+    let e = expect_err(
+        store
+            .commit(vec![
+                Write::InsertRunFlag(flag("usage_after_expiry", "permit", 50, "late")),
+                Write::InsertRunFlag(RunFlag {
+                    run_id: "run_nope".into(),
+                    ..flag("usage_after_expiry", "permit", 50, "late")
+                }),
+            ])
+            .await,
+    );
+    assert!(
+        matches!(e, StoreError::NotFound(_) | StoreError::Invalid(_)),
+        "{e}"
+    );
+    assert_eq!(store.run_flags("run_1").await.unwrap().len(), 2);
+    // An empty message or malformed details are refused by field.
+    let e = expect_err(
+        store
+            .commit(vec![Write::InsertRunFlag(RunFlag {
+                message: String::new(),
+                details_json: "{".into(),
+                ..flag("usage_after_expiry", "permit", 50, "late")
+            })])
+            .await,
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("message") && text.contains("details_json"),
+        "{text}"
     );
 }
 

@@ -188,6 +188,21 @@ async fn ingest_usage_sums_per_run_across_providers(db: Db) {
         ),
         (212.0 * UNIT, 424.0 * UNIT, 10_003)
     );
+    // The lower bounds are summed too, and the span the reports cover.
+    assert_eq!(
+        (
+            one.cumulative_lower_flop,
+            one.first_usage_s,
+            one.last_usage_s
+        ),
+        (
+            149.5 * UNIT,
+            Some(1_700_000_000 + 3_600),
+            Some(1_700_000_000 + 6 * 3_600)
+        )
+    );
+    // No tensor-activity report: nothing measured.
+    assert_eq!((one.measured_flop, one.measured_capacity_flop), (0.0, 0.0));
     let by_provider = store.usage_by_provider("run_1").await.unwrap();
     assert_eq!(
         by_provider
@@ -232,6 +247,34 @@ async fn ingest_usage_sums_per_run_across_providers(db: Db) {
             .await
             .unwrap()
             .is_empty()
+    );
+    // A tensor-activity report adds to the measured sums; an earlier interval widens the span.
+    store
+        .ingest_usage(vec![UsageRecord {
+            method: "dcgm_tensor_activity".into(),
+            capacity_flop: 10.0 * UNIT,
+            from_s: 1_600_000_000,
+            to_s: 1_600_003_600,
+            ..usage("prov_a", "run_1", 3, 4.0)
+        }])
+        .await
+        .unwrap();
+    let one = store.run("run_1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            one.measured_flop,
+            one.measured_capacity_flop,
+            one.first_usage_s,
+            one.last_usage_s,
+            one.cumulative_flop
+        ),
+        (
+            4.0 * UNIT,
+            10.0 * UNIT,
+            Some(1_600_000_000),
+            Some(1_700_000_000 + 6 * 3_600),
+            303.0 * UNIT
+        )
     );
 }
 

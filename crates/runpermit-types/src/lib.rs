@@ -26,7 +26,9 @@ pub use application::{ApplicationAction, ApplicationStatus, PermitState, ReviewD
 pub use field::{FieldError, InvalidInput, Problems};
 pub use identity::{OrgKind, Role};
 pub use names::UnknownName;
-pub use run::{IncidentStatus, MilestoneStatus, RunAction, RunActor, RunStatus};
+pub use run::{
+    IncidentStatus, MilestoneStatus, RunAction, RunActor, RunFlagKind, RunStatus, UsageFigure,
+};
 
 #[cfg(test)]
 mod tests {

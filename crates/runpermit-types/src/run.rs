@@ -120,3 +120,32 @@ names! {
         Closed => "closed",
     }
 }
+
+names! {
+    /// Which of a run's usage figures a rule reads: the sum of the reports' central estimates,
+    /// of their lower bounds, or of their upper bounds.
+    pub enum UsageFigure ("usage figure") {
+        /// The sum of the central estimates.
+        Central => "central",
+        /// The sum of the lower bounds.
+        Lower => "lower",
+        /// The sum of the upper bounds.
+        Upper => "upper",
+    }
+}
+
+names! {
+    /// What the authority noticed about a run ([`UsageFigure`]s and declarations compared).
+    pub enum RunFlagKind ("run flag") {
+        /// A usage report's interval starts before the permit was issued or valid.
+        UsageBeforePermit => "usage_before_permit",
+        /// A usage report's interval ends after the permit expired.
+        UsageAfterExpiry => "usage_after_expiry",
+        /// The upper bound of the run's usage passed the released tranche's end.
+        UpperBoundPastTranche => "upper_bound_past_tranche",
+        /// Measured (tensor-activity) utilization is far above the declared range.
+        UtilizationAboveDeclared => "utilization_above_declared",
+        /// Operation counting (6·N·D) at a milestone is far from the metered figure.
+        OperationCountGap => "operation_count_gap",
+    }
+}

@@ -57,6 +57,10 @@ enum RunCommand {
         /// Cumulative FLOP at the checkpoint [default: the run's metered cumulative].
         #[arg(long, value_name = "FLOP")]
         flop: Option<String>,
+        /// Training tokens processed up to the checkpoint (`1.4e12`, `1.4T`): 6 × the
+        /// permit's parameters × tokens is set beside the metered figure for the evaluator.
+        #[arg(long, value_name = "COUNT")]
+        tokens: Option<String>,
     },
     /// Accept a milestone report (an evaluator): the next tranche is released.
     Accept {
@@ -130,11 +134,41 @@ fn print_run(run: &Value, names: &BTreeMap<String, String>, caller: Option<&Valu
         flop(run, "budget_flop")
     );
     println!(
-        "  usage       {} ({:.1}% of the tranche; upper bound {})",
+        "  usage       central {}  (lower {}, upper {})",
         flop(run, "cumulative_flop"),
-        num(run, "tranche_percent"),
+        flop(run, "cumulative_lower_flop"),
         flop(run, "cumulative_upper_flop")
     );
+    println!(
+        "  judged on   the {} figure: {:.1}% of the released tranche",
+        text(run, "tranche_figure"),
+        num(run, "tranche_percent")
+    );
+    if let Some(b) = run.get("accounting").filter(|b| b.is_object()) {
+        let parameters = b
+            .get("parameters")
+            .and_then(Value::as_f64)
+            .map(|n| {
+                format!(
+                    ", {} parameters per token",
+                    runpermit_compute::format_count(n)
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  declared    {} at {:.0}% utilization ({:.0}–{:.0}%){parameters}",
+            text(b, "precision"),
+            num(b, "utilization") * 100.0,
+            num(b, "utilization_low") * 100.0,
+            num(b, "utilization_high") * 100.0
+        );
+    }
+    if let Some(measured) = run.get("measured_utilization").and_then(Value::as_f64) {
+        println!(
+            "  measured    {:.0}% utilization (DCGM tensor-pipe activity)",
+            measured * 100.0
+        );
+    }
     if yes(run, "appeal_pending") {
         println!("  appeal      pending");
     }
@@ -162,6 +196,24 @@ fn print_run(run: &Value, names: &BTreeMap<String, String>, caller: Option<&Valu
                 int(m, "tranche"),
                 text(m, "status"),
                 text(m, "checkpoint_digest")
+            );
+            if m.get("operation_count_flop").is_some_and(Value::is_number) {
+                println!(
+                    "              6·N·D {} vs metered {} ({:.2}×)",
+                    flop(m, "operation_count_flop"),
+                    flop(m, "metered_flop"),
+                    num(m, "operation_count_factor")
+                );
+            }
+        }
+    }
+    if let Some(flags) = run.get("flags").and_then(Value::as_array) {
+        for f in flags {
+            println!(
+                "  flag        {} ({}): {}",
+                text(f, "kind"),
+                text(f, "subject"),
+                text(f, "message")
             );
         }
     }
@@ -245,8 +297,18 @@ pub fn run(args: RunArgs) -> Result<()> {
             checkpoint_digest,
             evals,
             flop,
+            tokens,
         } => {
             let evals = read_evals(&evals)?;
+            let tokens = tokens
+                .map(|t| {
+                    runpermit_compute::parse_count(&t).ok_or_else(|| {
+                        ArgError(format!(
+                            "--tokens {t:?}: not a count such as 1.4e12 or 1.4T"
+                        ))
+                    })
+                })
+                .transpose()?;
             let cumulative_flop = flop
                 .map(|flop| {
                     flop.parse::<runpermit_compute::Flop>()
@@ -256,6 +318,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             let body = NewMilestone {
                 checkpoint_digest,
                 cumulative_flop,
+                tokens,
                 evals,
             };
             client.post(&format!("/v1/runs/{id}/milestones"), &body, &[])?
@@ -304,7 +367,12 @@ pub fn run(args: RunArgs) -> Result<()> {
                 text(r, "method")
             );
         }
-        println!("cumulative {}", flop(&out, "cumulative_flop"));
+        println!(
+            "cumulative {} (lower {}, upper {})",
+            flop(&out, "cumulative_flop"),
+            flop(&out, "cumulative_lower_flop"),
+            flop(&out, "cumulative_upper_flop")
+        );
     } else if out.get("checkpoint_digest").is_some() {
         println!(
             "milestone report {}  run {}  tranche {}  {}",

@@ -7,8 +7,9 @@ pub(crate) mod usage;
 
 use crate::StoreError;
 pub use records::{
-    Incident, Ingested, KycReport, KycTotal, Milestone, ProviderUsage, Run, UsageRecord,
+    Incident, Ingested, KycReport, KycTotal, Milestone, ProviderUsage, Run, RunFlag, UsageRecord,
 };
+use runpermit_types::UsageFigure;
 
 /// Runs and what is reported about them. Times are unix milliseconds.
 #[async_trait::async_trait]
@@ -30,19 +31,23 @@ pub trait RunStore: Send + Sync + 'static {
         min_permit_exp_s: i64,
     ) -> Result<Vec<Run>, StoreError>;
 
-    /// The runs whose `cumulative_flop` differs from their `summarized_flop` (usage arrived
-    /// since the last summary written to the public log), in id order.
-    async fn runs_to_summarize(&self) -> Result<Vec<Run>, StoreError>;
+    /// The runs whose `figure` (`cumulative_flop` for the central figure,
+    /// `cumulative_lower_flop`, `cumulative_upper_flop`) differs from their `summarized_flop`
+    /// (usage arrived since the last summary written to the public log), in id order.
+    async fn runs_to_summarize(&self, figure: UsageFigure) -> Result<Vec<Run>, StoreError>;
 
     /// Stores signed usage reports in one transaction and returns what became of each, in
     /// order. A record is stored unless a report with its key `(provider_id, run_id, seq)` is
     /// already stored (or came earlier in the batch): then it is [`Ingested::Duplicate`] when
     /// the stored digest is the record's, [`Ingested::Conflict`] otherwise. The batch is all
     /// or nothing: when any record conflicts, nothing of the batch is written and every
-    /// record that would have been stored is [`Ingested::Withheld`]. For each run with stored records, `cumulative_flop` and
-    /// `cumulative_upper_flop` grow by the sums of their `flop` and `flop_upper`, and
-    /// `updated_at` becomes their latest `received_at` (if later than the stored one); the
-    /// run's `version` does not change.
+    /// record that would have been stored is [`Ingested::Withheld`]. For each run with stored
+    /// records, `cumulative_flop`, `cumulative_lower_flop` and `cumulative_upper_flop` grow by
+    /// the sums of their `flop`, `flop_lower` and `flop_upper`; `measured_flop` and
+    /// `measured_capacity_flop` by the sums of `flop` and `capacity_flop` of the
+    /// `dcgm_tensor_activity` records; `first_usage_s`/`last_usage_s` widen to their earliest
+    /// `from_s` and latest `to_s`; `updated_at` becomes their latest `received_at` (if later
+    /// than the stored one); the run's `version` does not change.
     ///
     /// - `Invalid` (before touching the database), listing every problem: an empty
     ///   `provider_id`, `run_id`, `permit_id`, `cluster`, `method` or `token`; `seq` below 1;
@@ -75,6 +80,9 @@ pub trait RunStore: Send + Sync + 'static {
 
     /// A run's milestones, oldest first (`submitted_at`, then id).
     async fn milestones(&self, run_id: &str) -> Result<Vec<Milestone>, StoreError>;
+
+    /// A run's flags, oldest first (`raised_at`, then kind and subject).
+    async fn run_flags(&self, run_id: &str) -> Result<Vec<RunFlag>, StoreError>;
 
     async fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
 

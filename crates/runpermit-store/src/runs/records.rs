@@ -30,10 +30,23 @@ pub struct Run {
     pub released_flop: f64,
     /// The permit's whole budget.
     pub budget_flop: f64,
-    /// The sum of `flop` of the stored usage reports ([`crate::RunStore::ingest_usage`] keeps it).
+    /// The sum of `flop` (the central estimates) of the stored usage reports
+    /// ([`crate::RunStore::ingest_usage`] keeps every usage sum).
     pub cumulative_flop: f64,
+    /// The sum of `flop_lower` of the stored usage reports.
+    pub cumulative_lower_flop: f64,
     /// The sum of `flop_upper` of the stored usage reports.
     pub cumulative_upper_flop: f64,
+    /// The sum of `flop` of the stored tensor-activity (`dcgm_tensor_activity`) reports.
+    pub measured_flop: f64,
+    /// The sum of `capacity_flop` of the same reports: `measured_flop / measured_capacity_flop`
+    /// is the run's measured utilization.
+    pub measured_capacity_flop: f64,
+    /// The earliest interval start of the stored usage reports (unix seconds); `None` before
+    /// the first.
+    pub first_usage_s: Option<i64>,
+    /// The latest interval end of the stored usage reports (unix seconds).
+    pub last_usage_s: Option<i64>,
     /// The cumulative figure last written to the public log ([`Write::SetRunSummarized`]).
     pub summarized_flop: f64,
     /// The highest alert (percent of the current tranche, 0 to 100) already raised.
@@ -70,6 +83,9 @@ pub struct UsageRecord {
     /// How the provider measured (free text).
     pub method: String,
     pub accelerator_seconds_json: String,
+    /// What the report's accelerator-seconds compute at full utilization at the permit's
+    /// declared precision (0 when unknown): the denominator of a measured utilization.
+    pub capacity_flop: f64,
     /// Lowercase hex SHA-256 of `token`, computed by the caller: a report sent again is a
     /// duplicate when its digest is the stored one, a conflict otherwise.
     pub digest: String,
@@ -122,9 +138,17 @@ pub struct Milestone {
     /// `accepted`/`rejected` ([`Write::DecideMilestone`]).
     pub status: MilestoneStatus,
     pub checkpoint_digest: String,
-    /// The run's cumulative FLOP at the checkpoint.
+    /// The run's cumulative FLOP at the checkpoint: the developer's figure, else the metered
+    /// central figure.
     pub cumulative_flop: f64,
     pub evals_json: String,
+    /// Tokens processed up to the checkpoint, as the developer reports them.
+    pub tokens: Option<f64>,
+    /// The run's metered central figure when the report was submitted.
+    pub metered_flop: Option<f64>,
+    /// 6 × the permit's parameters per token × `tokens`: operation counting, set beside the
+    /// metered figure.
+    pub operation_count_flop: Option<f64>,
     /// Member id of the submitter.
     pub submitted_by: String,
     pub submitted_at: i64,
@@ -134,6 +158,24 @@ pub struct Milestone {
     pub decided_org: Option<String>,
     pub decided_at: Option<i64>,
     pub reason: Option<String>,
+}
+
+/// Something the authority noticed about a run, for its reviewers and evaluators: usage
+/// reported before the permit was valid, a measured utilization far above the declared one,
+/// operation counting far from the metered figure. One per (run, kind, subject); raised once,
+/// never changed ([`Write::InsertRunFlag`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct RunFlag {
+    pub run_id: String,
+    /// What was noticed (`usage_before_permit`, `utilization_above_declared`, …).
+    pub kind: String,
+    /// What it is about within the run (a report `provider/seq`, a tranche, a milestone id).
+    pub subject: String,
+    pub raised_at: i64,
+    /// In words, with the figures.
+    pub message: String,
+    /// The figures, as one JSON object.
+    pub details_json: String,
 }
 
 /// A reported safety or security incident.

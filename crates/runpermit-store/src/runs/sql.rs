@@ -8,21 +8,24 @@ use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, Row};
 use crate::error::{DbResult as _, write_error};
 use crate::{
-    Incident, Ingested, KycTotal, Milestone, ProviderUsage, Run, RunStore, StoreError, UsageRecord,
-    Write,
+    Incident, Ingested, KycTotal, Milestone, ProviderUsage, Run, RunFlag, RunStore, StoreError,
+    UsageRecord, Write,
 };
+use runpermit_types::UsageFigure;
 
 macro_rules! run_columns {
     () => {
         "id, permit_id, org_id, status, reason, status_since, tranche, released_flop, \
      budget_flop, cumulative_flop, cumulative_upper_flop, summarized_flop, alerted_percent, \
-     appeal_pending, permit_exp_s, version, created_at, updated_at"
+     appeal_pending, permit_exp_s, version, created_at, updated_at, cumulative_lower_flop, \
+     measured_flop, measured_capacity_flop, first_usage_s, last_usage_s"
     };
 }
 const INSERT_RUN: &str = concat!(
     "INSERT INTO runs (",
     run_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22, $23)"
 );
 /// Only the run's state: never the usage figures, which ingestion changes concurrently.
 const UPDATE_RUN: &str = "UPDATE runs SET \
@@ -49,22 +52,26 @@ const RUNS_NOT_IN_GOOD_STANDING: &str = concat!(
     run_columns!(),
     " FROM runs WHERE status <> 'active' AND permit_exp_s > $1 ORDER BY id"
 );
+/// `$1` names the figure the public log summarises ([`UsageFigure`]).
 const RUNS_TO_SUMMARIZE: &str = concat!(
     "SELECT ",
     run_columns!(),
-    " FROM runs WHERE cumulative_flop <> summarized_flop ORDER BY id"
+    " FROM runs WHERE CASE $1 WHEN 'lower' THEN cumulative_lower_flop \
+     WHEN 'upper' THEN cumulative_upper_flop ELSE cumulative_flop END <> summarized_flop \
+     ORDER BY id"
 );
 
 macro_rules! milestone_columns {
     () => {
         "id, run_id, tranche, status, checkpoint_digest, cumulative_flop, evals_json, \
-     submitted_by, submitted_at, decided_by, decided_org, decided_at, reason"
+     submitted_by, submitted_at, decided_by, decided_org, decided_at, reason, tokens, \
+     metered_flop, operation_count_flop"
     };
 }
 const INSERT_MILESTONE: &str = concat!(
     "INSERT INTO milestones (",
     milestone_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
 const DECIDE_MILESTONE: &str = "UPDATE milestones SET status = $2, \
      decided_by = $3, decided_org = $4, decided_at = $5, reason = $6 \
@@ -112,6 +119,13 @@ const INCIDENTS_OF_ORG: &str = concat!(
     " FROM incidents WHERE org_id = $1 ORDER BY reported_at DESC, id DESC"
 );
 
+/// Raised once: the same (run, kind, subject) again changes nothing.
+const INSERT_RUN_FLAG: &str = "INSERT INTO run_flags \
+     (run_id, kind, subject, raised_at, message, details_json) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, kind, subject) DO NOTHING";
+const RUN_FLAGS: &str = "SELECT run_id, kind, subject, raised_at, message, details_json \
+     FROM run_flags WHERE run_id = $1 ORDER BY raised_at, kind, subject";
+
 const INSERT_KYC_REPORT: &str = "INSERT INTO kyc_reports \
      (id, provider_id, customer, from_s, to_s, jobs, accelerator_seconds, flop, received_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -130,6 +144,7 @@ where
     Option<String>: Column<Db<B>>,
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
+    Option<f64>: Column<Db<B>>,
     f64: Column<Db<B>>,
     bool: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
@@ -156,6 +171,11 @@ where
                 .bind(r.version)
                 .bind(r.created_at)
                 .bind(r.updated_at)
+                .bind(r.cumulative_lower_flop)
+                .bind(r.measured_flop)
+                .bind(r.measured_capacity_flop)
+                .bind(r.first_usage_s)
+                .bind(r.last_usage_s)
                 .execute(&mut *conn)
                 .await
                 .map_err(fail)?;
@@ -245,6 +265,9 @@ where
                 .bind(&m.decided_org)
                 .bind(m.decided_at)
                 .bind(&m.reason)
+                .bind(m.tokens)
+                .bind(m.metered_flop)
+                .bind(m.operation_count_flop)
                 .execute(&mut *conn)
                 .await
                 .map_err(fail)?;
@@ -281,6 +304,18 @@ where
                     )),
                 });
             }
+        }
+        Write::InsertRunFlag(f) => {
+            sqlx::query(INSERT_RUN_FLAG)
+                .bind(&f.run_id)
+                .bind(&f.kind)
+                .bind(&f.subject)
+                .bind(f.raised_at)
+                .bind(&f.message)
+                .bind(&f.details_json)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
         }
         Write::InsertIncident(i) => {
             sqlx::query(INSERT_INCIDENT)
@@ -357,6 +392,7 @@ where
     Option<String>: Column<Db<B>>,
     i64: Column<Db<B>>,
     Option<i64>: Column<Db<B>>,
+    Option<f64>: Column<Db<B>>,
     f64: Column<Db<B>>,
     bool: Column<Db<B>>,
     usize: sqlx::ColumnIndex<Row<B>>,
@@ -403,8 +439,9 @@ where
             .db()
     }
 
-    async fn runs_to_summarize(&self) -> Result<Vec<Run>, StoreError> {
+    async fn runs_to_summarize(&self, figure: UsageFigure) -> Result<Vec<Run>, StoreError> {
         sqlx::query_as(RUNS_TO_SUMMARIZE)
+            .bind(figure.as_str())
             .fetch_all(self.connections())
             .await
             .db()
@@ -511,6 +548,14 @@ where
                 .await
                 .db(),
         }
+    }
+
+    async fn run_flags(&self, run_id: &str) -> Result<Vec<RunFlag>, StoreError> {
+        sqlx::query_as(RUN_FLAGS)
+            .bind(run_id)
+            .fetch_all(self.connections())
+            .await
+            .db()
     }
 
     async fn kyc_totals(&self, since_s: i64) -> Result<Vec<KycTotal>, StoreError> {

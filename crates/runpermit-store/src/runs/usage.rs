@@ -10,11 +10,11 @@ use crate::{Ingested, StoreError, UsageRecord};
 macro_rules! usage_columns {
     () => {
         "provider_id, run_id, seq, permit_id, cluster, from_s, to_s, flop, flop_lower, \
-     flop_upper, method, accelerator_seconds_json, digest, token, received_at"
+     flop_upper, method, accelerator_seconds_json, capacity_flop, digest, token, received_at"
     };
 }
 /// Parameters of one row of [`INSERT_USAGE`].
-const USAGE_PARAMS: usize = 15;
+const USAGE_PARAMS: usize = 16;
 pub(crate) const USAGE_BY_PROVIDER: &str = "SELECT provider_id, COUNT(*) AS reports, \
      MAX(seq) AS max_seq, SUM(flop) AS flop, SUM(flop_lower) AS flop_lower, \
      SUM(flop_upper) AS flop_upper, MIN(from_s) AS first_from_s, MAX(to_s) AS last_to_s, \
@@ -31,14 +31,37 @@ pub(crate) const USAGE_REPORTS_AFTER: &str = concat!(
     " FROM usage_reports WHERE run_id = $1 AND (provider_id, seq) > ($2, $3) \
      ORDER BY provider_id, seq LIMIT $4"
 );
-/// Adds one batch's stored usage to a run; `updated_at` only moves forward.
+/// Adds one batch's stored usage to a run; `updated_at` only moves forward, the usage span
+/// only widens.
 const ADD_RUN_USAGE: &str = "UPDATE runs SET \
      cumulative_flop = cumulative_flop + $2, \
      cumulative_upper_flop = cumulative_upper_flop + $3, \
-     updated_at = CASE WHEN updated_at > $4 THEN updated_at ELSE $4 END \
+     updated_at = CASE WHEN updated_at > $4 THEN updated_at ELSE $4 END, \
+     cumulative_lower_flop = cumulative_lower_flop + $5, \
+     measured_flop = measured_flop + $6, \
+     measured_capacity_flop = measured_capacity_flop + $7, \
+     first_usage_s = CASE WHEN first_usage_s IS NULL OR first_usage_s > $8 THEN $8 \
+                     ELSE first_usage_s END, \
+     last_usage_s = CASE WHEN last_usage_s IS NULL OR last_usage_s < $9 THEN $9 \
+                    ELSE last_usage_s END \
      WHERE id = $1";
 
-/// Rows per multi-row `INSERT INTO usage_reports` (15 parameters a row).
+/// The method whose reports measure utilization (their sums are the run's `measured_*`).
+const MEASURING_METHOD: &str = "dcgm_tensor_activity";
+
+/// One run's sums over the reports a batch stores.
+struct RunSums {
+    flop: f64,
+    lower: f64,
+    upper: f64,
+    measured: f64,
+    capacity: f64,
+    first_from_s: i64,
+    last_to_s: i64,
+    received_at: i64,
+}
+
+/// Rows per multi-row `INSERT INTO usage_reports` (16 parameters a row).
 const USAGE_ROWS: usize = 1024;
 /// Rows per `WITH b(…) AS (VALUES …)` lookup list of usage ingestion (at most 4 parameters a
 /// row).
@@ -46,7 +69,7 @@ const LOOKUP_ROWS: usize = 1024;
 
 const _: () = assert!(USAGE_ROWS * USAGE_PARAMS <= 32_766 && LOOKUP_ROWS * 4 <= 32_766);
 
-/// `INSERT INTO usage_reports` of `rows` rows; bind the 15 columns of `usage_columns!` for
+/// `INSERT INTO usage_reports` of `rows` rows; bind the 16 columns of `usage_columns!` for
 /// each.
 static INSERT_USAGE: SizedSql = SizedSql::new(USAGE_ROWS, |rows, p| {
     let rows: Vec<String> = (0..rows)
@@ -198,8 +221,7 @@ where
     let mut stored_now: HashMap<(&str, &str, i64), usize> = HashMap::new();
     let mut outcomes = Vec::with_capacity(records.len());
     let mut to_insert: Vec<&UsageRecord> = Vec::with_capacity(records.len());
-    // Per run: (Σ flop, Σ flop_upper, latest received_at).
-    let mut sums: HashMap<&str, (f64, f64, i64)> = HashMap::new();
+    let mut sums: HashMap<&str, RunSums> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         let key = (r.provider_id.as_str(), r.run_id.as_str(), r.seq);
         let pair = pair_of[&(key.0, key.1)];
@@ -215,10 +237,26 @@ where
             None => {
                 stored_now.insert(key, i);
                 to_insert.push(r);
-                let sum = sums.entry(key.1).or_insert((0.0, 0.0, i64::MIN));
-                sum.0 += r.flop;
-                sum.1 += r.flop_upper;
-                sum.2 = sum.2.max(r.received_at);
+                let sum = sums.entry(key.1).or_insert(RunSums {
+                    flop: 0.0,
+                    lower: 0.0,
+                    upper: 0.0,
+                    measured: 0.0,
+                    capacity: 0.0,
+                    first_from_s: i64::MAX,
+                    last_to_s: i64::MIN,
+                    received_at: i64::MIN,
+                });
+                sum.flop += r.flop;
+                sum.lower += r.flop_lower;
+                sum.upper += r.flop_upper;
+                if r.method == MEASURING_METHOD {
+                    sum.measured += r.flop;
+                    sum.capacity += r.capacity_flop;
+                }
+                sum.first_from_s = sum.first_from_s.min(r.from_s);
+                sum.last_to_s = sum.last_to_s.max(r.to_s);
+                sum.received_at = sum.received_at.max(r.received_at);
                 Ingested::Stored {
                     previous_max_seq: running_max[pair],
                 }
@@ -269,6 +307,7 @@ where
                 .bind(r.flop_upper)
                 .bind(&r.method)
                 .bind(&r.accelerator_seconds_json)
+                .bind(r.capacity_flop)
                 .bind(&r.digest)
                 .bind(&r.token)
                 .bind(r.received_at);
@@ -278,12 +317,17 @@ where
 
     let mut sums: Vec<_> = sums.into_iter().collect();
     sums.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (run, (flop, flop_upper, received_at)) in sums {
+    for (run, sum) in sums {
         sqlx::query(ADD_RUN_USAGE)
             .bind(run)
-            .bind(flop)
-            .bind(flop_upper)
-            .bind(received_at)
+            .bind(sum.flop)
+            .bind(sum.upper)
+            .bind(sum.received_at)
+            .bind(sum.lower)
+            .bind(sum.measured)
+            .bind(sum.capacity)
+            .bind(sum.first_from_s)
+            .bind(sum.last_to_s)
             .execute(&mut *conn)
             .await
             .map_err(|e| StoreError::Database(format!("run {run:?}: {e}")))?;

@@ -23,8 +23,8 @@ use crate::domain::ids::sha256_hex;
 use crate::domain::permits::signed_permit;
 use crate::domain::usage_batch::{IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD};
 
-/// How far a report's times may lie ahead of the authority's clock, or its interval start
-/// before the permit's `nbf`: the clock skew tolerated between a gate and the authority.
+/// How far a report's times may lie ahead of the authority's clock: the clock skew tolerated
+/// between a gate and the authority.
 const MAX_SKEW_S: i64 = 300;
 
 struct RunScope {
@@ -210,8 +210,14 @@ pub async fn ingest(
             results.push(r);
             continue;
         }
+        let below = claims.below_basis(scope.permit.accounting.as_ref());
+        if !below.is_empty() {
+            refuse(&mut r, RefusalKind::Invalid, field_errors(&below));
+            results.push(r);
+            continue;
+        }
         record_index.push(results.len());
-        records.push(record(&claims, &tokens[index], now)?);
+        records.push(record(&claims, &scope.permit, &tokens[index], now)?);
         results.push(r);
     }
     let refused = results.iter().filter(|r| r.status == "refused").count();
@@ -287,21 +293,25 @@ pub async fn ingest(
 }
 
 /// Why a report's times cannot be true of work under `permit` (refused as invalid): an
-/// interval that starts before the permit was valid (no gate admits work before `nbf`), or
-/// that ends, or was signed, in the future. `now_s` is the authority's clock.
+/// interval that ends before the permit was issued or valid (no gate meters work under a
+/// permit that did not exist), or that ends, or was signed, in the future. `now_s` is the
+/// authority's clock. An interval that only *starts* before the permit was valid, or ends
+/// after it expired, is stored and counted like any other: it is evidence, and the run is
+/// flagged for its reviewers (`flags.rs`).
 fn implausible_times(
     report: &UsageReportClaims,
     permit: &PermitClaims,
     now_s: i64,
 ) -> Option<String> {
     let utc = runpermit_permit::utc;
-    if report.from < permit.nbf.saturating_sub(MAX_SKEW_S) {
+    let start = permit.iat.max(permit.nbf);
+    if report.to <= start.saturating_sub(MAX_SKEW_S) {
         return Some(format!(
-            "from: the interval starts at {}, before permit {} was valid ({}): no gate admits \
-             work before a permit's nbf",
-            utc(report.from),
+            "to: the interval ends at {}, before permit {} was issued and valid ({}): no \
+             gate meters work under a permit before it exists",
+            utc(report.to),
             permit.jti,
-            utc(permit.nbf)
+            utc(start)
         ));
     }
     for (field, at) in [("to", report.to), ("iat", report.iat)] {
@@ -325,7 +335,27 @@ fn field_errors(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
-fn record(claims: &UsageReportClaims, token: &str, now: i64) -> Result<UsageRecord, DomainError> {
+/// What the report's accelerator-seconds compute at full utilization at the permit's declared
+/// precision (at each chip's highest peak without a basis).
+fn capacity(claims: &UsageReportClaims, permit: &PermitClaims) -> f64 {
+    let table = runpermit_compute::HardwareTable::builtin();
+    claims
+        .accelerator_seconds
+        .iter()
+        .filter_map(|(id, seconds)| {
+            let chip = table.lookup(id).ok()?;
+            runpermit_compute::accounting::capacity(chip, *seconds, permit.accounting.as_ref()).ok()
+        })
+        .map(|f| f.get())
+        .sum()
+}
+
+fn record(
+    claims: &UsageReportClaims,
+    permit: &PermitClaims,
+    token: &str,
+    now: i64,
+) -> Result<UsageRecord, DomainError> {
     Ok(UsageRecord {
         provider_id: claims.iss.clone(),
         run_id: claims.sub.clone(),
@@ -337,12 +367,10 @@ fn record(claims: &UsageReportClaims, token: &str, now: i64) -> Result<UsageReco
         flop: claims.flop.get(),
         flop_lower: claims.flop_lower.get(),
         flop_upper: claims.flop_upper.get(),
-        method: serde_json::to_value(claims.method)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        method: claims.method.as_str().to_owned(),
         accelerator_seconds_json: serde_json::to_string(&claims.accelerator_seconds)
             .map_err(|e| DomainError::Internal(e.to_string()))?,
+        capacity_flop: capacity(claims, permit),
         digest: sha256_hex(token.as_bytes()),
         token: token.to_owned(),
         received_at: now,

@@ -2,15 +2,19 @@
 //! the run accepts it (the next tranche is released) or rejects it (the run is paused). Each is
 //! one run transition with its milestone write, audit event and log entry.
 
-use runpermit_policy::RunAction;
+use runpermit_compute::Flop;
+use runpermit_policy::{RunAction, operation_count_gap};
 use runpermit_store::{Milestone, Write};
 use runpermit_types::MilestoneStatus;
+use runpermit_types::RunFlagKind;
 use serde_json::{Value, json};
 
+use super::flags::flag;
 use super::transitions::{Change, transition};
 use super::{sees_run, visible_run};
 use crate::domain::audit::event;
 use crate::domain::ids::new_id;
+use crate::domain::permits::signed_permit;
 use crate::domain::{Authority, Caller, DomainError};
 
 /// The largest evaluation results of a milestone report, as JSON.
@@ -69,11 +73,28 @@ pub async fn submit(
     {
         return Err(DomainError::field("cumulative_flop", problem));
     }
+    if let Some(tokens) = report.tokens
+        && let Err(problem) = runpermit_compute::limits::TOKENS.check(tokens)
+    {
+        return Err(DomainError::field("tokens", problem));
+    }
     let run = visible_run(state, caller, run_id).await?;
     if run.org_id != caller.org_id {
         return Err(DomainError::NotFound(format!("no run {run_id}")));
     }
     let now = state.clock.now_ms();
+    // Operation counting beside the metered figure, with the permit's parameters per token.
+    let parameters = signed_permit(state, &run)
+        .await?
+        .and_then(|p| p.accounting)
+        .and_then(|b| b.parameters);
+    let operation_count = match (parameters, report.tokens) {
+        (Some(n), Some(d)) => Some(
+            runpermit_compute::accounting::operation_count(n, d)
+                .map_err(|e| DomainError::field("tokens", e.to_string()))?,
+        ),
+        _ => None,
+    };
     let milestone = Milestone {
         id: new_id("mst"),
         run_id: run.id.clone(),
@@ -84,6 +105,9 @@ pub async fn submit(
             .cumulative_flop
             .map_or(run.cumulative_flop, |f| f.get()),
         evals_json,
+        tokens: report.tokens,
+        metered_flop: Some(run.cumulative_flop),
+        operation_count_flop: operation_count.map(Flop::get),
         submitted_by: caller.member_id.clone(),
         submitted_at: now,
         decided_by: None,
@@ -103,6 +127,58 @@ pub async fn submit(
             run.id
         )));
     }
+    let mut extra = vec![
+        Write::InsertMilestone(milestone.clone()),
+        event(
+            Some(caller),
+            now,
+            "milestone.submit",
+            &format!("milestone/{}", milestone.id),
+            None,
+            json!({"run_id": run.id, "tranche": milestone.tranche,
+                   "checkpoint_digest": milestone.checkpoint_digest,
+                   "cumulative_flop": milestone.cumulative_flop,
+                   "tokens": milestone.tokens,
+                   "metered_flop": milestone.metered_flop,
+                   "operation_count_flop": milestone.operation_count_flop}),
+        ),
+    ];
+    if let Some(ops) = operation_count {
+        let metered = super::used(run.cumulative_flop);
+        if let Some(factor) = operation_count_gap(&state.policy.oversight, ops, metered) {
+            let gap = flag(
+                &run,
+                RunFlagKind::OperationCountGap,
+                milestone.id.clone(),
+                now,
+                format!(
+                    "milestone report {} of run {}: operation counting (6 × {:e} parameters × \
+                     {:e} tokens = {:e} FLOP) and the metered central estimate ({:e} FLOP) \
+                     differ by {factor:.2}×, more than the policy's tolerance of {:.2}×: the \
+                     declared utilization, precision or parameters may not hold",
+                    milestone.id,
+                    run.id,
+                    parameters.unwrap_or_default(),
+                    report.tokens.unwrap_or_default(),
+                    ops.get(),
+                    metered.get(),
+                    1.0 + state.policy.oversight.operation_count_tolerance
+                ),
+                json!({"milestone_id": milestone.id, "operation_count_flop": ops,
+                       "metered_flop": metered, "factor": factor,
+                       "parameters": parameters, "tokens": report.tokens}),
+            );
+            extra.push(event(
+                None,
+                now,
+                "run.flag",
+                &format!("run/{}", run.id),
+                Some(&gap.message),
+                json!({"kind": gap.kind, "subject": gap.subject, "factor": factor}),
+            ));
+            extra.push(Write::InsertRunFlag(gap));
+        }
+    }
     transition(
         state,
         &run.id,
@@ -113,19 +189,7 @@ pub async fn submit(
                 milestone.id, milestone.tranche, milestone.checkpoint_digest
             ),
             caller: Some(caller),
-            extra: vec![
-                Write::InsertMilestone(milestone.clone()),
-                event(
-                    Some(caller),
-                    now,
-                    "milestone.submit",
-                    &format!("milestone/{}", milestone.id),
-                    None,
-                    json!({"run_id": run.id, "tranche": milestone.tranche,
-                           "checkpoint_digest": milestone.checkpoint_digest,
-                           "cumulative_flop": milestone.cumulative_flop}),
-                ),
-            ],
+            extra,
         },
     )
     .await?;

@@ -13,6 +13,7 @@ use runpermit_types::OrgKind;
 use crate::domain::permits::signed_permit;
 use crate::domain::{Authority, Caller, DomainError};
 
+mod flags;
 pub mod ingestion;
 pub mod milestones;
 mod signatures;
@@ -28,8 +29,22 @@ fn released(value: f64) -> Flop {
 
 /// A stored usage figure: one that is not a FLOP count counts as the most there is, so that
 /// a broken figure holds a run rather than frees it.
-fn used(value: f64) -> Flop {
+pub(crate) fn used(value: f64) -> Flop {
     Flop::new(value).unwrap_or(Flop::MAX)
+}
+
+/// A run's cumulative usage figures, each read as [`used`].
+pub fn usage_figures(run: &Run) -> runpermit_policy::UsageFigures {
+    runpermit_policy::UsageFigures {
+        central: used(run.cumulative_flop),
+        lower: used(run.cumulative_lower_flop),
+        upper: used(run.cumulative_upper_flop),
+    }
+}
+
+/// The figure of `run` the policy judges tranches on (and the public log summarises).
+pub fn judged_usage(state: &Authority, run: &Run) -> Flop {
+    usage_figures(run).get(state.policy.oversight.tranche_figure)
 }
 
 /// Whether `caller` may see `run`: authority staff every run, a developer its own, an

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use runpermit_compute::Flop;
 use runpermit_log::LogEntry;
-use runpermit_policy::Lifecycle;
+use runpermit_policy::{Lifecycle, UsageFigure};
 use runpermit_store::{Run, Write};
 
 use super::transitions::evaluate_run;
@@ -13,11 +13,13 @@ use crate::domain::Authority;
 use crate::domain::error::DomainError;
 use crate::domain::log as tlog;
 
-/// Writes each run's cumulative usage to the public log when it changed since the last
-/// summary (`usage_summary`), one batch per run.
+/// Writes each run's cumulative usage (the figure the policy judges tranches on: the central
+/// estimate by default) to the public log when it changed since the last summary
+/// (`usage_summary`), one batch per run.
 pub async fn summarize_usage(state: &Authority) -> Result<usize, DomainError> {
     let mut written = 0;
-    for run in state.store.runs_to_summarize().await? {
+    let figure = state.policy.oversight.tranche_figure;
+    for run in state.store.runs_to_summarize(figure).await? {
         // One run that cannot be summarised never holds up the others.
         match summarize_run(state, &run).await {
             Ok(true) => written += 1,
@@ -33,7 +35,12 @@ pub async fn summarize_usage(state: &Authority) -> Result<usize, DomainError> {
 
 /// Writes `run`'s usage summary to the log; `false` when another process did it first.
 async fn summarize_run(state: &Authority, run: &Run) -> Result<bool, DomainError> {
-    let cumulative_flop = Flop::new(run.cumulative_flop).map_err(|e| {
+    let stored = match state.policy.oversight.tranche_figure {
+        UsageFigure::Central => run.cumulative_flop,
+        UsageFigure::Lower => run.cumulative_lower_flop,
+        UsageFigure::Upper => run.cumulative_upper_flop,
+    };
+    let cumulative_flop = Flop::new(stored).map_err(|e| {
         DomainError::Internal(format!("run {}: stored cumulative usage {e}", run.id))
     })?;
     let providers = state.store.usage_by_provider(&run.id).await?;
@@ -51,7 +58,7 @@ async fn summarize_run(state: &Authority, run: &Run) -> Result<bool, DomainError
             tlog::queue(&format!("run/{}", run.id), &entry, now)?,
             Write::SetRunSummarized {
                 id: run.id.clone(),
-                flop: run.cumulative_flop,
+                flop: stored,
                 expected_flop: run.summarized_flop,
                 at: now,
             },

@@ -7,13 +7,14 @@ use runpermit_compute::Flop;
 use runpermit_log::LogEntry;
 use runpermit_policy::Lifecycle;
 use runpermit_policy::{
-    OVERRUN_CATEGORY, RunAction, RunStatus, next_tranche, run_next, tranche_progress,
+    OVERRUN_CATEGORY, RunAction, RunStatus, UsageFigure, next_tranche, run_next, tranche_progress,
 };
 use runpermit_store::{Incident, Run, Write};
 use runpermit_types::IncidentStatus;
 use serde_json::json;
 
-use super::{released, used};
+use super::flags;
+use super::{released, usage_figures};
 use crate::domain::Authority;
 use crate::domain::audit::event;
 use crate::domain::caller::Caller;
@@ -218,12 +219,15 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
         if status.is_final() {
             return Ok(());
         }
+        let oversight = &state.policy.oversight;
+        let figure = oversight.tranche_figure;
         let progress = tranche_progress(
-            &state.policy.oversight,
+            oversight,
             released(run.released_flop),
-            used(run.cumulative_flop),
+            &usage_figures(&run),
             u32::try_from(run.alerted_percent).unwrap_or(0),
         );
+        let judged = progress.judged.get();
         let now = state.clock.now_ms();
         let subject = format!("run/{}", run.id);
         let overrun_open = match progress.overrun {
@@ -231,7 +235,8 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
             None => true,
         };
         let due = progress.reached_end && status == RunStatus::Active;
-        if progress.new_alerts.is_empty() && !due && overrun_open {
+        let flags = flags::new_flags(state, &run, &progress, now).await?;
+        if progress.new_alerts.is_empty() && !due && overrun_open && flags.is_empty() {
             return Ok(());
         }
         let mut next = run.clone();
@@ -244,26 +249,53 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
                 "run.alert",
                 &subject,
                 Some(&format!(
-                    "usage reached {pct}% of tranche {} ({:e} of {:e} FLOP)",
-                    run.tranche, run.cumulative_flop, run.released_flop
+                    "usage reached {pct}% of tranche {} ({} {:e} of {:e} FLOP)",
+                    run.tranche,
+                    figure_words(figure),
+                    judged,
+                    run.released_flop
                 )),
-                json!({"percent": pct, "tranche": run.tranche, "cumulative_flop": run.cumulative_flop,
+                json!({"percent": pct, "tranche": run.tranche, "figure": figure,
+                       "judged_flop": judged, "cumulative_flop": run.cumulative_flop,
+                       "cumulative_lower_flop": run.cumulative_lower_flop,
+                       "cumulative_upper_flop": run.cumulative_upper_flop,
                        "released_flop": run.released_flop}),
             ));
+        }
+        for flag in flags {
+            tracing::warn!(run = %run.id, kind = %flag.kind, subject = %flag.subject, "run flagged: {}", flag.message);
+            let details: serde_json::Value =
+                serde_json::from_str(&flag.details_json).unwrap_or_default();
+            writes.push(event(
+                None,
+                now,
+                "run.flag",
+                &subject,
+                Some(&flag.message),
+                json!({"kind": flag.kind, "subject": flag.subject, "details": details}),
+            ));
+            writes.push(Write::InsertRunFlag(flag));
         }
         next.alerted_percent = i64::from(progress.alerted);
         if due {
             let last = i64::try_from(tranche_ends(state, &run).await?.len()).unwrap_or(0);
             let reason = if run.tranche >= last {
                 format!(
-                    "the permit's whole budget is used ({:e} of {:e} FLOP): no further work is admitted",
-                    run.cumulative_flop, run.budget_flop
+                    "the permit's whole budget is used ({} {:e} of {:e} FLOP): no further work \
+                     is admitted",
+                    figure_words(figure),
+                    judged,
+                    run.budget_flop
                 )
             } else {
                 format!(
-                    "milestone {} due: usage {:e} FLOP reached the end of tranche {} ({:e} FLOP); \
-                     submit the milestone evaluation report",
-                    run.tranche, run.cumulative_flop, run.tranche, run.released_flop
+                    "milestone {} due: usage ({}) {:e} FLOP reached the end of tranche {} ({:e} \
+                     FLOP); submit the milestone evaluation report",
+                    run.tranche,
+                    figure_words(figure),
+                    judged,
+                    run.tranche,
+                    run.released_flop
                 )
             };
             next.status = RunStatus::MilestoneDue;
@@ -285,6 +317,7 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
                 &subject,
                 Some(&reason),
                 json!({"from": status, "to": RunStatus::MilestoneDue, "tranche": run.tranche,
+                       "figure": figure, "judged_flop": judged,
                        "cumulative_flop": run.cumulative_flop, "released_flop": run.released_flop}),
             ));
         }
@@ -305,10 +338,21 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
             run: next,
             expected_version: run.version,
         });
+        let flag_kinds: Vec<String> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::InsertRunFlag(f) => Some(f.kind.clone()),
+                _ => None,
+            })
+            .collect();
         match state.store.commit(writes).await {
             Ok(()) => {
                 for pct in &progress.new_alerts {
                     metrics::counter!("runpermit_tranche_alerts_total", "percent" => pct.to_string())
+                        .increment(1);
+                }
+                for kind in &flag_kinds {
+                    metrics::counter!("runpermit_run_flags_total", "kind" => kind.clone())
                         .increment(1);
                 }
                 if due {
@@ -324,6 +368,15 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
     Err(DomainError::Conflict(format!(
         "run {run_id} kept changing while it was evaluated"
     )))
+}
+
+/// How a usage figure is named in reasons and audit messages.
+pub(crate) fn figure_words(figure: UsageFigure) -> &'static str {
+    match figure {
+        UsageFigure::Central => "central estimate",
+        UsageFigure::Lower => "lower bound",
+        UsageFigure::Upper => "upper bound",
+    }
 }
 
 /// Whether the run's current tranche already has its overrun incident (one per tranche).
@@ -352,16 +405,21 @@ fn overrun_incident(state: &Authority, run: &Run, excess: Flop, now: i64) -> Inc
         run_id: Some(run.id.clone()),
         category: OVERRUN_CATEGORY.into(),
         summary: format!(
-            "run {} used {:e} FLOP beyond its released tranche {} ({:e} FLOP), more than the \
-             policy's tolerance of {}%",
+            "run {} used {:e} FLOP beyond its released tranche {} ({:e} FLOP) by its {}, more \
+             than the policy's tolerance of {}%",
             run.id,
             excess.get(),
             run.tranche,
             run.released_flop,
+            figure_words(state.policy.oversight.overrun_figure),
             state.policy.oversight.overrun_tolerance * 100.0
         ),
         details_json: json!({"excess_flop": excess,
-                             "cumulative_flop": run.cumulative_flop, "released_flop": run.released_flop})
+                             "figure": state.policy.oversight.overrun_figure,
+                             "cumulative_flop": run.cumulative_flop,
+                             "cumulative_lower_flop": run.cumulative_lower_flop,
+                             "cumulative_upper_flop": run.cumulative_upper_flop,
+                             "released_flop": run.released_flop})
         .to_string(),
         occurred_at: now,
         reported_at: now,

@@ -7,17 +7,19 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use runpermit_api::runs::{
-    MilestoneView, NewMilestone, ProviderUsage, Reason, RunDetail, RunUsage, RunView, UsageCursor,
-    UsageQuery, UsageReportView,
+    MilestoneView, NewMilestone, ProviderUsage, Reason, RunDetail, RunFlagView, RunUsage, RunView,
+    UsageCursor, UsageQuery, UsageReportView,
 };
-use runpermit_policy::{Lifecycle, RunAction, RunActor};
+use runpermit_compute::Flop;
+use runpermit_policy::{Lifecycle, RunAction, RunActor, UsageFigure};
 use runpermit_store::{Milestone, Run};
 use serde_json::Value;
 
 use crate::domain::Caller;
 use crate::domain::audit::rfc3339;
+use crate::domain::permits::signed_permit;
 use crate::domain::runs::transitions::{self, Change};
-use crate::domain::runs::{milestones, sees_run, visible_run};
+use crate::domain::runs::{milestones, sees_run, usage_figures, visible_run};
 use crate::http::authz::{self, Endpoint, OrgKind};
 use crate::http::error::{ApiError, ApiJson, ApiQuery};
 use crate::http::state::AppState;
@@ -55,8 +57,9 @@ fn may_take(caller: &Caller, run: &Run, action: RunAction) -> bool {
         }
 }
 
-/// The view of `r` for `caller`, who may see it.
-pub fn run_view(r: &Run, caller: &Caller) -> RunView {
+/// The view of `r` for `caller`, who may see it; `figure` is the one the policy judges
+/// tranches on.
+pub fn run_view(r: &Run, caller: &Caller, figure: UsageFigure) -> RunView {
     let allowed: Vec<RunAction> = r
         .status
         .allowed_actions()
@@ -78,12 +81,16 @@ pub fn run_view(r: &Run, caller: &Caller) -> RunView {
         released_flop: r.released_flop,
         budget_flop: r.budget_flop,
         cumulative_flop: r.cumulative_flop,
+        cumulative_lower_flop: r.cumulative_lower_flop,
         cumulative_upper_flop: r.cumulative_upper_flop,
+        tranche_figure: figure.as_str().to_owned(),
         tranche_percent: if r.released_flop > 0.0 {
-            r.cumulative_flop / r.released_flop * 100.0
+            usage_figures(r).get(figure).get() / r.released_flop * 100.0
         } else {
             0.0
         },
+        measured_utilization: (r.measured_capacity_flop > 0.0)
+            .then(|| r.measured_flop / r.measured_capacity_flop),
         alerted_percent: r.alerted_percent,
         appeal_pending: r.appeal_pending,
         allowed_actions: names(allowed.iter()),
@@ -102,6 +109,16 @@ fn milestone_view(m: Milestone) -> MilestoneView {
         status: m.status.to_string(),
         checkpoint_digest: m.checkpoint_digest,
         cumulative_flop: m.cumulative_flop,
+        tokens: m.tokens,
+        metered_flop: m.metered_flop,
+        operation_count_flop: m.operation_count_flop,
+        operation_count_factor: match (m.operation_count_flop, m.metered_flop) {
+            (Some(ops), Some(metered)) => match (Flop::new(ops), Flop::new(metered)) {
+                (Ok(a), Ok(b)) => Some(runpermit_compute::accounting::disagreement(a, b)),
+                _ => None,
+            },
+            _ => None,
+        },
         submitted_by: m.submitted_by,
         submitted_at: rfc3339(m.submitted_at),
         decided_by: m.decided_by,
@@ -118,10 +135,11 @@ pub(crate) async fn list(
     authz::RUNS_LIST.authorize(&caller)?;
     let assigned = matches!(caller.org_kind, OrgKind::Evaluator | OrgKind::Provider);
     let scope = (!caller.is_authority_staff() && !assigned).then_some(caller.org_id.as_str());
+    let figure = state.policy.oversight.tranche_figure;
     let mut runs = Vec::new();
     for run in state.store.runs(scope).await? {
         if !assigned || sees_run(&state, &caller, &run).await? {
-            runs.push(run_view(&run, &caller));
+            runs.push(run_view(&run, &caller, figure));
         }
     }
     Ok(Json(runs))
@@ -142,10 +160,28 @@ pub(crate) async fn get(
         .into_iter()
         .map(milestone_view)
         .collect();
+    let flags = state
+        .store
+        .run_flags(&run.id)
+        .await?
+        .into_iter()
+        .map(|f| RunFlagView {
+            details: serde_json::from_str(&f.details_json).unwrap_or(Value::Null),
+            kind: f.kind,
+            subject: f.subject,
+            raised_at: rfc3339(f.raised_at),
+            message: f.message,
+        })
+        .collect();
+    let accounting = signed_permit(&state, &run)
+        .await?
+        .and_then(|p| p.accounting);
     Ok(Json(RunDetail {
-        run: run_view(&run, &caller),
+        run: run_view(&run, &caller, state.policy.oversight.tranche_figure),
         usage_by_provider: by_provider(&usage),
         milestones,
+        accounting,
+        flags,
     }))
 }
 
@@ -202,6 +238,7 @@ pub(crate) async fn usage(
     Ok(Json(RunUsage {
         run_id: run.id,
         cumulative_flop: run.cumulative_flop,
+        cumulative_lower_flop: run.cumulative_lower_flop,
         cumulative_upper_flop: run.cumulative_upper_flop,
         by_provider: by_provider(&usage),
         reports,
@@ -238,7 +275,11 @@ async fn act(
         },
     )
     .await?;
-    Ok(Json(run_view(&run, &caller)))
+    Ok(Json(run_view(
+        &run,
+        &caller,
+        state.policy.oversight.tranche_figure,
+    )))
 }
 
 macro_rules! run_actions {

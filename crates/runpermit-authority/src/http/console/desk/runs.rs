@@ -482,6 +482,7 @@ impl MilestoneForm {
         Ok(NewMilestone {
             checkpoint_digest: self.checkpoint_digest.unwrap_or_default().trim().to_owned(),
             cumulative_flop,
+            tokens: None,
             evals,
         })
     }
