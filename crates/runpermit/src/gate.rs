@@ -48,6 +48,10 @@ enum GateCommand {
     /// Show what NVML sees on this machine: GPUs, utilization, energy, power and clocks
     /// (what the `nvml` metering source reads). Exit 1 when NVML is unavailable.
     Nvml(NvmlArgs),
+    /// Check the `nvml` metering method on a real GPU against a workload of known FLOP
+    /// (run through scripts/gpu-check): one JSON line. Exit 0 pass, 1 fail, 2 could not
+    /// run, 3 skipped (no GPU, or no PyTorch or CuPy for the workload).
+    GpuCheck(crate::gpu_check::GpuCheckArgs),
 }
 
 /// `runpermit gate nvml` flags.
@@ -177,6 +181,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
         GateCommand::Check(args) => check(args).map_err(no_decision),
         GateCommand::Enforce(args) => enforce(args),
         GateCommand::Nvml(args) => nvml(args),
+        GateCommand::GpuCheck(args) => crate::gpu_check::run(args),
     }
 }
 
