@@ -1,6 +1,6 @@
 //! [`Agent`]: the gate's long-lived state (runpermit-gate's [`Gate`]: the configuration,
-//! pinned keys, held status list and evidence cache; usage, the clock) and the decisions made
-//! with it.
+//! pinned keys, held status list and evidence cache; usage, the clock; the [`PermitBook`] of
+//! permits it admitted jobs under) and the decisions made with it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use runpermit_permit::{Jwks, StatusListClaims};
 use crate::AgentError;
 use crate::metering::MeteringStatus;
 use crate::metrics::{AgentMetrics, Snapshot};
+use crate::permits::PermitBook;
 
 /// The clock: the current time in unix seconds. Replaceable for tests
 /// ([`Agent::with_clock`]).
@@ -44,6 +45,7 @@ pub struct Agent {
     http: ureq::Agent,
     metering: RwLock<Option<MeteringStatus>>,
     metrics: AgentMetrics,
+    permits: Arc<PermitBook>,
 }
 
 impl fmt::Debug for Agent {
@@ -101,7 +103,9 @@ impl Agent {
     /// `status_file` is where the newest accepted status list token is kept: it is loaded
     /// now, so that rollback protection survives restarts (a file that no longer verifies,
     /// say after a key rotation, is logged and ignored; one that cannot be read is an error),
-    /// and rewritten atomically on every newer list. The clock is the system's.
+    /// and rewritten atomically on every newer list. The permits it admits jobs under are
+    /// kept in the [`PermitBook`] beside it ([`PermitBook::dir_beside`]), loaded now. The
+    /// clock is the system's.
     pub fn new(
         params: GateParams,
         jwks: Jwks,
@@ -117,6 +121,10 @@ impl Agent {
             });
         }
         let status_file = status_file.into();
+        let permits = Arc::new(PermitBook::load(
+            PermitBook::dir_beside(&status_file),
+            jwks.clone(),
+        ));
         let mut gate = Gate::new(
             params.clone(),
             TrustAnchors {
@@ -159,6 +167,7 @@ impl Agent {
             http,
             metering: RwLock::new(None),
             metrics: AgentMetrics::new(),
+            permits,
         })
     }
 
@@ -194,13 +203,30 @@ impl Agent {
     }
 
     /// Decides `job` now: [`Gate::decide`] with the held status list, the evidence cache and
-    /// the usage known here.
+    /// the usage known here. A job `permitted` under a permit not yet in the permit book puts
+    /// it there (written once; a failed write is logged, and the decision stands).
     pub fn decide(&self, job: &JobRequest) -> Decision {
         let now = self.now();
-        let usage = self.usage.read().unwrap_or_else(PoisonError::into_inner);
-        let decision = self.gate().decide(job, &usage, now);
+        let decision = {
+            let usage = self.usage.read().unwrap_or_else(PoisonError::into_inner);
+            self.gate().decide(job, &usage, now)
+        };
         self.metrics.decided(decision.code);
+        if decision.code == runpermit_gate::Code::Permitted
+            && let (Some(id), Some(evidence)) = (&decision.permit_id, &job.permit)
+            && !self.permits.holds(id)
+            && let Err(e) = self.permits.remember(&evidence.token)
+        {
+            tracing::warn!(permit = %id, error = %e,
+                "could not keep the permit in the permit book: its jobs may be metered at the \
+                 chip's highest peak after a restart");
+        }
         decision
+    }
+
+    /// The permits this gate admitted jobs under (metering looks up their accounting basis).
+    pub fn permits(&self) -> &Arc<PermitBook> {
+        &self.permits
     }
 
     /// Whether the agent is ready to decide: its configuration is loaded (it would not

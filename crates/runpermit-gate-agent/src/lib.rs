@@ -14,7 +14,8 @@
 //! - [`metering`]: with `[metering]` in the configuration, [`Meter`] and [`meter_loop`]
 //!   meter the configured sources every interval, queue signed usage reports durably
 //!   ([`queue`]) and ship them to the authority ([`sender`]); [`slurm`] reads Slurm jobs,
-//!   [`nvml`] the node's GPUs.
+//!   [`nvml`] the node's GPUs. Each run is metered with its permit's accounting basis, from
+//!   the [`PermitBook`] of permits the gate admitted jobs under ([`permits`]).
 //! - [`serve`]/[`serve_on`]: TLS with rustls (ring provider) or plain HTTP, graceful shutdown.
 //!
 //! Fail closed is the decision's business: this crate keeps the newest verified status list
@@ -28,6 +29,7 @@ mod http;
 pub mod metering;
 mod metrics;
 pub mod nvml;
+pub mod permits;
 pub mod queue;
 pub mod sender;
 mod serve;
@@ -46,6 +48,7 @@ pub use agent::{Agent, Clock, RefreshError, Refreshed};
 pub use count::ACCELERATOR_RESOURCES;
 pub use http::{MAX_BODY_BYTES, router};
 pub use metering::{CycleReport, Meter, MeteringStatus, meter_loop};
+pub use permits::{Held, PermitBook};
 pub use queue::{
     Backoff, DeadLetter, PendingReport, QueueError, SendError, ShipOutcome, UsageQueue,
 };
@@ -218,12 +221,17 @@ pub async fn run(
         &options.cluster,
         options.status_file.clone(),
     )?;
+    let pruned = agent.permits().prune(agent.now());
+    if pruned > 0 {
+        tracing::info!(pruned, "expired permits removed from the permit book");
+    }
     let meter = match settings.metering {
         Some(_) => Some(Meter::open(
             &settings,
             agent.params(),
             &options.cluster,
             agent.now(),
+            Arc::clone(agent.permits()),
         )?),
         None => None,
     };

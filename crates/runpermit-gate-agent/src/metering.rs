@@ -31,19 +31,29 @@
 //!   index = the GPU's minor number) → `nvml_utilization`; a job's GPUs on other nodes are
 //!   metered by scheduler accounting.
 //!
+//! Every source counts a run's compute with its permit's accounting basis (the precision and
+//! utilization the holder declared; runpermit-gate's `meter` module), looked up by the
+//! record's or job's permit id in the agent's [`PermitBook`] (the permits it admitted jobs
+//! under, [`Agent::permits`]). A permit the book does not hold, or one held for another run,
+//! is metered without a basis, at the chip's highest peak (conservative), and said once per
+//! permit in the cycle's errors and the log: "permit X is not known to this gate: metered at
+//! the chip's highest peak".
+//!
 //! A source that fails in one cycle is logged and retried next cycle; the others go on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use runpermit_compute::AccountingBasis;
 use runpermit_gate::{GateConfig, GateParams, MeterSource, MeteringConfig};
 use runpermit_permit::SigningKey;
 use serde::Serialize;
 
 use crate::nvml::NvmlSampler;
+use crate::permits::{Held, PermitBook};
 use crate::queue::{Backoff, QueueError, SendError, ShipOutcome, UsageQueue};
 use crate::sender::http_sender;
 use crate::slurm::scontrol_show_jobs;
@@ -120,12 +130,57 @@ pub struct CycleReport {
     pub errors: Vec<String>,
 }
 
+/// The permits' accounting bases as metering looks them up, and the permits already warned
+/// about.
+pub(crate) struct Bases {
+    book: Arc<PermitBook>,
+    warned: BTreeSet<String>,
+}
+
+impl Bases {
+    /// The basis to meter run `run`'s compute under permit `permit` with: the permit's, when
+    /// the book holds it for this run; else `None` (at the chip's highest peak), said once per
+    /// permit in `report`'s errors and the log.
+    pub(crate) fn of(
+        &mut self,
+        run: &str,
+        permit: &str,
+        report: &mut CycleReport,
+    ) -> Option<AccountingBasis> {
+        let warning = match self.book.basis(run, permit) {
+            Held::Basis(Some(basis)) => return Some(basis),
+            Held::Basis(None) => {
+                if self.warned.insert(format!("{permit} {run}")) {
+                    tracing::info!(
+                        permit,
+                        "permit declares no accounting basis (signed before \
+                        claim-set version 3): its compute is metered at the chip's highest peak"
+                    );
+                }
+                return None;
+            }
+            Held::Unknown => format!(
+                "permit {permit} is not known to this gate: metered at the chip's highest peak"
+            ),
+            Held::OtherRun(sub) => format!(
+                "permit {permit} is for run {sub}, not run {run}: metered at the chip's highest peak"
+            ),
+        };
+        if self.warned.insert(format!("{permit} {run}")) {
+            tracing::warn!("{warning}");
+            report.errors.push(format!("metering: {warning}"));
+        }
+        None
+    }
+}
+
 /// The metering sources and the shipper: one cycle at a time.
 pub struct Meter {
     provider: String,
     cluster: String,
     config: MeteringConfig,
     shipper: Shipper,
+    bases: Bases,
     spool: Option<SpoolCollector>,
     jobs: Option<JobCollector>,
     started: i64,
@@ -214,7 +269,8 @@ impl Meter {
     /// Opens metering for the gate of `cluster` (one of `params`' clusters), as configured
     /// in `settings.metering` (paths already resolved): reads the reporting key, opens the
     /// queue, creates `spool_dir` if missing, starts NVML if listed. `now` is the gate's
-    /// start (unix seconds): Slurm jobs are counted from it. Fails when there is no
+    /// start (unix seconds): Slurm jobs are counted from it. `permits` is the agent's permit
+    /// book ([`Agent::permits`]): each run is metered with its permit's basis. Fails when there is no
     /// `[metering]`, the key cannot be read, or the queue or spool directory cannot be
     /// opened; NVML being unavailable is not fatal (logged, and shown in the status).
     pub fn open(
@@ -222,6 +278,7 @@ impl Meter {
         params: &GateParams,
         cluster: &str,
         now: i64,
+        permits: Arc<PermitBook>,
     ) -> Result<Meter, AgentError> {
         let config = settings
             .metering
@@ -275,6 +332,10 @@ impl Meter {
             cluster: cluster.name,
             config,
             shipper,
+            bases: Bases {
+                book: permits,
+                warned: BTreeSet::new(),
+            },
             spool,
             jobs,
             started: now,
@@ -386,11 +447,17 @@ impl Meter {
             ..CycleReport::default()
         };
         if let Some(spool) = &self.spool {
-            spool.collect(now, &mut self.shipper, &mut report);
+            spool.collect(now, &mut self.shipper, &mut self.bases, &mut report);
         }
         if let Some(jobs) = &mut self.jobs {
             let window_from = self.last_cycle.unwrap_or(self.started);
-            jobs.collect(now, window_from, &mut self.shipper, &mut report);
+            jobs.collect(
+                now,
+                window_from,
+                &mut self.shipper,
+                &mut self.bases,
+                &mut report,
+            );
         }
         self.last_cycle = Some(now);
         if !report.enqueued.is_empty() || !report.errors.is_empty() {

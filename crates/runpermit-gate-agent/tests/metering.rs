@@ -18,14 +18,17 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use common::{AUTHORITY, CLUSTER, NOW, World, config_text};
 use runpermit_gate::{GateConfig, JobRequest, PermitEvidence};
-use runpermit_gate_agent::{Backoff, Meter, SendError, ServeOptions, run};
+use runpermit_gate_agent::{Backoff, Meter, PermitBook, SendError, ServeOptions, run};
 use runpermit_permit::{Jwks, MeterMethod, SigningKey, UsageReportClaims, verify_usage_report};
 use serde_json::Value;
 
 /// The H100 SXM's highest peak (FP8 dense), FLOP/s: scheduler accounting's rate.
 const H100_MAX: f64 = 1.979e15;
-/// Its bf16 dense peak: the activity methods' rate.
+/// Its bf16 dense peak: the rate at the permits' declared precision (bf16, 40%, 30–50%).
 const H100_BF16: f64 = 9.894e14;
+/// The permits' declared utilization, and the low end of its range.
+const UTILIZATION: f64 = 0.4;
+const UTILIZATION_LOW: f64 = 0.3;
 
 fn close(a: f64, b: f64) -> bool {
     (a / b - 1.0).abs() < 1e-9
@@ -66,8 +69,20 @@ fn settings(config: &Path) -> GateConfig {
     settings
 }
 
+/// The permit book beside the gate's status file, holding `permits` (as after the agent
+/// admitted a job under each).
+fn book(config: &Path, world: &World, permits: &[&common::Logged]) -> Arc<PermitBook> {
+    let book = PermitBook::load(config.parent().unwrap().join("permits"), world.jwks.clone());
+    for p in permits {
+        book.remember(&p.token).unwrap();
+    }
+    Arc::new(book)
+}
+
+/// A meter whose permit book holds both permits.
 fn meter(config: &Path, world: &World, now: i64) -> Meter {
-    Meter::open(&settings(config), &world.params, CLUSTER, now).unwrap()
+    let permits = book(config, world, &[&world.main, &world.small]);
+    Meter::open(&settings(config), &world.params, CLUSTER, now, permits).unwrap()
 }
 
 /// A spool record, written as the accounting system should: another name, then renamed.
@@ -246,11 +261,14 @@ async fn gate_serve_ships_spool_records_exactly_once_in_order_across_restarts() 
     assert_eq!((first.from, first.to), (NOW, NOW + 3600));
     assert_eq!(first.method, MeterMethod::SchedulerAccounting);
     assert_eq!(first.accelerator_seconds["nvidia-h100-sxm"], 28_800.0);
+    // No job was admitted under pmt_main here, so the gate does not hold it: the chip's
+    // highest peak, central and upper.
     assert!(
         close(first.flop.get(), 28_800.0 * H100_MAX),
         "{}",
         first.flop
     );
+    assert_eq!(first.flop, first.flop_upper);
     assert!(
         stored.lock().unwrap().requests >= 5,
         "two 503s were retried"
@@ -393,7 +411,10 @@ fn a_spool_file_found_again_after_a_crash_is_not_reported_twice() {
     assert!(m.cycle(NOW + 360).enqueued.is_empty());
     assert!(!spool.join("a.json").exists());
     // The run's metered total survives compaction: 100 + 200 + 100 accelerator-seconds.
-    assert!(close(m.queue().metered("run_main").get(), 400.0 * H100_MAX));
+    assert!(close(
+        m.queue().metered("run_main").get(),
+        400.0 * H100_BF16 * UTILIZATION
+    ));
 }
 
 const CHILD_DIR: &str = "RUNPERMIT_SPOOL_CHILD_DIR";
@@ -508,14 +529,23 @@ fn slurm_jobs_become_one_accounting_report_per_run_per_interval() {
     let config = gate_dir(dir.path(), &world, AUTHORITY, "sources = [\"slurm\"]\n");
     let listing = Arc::new(Mutex::new(scontrol(3600, 30)));
     let started = NOW;
-    let mut m = meter(&config, &world, started).with_job_lister({
-        let listing = Arc::clone(&listing);
-        move || Ok(listing.lock().unwrap().clone())
-    });
+    // The gate holds pmt_main (a job was admitted under it), not pmt_small.
+    let permits = book(&config, &world, &[&world.main]);
+    let mut m = Meter::open(&settings(&config), &world.params, CLUSTER, started, permits)
+        .unwrap()
+        .with_job_lister({
+            let listing = Arc::clone(&listing);
+            move || Ok(listing.lock().unwrap().clone())
+        });
     // First cycle a minute after the gate started: run_main's job ran an hour (counted from
     // the gate's start: 60 s), run_small's 30 s.
     let report = m.cycle(started + 60);
-    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(
+        report.errors,
+        [
+            "metering: permit pmt_small is not known to this gate: metered at the chip's highest peak"
+        ]
+    );
     let keys = Jwks::from_keys(&[reporting_key().public()]);
     let claims = |m: &Meter| -> Vec<UsageReportClaims> {
         m.queue()
@@ -533,12 +563,22 @@ fn slurm_jobs_become_one_accounting_report_per_run_per_interval() {
         ]
     );
     assert_eq!(got[0].method, MeterMethod::SchedulerAccounting);
-    assert!(close(got[0].flop.get(), 240.0 * H100_MAX));
+    // pmt_main's basis: bf16 at 40% (30–50%); the upper bound at the chip's highest peak.
+    assert!(close(got[0].flop.get(), 240.0 * H100_BF16 * UTILIZATION));
+    assert!(close(
+        got[0].flop_lower.get(),
+        240.0 * H100_BF16 * UTILIZATION_LOW
+    ));
+    assert!(close(got[0].flop_upper.get(), 240.0 * H100_MAX));
+    // pmt_small is not held: at the highest peak, central = upper, lower 0.
+    assert!(close(got[1].flop.get(), 30.0 * H100_MAX));
+    assert_eq!(got[1].flop, got[1].flop_upper);
+    assert_eq!(got[1].flop_lower.get(), 0.0);
     assert_eq!((got[0].from, got[0].to), (started, started + 60));
     assert_eq!(got[1].from, started + 30);
-    // The next minute: one more minute each, nothing twice.
+    // The next minute: one more minute each, nothing twice; the unknown permit is said once.
     *listing.lock().unwrap() = scontrol(3660, 90);
-    m.cycle(started + 120);
+    assert!(m.cycle(started + 120).errors.is_empty());
     let got = claims(&m);
     assert_eq!(
         summary(&got[2..]),
@@ -568,10 +608,9 @@ fn slurm_jobs_become_one_accounting_report_per_run_per_interval() {
     let before = agent.decide(&job).remaining_flop.unwrap();
     m.publish_to(&agent);
     let after = agent.decide(&job).remaining_flop.unwrap();
-    assert!(
-        close(before.get() - after.get(), 480.0 * H100_MAX),
-        "{before} → {after}"
-    );
+    // (A difference of two figures near 3.2e25: f64 keeps it to about 1e-8.)
+    let spent = (before.get() - after.get()) / (480.0 * H100_BF16 * UTILIZATION);
+    assert!((spent - 1.0).abs() < 1e-6, "{before} → {after}");
     assert_eq!(agent.metering_status().unwrap().pending, 4);
 }
 
@@ -811,4 +850,139 @@ fn a_refused_report_is_dead_lettered_and_counted() {
         m.queue().dead_letters().unwrap()[0].reason,
         "HTTP 422: unknown run"
     );
+}
+
+#[test]
+fn the_gate_meters_with_the_basis_of_the_permits_it_admitted_across_restarts() {
+    let world = World::new(AUTHORITY);
+    let dir = tempfile::tempdir().unwrap();
+    let config = gate_dir(
+        dir.path(),
+        &world,
+        AUTHORITY,
+        "sources = [\"spool\"]\nspool_dir = \"spool\"\n",
+    );
+    let spool = dir.path().join("spool");
+    let held = dir.path().join("permits").join("pmt_main.jwt");
+    // The agent admits a job under pmt_main: the permit goes into its book, on disk.
+    let agent = world.agent(dir.path());
+    assert_eq!(
+        agent.permits().dir(),
+        dir.path().join("permits"),
+        "beside the status file"
+    );
+    let job = JobRequest {
+        cluster: CLUSTER.into(),
+        accelerators: 2048,
+        hours: Some(1.0),
+        permit: Some(PermitEvidence {
+            token: world.main.token.clone(),
+            proof_bundle: world.main.proof.clone(),
+        }),
+    };
+    assert!(agent.decide(&job).allow);
+    assert_eq!(std::fs::read_to_string(&held).unwrap(), world.main.token);
+    // A refused job puts nothing there.
+    let mut refused = job.clone();
+    refused.accelerators = 4097;
+    refused.permit.as_mut().unwrap().token = world.small.token.clone();
+    assert!(!agent.decide(&refused).allow);
+    drop(agent);
+
+    // Restarted: the book is loaded and verified at start.
+    let agent = world.agent(dir.path());
+    assert!(agent.permits().holds("pmt_main"));
+    assert!(!agent.permits().holds("pmt_small"));
+    let mut m = Meter::open(
+        &settings(&config),
+        &world.params,
+        CLUSTER,
+        NOW,
+        Arc::clone(agent.permits()),
+    )
+    .unwrap();
+    drop_record(&spool, "a.json", "run_main", "pmt_main", 3600.0, NOW);
+    drop_record(&spool, "b.json", "run_small", "pmt_small", 3600.0, NOW);
+    let report = m.cycle(NOW + 60);
+    assert_eq!(
+        report.errors,
+        [
+            "metering: permit pmt_small is not known to this gate: metered at the chip's highest peak"
+        ]
+    );
+    let keys = Jwks::from_keys(&[reporting_key().public()]);
+    let reports: Vec<UsageReportClaims> = m
+        .queue()
+        .pending()
+        .iter()
+        .map(|p| verify_usage_report(&p.token, &keys).unwrap())
+        .collect();
+    let (main, small) = (&reports[0], &reports[1]);
+    assert_eq!(
+        (main.sub.as_str(), small.sub.as_str()),
+        ("run_main", "run_small")
+    );
+    assert!(
+        close(main.flop.get(), 3600.0 * H100_BF16 * UTILIZATION),
+        "{}",
+        main.flop
+    );
+    assert!(close(
+        main.flop_lower.get(),
+        3600.0 * H100_BF16 * UTILIZATION_LOW
+    ));
+    assert!(close(main.flop_upper.get(), 3600.0 * H100_MAX));
+    assert!(close(small.flop.get(), 3600.0 * H100_MAX));
+    assert_eq!(small.flop_lower.get(), 0.0);
+    // Said once per permit.
+    drop_record(&spool, "c.json", "run_small", "pmt_small", 60.0, NOW);
+    assert!(m.cycle(NOW + 120).errors.is_empty());
+    // A record whose run is not the held permit's is not metered with that permit's basis.
+    drop_record(&spool, "d.json", "run_other", "pmt_main", 60.0, NOW);
+    let report = m.cycle(NOW + 180);
+    assert_eq!(
+        report.errors,
+        [
+            "metering: permit pmt_main is for run run_main, not run run_other: metered at the \
+          chip's highest peak"
+        ]
+    );
+    drop(m);
+    drop(agent);
+
+    // A tampered file (the payload changed, the signature kept) is ignored at load and on
+    // lookup; so is another permit's token filed under this permit's id.
+    let token = world.main.token.clone();
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    assert_ne!(parts.join("."), token);
+    std::fs::write(&held, parts.join(".")).unwrap();
+    let agent = world.agent(dir.path());
+    assert!(!agent.permits().holds("pmt_main"));
+    assert_eq!(agent.permits().get("pmt_main"), None);
+    std::fs::write(&held, &world.small.token).unwrap();
+    assert_eq!(agent.permits().get("pmt_main"), None);
+    // Untrusted ids from records never become paths.
+    assert_eq!(agent.permits().get("../status-list"), None);
+    // Admitting a job again puts the permit back.
+    assert!(agent.decide(&job).allow);
+    assert!(agent.permits().holds("pmt_main"));
+    assert_eq!(std::fs::read_to_string(&held).unwrap(), world.main.token);
+    let main_exp = world.main.claims.exp;
+    drop(agent);
+
+    // A permit admitted by another process (`gate check`) after the agent started is found
+    // on disk when metering asks for it.
+    let agent = world.agent(dir.path());
+    let other = PermitBook::empty(dir.path().join("permits"), world.jwks.clone());
+    other.remember(&world.small.token).unwrap();
+    assert!(!agent.permits().holds("pmt_small"));
+    assert!(agent.permits().get("pmt_small").is_some());
+
+    // Expired permits are kept 90 days past their expiry, then pruned.
+    let keep = runpermit_gate_agent::permits::KEEP_AFTER_EXPIRY;
+    assert_eq!(agent.permits().prune(main_exp + keep), 0);
+    assert_eq!(agent.permits().prune(main_exp + keep + 1), 2);
+    assert!(!held.exists());
+    assert!(agent.permits().is_empty());
 }

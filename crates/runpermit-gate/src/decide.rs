@@ -219,29 +219,26 @@ pub(crate) fn decide(
         );
     }
     let remaining = Flop::new(claims.flop_budget.get() - used.get()).unwrap_or(Flop::ZERO);
-    let tranche = claims
-        .tranches
-        .iter()
-        .find(|t| t.flop > used)
-        .map(|t| {
-            format!(
-                "; tranche {} of {} ends at {}, where a milestone evaluation is due",
-                t.index,
-                claims.tranches.len(),
-                t.flop
-            )
-        })
-        .unwrap_or_default();
+    // Only what this gate knows: its own provider's usage, and that the authority's list
+    // does not hold the run. Which tranches are released, and how much the run used at other
+    // providers, only the authority knows; a run at a tranche's end is on milestone hold in
+    // its list, which refuses above.
+    let schedule = match claims.tranches.len() {
+        1 => "released in one tranche".to_owned(),
+        n => format!("in {n} tranches"),
+    };
     Decision {
         remaining_flop: Some(remaining),
         ..Decision::new(
             Code::Permitted,
             format!(
-                "{} is permitted under permit {} for run {}: {} of the {} budget remain{tranche}",
+                "{} is permitted under permit {} for run {}: this provider has metered {} of the \
+                 {} budget ({schedule}); the authority's status list shows the run in good \
+                 standing, so its released compute is not used up",
                 size.describe(),
                 claims.jti,
                 claims.sub,
-                remaining,
+                used,
                 claims.flop_budget
             ),
         )

@@ -36,7 +36,7 @@
 //! | code | allow | meaning | what to do |
 //! |---|---|---|---|
 //! | `below_threshold` | yes | The job is below every configured threshold (`min_accelerators`, `min_projected_flop`). | Nothing: it runs without a permit. |
-//! | `permitted` | yes | The permit is valid, in scope, logged, in good standing, and the run has budget left (`remaining_flop`). | Nothing. |
+//! | `permitted` | yes | The permit is valid, in scope, logged, in good standing, and the run has budget left (`remaining_flop`). The message says what this provider has metered of the budget; it names no tranche, since which tranches are released only the authority knows (a run at a tranche's end is on `permit_milestone_hold`). | Nothing. |
 //! | `invalid_request` | no | The job's duration is not a positive number of hours, or the job requests more accelerators than its cluster's configured `accelerators` (whatever the permit allows). | Fix the request (the caller's mistake, refused like any other: `gate check` exits 1); if the cluster has grown, the gate's operator updates `[[clusters]]`. |
 //! | `unknown_cluster` | no | The job names a cluster this gate is not configured for. | Submit to one of the gate's clusters (a refusal: `gate check` exits 1); for a Slurm partition the plugin maps to no cluster, the operator fixes `CLUSTER`. |
 //! | `permit_required` | no | The job reaches a threshold (or states no duration while `min_projected_flop` is set) and carries no permit. | Attach the run's permit and log proof (`runpermit permit get ID --output permit.jwt --proof permit.tlog-proof`), or make the job smaller. |

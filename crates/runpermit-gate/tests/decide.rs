@@ -391,13 +391,60 @@ fn each_threshold_counts_on_its_own() {
 }
 
 #[test]
+fn an_allow_claims_no_tranche_the_gate_cannot_know() {
+    // Four tranches; this provider alone has metered past the first one's end, and the
+    // authority's fresh list does not name the permit: the authority has released a later
+    // tranche (or the run would be on milestone hold). The gate knows neither which, nor
+    // what the other providers used, so its message names no tranche.
+    let w = World::new();
+    let mut four = request("pmt_four", "run_four");
+    four.tranches = [1e24, 4e24, 1.6e25, 3.2e25]
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| runpermit_permit::Tranche {
+            index: i as u32 + 1,
+            flop: flop(f),
+        })
+        .collect();
+    let (token, claims) = issue(four, &w.authority);
+    let proof = log(&[permit_entry(&token, &claims)], &w.log_key).remove(0);
+    let job = with_proof(&with_token(&w.allowed_job(), token), proof);
+    let used: Usage = [("run_four", flop(1.5e24))].into_iter().collect();
+    let d = w.decide_using(&job, &used, NOW);
+    expect(
+        &d,
+        Code::Permitted,
+        "is permitted under permit pmt_four for run run_four: this provider has metered \
+         1.50e24 FLOP of the 3.20e25 FLOP budget (in 4 tranches); the authority's status list \
+         shows the run in good standing, so its released compute is not used up",
+    );
+    for claim in ["tranche 1", "tranche 2", "of 4", "milestone", "ends at"] {
+        assert!(!d.message.contains(claim), "{claim:?} in {:?}", d.message);
+    }
+    assert_eq!(d.remaining_flop, Some(flop(3.2e25 - 1.5e24)));
+    // A permit of one tranche says so.
+    let mut one = request("pmt_one", "run_one");
+    one.tranches.truncate(1);
+    one.tranches[0].flop = one.flop_budget;
+    let (token, claims) = issue(one, &w.authority);
+    let proof = log(&[permit_entry(&token, &claims)], &w.log_key).remove(0);
+    let job = with_proof(&with_token(&w.allowed_job(), token), proof);
+    expect(
+        &w.decide(&job),
+        Code::Permitted,
+        "(released in one tranche)",
+    );
+}
+
+#[test]
 fn a_valid_permit_is_permitted_with_its_remaining_budget() {
     let w = World::new();
     let d = w.decide(&w.allowed_job());
     expect(
         &d,
         Code::Permitted,
-        "3.20e25 FLOP of the 3.20e25 FLOP budget remain; tranche 1 of 3 ends at 2.00e24 FLOP",
+        "this provider has metered 0 FLOP of the 3.20e25 FLOP budget (in 3 tranches); the \
+         authority's status list shows the run in good standing",
     );
     assert_eq!(d.permit_id.as_deref(), Some("pmt_main"));
     assert_eq!(d.run_id.as_deref(), Some("run_main"));
@@ -407,7 +454,11 @@ fn a_valid_permit_is_permitted_with_its_remaining_budget() {
         .into_iter()
         .collect();
     let d = w.decide_using(&w.allowed_job(), &used, NOW);
-    expect(&d, Code::Permitted, "tranche 2 of 3 ends at 8.00e24 FLOP");
+    expect(
+        &d,
+        Code::Permitted,
+        "has metered 5.00e24 FLOP of the 3.20e25 FLOP",
+    );
     assert_eq!(d.remaining_flop, Some(flop(2.7e25)));
 
     // Exactly max_accelerators is allowed; the JSON the HTTP endpoint reads and writes

@@ -48,6 +48,10 @@ enum GateCommand {
     /// Show what NVML sees on this machine: GPUs, utilization, energy, power and clocks
     /// (what the `nvml` metering source reads). Exit 1 when NVML is unavailable.
     Nvml(NvmlArgs),
+    /// Check the `nvml` metering method on a real GPU against a workload of known FLOP
+    /// (run through scripts/gpu-check): one JSON line. Exit 0 pass, 1 fail, 2 could not
+    /// run, 3 skipped (no GPU, or no PyTorch or CuPy for the workload).
+    GpuCheck(crate::gpu_check::GpuCheckArgs),
 }
 
 /// `runpermit gate nvml` flags.
@@ -177,6 +181,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
         GateCommand::Check(args) => check(args).map_err(no_decision),
         GateCommand::Enforce(args) => enforce(args),
         GateCommand::Nvml(args) => nvml(args),
+        GateCommand::GpuCheck(args) => crate::gpu_check::run(args),
     }
 }
 
@@ -290,6 +295,19 @@ fn check(args: CheckArgs) -> Result<u8> {
     };
     let now = crate::now_unix();
     let decision = loaded.gate.decide_uncached(&job, &Usage::new(), now);
+    // The gate agent meters the admitted job's run with its permit's accounting basis: keep
+    // the permit in the permit book beside the status list (once; never fatal).
+    if decision.code == runpermit_gate::Code::Permitted
+        && let Some(evidence) = &job.permit
+    {
+        let book = runpermit_gate_agent::PermitBook::empty(
+            runpermit_gate_agent::PermitBook::dir_beside(&loaded.held_path),
+            loaded.gate.anchors().jwks.clone(),
+        );
+        if let Err(e) = book.remember(&evidence.token) {
+            eprintln!("warning: could not keep the permit in the permit book: {e}");
+        }
+    }
     report(&decision, json)?;
     Ok(if decision.allow { 0 } else { 1 })
 }
@@ -308,6 +326,8 @@ fn no_decision(e: anyhow::Error) -> anyhow::Error {
 /// A gate (configuration, pinned keys and status list), as `check` and `enforce` use it.
 struct Loaded {
     gate: Gate,
+    /// The newest accepted status list's file (the permit book is beside it).
+    held_path: PathBuf,
 }
 
 impl Loaded {
@@ -357,7 +377,7 @@ impl Loaded {
                 Err(e) => eprintln!("warning: status list refused: {e}"),
             }
         }
-        Ok(Loaded { gate })
+        Ok(Loaded { gate, held_path })
     }
 }
 

@@ -29,6 +29,7 @@ mod client;
 mod enforce;
 mod estimate;
 mod gate;
+mod gpu_check;
 mod log;
 mod output;
 mod permit;

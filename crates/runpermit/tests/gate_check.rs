@@ -144,10 +144,18 @@ fn expect(out: &Output, status: i32, line: &str) {
 #[test]
 fn allowed_jobs_exit_0() {
     let f = Fixture::new("allow");
+    let held = f.dir.join("permits").join("pmt_main.jwt");
+    assert!(!held.exists());
     expect(
         &f.check(&strs(&f.job("us-east-1", "2048"))),
         0,
         "ALLOW (permitted): ",
+    );
+    // The permitted job's permit is kept in the permit book beside the status list, where
+    // `gate serve`'s metering finds its accounting basis.
+    assert_eq!(
+        std::fs::read_to_string(&held).unwrap(),
+        std::fs::read_to_string(f.dir.join("permit.jwt")).unwrap()
     );
     let small = ["--cluster", "us-east-1", "--accelerators", "8"];
     expect(&f.check(&small), 0, "ALLOW (below_threshold): ");

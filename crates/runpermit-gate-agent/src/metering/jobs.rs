@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use runpermit_compute::{Accelerator, HardwareTable};
+use runpermit_compute::{Accelerator, AccountingBasis, HardwareTable};
 use runpermit_gate::{
     ClusterParams, TensorSample, UtilizationSample, dcgm_tensor_activity, nvml_utilization,
     scheduler_accounting,
@@ -21,7 +21,7 @@ use runpermit_permit::{Metered, UsageReportClaims};
 use super::dcgm::DcgmActivity;
 use super::nvml::NvmlActivity;
 use super::shipper::Shipper;
-use super::{CycleReport, JobLister};
+use super::{Bases, CycleReport, JobLister};
 use crate::slurm::{JobTracker, JobUsage, by_run, parse_jobs};
 
 /// How the permitted jobs' GPU-time is measured.
@@ -51,11 +51,12 @@ impl JobSource {
         }
     }
 
-    /// Meters one run's activity samples on `chip`.
+    /// Meters one run's activity samples on `chip` with its permit's `basis`.
     fn meter(
         &self,
         chip: &Accelerator,
         a: &Activity,
+        basis: Option<&AccountingBasis>,
     ) -> Result<Metered, runpermit_gate::MeterError> {
         let pairs = a.values.iter().zip(&a.seconds);
         match self {
@@ -66,7 +67,7 @@ impl JobSource {
                         seconds: *s,
                     })
                     .collect();
-                nvml_utilization(chip, &samples, None)
+                nvml_utilization(chip, &samples, basis)
             }
             _ => {
                 let samples: Vec<TensorSample> = pairs
@@ -75,7 +76,7 @@ impl JobSource {
                         seconds: *s,
                     })
                     .collect();
-                dcgm_tensor_activity(chip, &samples, None)
+                dcgm_tensor_activity(chip, &samples, basis)
             }
         }
     }
@@ -138,13 +139,14 @@ impl JobCollector {
         )
     }
 
-    /// Meters the jobs at `now`; `window_from` is when the last cycle ran (or the gate
-    /// started).
+    /// Meters the jobs at `now`, each run with its permit's basis; `window_from` is when the
+    /// last cycle ran (or the gate started).
     pub(crate) fn collect(
         &mut self,
         now: i64,
         window_from: i64,
         shipper: &mut Shipper,
+        bases: &mut Bases,
         report: &mut CycleReport,
     ) {
         let usage = match (self.list_jobs)() {
@@ -172,7 +174,8 @@ impl JobCollector {
             .measure(usage, &cluster, (window_from, now), report);
         let mut claims = Vec::new();
         for ((run, permit, on), a) in activity {
-            match self.source.meter(chip, &a) {
+            let basis = bases.of(&run, &permit, report);
+            match self.source.meter(chip, &a, basis.as_ref()) {
                 Ok(m) if m.accelerator_seconds.values().sum::<f64>() > 0.0 => {
                     claims.push(self.claims(&run, &permit, &on, (a.from, a.to), now, m));
                 }
@@ -181,7 +184,8 @@ impl JobCollector {
             }
         }
         for ((run, permit), (gpu_seconds, from, to)) in by_run(&fallback) {
-            match scheduler_accounting(chip, gpu_seconds, None) {
+            let basis = bases.of(&run, &permit, report);
+            match scheduler_accounting(chip, gpu_seconds, basis.as_ref()) {
                 Ok(m) => claims.push(self.claims(&run, &permit, &cluster, (from, to), now, m)),
                 Err(e) => report.errors.push(format!("metering run {run}: {e}")),
             }

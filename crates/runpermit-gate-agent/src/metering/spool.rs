@@ -11,7 +11,7 @@ use runpermit_gate::{GateParams, SpoolRecord};
 use sha2::{Digest, Sha256};
 
 use super::shipper::Shipper;
-use super::{CycleReport, REJECTED_DIR};
+use super::{Bases, CycleReport, REJECTED_DIR};
 use crate::queue::QueueError;
 
 /// The spool directory, and what its records are checked against.
@@ -30,8 +30,15 @@ impl SpoolCollector {
         }
     }
 
-    /// Meters every `*.json` file in the spool directory, in name order, at `now`.
-    pub(crate) fn collect(&self, now: i64, shipper: &mut Shipper, report: &mut CycleReport) {
+    /// Meters every `*.json` file in the spool directory, in name order, at `now`, each with
+    /// its permit's basis.
+    pub(crate) fn collect(
+        &self,
+        now: i64,
+        shipper: &mut Shipper,
+        bases: &mut Bases,
+        report: &mut CycleReport,
+    ) {
         let dir = self.dir.as_path();
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -88,8 +95,14 @@ impl SpoolCollector {
                     )
                 })
                 .and_then(|record| {
+                    let basis = bases.of(&record.run_id, &record.permit_id, report);
                     record
-                        .claims(&self.provider, now, HardwareTable::builtin(), None)
+                        .claims(
+                            &self.provider,
+                            now,
+                            HardwareTable::builtin(),
+                            basis.as_ref(),
+                        )
                         .map_err(|e| vec![e.to_string()])
                 });
             let claims = match parsed {
