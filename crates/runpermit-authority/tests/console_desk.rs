@@ -676,8 +676,33 @@ async fn runs_through_the_console(m: Metered2) {
     // usage by provider, what is due, and the milestone form.
     let lab = sign_in(&m.d.api, &m.d.lab).await;
     let runs = lab.page("/console/runs").await;
-    assert!(table(&runs, "runs").contains(&format!("href=\"{run_path}\"")));
+    let listed = table(&runs, "runs");
+    assert!(listed.contains(&format!("href=\"{run_path}\"")));
+    // Each report counts 0.9 of its figure centrally, 0.7 at its lower bound, all of it at its
+    // upper: 1.08e25 (8.40e24–1.20e25) of the 1e25 released, judged on the central estimate.
+    assert!(
+        listed.contains("1.08e25 FLOP") && listed.contains("8.40e24–1.20e25"),
+        "{listed}"
+    );
+    assert!(listed.contains("108.0% of 1.00e25 FLOP"), "{listed}");
     let html = lab.page(&run_path).await;
+    for text in [
+        "central estimate <strong>1.08e25 FLOP</strong>; lower bound 8.40e24 FLOP; upper bound \
+         1.20e25 FLOP",
+        "the central estimate: 108.0% of the released tranche",
+        "Compute is counted at bf16 with 38% utilization (35–43%), 405B parameters per token.",
+        "<input id=\"tokens\" name=\"tokens\"",
+    ] {
+        assert!(html.contains(text), "{text} on the lab's run page: {html}");
+    }
+    // No tensor-activity report: no measured utilization to show.
+    assert!(!html.contains("id=\"measured-utilization\""), "{html}");
+    // The upper bound passed the tranche's end: flagged, for whoever sees the run.
+    let flags = table(&html, "run-flags");
+    assert!(
+        flags.contains("Upper bound past the released tranche") && flags.contains("tranche 1"),
+        "{flags}"
+    );
     for text in [
         "<svg id=\"run-chart\"",
         "class=\"alert-point\"",
@@ -708,11 +733,31 @@ async fn runs_through_the_console(m: Metered2) {
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(answer.html.contains("checkpoint_digest"), "{}", answer.html);
     let digest = format!("sha256:{}", "ab".repeat(32));
+    let answer = lab
+        .post(
+            &format!("{run_path}/milestones"),
+            &[
+                ("checkpoint_digest", &digest),
+                ("tokens", "many"),
+                ("evals", "{\"x\": 1}"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        answer.html.contains("is not a count of tokens"),
+        "{}",
+        answer.html
+    );
+    assert!(m.run().await["milestones"].as_array().unwrap().is_empty());
+    // 12.6T tokens of the plan's 405B parameters: 6·N·D = 3.06e25 FLOP, 2.8× the metered
+    // 1.08e25, beyond the policy's tolerance.
     let next = lab
         .act(
             &format!("{run_path}/milestones"),
             &[
                 ("checkpoint_digest", &digest),
+                ("tokens", "12.6T"),
                 (
                     "evals",
                     "{\"cyber-ctf-suite\": {\"score\": 0.12, \"threshold\": 0.5}}",
@@ -742,6 +787,11 @@ async fn runs_through_the_console(m: Metered2) {
         .as_str()
         .expect("a milestone")
         .to_owned();
+    assert_eq!(
+        detail["milestones"][0]["tokens"],
+        json!(1.26e13),
+        "{detail}"
+    );
     assert!(
         table(&queue, "milestone-queue").contains(&milestone_id),
         "{queue}"
@@ -751,9 +801,31 @@ async fn runs_through_the_console(m: Metered2) {
         digest.clone(),
         "cyber-ctf-suite".to_owned(),
         "below".to_owned(),
+        "12.6T".to_owned(),
+        "Metered when submitted</dt><dd>1.08e25 FLOP".to_owned(),
+        "3.06e25 FLOP, a factor of 2.8".to_owned(),
+        format!("class=\"flagged\" id=\"operation-count-{milestone_id}\""),
+        "Flagged: ".to_owned(),
     ] {
-        assert!(queue.contains(&text), "{text} in the evaluator's queue");
+        assert!(
+            queue.contains(&text),
+            "{text} in the evaluator's queue: {queue}"
+        );
     }
+    // On the run's page too: the flag, linked to the report, and the report highlighted.
+    let html = evaluator.page(&run_path).await;
+    let flags = table(&html, "run-flags");
+    assert!(
+        flags.contains("Operation counting (6·N·D) far from the metered figure")
+            && flags.contains(&format!("href=\"#milestone-{milestone_id}\"")),
+        "{flags}"
+    );
+    assert!(
+        html.contains(&format!(
+            "class=\"flagged\" id=\"operation-count-{milestone_id}\""
+        )),
+        "{html}"
+    );
     // An evaluator the permit does not name neither sees it nor decides it.
     let (_, _, stranger) =
         m.d.api

@@ -227,6 +227,21 @@ async fn a_permit_issued_through_the_api_is_public_and_its_proof_verifies(w: Wor
     let page = w.html(&format!("/permits/{permit}")).await;
     assert!(page.contains("in good standing"));
     assert!(page.contains("verified with the authority"), "{page}");
+    // How its compute is counted is in the signed token, so it is public: the standard plan's
+    // declared bf16 at 38% (35–43%) and its 405B parameters per token.
+    assert!(
+        page.contains(
+            "Compute is counted at bf16 with 38% utilization (35–43%), 405B parameters per token."
+        ),
+        "{page}"
+    );
+    let full = w.html(&format!("/permits/{}", w.full.0)).await;
+    assert!(
+        full.contains(
+            "Compute is counted at bf16 with 40% utilization (33–45%), 600B parameters per token."
+        ),
+        "{full}"
+    );
     let index: i64 = page
         .split("<a id=\"log-entry\" href=\"/log/entries/")
         .nth(1)

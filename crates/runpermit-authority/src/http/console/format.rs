@@ -1,7 +1,9 @@
 //! How the console writes times and quantities: times in UTC with the relative time beside
-//! them, FLOP with the one formatter of `runpermit-compute`.
+//! them, FLOP and counts with the formatters of `runpermit-compute`, and a permit's accounting
+//! basis in words (the desk's run page and the public permit page say it alike).
 
 use maud::{Markup, html};
+use runpermit_compute::AccountingBasis;
 
 /// `2026-12-04 14:05 UTC` for unix milliseconds.
 pub fn utc(ms: i64) -> String {
@@ -73,6 +75,44 @@ pub fn percent(part: f64, whole: f64) -> String {
     }
 }
 
+/// The number of a FLOP figure alone, for a compact range: `8.40e24`.
+pub fn flop_number(value: f64) -> String {
+    runpermit_compute::format_flop_number(value)
+}
+
+/// A count as model cards write it: `405B`, `15.6T`.
+pub fn count(value: f64) -> String {
+    runpermit_compute::format_count(value)
+}
+
+/// A fraction as a whole percentage: `38%`.
+pub fn fraction(value: f64) -> String {
+    format!("{:.0}%", value * 100.0)
+}
+
+/// How a permit counts compute, in a sentence without its full stop: `Compute is counted at
+/// bf16 with 38% utilization (35–43%), 405B parameters per token`; a permit without a basis
+/// (signed before claim-set version 3) counts every accelerator-second at the chips' highest
+/// peak.
+pub fn accounting_basis(basis: Option<&AccountingBasis>) -> String {
+    let Some(b) = basis else {
+        return "Compute is counted at the chips' highest peak (the permit declares no \
+                precision or utilization)"
+            .to_owned();
+    };
+    let parameters = match b.parameters {
+        Some(n) => format!("{} parameters per token", count(n)),
+        None => "parameters per token not declared".to_owned(),
+    };
+    format!(
+        "Compute is counted at {} with {} utilization ({:.0}–{}), {parameters}",
+        b.precision,
+        fraction(b.utilization),
+        b.utilization_low * 100.0,
+        fraction(b.utilization_high),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +155,26 @@ mod tests {
         assert_eq!(flop(2.18e26), runpermit_compute::format_flop(2.18e26));
         assert_eq!(percent(1.0, 8.0), "12.5%");
         assert_eq!(percent(1.0, 0.0), "–");
+        assert_eq!(flop_number(8.4e24), "8.40e24");
+        assert_eq!(count(4.05e11), "405B");
+        assert_eq!(fraction(0.38), "38%");
+    }
+
+    #[test]
+    fn the_accounting_basis_reads_as_a_sentence() {
+        let mut basis = AccountingBasis {
+            precision: runpermit_compute::Precision::Bf16,
+            utilization: 0.38,
+            utilization_low: 0.35,
+            utilization_high: 0.43,
+            parameters: Some(405e9),
+        };
+        assert_eq!(
+            accounting_basis(Some(&basis)),
+            "Compute is counted at bf16 with 38% utilization (35–43%), 405B parameters per token"
+        );
+        basis.parameters = None;
+        assert!(accounting_basis(Some(&basis)).ends_with("parameters per token not declared"));
+        assert!(accounting_basis(None).contains("counted at the chips' highest peak"));
     }
 }

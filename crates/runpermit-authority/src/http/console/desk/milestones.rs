@@ -1,19 +1,22 @@
 //! The evaluator's queue: milestone reports awaiting a decision on the runs whose permits name
 //! the evaluator's organization (never its own organization's runs), each with its results,
-//! checkpoint and the run's compute; accept or reject through the handlers of
-//! `POST /v1/milestones/{id}/accept|reject`.
+//! checkpoint, the run's compute (central estimate with its bounds) and operation counting
+//! (6·N·D) beside the metered figure, highlighted when the run is flagged for the gap; accept
+//! or reject through the handlers of `POST /v1/milestones/{id}/accept|reject`.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use maud::{Markup, html};
-use runpermit_api::runs::{MilestoneView, Reason, RunView};
+use runpermit_api::runs::{MilestoneView, Reason, RunFlagView, RunView};
 use serde::Deserialize;
 
 use crate::domain::Caller;
 use crate::http::authz::{self, OrgKind};
-use crate::http::console::desk::runs::evals_table;
+use crate::http::console::desk::runs::{
+    evals_table, figure_words, gap_flag, operation_count_facts,
+};
 use crate::http::console::desk::widgets::{self, see_other};
 use crate::http::console::error::ConsoleError;
 use crate::http::console::format;
@@ -87,6 +90,7 @@ fn report(
     viewer: &Viewer,
     run: &RunView,
     m: &MilestoneView,
+    flags: &[RunFlagView],
     names: &BTreeMap<String, String>,
     now: i64,
 ) -> Markup {
@@ -99,7 +103,13 @@ fn report(
                 dt { "Run" } dd { a href={ "/console/runs/" (run.id) } { "the run's page, with its chart" } " — " (widgets::badge(&run.status)) }
                 dt { "Checkpoint digest" } dd { code { (m.checkpoint_digest) } }
                 dt { "Compute at the checkpoint" } dd { (format::flop(m.cumulative_flop)) }
-                dt { "Metered compute now" } dd { (format::flop(run.cumulative_flop)) " of " (format::flop(run.released_flop)) " released (" (format::percent(run.cumulative_flop, run.released_flop)) "); budget " (format::flop(run.budget_flop)) }
+                (operation_count_facts(m, gap_flag(flags, &m.id)))
+                dt { "Metered compute now" } dd {
+                    "central estimate " (format::flop(run.cumulative_flop))
+                    " (lower bound " (format::flop(run.cumulative_lower_flop)) ", upper bound " (format::flop(run.cumulative_upper_flop)) ")"
+                    " of " (format::flop(run.released_flop)) " released; judged on the " (figure_words(&run.tranche_figure)) ": "
+                    (format!("{:.1}%", run.tranche_percent)) "; budget " (format::flop(run.budget_flop))
+                }
             }
             h3 { "Evaluation results" }
             p.muted { "Laid out against the thresholds the report states. The run plan (with its evaluation plan) is confidential to the holder and the authority." }
@@ -116,6 +126,21 @@ pub async fn queue(
     Query(done): Query<widgets::Done>,
 ) -> Result<Response, ConsoleError> {
     let waiting = waiting(&state, &viewer.caller).await?;
+    // The flags of each run with a report waiting, through `GET /v1/runs/{id}`: an evaluator
+    // the permit names reads the run.
+    let mut flags: BTreeMap<String, Vec<RunFlagView>> = BTreeMap::new();
+    for (run, _) in &waiting {
+        if !flags.contains_key(&run.id) {
+            let detail = routes::runs::get(
+                State(state.clone()),
+                viewer.caller.clone(),
+                Path(run.id.clone()),
+            )
+            .await?
+            .0;
+            flags.insert(run.id.clone(), detail.flags);
+        }
+    }
     let names = widgets::org_names(&state).await?;
     let now = state.clock.now_ms();
     let body = html! {
@@ -129,6 +154,7 @@ pub async fn queue(
             thead { tr {
                 th scope="col" { "Report" } th scope="col" { "Run" } th scope="col" { "Holder" }
                 th scope="col" class="num" { "Tranche" } th scope="col" class="num" { "At" }
+                th scope="col" class="num" { "6·N·D" }
                 th scope="col" { "Submitted" }
             } }
             tbody {
@@ -139,12 +165,25 @@ pub async fn queue(
                         td { (widgets::org(&names, &run.org_id)) }
                         td.num { (m.tranche) }
                         td.num { (format::flop(m.cumulative_flop)) }
+                        td.num {
+                            @match m.operation_count_flop {
+                                Some(ops) => {
+                                    (format::flop(ops))
+                                    @if gap_flag(flags.get(&run.id).map_or(&[][..], Vec::as_slice), &m.id).is_some() {
+                                        br; strong.bad { "flagged" }
+                                    }
+                                }
+                                None => { span.muted { "–" } }
+                            }
+                        }
                         td { (widgets::when_text(&m.submitted_at, now)) }
                     }
                 }
             }
         } }
-        @for (run, m) in &waiting { (report(&viewer, run, m, &names, now)) }
+        @for (run, m) in &waiting {
+            (report(&viewer, run, m, flags.get(&run.id).map_or(&[][..], Vec::as_slice), &names, now))
+        }
     };
     Ok(page::respond(Some(&viewer), "Milestones", body))
 }

@@ -1,6 +1,8 @@
-//! Runs: the list (scoped like `GET /v1/runs`) and one run with its usage by provider, its
-//! chart, its milestones, the actions this person may take, and the lab's milestone report
-//! form. Every action goes through the handler of its API endpoint.
+//! Runs: the list (scoped like `GET /v1/runs`) and one run with its three usage figures
+//! (central estimate, lower and upper bound) and the one its tranches are judged on, its
+//! accounting basis, usage by provider, chart, flags, milestones, the actions this person may
+//! take, and the lab's milestone report form. Every action goes through the handler of its API
+//! endpoint.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +10,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use runpermit_api::runs::{
-    MilestoneView, NewMilestone, ProviderUsage, Reason, RunView, UsageQuery, UsageReportView,
+    MilestoneView, NewMilestone, ProviderUsage, Reason, RunFlagView, RunView, UsageQuery,
+    UsageReportView,
 };
+use runpermit_compute::AccountingBasis;
+use runpermit_types::RunFlagKind;
 use serde::Deserialize;
 
 use crate::http::authz::OrgKind;
@@ -37,8 +42,83 @@ pub const RUN_ACTIONS: &[&str] = &[
 /// Most usage-report pages (of 1000) read for one run's chart.
 const MAX_USAGE_PAGES: usize = 50;
 
+/// The share of the released tranche used, by the figure the policy judges tranches on.
 fn percent_of_tranche(run: &RunView) -> String {
-    format::percent(run.cumulative_flop, run.released_flop)
+    if run.released_flop > 0.0 && run.tranche_percent.is_finite() {
+        format!("{:.1}%", run.tranche_percent)
+    } else {
+        "–".to_owned()
+    }
+}
+
+/// Which usage figure a tranche is judged on, in words.
+pub fn figure_words(figure: &str) -> &str {
+    match figure {
+        "central" => "central estimate",
+        "lower" => "lower bound",
+        "upper" => "upper bound",
+        other => other,
+    }
+}
+
+/// A flag's kind in words; a kind this console does not know, as the API named it.
+pub fn flag_kind_words(kind: &str) -> String {
+    match kind.parse::<RunFlagKind>() {
+        Ok(RunFlagKind::UsageBeforePermit) => "Usage before the permit was valid".to_owned(),
+        Ok(RunFlagKind::UsageAfterExpiry) => "Usage after the permit expired".to_owned(),
+        Ok(RunFlagKind::UpperBoundPastTranche) => {
+            "Upper bound past the released tranche".to_owned()
+        }
+        Ok(RunFlagKind::UtilizationAboveDeclared) => {
+            "Measured utilization above the declared range".to_owned()
+        }
+        Ok(RunFlagKind::OperationCountGap) => {
+            "Operation counting (6·N·D) far from the metered figure".to_owned()
+        }
+        Err(_) => kind.replace('_', " "),
+    }
+}
+
+/// The run's `operation_count_gap` flag on milestone report `milestone`, if raised.
+pub fn gap_flag<'f>(flags: &'f [RunFlagView], milestone: &str) -> Option<&'f RunFlagView> {
+    flags
+        .iter()
+        .find(|f| f.kind == RunFlagKind::OperationCountGap.as_str() && f.subject == milestone)
+}
+
+/// How far operation counting lies from the metered figure, in words.
+fn factor_words(factor: f64) -> String {
+    if factor.is_finite() {
+        format!("a factor of {factor:.2} from the metered figure")
+    } else {
+        "against a metered figure of zero".to_owned()
+    }
+}
+
+/// A milestone report's cross-check as `dt`/`dd` pairs of a `dl.facts`: the tokens stated,
+/// the run's metered central estimate when it was submitted, and operation counting (6·N·D)
+/// with the factor between them; highlighted with the flag's words when `gap` (the run's
+/// `operation_count_gap` flag on this report) was raised.
+pub fn operation_count_facts(m: &MilestoneView, gap: Option<&RunFlagView>) -> Markup {
+    html! {
+        dt { "Tokens processed" }
+        dd { @match m.tokens { Some(t) => { (format::count(t)) }, None => { span.muted { "not stated" } } } }
+        @if let Some(metered) = m.metered_flop {
+            dt { "Metered when submitted" } dd { (format::flop(metered)) " (central estimate)" }
+        }
+        dt { "Operation counting (6·N·D)" }
+        dd.flagged[gap.is_some()] id={ "operation-count-" (m.id) } {
+            @match (m.operation_count_flop, m.operation_count_factor) {
+                (Some(ops), Some(factor)) => { (format::flop(ops)) ", " (factor_words(factor)) }
+                (Some(ops), None) => { (format::flop(ops)) }
+                (None, _) if m.tokens.is_some() => { span.muted { "not counted: the permit declares no parameters per token" } }
+                (None, _) => { span.muted { "not counted: no tokens stated" } }
+            }
+            @if let Some(f) = gap {
+                br; strong.bad { "Flagged: " } (f.message)
+            }
+        }
+    }
 }
 
 /// A table of runs. Providers, who may list the runs they meter but not read a run, are
@@ -53,7 +133,8 @@ pub fn table(
         div.table-wrap { table id="runs" {
             thead { tr {
                 th scope="col" { "Run" } th scope="col" { "Holder" } th scope="col" { "Status" }
-                th scope="col" class="num" { "Tranche" } th scope="col" class="num" { "Used" }
+                th scope="col" class="num" { "Tranche" }
+                th scope="col" class="num" { "Used (central; lower–upper)" }
                 th scope="col" class="num" { "Of released" } th scope="col" class="num" { "Budget" }
                 th scope="col" { "Status since" }
             } }
@@ -70,8 +151,14 @@ pub fn table(
                         td { (widgets::org(names, &r.org_id)) }
                         td { (widgets::badge(&r.status)) @if !r.reason.is_empty() { br; span.muted { (r.reason) } } }
                         td.num { (r.tranche) }
-                        td.num { (format::flop(r.cumulative_flop)) }
-                        td.num { (percent_of_tranche(r)) " of " (format::flop(r.released_flop)) }
+                        td.num {
+                            (format::flop(r.cumulative_flop)) br;
+                            span.muted.range { (format::flop_number(r.cumulative_lower_flop)) "–" (format::flop_number(r.cumulative_upper_flop)) }
+                        }
+                        td.num {
+                            (percent_of_tranche(r)) " of " (format::flop(r.released_flop))
+                            @if r.tranche_figure != "central" { br; span.muted { "by the " (figure_words(&r.tranche_figure)) } }
+                        }
                         td.num { (format::flop(r.budget_flop)) }
                         td { (widgets::when_text(&r.status_since, now)) }
                     }
@@ -208,7 +295,54 @@ pub fn evals_table(evals: &serde_json::Value) -> Markup {
     }
 }
 
-fn milestones_table(milestones: &[MilestoneView], now: i64) -> Markup {
+/// The utilization measured by tensor-pipe activity, against the declared range when the
+/// permit declares one.
+fn measured_utilization(u: f64, basis: Option<&AccountingBasis>) -> Markup {
+    html! {
+        (format::fraction(u)) " (DCGM tensor-pipe activity)"
+        @if let Some(b) = basis {
+            @let range = format!("{}–{}", format::fraction(b.utilization_low), format::fraction(b.utilization_high));
+            @if u > b.utilization_high {
+                " — " span.warn { "above the declared " (range) }
+            } @else {
+                " — declared " (range)
+            }
+        }
+    }
+}
+
+/// What the authority noticed about the run: kind in words, what it is about (a milestone
+/// report links to its entry below), when, and the message with its figures.
+fn flags_table(flags: &[RunFlagView], milestones: &[MilestoneView], now: i64) -> Markup {
+    html! {
+        @if flags.is_empty() {
+            p.muted id="no-flags" { "Nothing flagged." }
+        } @else {
+            div.table-wrap { table id="run-flags" {
+                thead { tr {
+                    th scope="col" { "Flag" } th scope="col" { "About" }
+                    th scope="col" { "Raised" } th scope="col" { "What was noticed" }
+                } }
+                tbody {
+                    @for f in flags {
+                        tr.flagged {
+                            th scope="row" { (flag_kind_words(&f.kind)) }
+                            td {
+                                @if milestones.iter().any(|m| m.id == f.subject) {
+                                    "milestone report " a href={ "#milestone-" (f.subject) } { code { (f.subject) } }
+                                } @else { (f.subject) }
+                            }
+                            td { (widgets::when_text(&f.raised_at, now)) }
+                            td { (f.message) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+fn milestones_table(milestones: &[MilestoneView], flags: &[RunFlagView], now: i64) -> Markup {
     html! {
         @if milestones.is_empty() {
             p.muted { "No milestone reports yet." }
@@ -219,6 +353,7 @@ fn milestones_table(milestones: &[MilestoneView], now: i64) -> Markup {
                     dl.facts {
                         dt { "Checkpoint" } dd { code { (m.checkpoint_digest) } }
                         dt { "Compute at the checkpoint" } dd { (format::flop(m.cumulative_flop)) }
+                        (operation_count_facts(m, gap_flag(flags, &m.id)))
                         dt { "Submitted" } dd { (widgets::when_text(&m.submitted_at, now)) " by " code { (m.submitted_by) } }
                         @if let (Some(at), Some(by)) = (&m.decided_at, &m.decided_by) {
                             dt { "Decided" } dd { (widgets::when_text(at, now)) " by " code { (by) }
@@ -283,6 +418,8 @@ fn milestone_form(viewer: &Viewer, run: &RunView) -> Markup {
                 input id="checkpoint_digest" name="checkpoint_digest" type="text" required autocomplete="off" spellcheck="false";
                 label for="cumulative_flop" { "Compute at the checkpoint (FLOP; empty: the run's metered figure now)" }
                 input id="cumulative_flop" name="cumulative_flop" type="text" autocomplete="off";
+                label for="tokens" { "Tokens processed up to the checkpoint (optional, for example 4.2e12 or 15.6T): 6 × the permit's parameters per token × tokens is set beside the metered figure for the evaluator" }
+                input id="tokens" name="tokens" type="text" inputmode="decimal" autocomplete="off";
                 label for="evals" { "Evaluation results, a JSON object by evaluation name (for example {\"cyber-ctf-suite\": {\"score\": 0.12, \"threshold\": 0.5}})" }
                 textarea id="evals" name="evals" required spellcheck="false" {}
                 button type="submit" { "Submit the milestone report" }
@@ -361,8 +498,19 @@ pub async fn show(
             }
             @if !run.reason.is_empty() { dt { "Why" } dd { (run.reason) } }
             dt { "Tranche" } dd { (run.tranche) " of " (tranche_ends.len()) " released, up to " (format::flop(run.released_flop)) }
-            dt { "Metered compute" } dd { (format::flop(run.cumulative_flop)) " (" (percent_of_tranche(run)) " of the released tranche; upper bound " (format::flop(run.cumulative_upper_flop)) ")" }
-            dt { "Budget" } dd { (format::flop(run.budget_flop)) " (" (format::percent(run.cumulative_flop, run.budget_flop)) " used)" }
+            dt { "Metered compute" } dd id="run-figures" {
+                "central estimate " strong { (format::flop(run.cumulative_flop)) }
+                "; lower bound " (format::flop(run.cumulative_lower_flop))
+                "; upper bound " (format::flop(run.cumulative_upper_flop))
+            }
+            dt { "Tranche judged on" } dd id="tranche-figure" {
+                "the " (figure_words(&run.tranche_figure)) ": " (percent_of_tranche(run)) " of the released tranche"
+            }
+            dt { "Budget" } dd { (format::flop(run.budget_flop)) " (" (format::percent(run.cumulative_flop, run.budget_flop)) " used by the central estimate)" }
+            dt { "Accounting basis" } dd id="accounting-basis" { (format::accounting_basis(detail.accounting.as_ref())) "." }
+            @if let Some(u) = run.measured_utilization {
+                dt { "Measured utilization" } dd id="measured-utilization" { (measured_utilization(u, detail.accounting.as_ref())) }
+            }
             dt { "Highest alert raised" } dd { (run.alerted_percent) "% of the tranche" }
             @if run.appeal_pending { dt { "Appeal" } dd { span.warn { "pending" } } }
             @if let Some(c) = &claims {
@@ -389,9 +537,14 @@ pub async fn show(
             h2 id="usage" { "Usage by provider" }
             (usage_table(&detail.usage_by_provider, &names))
         }
+        section aria-labelledby="flags" {
+            h2 id="flags" { "Flags" }
+            p.muted { "What the authority noticed about the run, for its reviewers and evaluators: each is raised once and audited, and changes nothing by itself." }
+            (flags_table(&detail.flags, &detail.milestones, now))
+        }
         section aria-labelledby="milestones" {
             h2 id="milestones" { "Milestone reports" }
-            (milestones_table(&detail.milestones, now))
+            (milestones_table(&detail.milestones, &detail.flags, now))
         }
         (milestone_form(&viewer, run))
         section aria-labelledby="actions" {
@@ -459,6 +612,7 @@ pub async fn act(
 pub struct MilestoneForm {
     checkpoint_digest: Option<String>,
     cumulative_flop: Option<String>,
+    tokens: Option<String>,
     evals: Option<String>,
 }
 
@@ -479,10 +633,21 @@ impl MilestoneForm {
                     .map_err(|e| ApiError::field("cumulative_flop", e.to_string()))?,
             ),
         };
+        let tokens = match self.tokens.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(runpermit_compute::parse_count(text).ok_or_else(|| {
+                ApiError::field(
+                    "tokens",
+                    format!(
+                        "{text:?} is not a count of tokens: write it like 4.2e12, 15.6T or 800B"
+                    ),
+                )
+            })?),
+        };
         Ok(NewMilestone {
             checkpoint_digest: self.checkpoint_digest.unwrap_or_default().trim().to_owned(),
             cumulative_flop,
-            tokens: None,
+            tokens,
             evals,
         })
     }
@@ -525,13 +690,108 @@ mod tests {
     }
 
     #[test]
+    fn measured_utilization_is_set_against_the_declared_range() {
+        let basis = AccountingBasis {
+            precision: runpermit_compute::Precision::Bf16,
+            utilization: 0.38,
+            utilization_low: 0.35,
+            utilization_high: 0.43,
+            parameters: None,
+        };
+        let within = measured_utilization(0.41, Some(&basis)).into_string();
+        assert!(
+            within.contains("41%") && within.contains("declared 35%–43%"),
+            "{within}"
+        );
+        assert!(!within.contains("warn"), "{within}");
+        let above = measured_utilization(0.62, Some(&basis)).into_string();
+        assert!(
+            above.contains("<span class=\"warn\">above the declared 35%–43%"),
+            "{above}"
+        );
+        let no_basis = measured_utilization(0.5, None).into_string();
+        assert!(
+            no_basis.contains("50%") && !no_basis.contains("declared"),
+            "{no_basis}"
+        );
+    }
+
+    #[test]
+    fn every_flag_kind_has_words() {
+        for kind in RunFlagKind::ALL {
+            let words = flag_kind_words(kind.as_str());
+            assert!(!words.contains('_'), "{kind}: {words}");
+        }
+        assert_eq!(flag_kind_words("something_new"), "something new");
+    }
+
+    fn milestone(tokens: Option<f64>, ops: Option<f64>, factor: Option<f64>) -> MilestoneView {
+        MilestoneView {
+            id: "ms_1".into(),
+            run_id: "run_1".into(),
+            tranche: 1,
+            status: "submitted".into(),
+            checkpoint_digest: format!("sha256:{}", "ab".repeat(32)),
+            cumulative_flop: 1.02e25,
+            tokens,
+            metered_flop: Some(1.02e25),
+            operation_count_flop: ops,
+            operation_count_factor: factor,
+            evals: serde_json::json!({}),
+            submitted_by: "mem_1".into(),
+            submitted_at: "2026-12-04T00:00:00Z".into(),
+            decided_by: None,
+            decided_org: None,
+            decided_at: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn operation_counting_is_set_beside_the_metered_figure_and_highlighted_when_flagged() {
+        let m = milestone(Some(1.26e13), Some(3.06e25), Some(3.0));
+        let html = operation_count_facts(&m, None).into_string();
+        for text in ["12.6T", "1.02e25 FLOP", "3.06e25 FLOP", "a factor of 3.00"] {
+            assert!(html.contains(text), "{text}: {html}");
+        }
+        assert!(!html.contains("flagged"), "{html}");
+        let flag = RunFlagView {
+            kind: "operation_count_gap".into(),
+            subject: "ms_1".into(),
+            raised_at: "2026-12-04T00:00:00Z".into(),
+            message: "differ by 3.00×".into(),
+            details: serde_json::json!({}),
+        };
+        let flags = [flag];
+        assert!(gap_flag(&flags, "ms_2").is_none());
+        let html = operation_count_facts(&m, gap_flag(&flags, "ms_1")).into_string();
+        assert!(
+            html.contains("class=\"flagged\"") && html.contains("differ by 3.00×"),
+            "{html}"
+        );
+        let zero = milestone(Some(1e12), Some(2.4e24), Some(f64::INFINITY));
+        let html = operation_count_facts(&zero, None).into_string();
+        assert!(html.contains("metered figure of zero"), "{html}");
+        let none = operation_count_facts(&milestone(None, None, None), None).into_string();
+        assert!(none.contains("no tokens stated"), "{none}");
+        let no_parameters =
+            operation_count_facts(&milestone(Some(1e12), None, None), None).into_string();
+        assert!(
+            no_parameters.contains("declares no parameters per token"),
+            "{no_parameters}"
+        );
+    }
+
+    #[test]
     fn the_milestone_form_reads_into_the_apis_body() {
         let form = MilestoneForm {
             checkpoint_digest: Some(format!(" sha256:{} ", "ab".repeat(32))),
             cumulative_flop: Some("1.02e25".into()),
+            tokens: Some(" 4.2T ".into()),
             evals: Some("{\"cyber\": {\"score\": 0.1}}".into()),
         };
         let body = form.report().expect("a report");
+        assert_eq!(body.tokens, Some(4.2e12));
         assert_eq!(
             body.checkpoint_digest,
             format!("sha256:{}", "ab".repeat(32))
@@ -540,10 +800,31 @@ mod tests {
         let bad = MilestoneForm {
             checkpoint_digest: None,
             cumulative_flop: None,
+            tokens: None,
             evals: Some("cyber: fine".into()),
         };
         match bad.report() {
             Err(ApiError::Invalid(errors)) => assert_eq!(errors[0].field, "evals"),
+            other => panic!("{other:?}"),
+        }
+        let no_tokens = MilestoneForm {
+            checkpoint_digest: None,
+            cumulative_flop: None,
+            tokens: Some("  ".into()),
+            evals: Some("{}".into()),
+        };
+        assert_eq!(no_tokens.report().expect("a report").tokens, None);
+        let bad_tokens = MilestoneForm {
+            checkpoint_digest: None,
+            cumulative_flop: None,
+            tokens: Some("lots".into()),
+            evals: Some("{}".into()),
+        };
+        match bad_tokens.report() {
+            Err(ApiError::Invalid(errors)) => {
+                assert_eq!(errors[0].field, "tokens");
+                assert!(errors[0].message.contains("\"lots\""), "{errors:?}");
+            }
             other => panic!("{other:?}"),
         }
     }

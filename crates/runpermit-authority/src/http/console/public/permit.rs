@@ -1,5 +1,5 @@
-//! `/permits/{id}`: one permit's public facts, its standing and why, and its history in the
-//! log.
+//! `/permits/{id}`: one permit's public facts (with how its compute is counted, from the
+//! signed token), its standing and why, and its history in the log.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -107,6 +107,12 @@ pub async fn page(
                                     @if i64::from(t.index) <= r.tranche { " — " span.good { "released" } }
                                 }
                             }
+                        }
+                    }
+                    dt { "Accounting" } dd id="accounting-basis" {
+                        (format::accounting_basis(c.accounting.as_ref())) "."
+                        @if c.accounting.is_some() {
+                            " " span.muted { "Gates meter with it: the central estimate at the declared utilization, the lower bound at its low end, the upper bound at the chips' highest peak." }
                         }
                     }
                     dt { "Compute used" } dd {
