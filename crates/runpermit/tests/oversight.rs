@@ -24,8 +24,10 @@ use common::{
 use runpermit_permit::SigningKey;
 use serde_json::Value;
 
-/// H100 SXM's highest dense peak (FP8), the rate scheduler accounting meters at.
-const H100_PEAK: f64 = 1.979e15;
+/// What one H100 SXM accelerator-second counts under the example plan's accounting basis
+/// (bf16, 989.4 TFLOP/s dense, at the declared 38% utilization): scheduler accounting's
+/// central estimate.
+const H100_CENTRAL: f64 = 9.894e14 * 0.38;
 
 struct Provider {
     org: String,
@@ -193,14 +195,14 @@ spool_dir = "spool"
 
     /// Drops an accounting record into the spool, as a provider's accounting system would:
     /// written under another name, then renamed into place.
-    /// The record covers 500 s from just before the permit's `nbf` (within the authority's
+    /// The record covers 1750 s ending just after the permit's `nbf` (within the authority's
     /// 300 s clock-skew allowance), on as many accelerators as that takes (the cluster has
-    /// 8·10^6, so that minutes reach a tranche): the authority refuses intervals before the
-    /// permit was valid or in the future, and the gate more accelerator-seconds than its
-    /// cluster can give an interval.
+    /// 8·10^6, so that half an hour reaches a tranche): the authority refuses intervals in the
+    /// future, and the gate more accelerator-seconds than its cluster can give an interval.
+    /// The interval starts before the permit was valid, so the run is flagged for it.
     fn account(&self, run_id: &str, permit_id: &str, nbf: i64, accelerator_seconds: f64) {
-        let from = nbf - 250;
-        let to = from + 500;
+        let to = nbf + 250;
+        let from = to - 1750;
         assert!(
             to <= time::OffsetDateTime::now_utc().unix_timestamp() + 300,
             "the permit's nbf is in the future"
@@ -357,10 +359,12 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
         gate.wait_for_code(&permit, &proof, "permitted");
     }
 
-    // 2. Each provider meters half of 1.02e25 FLOP; the run reaches its first milestone.
+    // 2. Each provider meters half of 1.02e25 FLOP by the central estimate (the gates hold
+    // the permit, so they count with its basis); the run reaches its first milestone there,
+    // not at the upper bound (5.26 times as much, every accelerator-second at the fp8 peak).
     let nbf = permit_claims(&permit)["nbf"].as_i64().expect("nbf");
     for gate in &gates {
-        gate.account(&run_id, &permit_id, nbf, 0.51e25 / H100_PEAK);
+        gate.account(&run_id, &permit_id, nbf, 0.51e25 / H100_CENTRAL);
     }
     wait_for(Duration::from_secs(30), "the milestone to be due", || {
         show(&lab)["status"] == "milestone_due"
@@ -371,7 +375,27 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
         assert_eq!(usage["reports"], 1, "{held}");
         let flop = usage["flop"].as_f64().expect("flop");
         assert!((flop / 0.51e25 - 1.0).abs() < 1e-6, "{held}");
+        let lower = usage["flop_lower"].as_f64().expect("lower");
+        assert!(
+            (lower / (0.51e25 * 0.35 / 0.38) - 1.0).abs() < 1e-6,
+            "{held}"
+        );
+        let upper = usage["flop_upper"].as_f64().expect("upper");
+        assert!((upper / (0.51e25 * 1.979e15 / 9.894e14 / 0.38) - 1.0).abs() < 1e-6);
     }
+    assert_eq!(held["tranche_figure"], "central", "{held}");
+    // The records start before the permit was valid: counted, and flagged for reviewers; the
+    // upper bound passed the tranche's end: flagged too.
+    let kinds: Vec<&str> = held["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"usage_before_permit") && kinds.contains(&"upper_bound_past_tranche"),
+        "{held}"
+    );
     assert!(
         held["reason"].as_str().unwrap().contains("milestone 1 due"),
         "{held}"

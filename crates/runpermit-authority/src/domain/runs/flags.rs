@@ -8,7 +8,7 @@
 //! Flags are derived from the run's stored sums and its signed permit, so a crash between
 //! storing usage and raising a flag loses nothing: the supervisor evaluates every run again.
 
-use runpermit_compute::Flop;
+use runpermit_compute::{Flop, format_flop};
 use runpermit_permit::PermitClaims;
 use runpermit_policy::{TrancheProgress, utilization_above_declared};
 use runpermit_store::{Run, RunFlag};
@@ -53,15 +53,15 @@ pub(super) async fn new_flags(
             tranche.clone(),
             now,
             format!(
-                "the upper bound of run {}'s usage ({:e} FLOP) passed the end of its released \
-                 tranche {} ({:e} FLOP): it may have used more than it was released (central \
-                 estimate {:e}, lower bound {:e} FLOP)",
+                "the upper bound of run {}'s usage ({}) passed the end of its released tranche \
+                 {} ({}): it may have used more than it was released (central estimate {}, \
+                 lower bound {})",
                 run.id,
-                run.cumulative_upper_flop,
+                format_flop(run.cumulative_upper_flop),
                 run.tranche,
-                run.released_flop,
-                run.cumulative_flop,
-                run.cumulative_lower_flop
+                format_flop(run.released_flop),
+                format_flop(run.cumulative_flop),
+                format_flop(run.cumulative_lower_flop)
             ),
             json!({"tranche": run.tranche, "released_flop": run.released_flop,
                    "cumulative_flop": run.cumulative_flop,

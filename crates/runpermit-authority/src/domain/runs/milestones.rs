@@ -2,7 +2,7 @@
 //! the run accepts it (the next tranche is released) or rejects it (the run is paused). Each is
 //! one run transition with its milestone write, audit event and log entry.
 
-use runpermit_compute::Flop;
+use runpermit_compute::{Flop, format_count, format_flop};
 use runpermit_policy::{RunAction, operation_count_gap};
 use runpermit_store::{Milestone, Write};
 use runpermit_types::MilestoneStatus;
@@ -152,16 +152,16 @@ pub async fn submit(
                 milestone.id.clone(),
                 now,
                 format!(
-                    "milestone report {} of run {}: operation counting (6 × {:e} parameters × \
-                     {:e} tokens = {:e} FLOP) and the metered central estimate ({:e} FLOP) \
-                     differ by {factor:.2}×, more than the policy's tolerance of {:.2}×: the \
-                     declared utilization, precision or parameters may not hold",
+                    "milestone report {} of run {}: operation counting (6 × {} parameters × {} \
+                     tokens = {}) and the metered central estimate ({}) differ by {factor:.2}×, \
+                     more than the policy's tolerance of {:.2}×: the declared utilization, \
+                     precision or parameters may not hold",
                     milestone.id,
                     run.id,
-                    parameters.unwrap_or_default(),
-                    report.tokens.unwrap_or_default(),
-                    ops.get(),
-                    metered.get(),
+                    format_count(parameters.unwrap_or_default()),
+                    format_count(report.tokens.unwrap_or_default()),
+                    format_flop(ops.get()),
+                    format_flop(metered.get()),
                     1.0 + state.policy.oversight.operation_count_tolerance
                 ),
                 json!({"milestone_id": milestone.id, "operation_count_flop": ops,

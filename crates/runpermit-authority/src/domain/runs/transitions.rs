@@ -3,7 +3,7 @@
 //! released tranche's end, an `overrun` incident beyond the tolerance). Each is one
 //! transaction with its audit event and public log entry, retried on a concurrent change.
 
-use runpermit_compute::Flop;
+use runpermit_compute::{Flop, format_flop};
 use runpermit_log::LogEntry;
 use runpermit_policy::Lifecycle;
 use runpermit_policy::{
@@ -249,11 +249,11 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
                 "run.alert",
                 &subject,
                 Some(&format!(
-                    "usage reached {pct}% of tranche {} ({} {:e} of {:e} FLOP)",
+                    "usage reached {pct}% of tranche {} ({} {} of {})",
                     run.tranche,
                     figure_words(figure),
-                    judged,
-                    run.released_flop
+                    format_flop(judged),
+                    format_flop(run.released_flop)
                 )),
                 json!({"percent": pct, "tranche": run.tranche, "figure": figure,
                        "judged_flop": judged, "cumulative_flop": run.cumulative_flop,
@@ -281,21 +281,21 @@ pub async fn evaluate_run(state: &Authority, run_id: &str) -> Result<(), DomainE
             let last = i64::try_from(tranche_ends(state, &run).await?.len()).unwrap_or(0);
             let reason = if run.tranche >= last {
                 format!(
-                    "the permit's whole budget is used ({} {:e} of {:e} FLOP): no further work \
-                     is admitted",
+                    "the permit's whole budget is used ({} {} of {}): no further work is \
+                     admitted",
                     figure_words(figure),
-                    judged,
-                    run.budget_flop
+                    format_flop(judged),
+                    format_flop(run.budget_flop)
                 )
             } else {
                 format!(
-                    "milestone {} due: usage ({}) {:e} FLOP reached the end of tranche {} ({:e} \
-                     FLOP); submit the milestone evaluation report",
+                    "milestone {} due: usage ({}) {} reached the end of tranche {} ({}); submit \
+                     the milestone evaluation report",
                     run.tranche,
                     figure_words(figure),
-                    judged,
+                    format_flop(judged),
                     run.tranche,
-                    run.released_flop
+                    format_flop(run.released_flop)
                 )
             };
             next.status = RunStatus::MilestoneDue;
@@ -405,12 +405,12 @@ fn overrun_incident(state: &Authority, run: &Run, excess: Flop, now: i64) -> Inc
         run_id: Some(run.id.clone()),
         category: OVERRUN_CATEGORY.into(),
         summary: format!(
-            "run {} used {:e} FLOP beyond its released tranche {} ({:e} FLOP) by its {}, more \
-             than the policy's tolerance of {}%",
+            "run {} used {} beyond its released tranche {} ({}) by its {}, more than the \
+             policy's tolerance of {}%",
             run.id,
-            excess.get(),
+            format_flop(excess.get()),
             run.tranche,
-            run.released_flop,
+            format_flop(run.released_flop),
             figure_words(state.policy.oversight.overrun_figure),
             state.policy.oversight.overrun_tolerance * 100.0
         ),
