@@ -191,6 +191,21 @@ impl World {
         run
     }
 
+    /// The run's audit trail, as an authority admin reads it.
+    async fn audit(&self) -> Value {
+        let (status, audit) = self
+            .api
+            .call(
+                "GET",
+                &format!("/v1/audit?subject=run/{}", self.run_id),
+                Some(&admin_of(self).await),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{audit}");
+        audit
+    }
+
     async fn act(&self, token: &str, action: &str, reason: &str) -> (StatusCode, Value) {
         self.api
             .call(
@@ -429,15 +444,7 @@ async fn milestones_hold_and_release_the_run(w: World) {
         (run["status"].as_str(), run["alerted_percent"].as_i64()),
         (Some("active"), Some(80))
     );
-    let (_, audit) = w
-        .api
-        .call(
-            "GET",
-            &format!("/v1/audit?subject=run/{}", w.run_id),
-            Some(&admin_of(&w).await),
-            None,
-        )
-        .await;
+    let audit = w.audit().await;
     assert!(
         audit.to_string().contains("usage reached 80% of tranche 1"),
         "{audit}"
@@ -1129,15 +1136,7 @@ async fn usage_outside_the_permit_is_counted_and_flagged() {
         "{run}"
     );
     // Each raising is audited.
-    let (_, audit) = w
-        .api
-        .call(
-            "GET",
-            &format!("/v1/audit?subject=run/{}", w.run_id),
-            Some(&admin_of(&w).await),
-            None,
-        )
-        .await;
+    let audit = w.audit().await;
     assert_eq!(
         audit.to_string().matches("\"run.flag\"").count(),
         2,

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -331,7 +330,7 @@ impl Agent {
             return Ok(Refreshed::Unchanged { version });
         }
         if version > *written {
-            match write_atomically(&self.status_file, token.trim()) {
+            match crate::files::write_atomically(&self.status_file, token.trim()) {
                 Ok(()) => *written = version,
                 Err(e) => tracing::warn!(
                     file = %self.status_file.display(), error = %e,
@@ -363,29 +362,4 @@ impl Agent {
             })?;
         self.accept_status_token(&token)
     }
-}
-
-/// Writes `text` to `path` through a uniquely named temporary file in the same directory,
-/// synced, then renamed over `path`.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map_or_else(|| "status-list".into(), |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

@@ -25,6 +25,7 @@
 mod admission;
 mod agent;
 mod count;
+mod files;
 mod http;
 pub mod metering;
 mod metrics;

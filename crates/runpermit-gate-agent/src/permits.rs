@@ -15,9 +15,7 @@
 //! [`PermitBook::prune`] (metering records can arrive after a permit expires).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use runpermit_compute::AccountingBasis;
@@ -206,7 +204,7 @@ impl PermitBook {
                 "permit id {id:?} cannot be a file name: held in memory only"
             ));
         }
-        write_atomically(&self.dir, &self.path(&id), token)
+        crate::files::write_atomically(&self.path(&id), token)
             .map_err(|e| format!("writing {}: {e}", self.path(&id).display()))?;
         Ok(id)
     }
@@ -243,32 +241,6 @@ impl PermitBook {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Writes `text` to `path` (in `dir`, created if missing) through a uniquely named temporary
-/// file, synced, renamed over `path`; then syncs the directory.
-fn write_atomically(dir: &Path, path: &Path, text: &str) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map_or_else(|| "permit".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
