@@ -1144,6 +1144,67 @@ async fn usage_outside_the_permit_is_counted_and_flagged() {
     );
 }
 
+/// Tensor-pipe activity measured far above the declared utilization flags the run (a lab
+/// under-declaring to stretch its tranches); activity within the declared range does not.
+#[tokio::test]
+async fn measured_utilization_far_above_the_declared_range_is_flagged() {
+    let w = world(None).await;
+    let chip = HardwareTable::builtin().lookup("h100-sxm").expect("H100");
+    let dcgm = |seq: u64, activity: f64| {
+        // One hour of 1000 GPUs at this tensor-pipe activity.
+        let seconds = 1000.0 * 3600.0;
+        let f = accounting::tensor_activity(chip, activity * seconds, seconds, Some(&w.basis))
+            .expect("figures");
+        let metered = Metered {
+            method: MeterMethod::DcgmTensorActivity,
+            accelerator_seconds: BTreeMap::from([(chip.id.clone(), seconds)]),
+            flop: f.central,
+            lower: f.lower,
+            upper: f.upper,
+        };
+        let start = w.nbf + 3600 * i64::try_from(seq).expect("seq");
+        let claims = UsageReportClaims::new(
+            "org_cloud_a",
+            &w.run_id,
+            &w.permit_id,
+            "a-east",
+            seq,
+            (start, start + 3600),
+            start + 3601,
+            metered,
+        );
+        sign_usage_report(&claims, &w.cloud_a).expect("signing")
+    };
+    // 40%: within the declared 35–43%.
+    let (status, body) = w.ingest(&[dcgm(1, 0.40)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    assert!(
+        (run["measured_utilization"].as_f64().unwrap() - 0.40).abs() < 1e-9,
+        "{run}"
+    );
+    assert!(run["flags"].as_array().unwrap().is_empty(), "{run}");
+    // Another hour at 90%: 65% over both hours, above 43% × 1.2.
+    let (status, body) = w.ingest(&[dcgm(2, 0.90)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = w.run().await;
+    assert!(
+        (run["measured_utilization"].as_f64().unwrap() - 0.65).abs() < 1e-9,
+        "{run}"
+    );
+    let flag = &run["flags"][0];
+    assert_eq!(flag["kind"], "utilization_above_declared", "{run}");
+    assert_eq!(flag["subject"], "tranche 1");
+    assert!(
+        flag["message"]
+            .as_str()
+            .unwrap()
+            .contains("measured utilization is 65%"),
+        "{flag}"
+    );
+    assert!((flag["details"]["declared_utilization"].as_f64().unwrap() - 0.38).abs() < 1e-12);
+}
+
 #[tokio::test]
 async fn a_run_already_past_the_released_tranche_is_held_again_at_once() {
     let w = world(None).await;
