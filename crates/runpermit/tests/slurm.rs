@@ -533,7 +533,14 @@ fn metering(
 
     let queue = runpermit_gate_agent::UsageQueue::open(gate.join("usage-queue")).expect("queue");
     let metered = queue.metered(&run_id).get();
-    let gpu_seconds = metered / 1.979e15; // H100 SXM, scheduler accounting at its FP8 peak
+    // Scheduler accounting's central estimate: each H100 SXM second at the bf16 peak × the
+    // utilization the permit declares (the gate holds the permit `gate check` admitted).
+    let basis = &permit_claims(token)["accounting"];
+    assert_eq!(basis["precision"], "bf16", "{basis}");
+    let utilization = basis["utilization"]
+        .as_f64()
+        .expect("a declared utilization");
+    let gpu_seconds = metered / (9.894e14 * utilization);
     assert!(
         (gpu_seconds - 4.0 * run_seconds as f64).abs() < 1e-6,
         "metered {gpu_seconds} GPU-seconds for a {run_seconds} s job on 4 GPUs ({seen})"
@@ -566,13 +573,20 @@ fn metering(
     );
 }
 
-/// A claim of a compact JWS, without verifying it (the test issued it).
-fn claim_of(token: &str, name: &str) -> String {
+/// A permit's claims, without verifying them (the test issued it).
+fn permit_claims(token: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = token.trim().split('.').nth(1).expect("a JWS");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .expect("base64url");
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("claims");
-    claims[name].as_str().expect("a string claim").to_owned()
+    serde_json::from_slice(&bytes).expect("claims")
+}
+
+/// A string claim of a permit, unverified.
+fn claim_of(token: &str, name: &str) -> String {
+    permit_claims(token)[name]
+        .as_str()
+        .expect("a string claim")
+        .to_owned()
 }
