@@ -15,6 +15,7 @@ pub mod foreign;
 pub mod identity;
 pub mod incidents;
 pub mod log;
+pub mod models;
 pub mod ops;
 pub mod permits;
 pub mod reviews;

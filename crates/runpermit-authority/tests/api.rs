@@ -98,6 +98,9 @@ async fn every_endpoint_answers_every_role_by_its_rule() {
                     Some(json!({"category": "other", "summary": "something happened"}))
                 }
                 ("POST", "/v1/incidents/{id}/follow-up") => Some(json!({"text": "resolved"})),
+                ("POST", "/v1/models") => Some(json!({"name": "M", "run_id": "run_none",
+                    "checkpoint_digest": format!("sha256:{}", "a".repeat(64)),
+                    "release_plan": "internal"})),
                 ("POST", "/v1/kyc-reports") => Some(json!({"customer": "LEI-1", "from": 0,
                     "to": 3600, "jobs": 1, "accelerator_seconds": 3600.0, "flop": 1e21})),
                 ("POST", _) => Some(json!({"reason": "because"})),

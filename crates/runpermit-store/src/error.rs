@@ -171,6 +171,15 @@ fn duplicate_message(write: &Write, db: &dyn DatabaseError) -> String {
         Write::InsertMilestone(m) => format!("milestone id {:?} already exists", m.id),
         Write::InsertIncident(i) => format!("incident id {:?} already exists", i.id),
         Write::InsertKycReport(k) => format!("KYC report id {:?} already exists", k.id),
+        Write::InsertModel(m) if target.contains("checkpoint_digest") => format!(
+            "checkpoint {} is already registered as a model",
+            m.checkpoint_digest
+        ),
+        Write::InsertModel(m) if target.contains("name") => format!(
+            "organization {:?} already has a model named {:?}",
+            m.org_id, m.name
+        ),
+        Write::InsertModel(m) => format!("model id {:?} already exists", m.id),
         other => format!("{}: unique constraint {target}", other.describe()),
     }
 }

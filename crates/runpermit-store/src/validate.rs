@@ -583,6 +583,31 @@ fn check(write: &Write, p: &mut Problems) {
                 );
             }
         }
+        Write::InsertModel(m) => {
+            p.id("id", &m.id);
+            p.id("org_id", &m.org_id);
+            p.id("run_id", &m.run_id);
+            if let Some(milestone) = &m.milestone_id {
+                p.id("milestone_id", milestone);
+            }
+            p.id("name", &m.name);
+            p.sha256_hex(
+                "checkpoint_digest",
+                m.checkpoint_digest
+                    .strip_prefix("sha256:")
+                    .unwrap_or(&m.checkpoint_digest),
+                "sha256: and the checkpoint's lowercase hex SHA-256",
+            );
+            if !m.checkpoint_digest.starts_with("sha256:") {
+                p.push(
+                    "checkpoint_digest",
+                    "must start with sha256: (the digest's algorithm)".to_owned(),
+                );
+            }
+            p.flop("cumulative_flop", m.cumulative_flop);
+            p.id("release_plan", &m.release_plan);
+            p.id("registered_by", &m.registered_by);
+        }
         Write::InsertRunFlag(f) => {
             p.id("run_id", &f.run_id);
             p.id("kind", &f.kind);

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Application, AuditEvent, Deployment, Idempotency, Incident, KycReport, Member, Milestone,
-    Organization, Permit, ProviderKey, Receipt, Review, Run, RunFlag, Session, SigningKey, Token,
+    Model, Organization, Permit, ProviderKey, Receipt, Review, Run, RunFlag, Session, SigningKey,
+    Token,
 };
 
 /// One write of a [`crate::Store::commit`] batch. A batch is applied in order, in one
@@ -152,6 +153,9 @@ pub enum Write {
         reason: String,
     },
     InsertIncident(Incident),
+    /// Registers a model. A second model with the same checkpoint digest, or the same name in
+    /// its organization, is `Duplicate`; a missing run or milestone `NotFound`.
+    InsertModel(Model),
     /// Raises a flag on a run, once: a flag with the same (run, kind, subject) already stored
     /// is left as it is (no error). A missing run is `NotFound`.
     InsertRunFlag(RunFlag),
@@ -215,6 +219,7 @@ impl Write {
             Write::InsertMilestone(m) => format!("InsertMilestone {}", m.id),
             Write::DecideMilestone { id, .. } => format!("DecideMilestone {id}"),
             Write::InsertIncident(i) => format!("InsertIncident {}", i.id),
+            Write::InsertModel(m) => format!("InsertModel {}", m.id),
             Write::InsertRunFlag(f) => {
                 format!("InsertRunFlag {} {} {}", f.run_id, f.kind, f.subject)
             }
@@ -263,6 +268,7 @@ impl Write {
             | Write::DecideMilestone { .. }
             | Write::InsertIncident(_)
             | Write::InsertRunFlag(_)
+            | Write::InsertModel(_)
             | Write::FollowUpIncident { .. }
             | Write::InsertKycReport(_) => Aggregate::Runs,
             Write::InsertDeployment(_)

@@ -31,6 +31,7 @@ mod estimate;
 mod gate;
 mod gpu_check;
 mod log;
+mod models;
 mod output;
 mod permit;
 mod runs;
@@ -81,6 +82,8 @@ enum Command {
     Incident(runs::IncidentArgs),
     /// Know-your-customer reports of unpermitted large jobs, and split-run flags.
     Kyc(runs::KycArgs),
+    /// The public model registry: models permitted runs produced.
+    Model(models::ModelArgs),
     /// Manage organizations and their members.
     Org(admin::OrgArgs),
     /// Manage API tokens.
@@ -138,6 +141,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Run(args) => done(runs::run(args)),
         Command::Incident(args) => done(runs::incident(args)),
         Command::Kyc(args) => done(runs::kyc(args)),
+        Command::Model(args) => done(models::model(args)),
         Command::Org(args) => done(admin::org(args)),
         Command::Token(args) => done(admin::token(args)),
         Command::Whoami(args) => done(admin::whoami(args)),

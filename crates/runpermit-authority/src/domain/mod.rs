@@ -34,6 +34,7 @@ pub mod incidents;
 pub mod kyc;
 pub mod limits;
 pub mod log;
+pub mod models;
 pub mod permits;
 pub mod provider_keys;
 pub mod reviews;

@@ -10,8 +10,8 @@
 //! unknown id.
 
 use runpermit_api::{
-    Body, Query, applications as apps, error, foreign, identity, incidents, log, ops, permits,
-    reviews, runs, usage,
+    Body, Query, applications as apps, error, foreign, identity, incidents, log, models, ops,
+    permits, reviews, runs, usage,
 };
 
 use crate::domain::Caller;
@@ -429,6 +429,19 @@ endpoints! {
         "Closes the incident unless `close` is false.",
         response Body::json::<incidents::IncidentView>(),
         request Body::json::<incidents::FollowUp>();
+    MODELS_CREATE = "POST" "/v1/models" 201 "registerModel", "models", Access::Only(APPLICANTS),
+        "Register a model a permitted run produced (its developer): name, checkpoint digest, the run and milestone report it came from, cumulative training compute, release plan.",
+        "Audited and written to the public log (`model_registered`); each checkpoint once, a name once per organization.",
+        response Body::json::<models::ModelView>(),
+        request Body::json::<models::NewModel>();
+    MODELS_LIST = "GET" "/v1/models" 200 "listModels", "models", Access::Public,
+        "The public model registry, newest first.",
+        "Every registered model, as the public log records it.",
+        response Body::json_list::<models::ModelView>();
+    MODELS_GET = "GET" "/v1/models/{id}" 200 "getModel", "models", Access::Public,
+        "One registered model.",
+        "Public, like permits.",
+        response Body::json::<models::ModelView>();
     KYC_CREATE = "POST" "/v1/kyc-reports" 201 "createKycReport", "oversight", Access::Only(PROVIDER_STAFF),
         "Report a customer's large jobs that ran without a permit (know-your-customer reporting).",
         "Answers the customer's flag when its unpermitted compute over all providers, within the policy's window, now reaches the permit threshold.",

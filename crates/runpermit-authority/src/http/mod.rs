@@ -32,7 +32,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// The authority's routes over `state`.
 pub fn router(state: AppState) -> Router {
     use routes::{
-        applications, estimate, identity, incidents, log, ops, permits, reviews, runs, usage,
+        applications, estimate, identity, incidents, log, models, ops, permits, reviews, runs,
+        usage,
     };
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -120,6 +121,8 @@ pub fn router(state: AppState) -> Router {
             post(incidents::create).get(incidents::list),
         )
         .route("/v1/incidents/{id}/follow-up", post(incidents::follow_up))
+        .route("/v1/models", post(models::create).get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .route("/v1/kyc-reports", post(usage::create_kyc))
         .route("/v1/kyc/flags", get(usage::kyc_flags))
         .route("/v1/audit", get(ops::audit))

@@ -7,7 +7,8 @@ pub(crate) mod usage;
 
 use crate::StoreError;
 pub use records::{
-    Incident, Ingested, KycReport, KycTotal, Milestone, ProviderUsage, Run, RunFlag, UsageRecord,
+    Incident, Ingested, KycReport, KycTotal, Milestone, Model, ProviderUsage, Run, RunFlag,
+    UsageRecord,
 };
 use runpermit_types::UsageFigure;
 
@@ -80,6 +81,12 @@ pub trait RunStore: Send + Sync + 'static {
 
     /// A run's milestones, oldest first (`submitted_at`, then id).
     async fn milestones(&self, run_id: &str) -> Result<Vec<Milestone>, StoreError>;
+
+    async fn model(&self, id: &str) -> Result<Option<Model>, StoreError>;
+
+    /// Registered models, newest first (`registered_at`, then id, descending), at most
+    /// `limit` (at least 1).
+    async fn models(&self, limit: i64) -> Result<Vec<Model>, StoreError>;
 
     /// A run's flags, oldest first (`raised_at`, then kind and subject).
     async fn run_flags(&self, run_id: &str) -> Result<Vec<RunFlag>, StoreError>;

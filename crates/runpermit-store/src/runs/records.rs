@@ -178,6 +178,26 @@ pub struct RunFlag {
     pub details_json: String,
 }
 
+/// A model a permitted run produced, registered by its developer ([`Write::InsertModel`]):
+/// public, like permits. Each checkpoint once; a name once per organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Model {
+    pub id: String,
+    /// The developer organization (the run's holder).
+    pub org_id: String,
+    pub run_id: String,
+    /// The milestone report whose checkpoint it is, if any.
+    pub milestone_id: Option<String>,
+    pub name: String,
+    /// `sha256:` and 64 lowercase hex digits.
+    pub checkpoint_digest: String,
+    pub cumulative_flop: f64,
+    pub release_plan: String,
+    /// Member id of the registrant.
+    pub registered_by: String,
+    pub registered_at: i64,
+}
+
 /// A reported safety or security incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Incident {

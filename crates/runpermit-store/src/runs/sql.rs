@@ -8,8 +8,8 @@ use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, Row};
 use crate::error::{DbResult as _, write_error};
 use crate::{
-    Incident, Ingested, KycTotal, Milestone, ProviderUsage, Run, RunFlag, RunStore, StoreError,
-    UsageRecord, Write,
+    Incident, Ingested, KycTotal, Milestone, Model, ProviderUsage, Run, RunFlag, RunStore,
+    StoreError, UsageRecord, Write,
 };
 use runpermit_types::UsageFigure;
 
@@ -117,6 +117,24 @@ const INCIDENTS_OF_ORG: &str = concat!(
     "SELECT ",
     incident_columns!(),
     " FROM incidents WHERE org_id = $1 ORDER BY reported_at DESC, id DESC"
+);
+
+macro_rules! model_columns {
+    () => {
+        "id, org_id, run_id, milestone_id, name, checkpoint_digest, cumulative_flop, \
+     release_plan, registered_by, registered_at"
+    };
+}
+const INSERT_MODEL: &str = concat!(
+    "INSERT INTO models (",
+    model_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+);
+const MODEL: &str = concat!("SELECT ", model_columns!(), " FROM models WHERE id = $1");
+const MODELS: &str = concat!(
+    "SELECT ",
+    model_columns!(),
+    " FROM models ORDER BY registered_at DESC, id DESC LIMIT $1"
 );
 
 /// Raised once: the same (run, kind, subject) again changes nothing.
@@ -304,6 +322,22 @@ where
                     )),
                 });
             }
+        }
+        Write::InsertModel(m) => {
+            sqlx::query(INSERT_MODEL)
+                .bind(&m.id)
+                .bind(&m.org_id)
+                .bind(&m.run_id)
+                .bind(&m.milestone_id)
+                .bind(&m.name)
+                .bind(&m.checkpoint_digest)
+                .bind(m.cumulative_flop)
+                .bind(&m.release_plan)
+                .bind(&m.registered_by)
+                .bind(m.registered_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
         }
         Write::InsertRunFlag(f) => {
             sqlx::query(INSERT_RUN_FLAG)
@@ -548,6 +582,22 @@ where
                 .await
                 .db(),
         }
+    }
+
+    async fn model(&self, id: &str) -> Result<Option<Model>, StoreError> {
+        sqlx::query_as(MODEL)
+            .bind(id)
+            .fetch_optional(self.connections())
+            .await
+            .db()
+    }
+
+    async fn models(&self, limit: i64) -> Result<Vec<Model>, StoreError> {
+        sqlx::query_as(MODELS)
+            .bind(limit.max(1))
+            .fetch_all(self.connections())
+            .await
+            .db()
     }
 
     async fn run_flags(&self, run_id: &str) -> Result<Vec<RunFlag>, StoreError> {

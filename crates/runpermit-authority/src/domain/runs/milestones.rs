@@ -23,7 +23,7 @@ pub const MAX_EVALS_BYTES: usize = 256 * 1024;
 /// A milestone report as the developer submits it (the API's request body).
 pub use runpermit_api::runs::NewMilestone as Report;
 
-fn check_digest(digest: &str) -> Result<(), DomainError> {
+pub(crate) fn check_digest(digest: &str) -> Result<(), DomainError> {
     let hex = digest.strip_prefix("sha256:").unwrap_or("");
     if hex.len() != 64
         || !hex

@@ -5,6 +5,7 @@ pub(crate) mod estimate;
 pub(crate) mod identity;
 pub(crate) mod incidents;
 pub(crate) mod log;
+pub(crate) mod models;
 pub mod ops;
 pub(crate) mod permits;
 pub(crate) mod reviews;
