@@ -247,7 +247,11 @@ impl LogStanding {
             }
             LogEntry::ApplicationSubmitted { .. }
             | LogEntry::Decision { .. }
-            | LogEntry::ModelRegistered { .. } => {}
+            | LogEntry::ModelRegistered { .. }
+            // Access grants have their own standing (runpermit-permit's `access`); permits'
+            // standing does not depend on them.
+            | LogEntry::AccessGranted { .. }
+            | LogEntry::AccessChanged { .. } => {}
         }
     }
 

@@ -203,11 +203,46 @@ pub enum LogEntry {
         /// `sha256:<hex>` digest of the registered weights checkpoint.
         checkpoint_digest: String,
     },
+    /// `access_granted`: a structured-access grant was signed. A grant is served only with a
+    /// proof that this entry is in the log.
+    AccessGranted {
+        /// The grant's id (its JWT `jti`).
+        grant_id: String,
+        /// The registered model it grants access to.
+        model_id: String,
+        /// The grantee organization's id.
+        grantee_org_id: String,
+        /// The access tier (`api_sampling`, `logprobs`, `finetune`, `activations`, `weights`).
+        tier: String,
+        /// The grant itself: the compact JWS.
+        token: String,
+    },
+    /// `access_changed`: a grant was suspended, reinstated or revoked.
+    AccessChanged {
+        /// The grant's id.
+        grant_id: String,
+        /// `suspended`, `reinstated` or `revoked` (final).
+        status: String,
+        /// Why, in words.
+        reason: String,
+    },
 }
+
+/// The access tiers an `access_granted` entry may name, shallowest first.
+pub const ACCESS_TIERS: [&str; 5] = [
+    "api_sampling",
+    "logprobs",
+    "finetune",
+    "activations",
+    "weights",
+];
+
+/// What an `access_changed` entry may say became of a grant.
+pub const ACCESS_CHANGES: [&str; 3] = ["suspended", "reinstated", "revoked"];
 
 impl LogEntry {
     /// Every entry type, as written in `type`.
-    pub const TYPES: [&'static str; 10] = [
+    pub const TYPES: [&'static str; 12] = [
         "application_submitted",
         "decision",
         "permit_issued",
@@ -218,6 +253,8 @@ impl LogEntry {
         "run_completed",
         "usage_summary",
         "model_registered",
+        "access_granted",
+        "access_changed",
     ];
 
     /// The entry's `type`.
@@ -233,6 +270,8 @@ impl LogEntry {
             LogEntry::RunCompleted { .. } => "run_completed",
             LogEntry::UsageSummary { .. } => "usage_summary",
             LogEntry::ModelRegistered { .. } => "model_registered",
+            LogEntry::AccessGranted { .. } => "access_granted",
+            LogEntry::AccessChanged { .. } => "access_changed",
         }
     }
 
@@ -344,6 +383,28 @@ impl LogEntry {
                 ("model_name", Str(model_name)),
                 ("checkpoint_digest", Str(checkpoint_digest)),
             ],
+            LogEntry::AccessGranted {
+                grant_id,
+                model_id,
+                grantee_org_id,
+                tier,
+                token,
+            } => vec![
+                ("grant_id", Str(grant_id)),
+                ("model_id", Str(model_id)),
+                ("grantee_org_id", Str(grantee_org_id)),
+                ("tier", Str(tier)),
+                ("token", Str(token)),
+            ],
+            LogEntry::AccessChanged {
+                grant_id,
+                status,
+                reason,
+            } => vec![
+                ("grant_id", Str(grant_id)),
+                ("status", Str(status)),
+                ("reason", Str(reason)),
+            ],
         }
     }
 
@@ -443,6 +504,41 @@ impl LogEntry {
                 p.id("run_id", run_id);
                 p.id("model_name", model_name);
                 p.digest("checkpoint_digest", checkpoint_digest);
+            }
+            LogEntry::AccessGranted {
+                grant_id,
+                model_id,
+                grantee_org_id,
+                tier,
+                token,
+            } => {
+                p.id("grant_id", grant_id);
+                p.id("model_id", model_id);
+                p.id("grantee_org_id", grantee_org_id);
+                if !ACCESS_TIERS.contains(&tier.as_str()) {
+                    p.push(
+                        "tier",
+                        format!("must be one of {} (got {tier:?})", ACCESS_TIERS.join(", ")),
+                    );
+                }
+                p.token("token", token);
+            }
+            LogEntry::AccessChanged {
+                grant_id,
+                status,
+                reason,
+            } => {
+                p.id("grant_id", grant_id);
+                if !ACCESS_CHANGES.contains(&status.as_str()) {
+                    p.push(
+                        "status",
+                        format!(
+                            "must be one of {} (got {status:?})",
+                            ACCESS_CHANGES.join(", ")
+                        ),
+                    );
+                }
+                p.id("reason", reason);
             }
         }
         p.0
@@ -618,6 +714,18 @@ pub fn decode(bytes: &[u8]) -> Result<(LogEntry, i64), EntryError> {
             run_id: f.string("run_id"),
             model_name: f.string("model_name"),
             checkpoint_digest: f.string("checkpoint_digest"),
+        }),
+        "access_granted" => f.build(|f| LogEntry::AccessGranted {
+            grant_id: f.string("grant_id"),
+            model_id: f.string("model_id"),
+            grantee_org_id: f.string("grantee_org_id"),
+            tier: f.string("tier"),
+            token: f.string("token"),
+        }),
+        "access_changed" => f.build(|f| LogEntry::AccessChanged {
+            grant_id: f.string("grant_id"),
+            status: f.string("status"),
+            reason: f.string("reason"),
         }),
         _ => return Err(EntryError::UnknownType(kind)),
     }?;

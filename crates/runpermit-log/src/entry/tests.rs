@@ -97,7 +97,39 @@ pub(crate) fn samples() -> Vec<LogEntry> {
             model_name: "Frontier-1 ✨".into(),
             checkpoint_digest: DIGEST.into(),
         },
+        LogEntry::AccessGranted {
+            grant_id: "grt_1".into(),
+            model_id: "mdl_1".into(),
+            grantee_org_id: "org_institute".into(),
+            tier: "logprobs".into(),
+            token: TOKEN.into(),
+        },
+        LogEntry::AccessChanged {
+            grant_id: "grt_1".into(),
+            status: "suspended".into(),
+            reason: "usage reports overdue".into(),
+        },
     ]
+}
+
+#[test]
+fn access_entries_name_known_tiers_and_changes_only() {
+    let bad = LogEntry::AccessGranted {
+        grant_id: "grt_1".into(),
+        model_id: "mdl_1".into(),
+        grantee_org_id: "org_institute".into(),
+        tier: "root".into(),
+        token: "not a token".into(),
+    };
+    let fields: Vec<String> = bad.problems(AT).into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["tier", "token"]);
+    let bad = LogEntry::AccessChanged {
+        grant_id: String::new(),
+        status: "paused".into(),
+        reason: "x".into(),
+    };
+    let fields: Vec<String> = bad.problems(AT).into_iter().map(|e| e.field).collect();
+    assert_eq!(fields, ["grant_id", "status"]);
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub fn sample(i: u64) -> LogEntry {
     let flop = |v: f64| Flop::new(v).unwrap();
     let (app, run, permit) = (format!("app_{i}"), format!("run_{i}"), format!("pmt_{i}"));
     let digest = format!("sha256:{:064x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15);
-    match i % 10 {
+    match i % 12 {
         0 => LogEntry::ApplicationSubmitted {
             application_id: app,
             org_id: format!("org_{}", i % 7),
@@ -85,10 +85,22 @@ pub fn sample(i: u64) -> LogEntry {
             providers: 2,
             through: T0 + i as i64,
         },
-        _ => LogEntry::ModelRegistered {
+        9 => LogEntry::ModelRegistered {
             run_id: run,
             model_name: format!("model-{i}"),
             checkpoint_digest: digest,
+        },
+        10 => LogEntry::AccessGranted {
+            grant_id: format!("grt_{i}"),
+            model_id: format!("mdl_{i}"),
+            grantee_org_id: "org_institute".into(),
+            tier: "api_sampling".into(),
+            token: format!("eyJh.eyJ{i}.c2ln"),
+        },
+        _ => LogEntry::AccessChanged {
+            grant_id: format!("grt_{i}"),
+            status: "revoked".into(),
+            reason: format!("grant {i} revoked"),
         },
     }
 }

@@ -107,6 +107,23 @@ pub fn summary(entry: &LogEntry, now_ms: i64) -> Markup {
             "Model " strong { (model_name) } " of run " (search_link("run", run_id))
             " registered: " code { (checkpoint_digest) }
         },
+        LogEntry::AccessGranted {
+            grant_id,
+            model_id,
+            grantee_org_id,
+            tier,
+            ..
+        } => html! {
+            "Access grant " code { (grant_id) } " to model " code { (model_id) } " for "
+            (search_link("org", grantee_org_id)) ": tier " strong { (tier.replace('_', " ")) }
+        },
+        LogEntry::AccessChanged {
+            grant_id,
+            status,
+            reason,
+        } => html! {
+            "Access grant " code { (grant_id) } " " strong { (status) } ": " q { (reason) }
+        },
     }
 }
 
@@ -176,6 +193,18 @@ pub fn fields(entry: &LogEntry, at: i64, now_ms: i64) -> Markup {
                     dt { "run_id" } dd { (search_link("run", run_id)) }
                     dt { "model_name" } dd { (model_name) }
                     dt { "checkpoint_digest" } dd { code { (checkpoint_digest) } }
+                }
+                LogEntry::AccessGranted { grant_id, model_id, grantee_org_id, tier, token } => {
+                    dt { "grant_id" } dd { code { (grant_id) } }
+                    dt { "model_id" } dd { code { (model_id) } }
+                    dt { "grantee_org_id" } dd { (search_link("org", grantee_org_id)) }
+                    dt { "tier" } dd { (tier) }
+                    dt { "token" } dd { pre.mono { (token) } }
+                }
+                LogEntry::AccessChanged { grant_id, status, reason } => {
+                    dt { "grant_id" } dd { code { (grant_id) } }
+                    dt { "status" } dd { (status) }
+                    dt { "reason" } dd { (reason) }
                 }
             }
         }
