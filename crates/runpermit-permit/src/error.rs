@@ -93,35 +93,41 @@ pub enum VerifyError {
     /// or forged.
     #[error("signature does not verify: the token was altered or not signed by this key")]
     BadSignature,
-    /// The permit's `nbf` is later than now plus the allowed leeway.
-    #[error("permit not valid before {} (unix {nbf}); now is {} (unix {now})", utc(*nbf), utc(*now))]
+    /// The token's `nbf` is later than now plus the allowed leeway.
+    #[error("{token} not valid before {} (unix {nbf}); now is {} (unix {now})", utc(*nbf), utc(*now))]
     NotYetValid {
-        /// The permit's `nbf`.
+        /// What kind of token it is (a permit, an access grant).
+        token: TokenKind,
+        /// The token's `nbf`.
         nbf: i64,
         /// The time it was checked at.
         now: i64,
     },
-    /// The permit's `iat` is later than now plus the allowed leeway: the issuer's clock or
+    /// The token's `iat` is later than now plus the allowed leeway: the issuer's clock or
     /// the verifier's is wrong. (PyJWT refuses these too; verifiers must agree.)
     #[error(
-        "permit issued in the future, at {} (unix {iat}); now is {} (unix {now}): check this machine's clock",
+        "{token} issued in the future, at {} (unix {iat}); now is {} (unix {now}): check this machine's clock",
         utc(*iat),
         utc(*now)
     )]
     IssuedInFuture {
-        /// The permit's `iat`.
+        /// What kind of token it is.
+        token: TokenKind,
+        /// The token's `iat`.
         iat: i64,
         /// The time it was checked at.
         now: i64,
     },
-    /// The permit's `exp` is at or before now minus the allowed leeway.
+    /// The token's `exp` is at or before now minus the allowed leeway.
     #[error(
-        "permit expired at {} (unix {exp}); now is {} (unix {now}): ask the authority for a new permit",
+        "{token} expired at {} (unix {exp}); now is {} (unix {now}): ask the authority for a new {token}",
         utc(*exp),
         utc(*now)
     )]
     Expired {
-        /// The permit's `exp`.
+        /// What kind of token it is.
+        token: TokenKind,
+        /// The token's `exp`.
         exp: i64,
         /// The time it was checked at.
         now: i64,
@@ -130,6 +136,25 @@ pub enum VerifyError {
     /// missing or unknown fields, wrong types, or an unsupported `rpv` version.
     #[error("invalid claims: {0}")]
     Claims(String),
+}
+
+/// The kinds of token that carry a validity window, named in [`VerifyError`]'s messages
+/// about time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A permit (`runpermit-permit+jwt`).
+    Permit,
+    /// An access grant (`runpermit-access+jwt`).
+    AccessGrant,
+}
+
+impl std::fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenKind::Permit => "permit",
+            TokenKind::AccessGrant => "access grant",
+        })
+    }
 }
 
 /// `unix` seconds as RFC 3339 UTC (`2026-01-01T00:00:00Z`), computed by hand so that the
@@ -180,6 +205,7 @@ mod tests {
     #[test]
     fn expiry_message_says_when_and_what_to_do() {
         let e = VerifyError::Expired {
+            token: TokenKind::Permit,
             exp: 1_767_225_600,
             now: 1_767_229_200,
         };

@@ -1,5 +1,5 @@
-//! Every signed token runpermit defines, as JOSE: permits, exemption receipts, the
-//! authority's status list and providers' usage reports.
+//! Every signed token runpermit defines, as JOSE: permits, exemption receipts, access
+//! grants, the authority's status list and providers' usage reports.
 //!
 //! A permit is a compact JWS (RFC 7515) signed with EdDSA over Ed25519 (RFC 8037), with
 //! the signing key named by its RFC 7638 thumbprint in `kid`, so that any standard JOSE
@@ -19,6 +19,10 @@
 //! - [`UsageReportClaims`], [`sign_usage_report`], [`verify_usage_report`]: the signed usage
 //!   report (`typ` `runpermit-usage+jwt`) a provider sends the authority, carrying a
 //!   [`Metered`] figure and its [`MeterMethod`]; unsound claims are never signed.
+//! - [`AccessGrantClaims`]: the access grant (`typ` `runpermit-access+jwt`, version 1), one
+//!   person's access to one model checkpoint at an [`AccessTier`], within quotas and a rate;
+//!   [`check_access_grant`] → [`CheckedAccessGrant`] → [`sign_access_grant`], and
+//!   [`verify_access_grant`] with the permit's time rules.
 //! - [`LogStanding`]: which permits the public log says are not in good standing (revoked,
 //!   completed, paused, on milestone hold), folded entry by entry; [`check_status_list`]:
 //!   where a status list disagrees with it; [`reconcile`]: a list being built made to agree.
@@ -28,6 +32,7 @@
 //! only outside input is the operating system's random generator in
 //! [`SigningKey::generate`].
 
+mod access;
 mod check;
 mod claims;
 mod error;
@@ -40,12 +45,21 @@ mod standing;
 mod status;
 mod verify;
 
+pub use access::{
+    ACCESS_CLAIMS_VERSION, ACCESS_TYP, AccessGrantClaims, AccessGrantRequest, AccessTier,
+    CheckedAccessGrant, Duties, GRANT_ACCELERATOR_HOURS, GRANT_REQUESTS, GRANT_TOKENS, GrantOrigin,
+    GrantedModel, Grantee, INCIDENT_REPORT_HOURS, MAX_GRANT_VALIDITY_SECONDS,
+    PUBLICATION_REVIEW_DAYS, Quotas, RATE_BURST, RATE_COUNT, RATE_PERIOD_SECONDS, Rate,
+    SignedAccessGrant, USAGE_REPORT_INTERVAL_SECONDS, check_access_grant,
+    check_access_grant_validity, sign_access_grant, verify_access_grant,
+    verify_access_grant_signature,
+};
 pub use check::{CheckedPermit, PermitRequest, SignedPermit, check, sign};
 pub use claims::{
     Holder, PERMIT_CLAIMS_VERSION, PERMIT_CLAIMS_VERSIONS_READ, PERMIT_TYP, PermitClaims,
     ProviderScope, Tranche,
 };
-pub use error::{KeyError, VerifyError, utc};
+pub use error::{KeyError, TokenKind, VerifyError, utc};
 pub use jwks::{Jwk, Jwks};
 pub use jws::{JwsHeader, MAX_TOKEN_BYTES, sign_jws, verify_jws};
 pub use keys::{ALG_ED25519, ALG_EDDSA, PublicKey, SigningKey};

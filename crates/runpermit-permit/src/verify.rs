@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::claims::{PERMIT_CLAIMS_VERSIONS_READ, PERMIT_TYP, PermitClaims};
-use crate::error::VerifyError;
+use crate::error::{TokenKind, VerifyError};
 use crate::jwks::Jwks;
 use crate::jws::verify_jws;
 
@@ -72,24 +72,32 @@ pub fn check_permit_validity(
     now: i64,
     leeway_seconds: i64,
 ) -> Result<(), VerifyError> {
+    check_window(
+        TokenKind::Permit,
+        (claims.iat, claims.nbf, claims.exp),
+        now,
+        leeway_seconds,
+    )
+}
+
+/// PyJWT's time rules, for every token with a validity window: refused when
+/// `now + leeway < nbf`, when `now + leeway < iat`, or when `now - leeway >= exp` (negative
+/// leeway counts as 0; no arithmetic overflows).
+pub(crate) fn check_window(
+    token: TokenKind,
+    (iat, nbf, exp): (i64, i64, i64),
+    now: i64,
+    leeway_seconds: i64,
+) -> Result<(), VerifyError> {
     let leeway = leeway_seconds.max(0);
-    if now.saturating_add(leeway) < claims.nbf {
-        return Err(VerifyError::NotYetValid {
-            nbf: claims.nbf,
-            now,
-        });
+    if now.saturating_add(leeway) < nbf {
+        return Err(VerifyError::NotYetValid { token, nbf, now });
     }
-    if now.saturating_add(leeway) < claims.iat {
-        return Err(VerifyError::IssuedInFuture {
-            iat: claims.iat,
-            now,
-        });
+    if now.saturating_add(leeway) < iat {
+        return Err(VerifyError::IssuedInFuture { token, iat, now });
     }
-    if now.saturating_sub(leeway) >= claims.exp {
-        return Err(VerifyError::Expired {
-            exp: claims.exp,
-            now,
-        });
+    if now.saturating_sub(leeway) >= exp {
+        return Err(VerifyError::Expired { token, exp, now });
     }
     Ok(())
 }
@@ -161,6 +169,7 @@ mod tests {
         assert_eq!(
             at(NOW + 99, 0),
             Err(VerifyError::NotYetValid {
+                token: TokenKind::Permit,
                 nbf: NOW + 100,
                 now: NOW + 99
             })
@@ -171,6 +180,7 @@ mod tests {
         assert_eq!(
             at(NOW + 1000, 0),
             Err(VerifyError::Expired {
+                token: TokenKind::Permit,
                 exp: NOW + 1000,
                 now: NOW + 1000
             })
@@ -179,6 +189,7 @@ mod tests {
         assert_eq!(
             at(NOW + 1060, 60),
             Err(VerifyError::Expired {
+                token: TokenKind::Permit,
                 exp: NOW + 1000,
                 now: NOW + 1060
             })
@@ -200,6 +211,7 @@ mod tests {
         assert_eq!(
             err,
             VerifyError::IssuedInFuture {
+                token: TokenKind::Permit,
                 iat: NOW,
                 now: NOW - 60
             }

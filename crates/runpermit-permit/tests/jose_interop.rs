@@ -1,5 +1,5 @@
 //! Independent verifier: PyJWT (through `tests/interop/verify_permit.py`) must accept the
-//! permits, receipts, status lists and usage reports this crate signs, and refuse the same
+//! permits, access grants, receipts, status lists and usage reports this crate signs, and refuse the same
 //! bad tokens that this crate refuses, with the exception PyJWT is expected to raise.
 //!
 //! Runs only when `RUNPERMIT_TEST_JOSE` is set (CI sets it after
@@ -22,10 +22,13 @@ use ed25519_dalek::pkcs8::DecodePrivateKey;
 
 use runpermit_compute::Flop;
 use runpermit_permit::{
-    EXEMPTION_CLAIMS_VERSION, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims,
-    PermitRequest, PermitStatus, ProviderScope, SigningKey, StatusEntry, StatusListClaims, Tranche,
-    UsageReportClaims, check, sign, sign_exemption, sign_jws, sign_status_list, sign_usage_report,
-    verify_exemption, verify_permit, verify_status_list, verify_usage_report,
+    ACCESS_TYP, AccessGrantClaims, AccessGrantRequest, AccessTier, Duties,
+    EXEMPTION_CLAIMS_VERSION, ExemptionClaims, GrantOrigin, GrantedModel, Grantee, Holder, Jwks,
+    PERMIT_TYP, PermitClaims, PermitRequest, PermitStatus, ProviderScope, Quotas, Rate,
+    SignedAccessGrant, SigningKey, StatusEntry, StatusListClaims, Tranche, UsageReportClaims,
+    check, check_access_grant, sign, sign_access_grant, sign_exemption, sign_jws, sign_status_list,
+    sign_usage_report, verify_access_grant, verify_exemption, verify_permit, verify_status_list,
+    verify_usage_report,
 };
 use serde_json::Value;
 
@@ -45,7 +48,8 @@ fn main() -> ExitCode {
         now_nanos()
     ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
-    let ok = permits(&dir) & receipts(&dir) & status_lists(&dir) & usage_reports(&dir);
+    let ok =
+        permits(&dir) & grants(&dir) & receipts(&dir) & status_lists(&dir) & usage_reports(&dir);
     if ok {
         let _ = std::fs::remove_dir_all(&dir);
         println!("jose_interop: PyJWT agrees on every token");
@@ -110,12 +114,17 @@ fn permits(dir: &Path) -> bool {
         },
         Case {
             name: "another key, the trusted kid",
-            token: forge_with_kid(&valid.token, key.kid(), &stranger),
+            token: forge_with_kid(&valid.token, PERMIT_TYP, key.kid(), &stranger),
             refused_with: Some("InvalidSignatureError"),
         },
         Case {
             name: "typ JWT",
             token: sign_jws("JWT", &valid.claims, &key),
+            refused_with: Some("InvalidTokenError"),
+        },
+        Case {
+            name: "access grant given as a permit",
+            token: grant(&key, now - 60, now + 3600, now).token,
             refused_with: Some("InvalidTokenError"),
         },
     ];
@@ -144,6 +153,78 @@ fn permits(dir: &Path) -> bool {
                 &Value::from("EdDSA"),
             );
         }
+    }
+    ok
+}
+
+/// Access grants verify in PyJWT as permits do: the same time claims, the same refusals.
+fn grants(dir: &Path) -> bool {
+    let now = now_nanos() as i64 / 1_000_000_000;
+    let key = SigningKey::generate();
+    let stranger = SigningKey::generate();
+    let jwks = Jwks::from_keys(&[key.public(), SigningKey::generate().public()]);
+
+    let valid = grant(&key, now - 60, now + 3600, now);
+    let expired = grant(&key, now - 7200, now - 3600, now - 7200);
+    let early = grant(&key, now + 3600, now + 7200, now);
+    let permit = sign(check(request(now - 60, now + 3600), now).unwrap(), &key);
+    let cases = [
+        Case {
+            name: "valid access grant",
+            token: valid.token.clone(),
+            refused_with: None,
+        },
+        Case {
+            name: "tampered access grant",
+            token: tamper(&valid.token),
+            refused_with: Some("InvalidSignatureError"),
+        },
+        Case {
+            name: "expired access grant",
+            token: expired.token,
+            refused_with: Some("ExpiredSignatureError"),
+        },
+        Case {
+            name: "access grant not yet valid",
+            token: early.token,
+            refused_with: Some("ImmatureSignatureError"),
+        },
+        Case {
+            name: "grant, another key, its own kid",
+            token: grant(&stranger, now - 60, now + 3600, now).token,
+            refused_with: Some("KeyError"),
+        },
+        Case {
+            name: "grant, another key, trusted kid",
+            token: forge_with_kid(&valid.token, ACCESS_TYP, key.kid(), &stranger),
+            refused_with: Some("InvalidSignatureError"),
+        },
+        Case {
+            name: "permit given as an access grant",
+            token: permit.token,
+            refused_with: Some("InvalidTokenError"),
+        },
+        Case {
+            name: "grant claims, typ JWT",
+            token: sign_jws("JWT", &valid.claims, &key),
+            refused_with: Some("InvalidTokenError"),
+        },
+    ];
+    let results = run_verifier(dir, &jwks, "access", &cases);
+    let mut ok = true;
+    for (case, result) in cases.iter().zip(&results) {
+        let ours = verify_access_grant(&case.token, &jwks, now, 0);
+        ok &= judge(case, result, ours.is_ok());
+    }
+    if results[0]["ok"] == true {
+        let theirs: AccessGrantClaims = serde_json::from_value(results[0]["claims"].clone())
+            .expect("PyJWT's claims read back as AccessGrantClaims");
+        ok &= same("access grant claims", &theirs, &valid.claims);
+        ok &= same(
+            "access grant header",
+            &results[0]["header"],
+            &serde_json::json!({"alg": "EdDSA", "typ": ACCESS_TYP, "kid": valid.kid}),
+        );
     }
     ok
 }
@@ -408,6 +489,50 @@ fn request(nbf: i64, exp: i64) -> PermitRequest {
     }
 }
 
+/// A grant valid from `nbf` to `exp`, checked and signed at `at`.
+fn grant(key: &SigningKey, nbf: i64, exp: i64, at: i64) -> SignedAccessGrant {
+    let request = AccessGrantRequest {
+        iss: "https://authority.example".into(),
+        jti: "grant-interop".into(),
+        nbf,
+        exp,
+        grantee: Grantee {
+            org_id: "org-university".into(),
+            member_id: "member-ada".into(),
+            name: "Université d’Exemple — Ω".into(),
+        },
+        developer: "org-lab".into(),
+        model: GrantedModel {
+            model_id: "model-interop".into(),
+            name: "Example Model 2".into(),
+            checkpoint_digest: format!("sha256:{}", "0123456789abcdef".repeat(4)),
+        },
+        tier: AccessTier::Finetune,
+        quotas: Quotas {
+            tokens: Some(50_000_000),
+            requests: None,
+            accelerator_hours: Some(12.5),
+        },
+        rate: Rate {
+            burst: 10,
+            count: 600,
+            period_seconds: 3600,
+        },
+        purpose: "Fine-tune on a refusal benchmark and measure\nwhat changes.".into(),
+        research_plan_digest: format!("sha256:{}", "a".repeat(64)),
+        agreement_digest: format!("sha256:{}", "b".repeat(64)),
+        duties: Duties {
+            usage_report_interval_seconds: 3600,
+            publication_review_days: 30,
+            incident_report_hours: 72,
+        },
+        origin: GrantOrigin::Evaluation {
+            milestone_id: "milestone-interop".into(),
+        },
+    };
+    sign_access_grant(check_access_grant(request, at).expect("a sound grant"), key)
+}
+
 fn holder() -> Holder {
     Holder {
         org_id: "org-lab".into(),
@@ -427,9 +552,9 @@ fn tamper(token: &str) -> String {
 
 /// The token's payload under a header naming `kid`, signed by `signer` (a key that `kid`
 /// does not name), built with ed25519-dalek directly.
-fn forge_with_kid(token: &str, kid: &str, signer: &SigningKey) -> String {
+fn forge_with_kid(token: &str, typ: &str, kid: &str, signer: &SigningKey) -> String {
     let payload = token.split('.').nth(1).unwrap();
-    let header = format!(r#"{{"alg":"EdDSA","typ":"{PERMIT_TYP}","kid":"{kid}"}}"#);
+    let header = format!(r#"{{"alg":"EdDSA","typ":"{typ}","kid":"{kid}"}}"#);
     let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
     let dalek = ed25519_dalek::SigningKey::from_pkcs8_pem(&signer.to_pkcs8_pem()).unwrap();
     let signature = dalek.sign(input.as_bytes()).to_bytes();

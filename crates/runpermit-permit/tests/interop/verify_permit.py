@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Independent verifier for runpermit tokens, using PyJWT (not runpermit's code).
 
-Usage: verify_permit.py --jwks JWKS.json [--kind permit|exemption|status|usage] [--leeway SECONDS] TOKEN_FILE...
+Usage: verify_permit.py --jwks JWKS.json [--kind permit|access|exemption|status|usage] [--leeway SECONDS] TOKEN_FILE...
 
 For each token file, prints one JSON line:
   {"file": ..., "ok": true, "header": {...}, "claims": {...}}
   {"file": ..., "ok": false, "error": "<exception class name>", "message": "..."}
 
 The key is chosen by the header's kid from the JWKS (PyJWT's PyJWKSet; an unknown kid
-raises KeyError). Only alg EdDSA is allowed. Permits must carry exp, nbf and iat, which
-PyJWT checks against this machine's clock; status lists exp and iat; receipts and usage
-reports iat. The header typ must name the expected token type (RFC 7515: case-insensitive,
+raises KeyError). Only alg EdDSA is allowed. Permits and access grants must carry exp, nbf
+and iat, which PyJWT checks against this machine's clock; status lists exp and iat; receipts
+and usage reports iat. The header typ must name the expected token type (RFC 7515: case-insensitive,
 "application/" optional).
 
 Needs: pip install 'pyjwt==2.15.*' cryptography
@@ -24,12 +24,14 @@ import jwt
 
 TYP = {
     "permit": "runpermit-permit+jwt",
+    "access": "runpermit-access+jwt",
     "exemption": "runpermit-exemption+jwt",
     "status": "runpermit-status+jwt",
     "usage": "runpermit-usage+jwt",
 }
 REQUIRED = {
     "permit": ["exp", "nbf", "iat"],
+    "access": ["exp", "nbf", "iat"],
     "exemption": ["iat"],
     "status": ["exp", "iat"],
     "usage": ["iat"],
