@@ -100,7 +100,7 @@ pub struct RunDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunFlagView {
     /// `usage_before_permit`, `usage_after_expiry`, `upper_bound_past_tranche`,
-    /// `utilization_above_declared` or `operation_count_gap`.
+    /// `utilization_above_declared`, `operation_count_gap` or `evaluation_threshold_crossed`.
     pub kind: String,
     /// What it is about within the run (`permit`, `tranche 2`, a milestone id).
     pub subject: String,
@@ -235,8 +235,15 @@ pub struct NewMilestone {
     /// tokens (operation counting) is set beside the metered figure for the evaluator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<f64>,
-    /// The evaluation results (any JSON object; the evaluation plan says what).
+    /// The evaluation results (any JSON object; the evaluation plan says what). Optional when
+    /// `inspect_logs` are given; its key `inspect` is reserved for their extracted results.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub evals: Value,
+    /// Inspect (`inspect_ai`) `.eval` log files, base64 (standard alphabet), at most 8 MiB
+    /// each: the authority extracts each file's digest, task, model and scores itself and
+    /// adds them to the report's evaluation results under `inspect`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inspect_logs: Vec<String>,
 }
 
 /// A milestone report as the API shows it.
@@ -270,7 +277,9 @@ pub struct MilestoneView {
     /// How far operation counting and the metered figure lie apart, as a factor ≥ 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_count_factor: Option<f64>,
-    /// The evaluation results, as submitted.
+    /// The evaluation results, as submitted; under `inspect`, the results the authority
+    /// extracted from the report's Inspect logs (`digest`, `task`, `model`, `status`,
+    /// `scores[]` with each scorer's `metrics`).
     pub evals: Value,
     /// Who submitted it.
     pub submitted_by: String,

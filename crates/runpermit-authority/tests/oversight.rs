@@ -41,7 +41,11 @@ struct World {
 /// which the policy assigns to `org_aisi` to evaluate. Its tranches end at 1e25, 4e25 and
 /// its budget.
 async fn world(database_url: Option<&str>) -> World {
-    let mut policy = runpermit_policy::Policy::builtin().clone();
+    world_with(database_url, runpermit_policy::Policy::builtin().clone()).await
+}
+
+/// [`world`] under `policy` (its evaluators replaced by `org_aisi`).
+async fn world_with(database_url: Option<&str>, mut policy: runpermit_policy::Policy) -> World {
     policy.oversight.evaluators = vec!["org_aisi".to_owned()];
     let api = Api::with_policy(database_url, policy).await;
     let a = &api.authority;
@@ -1395,4 +1399,121 @@ async fn a_run_is_evaluated_again_after_a_crash_between_usage_and_evaluation() {
     );
     assert_eq!(w.run().await["status"], "milestone_due");
     assert_eq!(w.listed().await.unwrap().0, PermitStatus::MilestoneHold);
+}
+
+/// Real `inspect-ai` output (integrations/inspect/mock_eval.py): task `arithmetic` on
+/// `mockllm/model`, scorer `includes`, accuracy 0.5.
+const INSPECT_FIXTURE: &[u8] =
+    include_bytes!("../../runpermit-policy/tests/data/inspect/arithmetic-mockllm.eval");
+
+/// CI sets this to a `.eval` file it has just produced with `inspect-ai` from PyPI.
+const INSPECT_LOG_ENV: &str = "RUNPERMIT_TEST_INSPECT_LOG";
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Submits `log` as a milestone report's only evidence under a policy whose threshold
+/// (`arithmetic` accuracy above 0.4) it crosses: the authority extracts the results itself and
+/// flags the report to the evaluator with the task, metric, value and threshold.
+async fn inspect_log_is_evidence_and_flagged(log: &[u8]) {
+    let mut policy = runpermit_policy::Policy::builtin().clone();
+    policy.oversight.evaluation_threshold = vec![runpermit_policy::inspect::EvaluationThreshold {
+        task: "arithmetic".into(),
+        metric: "accuracy".into(),
+        scorer: None,
+        above: Some(0.4),
+        below: None,
+    }];
+    let w = world_with(None, policy).await;
+    let path = format!("/v1/runs/{}/milestones", w.run_id);
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let refused = |body: Value| {
+        let (w, path) = (&w, &path);
+        async move {
+            let (status, answer) = w.api.call("POST", path, Some(&w.lab), Some(body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+            answer
+        }
+    };
+    // Neither free-form results nor a log; a log that is not one; the reserved key; the same
+    // file twice.
+    let a = refused(json!({"checkpoint_digest": digest})).await;
+    assert_eq!(common::error_fields(&a), ["evals"], "{a}");
+    let a = refused(json!({"checkpoint_digest": digest, "inspect_logs": [b64(b"{}")]})).await;
+    assert_eq!(common::error_fields(&a), ["inspect_logs[0]"], "{a}");
+    assert!(a.to_string().contains("not a zip archive"), "{a}");
+    let a = refused(json!({"checkpoint_digest": digest, "inspect_logs": ["%%%"]})).await;
+    assert!(a.to_string().contains("not base64"), "{a}");
+    let a = refused(json!({"checkpoint_digest": digest, "evals": {"inspect": 1},
+                          "inspect_logs": [b64(log)]}))
+    .await;
+    assert!(a.to_string().contains("reserved"), "{a}");
+    let a = refused(json!({"checkpoint_digest": digest,
+                          "inspect_logs": [b64(log), b64(log)]}))
+    .await;
+    assert_eq!(common::error_fields(&a), ["inspect_logs[1]"], "{a}");
+
+    let m = w
+        .submit_milestone_with(json!({"inspect_logs": [b64(log)]}))
+        .await;
+    let extracted = &m["evals"]["inspect"][0];
+    let summary = runpermit_policy::inspect::parse_eval_log(log).expect("a finished log");
+    assert_eq!(extracted["digest"], summary.digest.as_str(), "{m}");
+    assert_eq!(extracted["task"], "arithmetic", "{m}");
+    assert_eq!(extracted["model"], "mockllm/model", "{m}");
+    assert_eq!(extracted["status"], "success", "{m}");
+    assert_eq!(extracted["scores"][0]["scorer"], "includes", "{m}");
+    assert_eq!(extracted["scores"][0]["metrics"]["accuracy"], 0.5, "{m}");
+    // The free-form results stay beside the extracted ones.
+    assert_eq!(m["evals"]["cyber_uplift"]["score"], 0.12, "{m}");
+    let (_, as_evaluator) = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/runs/{}", w.run_id),
+            Some(&w.evaluator),
+            None,
+        )
+        .await;
+    let crossed = as_evaluator["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "evaluation_threshold_crossed")
+        .unwrap_or_else(|| panic!("flagged: {as_evaluator}"));
+    assert_eq!(crossed["subject"], m["id"]);
+    let message = crossed["message"].as_str().unwrap();
+    for part in [
+        "\"arithmetic\"",
+        "accuracy = 0.5",
+        "above the threshold 0.4",
+        &summary.digest,
+    ] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+}
+
+#[tokio::test]
+async fn inspect_logs_are_milestone_evidence() {
+    inspect_log_is_evidence_and_flagged(INSPECT_FIXTURE).await;
+}
+
+/// A `.eval` file CI has just produced with the `inspect-ai` release it installs: the format
+/// this authority reads is the one Inspect writes today, not only the committed fixture's.
+#[tokio::test]
+async fn a_fresh_inspect_log_is_milestone_evidence() {
+    let Some(path) = std::env::var_os(INSPECT_LOG_ENV) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{INSPECT_LOG_ENV} must name a fresh .eval file under CI (see .ci/run)"
+        );
+        println!(
+            "skipped: set {INSPECT_LOG_ENV} to a .eval file from integrations/inspect/mock_eval.py"
+        );
+        return;
+    };
+    let log = std::fs::read(&path).expect("the .eval file named by RUNPERMIT_TEST_INSPECT_LOG");
+    inspect_log_is_evidence_and_flagged(&log).await;
 }

@@ -10,6 +10,8 @@
 //!   credible estimate), [`tranche_schedule`] and [`permit_terms`].
 //! - [`workflow`]: the application's [`Status`] machine ([`next`]) and the
 //!   separation-of-duties rule for approvals ([`approval_outcome`]).
+//! - [`inspect`]: Inspect (`inspect_ai`) `.eval` logs parsed from their bytes
+//!   ([`inspect::parse_eval_log`]) and the policy's evaluation thresholds on their results.
 //! - [`oversight`]: a permitted run's [`RunStatus`] machine ([`run_next`]), tranche
 //!   progress and alerts ([`tranche_progress`]), incident categories and split-run
 //!   detection ([`split_runs`]).
@@ -18,6 +20,7 @@
 //! passed in as unix seconds.
 
 mod classify;
+pub mod inspect;
 pub mod oversight;
 mod plan;
 mod policy;

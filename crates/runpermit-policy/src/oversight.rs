@@ -142,6 +142,10 @@ pub struct OversightPolicy {
     /// without review names no evaluator and releases no tranche beyond the first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evaluators: Vec<String>,
+    /// `[[oversight.evaluation_threshold]]`: a milestone report whose Inspect logs' results
+    /// cross one is flagged to the evaluator (`evaluation_threshold_crossed`; default: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluation_threshold: Vec<crate::inspect::EvaluationThreshold>,
 }
 
 fn default_alert_percents() -> Vec<u32> {
@@ -188,6 +192,7 @@ impl Default for OversightPolicy {
             usage_summary_interval_seconds: default_summary_interval(),
             split_run_window_days: default_split_window(),
             evaluators: Vec::new(),
+            evaluation_threshold: Vec::new(),
         }
     }
 }

@@ -632,6 +632,11 @@ impl Policy {
                 );
             }
         }
+        for (i, t) in o.evaluation_threshold.iter().enumerate() {
+            for (field, message) in t.problems(&format!("oversight.evaluation_threshold[{i}]")) {
+                push(field, message);
+            }
+        }
         let mut ids = BTreeSet::new();
         for (i, c) in self.incident_categories.iter().enumerate() {
             let at = format!("incident_category[{i}]");

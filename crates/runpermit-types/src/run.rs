@@ -147,5 +147,7 @@ names! {
         UtilizationAboveDeclared => "utilization_above_declared",
         /// Operation counting (6·N·D) at a milestone is far from the metered figure.
         OperationCountGap => "operation_count_gap",
+        /// A milestone's Inspect results crossed one of the policy's evaluation thresholds.
+        EvaluationThresholdCrossed => "evaluation_threshold_crossed",
     }
 }

@@ -52,8 +52,13 @@ enum RunCommand {
         #[arg(long, value_name = "DIGEST")]
         checkpoint_digest: String,
         /// Evaluation results: a JSON object (or a TOML table), by evaluation name.
-        #[arg(long, value_name = "FILE")]
-        evals: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "eval_log")]
+        evals: Option<PathBuf>,
+        /// An Inspect (`inspect_ai`) `.eval` log of an evaluation of the checkpoint
+        /// (repeatable, at most 8 MiB each): the file is sent, and the authority extracts its
+        /// digest, task, model and scores and checks them against the policy's thresholds.
+        #[arg(long = "eval-log", value_name = "FILE")]
+        eval_log: Vec<PathBuf>,
         /// Cumulative FLOP at the checkpoint [default: the run's metered cumulative].
         #[arg(long, value_name = "FLOP")]
         flop: Option<String>,
@@ -104,6 +109,17 @@ struct Transition {
 }
 
 /// Reads an evaluation results file: JSON, or TOML when it does not parse as JSON.
+/// An Inspect `.eval` log as the API takes it (base64), checked here first so that a wrong
+/// file is named before it is sent; the authority parses it again itself.
+fn read_eval_log(path: &PathBuf) -> Result<String> {
+    use base64::Engine as _;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading --eval-log {}", path.display()))?;
+    runpermit_policy::inspect::parse_eval_log(&bytes)
+        .map_err(|e| ArgError(format!("--eval-log {}: {e}", path.display())))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
 fn read_evals(path: &PathBuf) -> Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading --evals {}", path.display()))?;
@@ -296,10 +312,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             id,
             checkpoint_digest,
             evals,
+            eval_log,
             flop,
             tokens,
         } => {
-            let evals = read_evals(&evals)?;
+            let evals = evals.as_ref().map(read_evals).transpose()?;
+            let inspect_logs = eval_log
+                .iter()
+                .map(read_eval_log)
+                .collect::<Result<Vec<_>>>()?;
             let tokens = tokens
                 .map(|t| {
                     runpermit_compute::parse_count(&t).ok_or_else(|| {
@@ -319,7 +340,8 @@ pub fn run(args: RunArgs) -> Result<()> {
                 checkpoint_digest,
                 cumulative_flop,
                 tokens,
-                evals,
+                evals: evals.unwrap_or(Value::Null),
+                inspect_logs,
             };
             client.post(&format!("/v1/runs/{id}/milestones"), &body, &[])?
         }

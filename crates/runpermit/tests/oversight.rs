@@ -24,6 +24,12 @@ use common::{
 use runpermit_permit::SigningKey;
 use serde_json::Value;
 
+/// Real `inspect-ai` output: task `arithmetic` on `mockllm/model`, accuracy 0.5.
+const INSPECT_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../runpermit-policy/tests/data/inspect/arithmetic-mockllm.eval"
+);
+
 /// What one H100 SXM accelerator-second counts under the example plan's accounting basis
 /// (bf16, 989.4 TFLOP/s dense, at the declared 38% utilization): scheduler accounting's
 /// central estimate.
@@ -434,6 +440,23 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
     )
     .expect("evals");
     let digest = format!("sha256:{}", "5e".repeat(32));
+    // A file that is not an Inspect log is named before anything is sent.
+    let refused = run(
+        &[
+            "run",
+            "milestone",
+            &run_id,
+            "--checkpoint-digest",
+            &digest,
+            "--eval-log",
+            path_str(&evals),
+        ],
+        &a.server,
+        &lab,
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a zip archive"), "{stderr}");
     let milestone = json(
         &[
             "run",
@@ -443,11 +466,20 @@ fn two_gates(dir: &Path, database_url: Option<&str>) {
             &digest,
             "--evals",
             path_str(&evals),
+            "--eval-log",
+            INSPECT_FIXTURE,
         ],
         &a,
         &lab,
     );
     assert_eq!(milestone["evals"]["cyber_uplift"]["score"], 0.12);
+    // The Inspect log's results, as the authority extracted them from the file.
+    let inspect = &milestone["evals"]["inspect"][0];
+    assert_eq!(inspect["task"], "arithmetic", "{milestone}");
+    assert_eq!(
+        inspect["scores"][0]["metrics"]["accuracy"], 0.5,
+        "{milestone}"
+    );
     let refused = run(
         &[
             "run",

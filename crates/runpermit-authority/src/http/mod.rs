@@ -112,7 +112,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/appeal", post(runs::appeal))
         .route(
             "/v1/runs/{id}/milestones",
-            post(runs::create_milestone).get(runs::list_milestones),
+            post(runs::create_milestone)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    runs::MAX_MILESTONE_BODY_BYTES,
+                ))
+                .get(runs::list_milestones),
         )
         .route("/v1/milestones/{id}/accept", post(runs::accept_milestone))
         .route("/v1/milestones/{id}/reject", post(runs::reject_milestone))

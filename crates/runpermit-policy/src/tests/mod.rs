@@ -551,3 +551,49 @@ fn token_lifetime_has_a_bounded_maximum() {
         }
     }
 }
+
+#[test]
+fn evaluation_thresholds_are_read_and_checked() {
+    let with = |t: &str| {
+        BUILTIN_POLICY_TOML.replace("evaluators = []\n", &format!("evaluators = []\n{t}"))
+    };
+    let good = with(
+        "\n[[oversight.evaluation_threshold]]\ntask = \"arithmetic\"\nmetric = \"accuracy\"\nabove = 0.4\n",
+    );
+    let p = Policy::from_toml(&good).unwrap();
+    let t = &p.oversight.evaluation_threshold[0];
+    assert_eq!(
+        (t.task.as_str(), t.metric.as_str(), t.above, t.below),
+        ("arithmetic", "accuracy", Some(0.4), None)
+    );
+    let bad = with(
+        "\n[[oversight.evaluation_threshold]]\ntask = \"arithmetic\"\nmetric = \"accuracy\"\nabove = 0.4\n\
+         \n[[oversight.evaluation_threshold]]\ntask = \"\"\nmetric = \"accuracy\"\n",
+    );
+    let errors = match Policy::from_toml(&bad) {
+        Err(PolicyError::Invalid(errors)) => errors,
+        other => panic!("{other:?}"),
+    };
+    let named = fields(&errors);
+    assert!(
+        named.contains(&"oversight.evaluation_threshold[1].task"),
+        "{named:?}"
+    );
+    assert!(
+        named.contains(&"oversight.evaluation_threshold[1]"),
+        "{named:?}"
+    );
+    assert!(
+        !named
+            .iter()
+            .any(|f| f.starts_with("oversight.evaluation_threshold[0]")),
+        "{named:?}"
+    );
+    let unknown = with(
+        "\n[[oversight.evaluation_threshold]]\ntask = \"a\"\nmetric = \"m\"\nabove = 1\nabov = 2\n",
+    );
+    assert!(matches!(
+        Policy::from_toml(&unknown),
+        Err(PolicyError::Parse { .. })
+    ));
+}

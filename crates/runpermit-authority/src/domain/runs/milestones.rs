@@ -3,6 +3,9 @@
 //! one run transition with its milestone write, audit event and log entry.
 
 use runpermit_compute::{Flop, format_count, format_flop};
+use runpermit_policy::inspect::{
+    EvalLogSummary, MAX_LOG_BYTES, parse_eval_log, thresholds_crossed,
+};
 use runpermit_policy::{RunAction, operation_count_gap};
 use runpermit_store::{Milestone, Write};
 use runpermit_types::MilestoneStatus;
@@ -22,6 +25,53 @@ pub const MAX_EVALS_BYTES: usize = 256 * 1024;
 
 /// A milestone report as the developer submits it (the API's request body).
 pub use runpermit_api::runs::NewMilestone as Report;
+
+/// The most Inspect logs one milestone report carries.
+pub const MAX_INSPECT_LOGS: usize = 16;
+
+/// The key of a milestone's evaluation results under which the authority puts what it
+/// extracted from the report's Inspect logs.
+pub const INSPECT_KEY: &str = "inspect";
+
+/// What the authority reads from each of `logs` (base64 `.eval` files): it parses the bytes
+/// itself rather than trust a client's extraction. A file that is not a finished Inspect log,
+/// too large, or sent twice is refused, naming which.
+fn inspect_results(logs: &[String]) -> Result<Vec<EvalLogSummary>, DomainError> {
+    use base64::Engine as _;
+    if logs.len() > MAX_INSPECT_LOGS {
+        return Err(DomainError::field(
+            "inspect_logs",
+            format!(
+                "at most {MAX_INSPECT_LOGS} logs per report (got {})",
+                logs.len()
+            ),
+        ));
+    }
+    let mut out: Vec<EvalLogSummary> = Vec::with_capacity(logs.len());
+    for (i, encoded) in logs.iter().enumerate() {
+        let field = format!("inspect_logs[{i}]");
+        // Base64 of the largest file accepted, rounded up, before decoding anything.
+        if encoded.len() > MAX_LOG_BYTES.div_ceil(3) * 4 {
+            return Err(DomainError::field(
+                &field,
+                format!("an Inspect log of at most {MAX_LOG_BYTES} bytes is accepted"),
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| DomainError::field(&field, format!("is not base64: {e}")))?;
+        let summary = parse_eval_log(&bytes)
+            .map_err(|e| DomainError::field(&field, format!("this .eval file {e}")))?;
+        if let Some(j) = out.iter().position(|s| s.digest == summary.digest) {
+            return Err(DomainError::field(
+                &field,
+                format!("is the same file as inspect_logs[{j}] ({})", summary.digest),
+            ));
+        }
+        out.push(summary);
+    }
+    Ok(out)
+}
 
 pub(crate) fn check_digest(digest: &str) -> Result<(), DomainError> {
     let hex = digest.strip_prefix("sha256:").unwrap_or("");
@@ -48,16 +98,35 @@ pub async fn submit(
     report: Report,
 ) -> Result<Milestone, DomainError> {
     check_digest(&report.checkpoint_digest)?;
-    match &report.evals {
-        Value::Object(m) if !m.is_empty() => {}
+    let inspect = inspect_results(&report.inspect_logs)?;
+    let mut evals = match report.evals {
+        Value::Null if !inspect.is_empty() => serde_json::Map::new(),
+        Value::Object(m) if !m.is_empty() || !inspect.is_empty() => m,
         _ => {
             return Err(DomainError::field(
                 "evals",
-                "must be a JSON object with the evaluation results (by evaluation name)",
+                "must be a JSON object with the evaluation results (by evaluation name), \
+                 unless inspect_logs are given",
             ));
         }
+    };
+    if !inspect.is_empty() {
+        if evals.contains_key(INSPECT_KEY) {
+            return Err(DomainError::field(
+                "evals",
+                format!(
+                    "the key {INSPECT_KEY:?} is reserved for the results the authority \
+                     extracts from inspect_logs; rename it"
+                ),
+            ));
+        }
+        evals.insert(
+            INSPECT_KEY.into(),
+            serde_json::to_value(&inspect)
+                .map_err(|e| DomainError::Internal(format!("inspect results: {e}")))?,
+        );
     }
-    let evals_json = report.evals.to_string();
+    let evals_json = Value::Object(evals).to_string();
     if evals_json.len() > MAX_EVALS_BYTES {
         return Err(DomainError::field(
             "evals",
@@ -140,7 +209,8 @@ pub async fn submit(
                    "cumulative_flop": milestone.cumulative_flop,
                    "tokens": milestone.tokens,
                    "metered_flop": milestone.metered_flop,
-                   "operation_count_flop": milestone.operation_count_flop}),
+                   "operation_count_flop": milestone.operation_count_flop,
+                   "inspect_logs": inspect.iter().map(|l| &l.digest).collect::<Vec<_>>()}),
         ),
     ];
     if let Some(ops) = operation_count {
@@ -178,6 +248,50 @@ pub async fn submit(
             ));
             extra.push(Write::InsertRunFlag(gap));
         }
+    }
+    // One flag per report (a flag is raised once per run, kind and subject), naming every
+    // threshold crossed.
+    let crossings = thresholds_crossed(&state.policy.oversight.evaluation_threshold, &inspect);
+    if !crossings.is_empty() {
+        let each: Vec<String> = crossings
+            .iter()
+            .map(|c| {
+                format!(
+                    "task {:?} on {:?}: {} = {} (scorer {:?}), {} the threshold {} (log {})",
+                    c.task,
+                    c.model,
+                    c.metric,
+                    c.value,
+                    c.scorer,
+                    c.direction,
+                    c.threshold,
+                    c.digest
+                )
+            })
+            .collect();
+        let crossed = flag(
+            &run,
+            RunFlagKind::EvaluationThresholdCrossed,
+            milestone.id.clone(),
+            now,
+            format!(
+                "milestone report {} of run {}: Inspect results crossed the policy's \
+                 evaluation thresholds: {}",
+                milestone.id,
+                run.id,
+                each.join("; ")
+            ),
+            json!({"milestone_id": milestone.id, "crossings": crossings}),
+        );
+        extra.push(event(
+            None,
+            now,
+            "run.flag",
+            &format!("run/{}", run.id),
+            Some(&crossed.message),
+            json!({"kind": crossed.kind, "subject": crossed.subject, "crossings": crossings}),
+        ));
+        extra.push(Write::InsertRunFlag(crossed));
     }
     transition(
         state,

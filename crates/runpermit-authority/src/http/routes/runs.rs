@@ -307,6 +307,11 @@ run_actions! {
     appeal => RUNS_APPEAL, Appeal;
 }
 
+/// The largest milestone report body, in bytes (12 MiB): room for Inspect logs as base64
+/// (each at most `runpermit_policy::inspect::MAX_LOG_BYTES`); other bodies keep the smaller
+/// default.
+pub const MAX_MILESTONE_BODY_BYTES: usize = 12 * 1024 * 1024;
+
 pub(crate) async fn create_milestone(
     State(state): State<AppState>,
     caller: Caller,

@@ -75,6 +75,9 @@ pub fn flag_kind_words(kind: &str) -> String {
         Ok(RunFlagKind::OperationCountGap) => {
             "Operation counting (6·N·D) far from the metered figure".to_owned()
         }
+        Ok(RunFlagKind::EvaluationThresholdCrossed) => {
+            "An evaluation crossed the policy's threshold".to_owned()
+        }
         Err(_) => kind.replace('_', " "),
     }
 }
@@ -649,6 +652,7 @@ impl MilestoneForm {
             cumulative_flop,
             tokens,
             evals,
+            inspect_logs: Vec::new(),
         })
     }
 }
