@@ -8,6 +8,7 @@
 //! types. It holds no rule (validation is the authority's and the pure cores'), does no IO and
 //! reads no clock. Changing a field's name or shape here is a change to every client.
 
+pub mod access;
 pub mod applications;
 pub mod check;
 pub mod error;

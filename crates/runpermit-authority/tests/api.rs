@@ -98,6 +98,16 @@ async fn every_endpoint_answers_every_role_by_its_rule() {
                     Some(json!({"category": "other", "summary": "something happened"}))
                 }
                 ("POST", "/v1/incidents/{id}/follow-up") => Some(json!({"text": "resolved"})),
+                ("POST", "/v1/access-requests") => Some(json!({"model_id": "mdl_none",
+                    "tier": "api_sampling", "purpose": "p",
+                    "research_plan_digest": format!("sha256:{}", "a".repeat(64)),
+                    "agreement_digest": format!("sha256:{}", "a".repeat(64)), "days": 1})),
+                ("POST", "/v1/access-requests/{id}/consent") => {
+                    Some(json!({"consent": true, "reason": "r"}))
+                }
+                ("POST", "/v1/access-requests/{id}/review") => {
+                    Some(json!({"approve": false, "reason": "r"}))
+                }
                 ("POST", "/v1/models") => Some(json!({"name": "M", "run_id": "run_none",
                     "checkpoint_digest": format!("sha256:{}", "a".repeat(64)),
                     "release_plan": "internal"})),

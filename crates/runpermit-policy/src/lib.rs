@@ -19,6 +19,7 @@
 //! This crate does no IO and reads no clock: the default policy is compiled in, and time is
 //! passed in as unix seconds.
 
+pub mod access;
 mod classify;
 pub mod inspect;
 pub mod oversight;

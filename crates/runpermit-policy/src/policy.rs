@@ -44,6 +44,10 @@ pub struct Policy {
     /// How runs are followed while they train (`[oversight]`; defaults when absent).
     #[serde(default)]
     pub oversight: crate::oversight::OversightPolicy,
+    /// How structured access to registered models is decided (`[access]`; defaults when
+    /// absent).
+    #[serde(default)]
+    pub access: crate::access::AccessPolicy,
     /// Incident categories and their deadlines (`[[incident_category]]`; the defaults of
     /// [`default_incident_categories`](crate::oversight::default_incident_categories) when
     /// absent).
@@ -565,6 +569,10 @@ impl Policy {
                 "aggregation.window_days".into(),
                 format!("must be from 1 to 3650 days, such as 90 (got {days})"),
             );
+        }
+
+        for (field, message) in self.access.problems() {
+            push(field, message);
         }
 
         let o = &self.oversight;

@@ -583,6 +583,31 @@ fn check(write: &Write, p: &mut Problems) {
                 );
             }
         }
+        Write::InsertAccessRequest(r) | Write::UpdateAccessRequest { request: r, .. } => {
+            p.id("id", &r.id);
+            p.id("org_id", &r.org_id);
+            p.id("member_id", &r.member_id);
+            p.id("model_id", &r.model_id);
+            p.id("developer_org_id", &r.developer_org_id);
+            p.id("tier", &r.tier);
+            p.json("quotas_json", &r.quotas_json);
+            p.json("approvals_json", &r.approvals_json);
+            p.one_of("status", &r.status, &["pending", "granted", "denied"]);
+            if let Some(c) = &r.consent {
+                p.one_of("consent", c, &["consented", "objected"]);
+            }
+        }
+        Write::InsertGrant(g) | Write::UpdateGrant { grant: g, .. } => {
+            p.id("id", &g.id);
+            p.id("model_id", &g.model_id);
+            p.id("org_id", &g.org_id);
+            p.id("developer_org_id", &g.developer_org_id);
+            p.id("tier", &g.tier);
+            p.one_of("origin", &g.origin, &["application", "evaluation"]);
+            p.id("token", &g.token);
+            p.json("claims_json", &g.claims_json);
+            p.one_of("status", &g.status, &["active", "suspended", "revoked"]);
+        }
         Write::InsertModel(m) => {
             p.id("id", &m.id);
             p.id("org_id", &m.org_id);

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Application, AuditEvent, Deployment, Idempotency, Incident, KycReport, Member, Milestone,
-    Model, Organization, Permit, ProviderKey, Receipt, Review, Run, RunFlag, Session, SigningKey,
-    Token,
+    AccessRequest, Application, AuditEvent, Deployment, Grant, Idempotency, Incident, KycReport,
+    Member, Milestone, Model, Organization, Permit, ProviderKey, Receipt, Review, Run, RunFlag,
+    Session, SigningKey, Token,
 };
 
 /// One write of a [`crate::Store::commit`] batch. A batch is applied in order, in one
@@ -153,6 +153,22 @@ pub enum Write {
         reason: String,
     },
     InsertIncident(Incident),
+    InsertAccessRequest(AccessRequest),
+    /// Sets an access request's decision state (`status`, `consent`, `consent_reason`,
+    /// `approvals_json`, `reason`, `grant_id`, `updated_at`) and `version = expected_version + 1`,
+    /// if the stored version is `expected_version` (else `Conflict`; a missing one `NotFound`).
+    UpdateAccessRequest {
+        request: AccessRequest,
+        expected_version: i64,
+    },
+    /// Stores a signed grant. A second grant on the same request is `Duplicate`.
+    InsertGrant(Grant),
+    /// Sets a grant's standing (`status`, `reason`, `status_since`) and `version =
+    /// expected_version + 1`, if the stored version is `expected_version`.
+    UpdateGrant {
+        grant: Grant,
+        expected_version: i64,
+    },
     /// Registers a model. A second model with the same checkpoint digest, or the same name in
     /// its organization, is `Duplicate`; a missing run or milestone `NotFound`.
     InsertModel(Model),
@@ -220,6 +236,12 @@ impl Write {
             Write::DecideMilestone { id, .. } => format!("DecideMilestone {id}"),
             Write::InsertIncident(i) => format!("InsertIncident {}", i.id),
             Write::InsertModel(m) => format!("InsertModel {}", m.id),
+            Write::InsertAccessRequest(r) => format!("InsertAccessRequest {}", r.id),
+            Write::UpdateAccessRequest { request, .. } => {
+                format!("UpdateAccessRequest {}", request.id)
+            }
+            Write::InsertGrant(g) => format!("InsertGrant {}", g.id),
+            Write::UpdateGrant { grant, .. } => format!("UpdateGrant {}", grant.id),
             Write::InsertRunFlag(f) => {
                 format!("InsertRunFlag {} {} {}", f.run_id, f.kind, f.subject)
             }
@@ -269,6 +291,10 @@ impl Write {
             | Write::InsertIncident(_)
             | Write::InsertRunFlag(_)
             | Write::InsertModel(_)
+            | Write::InsertAccessRequest(_)
+            | Write::UpdateAccessRequest { .. }
+            | Write::InsertGrant(_)
+            | Write::UpdateGrant { .. }
             | Write::FollowUpIncident { .. }
             | Write::InsertKycReport(_) => Aggregate::Runs,
             Write::InsertDeployment(_)

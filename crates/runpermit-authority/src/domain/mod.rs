@@ -23,6 +23,7 @@ use runpermit_permit::SigningKey;
 use runpermit_policy::Policy;
 use runpermit_store::Store;
 
+pub mod access;
 pub mod applications;
 pub mod audit;
 pub mod caller;

@@ -10,8 +10,8 @@
 //! unknown id.
 
 use runpermit_api::{
-    Body, Query, applications as apps, error, foreign, identity, incidents, log, models, ops,
-    permits, reviews, runs, usage,
+    Body, Query, access, applications as apps, error, foreign, identity, incidents, log, models,
+    ops, permits, reviews, runs, usage,
 };
 
 use crate::domain::Caller;
@@ -93,6 +93,24 @@ const PERMIT_READERS: &[(OrgKind, Role)] = &[
 ];
 
 const REVIEWERS: &[(OrgKind, Role)] = &[(OrgKind::Authority, Role::Reviewer)];
+/// Who may apply for structured access: researchers at labs and evaluation institutes.
+const ACCESS_APPLICANTS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Evaluator, Role::Evaluator),
+    (OrgKind::Evaluator, Role::Admin),
+];
+/// Who may read applications for access and grants (each scoped to its own organization's,
+/// as grantee or as the model's developer; authority staff all).
+const ACCESS_READERS: &[(OrgKind, Role)] = &[
+    (OrgKind::Developer, Role::Applicant),
+    (OrgKind::Developer, Role::Admin),
+    (OrgKind::Evaluator, Role::Evaluator),
+    (OrgKind::Evaluator, Role::Admin),
+    (OrgKind::Authority, Role::Admin),
+    (OrgKind::Authority, Role::Reviewer),
+    (OrgKind::Authority, Role::Auditor),
+];
 const RUN_READERS: &[(OrgKind, Role)] = &[
     (OrgKind::Developer, Role::Applicant),
     (OrgKind::Developer, Role::Admin),
@@ -442,6 +460,52 @@ endpoints! {
         "One registered model.",
         "Public, like permits.",
         response Body::json::<models::ModelView>();
+    ACCESS_REQUESTS_CREATE = "POST" "/v1/access-requests" 201 "applyForAccess", "access", Access::Only(ACCESS_APPLICANTS),
+        "Apply for structured access to a registered model: tier, purpose, research plan and agreement digests, quotas, days.",
+        "The model's developer consents or objects; reviewers decide (docs/access.md).",
+        response Body::json::<access::AccessRequestView>(),
+        request Body::json::<access::NewAccessRequest>();
+    ACCESS_REQUESTS_LIST = "GET" "/v1/access-requests" 200 "listAccessRequests", "access", Access::Only(ACCESS_READERS),
+        "Applications for access: your organization's and those for its models (authority staff: all).",
+        "Newest first, with consent and approvals.",
+        response Body::json_list::<access::AccessRequestView>();
+    ACCESS_REQUESTS_GET = "GET" "/v1/access-requests/{id}" 200 "getAccessRequest", "access", Access::Only(ACCESS_READERS),
+        "One application for access.",
+        "404 for one outside your organization's scope, as for an unknown id.",
+        response Body::json::<access::AccessRequestView>();
+    ACCESS_REQUESTS_CONSENT = "POST" "/v1/access-requests/{id}/consent" 200 "answerAccessRequest", "access", Access::Only(APPLICANTS),
+        "The model's developer consents to or objects to an application, with its reason.",
+        "From the policy's developer_consent_from tier up, no grant without consent.",
+        response Body::json::<access::AccessRequestView>(),
+        request Body::json::<access::Consent>();
+    ACCESS_REQUESTS_REVIEW = "POST" "/v1/access-requests/{id}/review" 200 "reviewAccessRequest", "access", Access::Only(REVIEWERS),
+        "A reviewer approves or denies an application; with the tier's approvals in, the grant is signed and logged.",
+        "Approvals come from distinct reviewers; the grant's token is served once its access_granted entry is in the log.",
+        response Body::json::<access::AccessRequestView>(),
+        request Body::json::<access::AccessReview>();
+    GRANTS_LIST = "GET" "/v1/grants" 200 "listGrants", "access", Access::Only(ACCESS_READERS),
+        "Access grants: your organization's and those to its models (authority staff: all).",
+        "Newest first, each with its standing.",
+        response Body::json_list::<access::GrantView>();
+    GRANTS_GET = "GET" "/v1/grants/{id}" 200 "getGrant", "access", Access::Only(ACCESS_READERS),
+        "One grant: its token and its log proof bundle once it is in the public log.",
+        "An enforcement point admits requests only with both.",
+        response Body::json::<access::GrantView>();
+    GRANTS_SUSPEND = "POST" "/v1/grants/{id}/suspend" 200 "suspendGrant", "access", Access::Only(REVIEWERS),
+        "Suspend a grant.",
+        "Audited, logged (access_changed) and on the next status list.",
+        response Body::json::<access::GrantView>(),
+        request Body::json::<runs::Reason>();
+    GRANTS_REINSTATE = "POST" "/v1/grants/{id}/reinstate" 200 "reinstateGrant", "access", Access::Only(REVIEWERS),
+        "Reinstate a suspended grant.",
+        "Audited, logged (access_changed); it leaves the status list.",
+        response Body::json::<access::GrantView>(),
+        request Body::json::<runs::Reason>();
+    GRANTS_REVOKE = "POST" "/v1/grants/{id}/revoke" 200 "revokeGrant", "access", Access::Only(REVIEWERS),
+        "Revoke a grant for good.",
+        "Final. Audited, logged (access_changed) and on the status list until it expires.",
+        response Body::json::<access::GrantView>(),
+        request Body::json::<runs::Reason>();
     KYC_CREATE = "POST" "/v1/kyc-reports" 201 "createKycReport", "oversight", Access::Only(PROVIDER_STAFF),
         "Report a customer's large jobs that ran without a permit (know-your-customer reporting).",
         "Answers the customer's flag when its unpermitted compute over all providers, within the policy's window, now reaches the permit threshold.",

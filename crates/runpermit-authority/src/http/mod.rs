@@ -32,8 +32,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// The authority's routes over `state`.
 pub fn router(state: AppState) -> Router {
     use routes::{
-        applications, estimate, identity, incidents, log, models, ops, permits, reviews, runs,
-        usage,
+        access, applications, estimate, identity, incidents, log, models, ops, permits, reviews,
+        runs, usage,
     };
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -125,6 +125,18 @@ pub fn router(state: AppState) -> Router {
             post(incidents::create).get(incidents::list),
         )
         .route("/v1/incidents/{id}/follow-up", post(incidents::follow_up))
+        .route(
+            "/v1/access-requests",
+            post(access::apply).get(access::list_requests),
+        )
+        .route("/v1/access-requests/{id}", get(access::get_request))
+        .route("/v1/access-requests/{id}/consent", post(access::consent))
+        .route("/v1/access-requests/{id}/review", post(access::review))
+        .route("/v1/grants", get(access::list_grants))
+        .route("/v1/grants/{id}", get(access::get_grant))
+        .route("/v1/grants/{id}/suspend", post(access::suspend))
+        .route("/v1/grants/{id}/reinstate", post(access::reinstate))
+        .route("/v1/grants/{id}/revoke", post(access::revoke))
         .route("/v1/models", post(models::create).get(models::list))
         .route("/v1/models/{id}", get(models::get))
         .route("/v1/kyc-reports", post(usage::create_kyc))

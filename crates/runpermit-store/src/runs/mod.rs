@@ -7,8 +7,8 @@ pub(crate) mod usage;
 
 use crate::StoreError;
 pub use records::{
-    Incident, Ingested, KycReport, KycTotal, Milestone, Model, ProviderUsage, Run, RunFlag,
-    UsageRecord,
+    AccessRequest, Grant, Incident, Ingested, KycReport, KycTotal, Milestone, Model, ProviderUsage,
+    Run, RunFlag, UsageRecord,
 };
 use runpermit_types::UsageFigure;
 
@@ -83,6 +83,22 @@ pub trait RunStore: Send + Sync + 'static {
     async fn milestones(&self, run_id: &str) -> Result<Vec<Milestone>, StoreError>;
 
     async fn model(&self, id: &str) -> Result<Option<Model>, StoreError>;
+
+    async fn access_request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
+
+    /// Applications for access, newest first: all, or those `org_id` made or is the model
+    /// developer of.
+    async fn access_requests(&self, org_id: Option<&str>)
+    -> Result<Vec<AccessRequest>, StoreError>;
+
+    async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Grants, newest first: all, or those `org_id` holds or is the model developer of.
+    async fn grants(&self, org_id: Option<&str>) -> Result<Vec<Grant>, StoreError>;
+
+    /// Grants not `active` whose token has not expired by `min_exp_s` (unix seconds), in id
+    /// order: what enforcement points must hold.
+    async fn grants_not_in_good_standing(&self, min_exp_s: i64) -> Result<Vec<Grant>, StoreError>;
 
     /// Registered models, newest first (`registered_at`, then id, descending), at most
     /// `limit` (at least 1).

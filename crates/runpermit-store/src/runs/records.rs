@@ -198,6 +198,70 @@ pub struct Model {
     pub registered_at: i64,
 }
 
+/// An application for structured access to a registered model ([`Write::InsertAccessRequest`],
+/// [`Write::UpdateAccessRequest`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AccessRequest {
+    pub id: String,
+    /// The applying organization.
+    pub org_id: String,
+    /// The applicant.
+    pub member_id: String,
+    pub model_id: String,
+    pub developer_org_id: String,
+    pub tier: String,
+    pub purpose: String,
+    pub research_plan_digest: String,
+    pub agreement_digest: String,
+    /// `{"tokens", "requests", "accelerator_hours"}`, each optional.
+    pub quotas_json: String,
+    pub days: i64,
+    /// `pending`, `granted` or `denied`.
+    pub status: String,
+    /// `consented` or `objected`; `None` while the developer has not answered.
+    pub consent: Option<String>,
+    pub consent_reason: Option<String>,
+    /// The reviewers' approvals: `[{"member_id", "reason", "at"}]`.
+    pub approvals_json: String,
+    /// The decision's reason.
+    pub reason: Option<String>,
+    pub grant_id: Option<String>,
+    /// Optimistic-concurrency version, as for runs.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A signed structured-access grant ([`Write::InsertGrant`], [`Write::UpdateGrant`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Grant {
+    /// The token's `jti`.
+    pub id: String,
+    /// The application it was granted on (`None` for an evaluation grant).
+    pub request_id: Option<String>,
+    /// The milestone report an evaluation grant was issued at.
+    pub milestone_id: Option<String>,
+    pub model_id: String,
+    /// The grantee organization.
+    pub org_id: String,
+    pub developer_org_id: String,
+    pub tier: String,
+    /// `application` or `evaluation`.
+    pub origin: String,
+    /// The signed grant (compact JWS).
+    pub token: String,
+    /// Its claims, as JSON.
+    pub claims_json: String,
+    /// `active`, `suspended` or `revoked` (final).
+    pub status: String,
+    pub reason: String,
+    pub status_since: i64,
+    /// The token's `exp`, unix seconds.
+    pub exp_s: i64,
+    pub version: i64,
+    pub created_at: i64,
+}
+
 /// A reported safety or security incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Incident {

@@ -8,8 +8,8 @@ use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, Row};
 use crate::error::{DbResult as _, write_error};
 use crate::{
-    Incident, Ingested, KycTotal, Milestone, Model, ProviderUsage, Run, RunFlag, RunStore,
-    StoreError, UsageRecord, Write,
+    AccessRequest, Grant, Incident, Ingested, KycTotal, Milestone, Model, ProviderUsage, Run,
+    RunFlag, RunStore, StoreError, UsageRecord, Write,
 };
 use runpermit_types::UsageFigure;
 
@@ -135,6 +135,77 @@ const MODELS: &str = concat!(
     "SELECT ",
     model_columns!(),
     " FROM models ORDER BY registered_at DESC, id DESC LIMIT $1"
+);
+
+macro_rules! access_request_columns {
+    () => {
+        "id, org_id, member_id, model_id, developer_org_id, tier, purpose, \
+     research_plan_digest, agreement_digest, quotas_json, days, status, consent, \
+     consent_reason, approvals_json, reason, grant_id, version, created_at, updated_at"
+    };
+}
+const INSERT_ACCESS_REQUEST: &str = concat!(
+    "INSERT INTO access_requests (",
+    access_request_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18, $19, $20)"
+);
+/// The decision's state only: `$1` id, `$8` the expected version.
+const UPDATE_ACCESS_REQUEST: &str = "UPDATE access_requests SET status = $2, consent = $3, \
+     consent_reason = $4, approvals_json = $5, reason = $6, grant_id = $7, \
+     version = $8 + 1, updated_at = $9 WHERE id = $1 AND version = $8";
+const ACCESS_REQUEST_VERSION: &str = "SELECT version FROM access_requests WHERE id = $1";
+const ACCESS_REQUEST: &str = concat!(
+    "SELECT ",
+    access_request_columns!(),
+    " FROM access_requests WHERE id = $1"
+);
+const ACCESS_REQUESTS: &str = concat!(
+    "SELECT ",
+    access_request_columns!(),
+    " FROM access_requests ORDER BY created_at DESC, id DESC"
+);
+const ACCESS_REQUESTS_OF_ORG: &str = concat!(
+    "SELECT ",
+    access_request_columns!(),
+    " FROM access_requests WHERE org_id = $1 OR developer_org_id = $1 \
+     ORDER BY created_at DESC, id DESC"
+);
+
+macro_rules! grant_columns {
+    () => {
+        "id, request_id, milestone_id, model_id, org_id, developer_org_id, tier, origin, \
+     token, claims_json, status, reason, status_since, exp_s, version, created_at"
+    };
+}
+const INSERT_GRANT: &str = concat!(
+    "INSERT INTO access_grants (",
+    grant_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+);
+const UPDATE_GRANT: &str = "UPDATE access_grants SET status = $2, reason = $3, \
+     status_since = $4, version = $5 + 1 WHERE id = $1 AND version = $5";
+const GRANT_VERSION: &str = "SELECT version FROM access_grants WHERE id = $1";
+const GRANT: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM access_grants WHERE id = $1"
+);
+const GRANTS: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM access_grants ORDER BY created_at DESC, id DESC"
+);
+const GRANTS_OF_ORG: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM access_grants WHERE org_id = $1 OR developer_org_id = $1 \
+     ORDER BY created_at DESC, id DESC"
+);
+const GRANTS_NOT_IN_GOOD_STANDING: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM access_grants WHERE status <> 'active' AND exp_s > $1 ORDER BY id"
 );
 
 /// Raised once: the same (run, kind, subject) again changes nothing.
@@ -319,6 +390,116 @@ where
                     Some(stored) => StoreError::Conflict(format!(
                         "milestone {id:?} is already decided ({stored:?}); \
                              only a \"submitted\" one can be decided"
+                    )),
+                });
+            }
+        }
+        Write::InsertAccessRequest(r) => {
+            sqlx::query(INSERT_ACCESS_REQUEST)
+                .bind(&r.id)
+                .bind(&r.org_id)
+                .bind(&r.member_id)
+                .bind(&r.model_id)
+                .bind(&r.developer_org_id)
+                .bind(&r.tier)
+                .bind(&r.purpose)
+                .bind(&r.research_plan_digest)
+                .bind(&r.agreement_digest)
+                .bind(&r.quotas_json)
+                .bind(r.days)
+                .bind(&r.status)
+                .bind(&r.consent)
+                .bind(&r.consent_reason)
+                .bind(&r.approvals_json)
+                .bind(&r.reason)
+                .bind(&r.grant_id)
+                .bind(r.version)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+        }
+        Write::UpdateAccessRequest {
+            request: r,
+            expected_version,
+        } => {
+            let done = sqlx::query(UPDATE_ACCESS_REQUEST)
+                .bind(&r.id)
+                .bind(&r.status)
+                .bind(&r.consent)
+                .bind(&r.consent_reason)
+                .bind(&r.approvals_json)
+                .bind(&r.reason)
+                .bind(&r.grant_id)
+                .bind(*expected_version)
+                .bind(r.updated_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            if done.rows_affected() == 0 {
+                let stored: Option<i64> = sqlx::query_scalar(ACCESS_REQUEST_VERSION)
+                    .bind(&r.id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                return Err(match stored {
+                    None => StoreError::NotFound(format!("access request {:?}", r.id)),
+                    Some(v) => StoreError::Conflict(format!(
+                        "access request {:?} was changed concurrently: expected version {}, \
+                         stored version {v}",
+                        r.id, expected_version
+                    )),
+                });
+            }
+        }
+        Write::InsertGrant(g) => {
+            sqlx::query(INSERT_GRANT)
+                .bind(&g.id)
+                .bind(&g.request_id)
+                .bind(&g.milestone_id)
+                .bind(&g.model_id)
+                .bind(&g.org_id)
+                .bind(&g.developer_org_id)
+                .bind(&g.tier)
+                .bind(&g.origin)
+                .bind(&g.token)
+                .bind(&g.claims_json)
+                .bind(&g.status)
+                .bind(&g.reason)
+                .bind(g.status_since)
+                .bind(g.exp_s)
+                .bind(g.version)
+                .bind(g.created_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+        }
+        Write::UpdateGrant {
+            grant: g,
+            expected_version,
+        } => {
+            let done = sqlx::query(UPDATE_GRANT)
+                .bind(&g.id)
+                .bind(&g.status)
+                .bind(&g.reason)
+                .bind(g.status_since)
+                .bind(*expected_version)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            if done.rows_affected() == 0 {
+                let stored: Option<i64> = sqlx::query_scalar(GRANT_VERSION)
+                    .bind(&g.id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .db()?;
+                return Err(match stored {
+                    None => StoreError::NotFound(format!("grant {:?}", g.id)),
+                    Some(v) => StoreError::Conflict(format!(
+                        "grant {:?} was changed concurrently: expected version {}, stored \
+                         version {v}",
+                        g.id, expected_version
                     )),
                 });
             }
@@ -588,6 +769,61 @@ where
         sqlx::query_as(MODEL)
             .bind(id)
             .fetch_optional(self.connections())
+            .await
+            .db()
+    }
+
+    async fn access_request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {
+        sqlx::query_as(ACCESS_REQUEST)
+            .bind(id)
+            .fetch_optional(self.connections())
+            .await
+            .db()
+    }
+
+    async fn access_requests(
+        &self,
+        org_id: Option<&str>,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        match org_id {
+            None => sqlx::query_as(ACCESS_REQUESTS)
+                .fetch_all(self.connections())
+                .await
+                .db(),
+            Some(org) => sqlx::query_as(ACCESS_REQUESTS_OF_ORG)
+                .bind(org)
+                .fetch_all(self.connections())
+                .await
+                .db(),
+        }
+    }
+
+    async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        sqlx::query_as(GRANT)
+            .bind(id)
+            .fetch_optional(self.connections())
+            .await
+            .db()
+    }
+
+    async fn grants(&self, org_id: Option<&str>) -> Result<Vec<Grant>, StoreError> {
+        match org_id {
+            None => sqlx::query_as(GRANTS)
+                .fetch_all(self.connections())
+                .await
+                .db(),
+            Some(org) => sqlx::query_as(GRANTS_OF_ORG)
+                .bind(org)
+                .fetch_all(self.connections())
+                .await
+                .db(),
+        }
+    }
+
+    async fn grants_not_in_good_standing(&self, min_exp_s: i64) -> Result<Vec<Grant>, StoreError> {
+        sqlx::query_as(GRANTS_NOT_IN_GOOD_STANDING)
+            .bind(min_exp_s)
+            .fetch_all(self.connections())
             .await
             .db()
     }

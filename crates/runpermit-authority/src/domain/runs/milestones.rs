@@ -293,6 +293,9 @@ pub async fn submit(
         ));
         extra.push(Write::InsertRunFlag(crossed));
     }
+    // Pre-deployment evaluation access, by rule: the policy's evaluators get an
+    // `api_sampling` grant to this checkpoint, signed and logged with the report.
+    extra.extend(crate::domain::access::evaluation_grants(state, &run, &milestone, now).await?);
     transition(
         state,
         &run.id,

@@ -24,6 +24,8 @@ pub async fn status_list(state: &Authority) -> Result<String, DomainError> {
     let now_ms = state.clock.now_ms();
     let iat = now_ms.div_euclid(1000);
     let mut entries = status_entries(state).await?;
+    // Access grants not in good standing, by grant id, beside the permits.
+    entries.extend(crate::domain::access::status_entries(state).await?);
     let skew = i64::from(state.policy.permit.clock_skew_seconds);
     {
         let folded = tlog::log_standing(state, iat - skew).await?;

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
+pub(crate) mod access;
 pub(crate) mod applications;
 pub(crate) mod estimate;
 pub(crate) mod identity;
