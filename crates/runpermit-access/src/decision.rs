@@ -87,6 +87,21 @@ impl Code {
         }
     }
 
+    /// Whether the decision was reached after the grant's log proof verified (the grant is
+    /// real, logged, and for this gateway's model): standing, quota, rate, or allowed.
+    pub fn proof_checked(self) -> bool {
+        matches!(
+            self,
+            Code::Allowed
+                | Code::StatusListMissing
+                | Code::StatusListStale
+                | Code::GrantSuspended
+                | Code::GrantRevoked
+                | Code::QuotaExhausted
+                | Code::RateLimited
+        )
+    }
+
     /// The HTTP status the gateway answers with: 200 allowed; 401 no or invalid grant; 403
     /// model, tier, proof, standing; 503 no fresh status list; 429 quota or rate.
     pub fn http_status(self) -> u16 {

@@ -240,7 +240,12 @@ impl Gateway {
             now_ms,
         );
         drop(status);
-        if let Some(claims) = &decision.claims {
+        // Only a grant proven logged and for this model is counted (and so reported): a
+        // refusal before the proof check may be under a grant the authority never issued
+        // for this gateway.
+        if let Some(claims) = &decision.claims
+            && decision.code.proof_checked()
+        {
             let recorded = match decision.next_tat_ns {
                 Some(tat) if decision.allowed() => ledger.admit(claims, tat, now),
                 _ => ledger.refuse(claims, now),
