@@ -23,6 +23,9 @@
 //!   person's access to one model checkpoint at an [`AccessTier`], within quotas and a rate;
 //!   [`check_access_grant`] → [`CheckedAccessGrant`] → [`sign_access_grant`], and
 //!   [`verify_access_grant`] with the permit's time rules.
+//! - [`AccessUsageClaims`], [`sign_access_usage`], [`verify_access_usage`]: the signed
+//!   access-usage report (`typ` `runpermit-access-usage+jwt`) an access gateway sends the
+//!   authority: requests and tokens served under one grant over one interval.
 //! - [`LogStanding`]: which permits the public log says are not in good standing (revoked,
 //!   completed, paused, on milestone hold), folded entry by entry; [`check_status_list`]:
 //!   where a status list disagrees with it; [`reconcile`]: a list being built made to agree.
@@ -33,6 +36,7 @@
 //! [`SigningKey::generate`].
 
 mod access;
+mod access_usage;
 mod check;
 mod claims;
 mod error;
@@ -53,6 +57,10 @@ pub use access::{
     SignedAccessGrant, USAGE_REPORT_INTERVAL_SECONDS, check_access_grant,
     check_access_grant_validity, sign_access_grant, verify_access_grant,
     verify_access_grant_signature,
+};
+pub use access_usage::{
+    ACCESS_USAGE_MAX_COUNT, ACCESS_USAGE_TYP, AccessUsageClaims, sign_access_usage,
+    verify_access_usage,
 };
 pub use check::{CheckedPermit, PermitRequest, SignedPermit, check, sign};
 pub use claims::{
