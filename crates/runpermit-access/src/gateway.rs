@@ -223,6 +223,21 @@ impl Gateway {
             .with_state(self)
     }
 
+    /// Decides `request` now without recording anything: what `runpermit access check` asks.
+    pub fn decide(&self, request: &AccessRequest<'_>) -> AccessDecision {
+        let now_ms = (self.clock)();
+        let status = self.status();
+        let ledger = self.ledger();
+        check(
+            &self.served,
+            &self.anchors,
+            &status,
+            request,
+            |id| ledger.usage(id),
+            now_ms,
+        )
+    }
+
     /// Decides `request` now, recording the outcome durably: an admitted request (and the
     /// grant's new rate state) before it is forwarded, a refusal under a verified grant in
     /// the current report interval.

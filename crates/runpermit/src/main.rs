@@ -22,6 +22,7 @@ macro_rules! eprintln {
     ($($arg:tt)*) => { $crate::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod access;
 mod admin;
 mod apply;
 mod args;
@@ -84,6 +85,8 @@ enum Command {
     Kyc(runs::KycArgs),
     /// The public model registry: models permitted runs produced.
     Model(models::ModelArgs),
+    /// Structured access to registered models: applications, grants, and the gateway.
+    Access(access::AccessArgs),
     /// Manage organizations and their members.
     Org(admin::OrgArgs),
     /// Manage API tokens.
@@ -142,6 +145,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Incident(args) => done(runs::incident(args)),
         Command::Kyc(args) => done(runs::kyc(args)),
         Command::Model(args) => done(models::model(args)),
+        Command::Access(args) => access::run(args),
         Command::Org(args) => done(admin::org(args)),
         Command::Token(args) => done(admin::token(args)),
         Command::Whoami(args) => done(admin::whoami(args)),
@@ -181,7 +185,11 @@ mod tests {
         cli.build();
         let mut all = Vec::new();
         leaves(&cli, "runpermit".to_owned(), &mut all);
-        let servers = ["runpermit serve", "runpermit gate serve"];
+        let servers = [
+            "runpermit serve",
+            "runpermit gate serve",
+            "runpermit access gateway",
+        ];
         // Commands whose only output is one JSON line.
         let json_only = ["runpermit gate gpu-check"];
         let missing: Vec<&str> = all
