@@ -56,6 +56,9 @@ pub enum Code {
     QuotaExhausted,
     /// The grant's rate is exceeded.
     RateLimited,
+    /// The gateway cannot record usage durably right now (its ledger cannot be written), so
+    /// it admits nothing: a request it could not count would escape the quota.
+    LedgerUnavailable,
 }
 
 impl Code {
@@ -84,6 +87,7 @@ impl Code {
             Code::GrantRevoked => "grant_revoked",
             Code::QuotaExhausted => "quota_exhausted",
             Code::RateLimited => "rate_limited",
+            Code::LedgerUnavailable => "ledger_unavailable",
         }
     }
 
@@ -124,7 +128,7 @@ impl Code {
             | Code::ProofWrongGrant
             | Code::GrantSuspended
             | Code::GrantRevoked => 403,
-            Code::StatusListMissing | Code::StatusListStale => 503,
+            Code::StatusListMissing | Code::StatusListStale | Code::LedgerUnavailable => 503,
             Code::QuotaExhausted | Code::RateLimited => 429,
         }
     }

@@ -268,8 +268,10 @@ impl Gateway {
             if let Err(e) = recorded {
                 tracing::error!(error = %e, "gateway ledger not written; refusing");
                 decision = AccessDecision::new(
-                    crate::decision::Code::StatusListMissing,
-                    "the gateway cannot record usage right now; try again later".to_owned(),
+                    crate::decision::Code::LedgerUnavailable,
+                    "the gateway cannot record usage durably right now, so it admits nothing; \
+                     try again later, and tell the gateway's operator if this persists"
+                        .to_owned(),
                 );
             }
         }
