@@ -194,14 +194,14 @@ async fn judge(
             ),
         )));
     }
-    let Some(grant) = state.store.grant(&claims.grant_id).await? else {
-        return Ok(Err((
-            RefusalKind::Invalid,
-            format!("grant_id: no grant {:?} at this authority", claims.grant_id),
-        )));
-    };
-    if grant.developer_org_id != claims.iss {
-        // Said as for an unknown grant: a developer learns nothing of others' grants.
+    // An unknown grant and another developer's are refused alike: a developer learns nothing
+    // of others' grants.
+    let Some(grant) = state
+        .store
+        .grant(&claims.grant_id)
+        .await?
+        .filter(|g| g.developer_org_id == claims.iss)
+    else {
         return Ok(Err((
             RefusalKind::Invalid,
             format!(
@@ -209,7 +209,7 @@ async fn judge(
                 claims.grant_id, claims.iss
             ),
         )));
-    }
+    };
     if grant.model_id != claims.model_id {
         return Ok(Err((
             RefusalKind::Invalid,
