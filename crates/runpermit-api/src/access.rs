@@ -140,4 +140,34 @@ pub struct GrantView {
     pub claims: Value,
     /// Valid until (RFC 3339).
     pub expires_at: String,
+    /// What the developer's access gateway reported serving under it, summed.
+    #[serde(default)]
+    pub usage: GrantUsage,
+}
+
+/// A grant's access-usage reports, summed (`POST /v1/access-usage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GrantUsage {
+    /// Requests admitted and forwarded to the model.
+    pub requests: u64,
+    /// Input tokens of those requests.
+    pub prompt_tokens: u64,
+    /// Output tokens of those requests.
+    pub completion_tokens: u64,
+    /// Requests under the grant the gateway refused.
+    pub refused: u64,
+    /// Reports stored.
+    pub reports: u64,
+    /// The end of the latest reported interval (RFC 3339), once a report is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_to: Option<String>,
+}
+
+/// `POST /v1/access-usage` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessUsageBatch {
+    /// Signed access-usage reports (compact JWS, `typ` `runpermit-access-usage+jwt`), signed
+    /// with the developer's registered reporting key; at most 1000 of at most 16 KiB each.
+    pub reports: Vec<String>,
 }

@@ -49,6 +49,10 @@ pub struct ReportResult {
     /// The run, when the report could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// The access grant, for an access-usage report that could be read (`POST
+    /// /v1/access-usage`; there `provider_id` is unset and the reporter is the developer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
     /// The sequence number, when the report could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,

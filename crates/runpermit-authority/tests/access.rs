@@ -3,7 +3,9 @@
 //! registered model; the developer consents or objects; reviewers decide as the policy's
 //! `[access]` says; the grant is signed, logged with its token, served with a proof that
 //! verifies offline; reviewers suspend, reinstate and revoke it and the status list follows;
-//! a milestone report gives the policy's evaluators an evaluation grant by rule.
+//! a milestone report gives the policy's evaluators an evaluation grant by rule; the
+//! developer's gateway reports what it served under a grant, signed, and the grant shows
+//! the sums.
 
 mod common;
 
@@ -11,7 +13,10 @@ use axum::http::StatusCode;
 use common::{Api, error_fields, plan};
 use runpermit_authority::domain::clock::Clock;
 use runpermit_log::{LogEntry, ProofBundle};
-use runpermit_permit::{AccessTier, PermitStatus, verify_access_grant, verify_status_list};
+use runpermit_permit::{
+    AccessTier, AccessUsageClaims, PermitStatus, SigningKey, sign_access_usage,
+    verify_access_grant, verify_status_list,
+};
 use serde_json::{Value, json};
 
 const INSTITUTE: &str = "org_aisi";
@@ -456,10 +461,233 @@ async fn a_milestone_report_gives_the_policys_evaluators_access(w: World) {
     assert_eq!(theirs.as_array().map(Vec::len), Some(0), "{theirs}");
 }
 
+/// Access-usage report `seq` of `iss` under `grant_id` for `model_id`, over the hour before
+/// `now`.
+fn usage_claims(
+    iss: &str,
+    grant_id: &str,
+    model_id: &str,
+    seq: u64,
+    now: i64,
+) -> AccessUsageClaims {
+    AccessUsageClaims {
+        iss: iss.to_owned(),
+        grant_id: grant_id.to_owned(),
+        model_id: model_id.to_owned(),
+        seq,
+        from: now - 3_600,
+        to: now,
+        iat: now,
+        requests: 4,
+        prompt_tokens: 400,
+        completion_tokens: 100,
+        refused: 1,
+    }
+}
+
+async fn access_usage_reports_are_verified_stored_and_summed(w: World) {
+    // An application grant to org_uni for org_lab's model.
+    let request = w.apply("api_sampling").await;
+    let id = request["id"].as_str().unwrap().to_owned();
+    let (status, decided) = w.review(0, &id, true).await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let grant_id = decided["grant_id"].as_str().unwrap().to_owned();
+    w.sequence().await;
+    let g = w.grant(&w.lab, &grant_id).await;
+    assert_eq!(
+        g["usage"],
+        json!({"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "refused": 0,
+               "reports": 0}),
+        "{g}"
+    );
+
+    // The lab's admin registers the gateway's reporting key; an applicant may not.
+    let a = &w.api.authority;
+    let (_, _, lab_admin) = a
+        .member(("org_lab", "Frontier Lab"), "developer", "admin")
+        .await;
+    let (_, _, uni_admin) = a
+        .member(("org_uni", "University Lab"), "developer", "admin")
+        .await;
+    let key = SigningKey::generate();
+    let (status, _) = w
+        .post(
+            &w.lab,
+            "/v1/orgs/org_lab/reporting-keys",
+            json!({"jwk": key.public().to_jwk()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nor another organization's admin.
+    let (status, _) = w
+        .post(
+            &uni_admin,
+            "/v1/orgs/org_lab/reporting-keys",
+            json!({"jwk": key.public().to_jwk()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = w
+        .post(
+            &lab_admin,
+            "/v1/orgs/org_lab/reporting-keys",
+            json!({"jwk": key.public().to_jwk()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["kid"], key.kid());
+    // The grantee registers one too: it signs for org_uni, not for the lab.
+    let uni_key = SigningKey::generate();
+    let (status, body) = w
+        .post(
+            &uni_admin,
+            "/v1/orgs/org_uni/reporting-keys",
+            json!({"jwk": uni_key.public().to_jwk()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let now = a.clock.now_s();
+    let ingest = |reports: Vec<String>| {
+        let api = &w.api;
+        async move {
+            api.call(
+                "POST",
+                "/v1/access-usage",
+                None,
+                Some(json!({"reports": reports})),
+            )
+            .await
+        }
+    };
+    let sign = |c: &AccessUsageClaims, k: &SigningKey| sign_access_usage(c, k).expect("sound");
+    let first = sign(
+        &usage_claims("org_lab", &grant_id, &w.model_id, 1, now),
+        &key,
+    );
+    let second = sign(
+        &usage_claims("org_lab", &grant_id, &w.model_id, 2, now),
+        &key,
+    );
+
+    // Stored, then a retry is a duplicate.
+    let (status, answer) = ingest(vec![first.clone(), second.clone()]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(answer["results"][0]["grant_id"], grant_id.as_str());
+    let (status, answer) = ingest(vec![second.clone()]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"][0]["status"], "duplicate", "{answer}");
+
+    // Other content under a stored seq: 409, nothing stored.
+    let mut changed = usage_claims("org_lab", &grant_id, &w.model_id, 2, now);
+    changed.requests = 40;
+    let (status, answer) = ingest(vec![
+        sign(
+            &usage_claims("org_lab", &grant_id, &w.model_id, 3, now),
+            &key,
+        ),
+        sign(&changed, &key),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["results"][0]["status"], "withheld", "{answer}");
+    assert_eq!(answer["results"][1]["status"], "refused", "{answer}");
+
+    // Refused, each with a reason, and the sound report with them withheld.
+    let sound = sign(
+        &usage_claims("org_lab", &grant_id, &w.model_id, 3, now),
+        &key,
+    );
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        // The grantee is not the grant's developer, even with its own registered key.
+        (
+            sign(
+                &usage_claims("org_uni", &grant_id, &w.model_id, 1, now),
+                &uni_key,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "grant_id",
+        ),
+        // The lab's key, but iss claims another organization.
+        (
+            sign(
+                &usage_claims("org_uni", &grant_id, &w.model_id, 1, now),
+                &key,
+            ),
+            StatusCode::UNAUTHORIZED,
+            "registered the signing key",
+        ),
+        (
+            sign(
+                &usage_claims("org_lab", &grant_id, "mdl_other", 3, now),
+                &key,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "model_id",
+        ),
+        (
+            sign(
+                &usage_claims("org_lab", "grt_unknown", &w.model_id, 1, now),
+                &key,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no grant",
+        ),
+        (
+            sign(
+                &usage_claims("org_lab", &grant_id, &w.model_id, 3, now),
+                &SigningKey::generate(),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "no registered reporting key",
+        ),
+        (
+            sign(
+                &usage_claims("org_lab", &grant_id, &w.model_id, 3, now + 3_600),
+                &key,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "in the future",
+        ),
+    ];
+    for (bad, expected, says) in cases {
+        let (status, answer) = ingest(vec![sound.clone(), bad]).await;
+        assert_eq!(status, expected, "{says}: {answer}");
+        let bad_result = &answer["results"][1];
+        assert_eq!(bad_result["status"], "refused", "{answer}");
+        assert!(
+            bad_result["error"].as_str().unwrap_or("").contains(says),
+            "{says}: {answer}"
+        );
+        assert_eq!(answer["results"][0]["status"], "withheld", "{answer}");
+    }
+
+    // The grant shows the two stored reports, to the developer and the grantee alike.
+    for who in [&w.lab, &w.researcher] {
+        let g = w.grant(who, &grant_id).await;
+        assert_eq!(
+            g["usage"],
+            json!({"requests": 8, "prompt_tokens": 800, "completion_tokens": 200,
+                   "refused": 2, "reports": 2,
+                   "last_to": runpermit_authority::domain::audit::rfc3339(now * 1000)}),
+            "{g}"
+        );
+    }
+    // The reports cost the grant nothing of its standing.
+    let g = w.grant(&w.lab, &grant_id).await;
+    assert_eq!(g["status"], "active", "{g}");
+}
+
 common::on_both! {
     world:
     access_on_sqlite, access_on_postgres
         => access_is_applied_for_consented_decided_logged_and_enforceable;
     evaluation_on_sqlite, evaluation_on_postgres
         => a_milestone_report_gives_the_policys_evaluators_access;
+    usage_on_sqlite, usage_on_postgres
+        => access_usage_reports_are_verified_stored_and_summed;
 }

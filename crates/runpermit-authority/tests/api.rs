@@ -88,6 +88,7 @@ async fn every_endpoint_answers_every_role_by_its_rule() {
                 }
                 ("POST", "/v1/estimate") => Some(json!({"parameters": 1e9, "tokens": 1e12})),
                 ("POST", "/v1/usage") => Some(json!({"reports": ["not.a.report"]})),
+                ("POST", "/v1/access-usage") => Some(json!({"reports": ["not.a.report"]})),
                 ("POST", "/v1/orgs/{id}/reporting-keys") => Some(json!({"jwk": {
                     "kty": "OKP", "crv": "Ed25519", "kid": "k1",
                     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}})),

@@ -32,6 +32,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The query that reads which of a list of runs exist and holds them until the
     /// transaction ends.
     const RUNS_LOCKED: &'static SizedSql;
+    /// Reads one access grant's id by id (`$1`), row-locked until commit where the database
+    /// needs it (access-usage ingestion).
+    const GRANT_LOCKED: &'static str;
 
     fn connections(&self) -> &Pool<Self::Db>;
 

@@ -65,8 +65,8 @@ pub use log::{
 pub use ops::{AuditEvent, Deployment, Idempotency, OpsStore};
 pub use postgres::PgStore;
 pub use runs::{
-    AccessRequest, Grant, Incident, Ingested, KycReport, KycTotal, Milestone, Model, ProviderUsage,
-    Run, RunFlag, RunStore, UsageRecord,
+    AccessRequest, AccessUsageRecord, Grant, Incident, Ingested, KycReport, KycTotal, Milestone,
+    Model, ProviderUsage, Run, RunFlag, RunStore, UsageRecord,
 };
 pub use sqlite::SqliteStore;
 pub use write::Write;

@@ -64,6 +64,7 @@ impl Backend for PgStore {
 
     /// Row locks on the runs of an ingestion batch, held until its transaction ends.
     const RUNS_LOCKED: &'static SizedSql = &crate::runs::usage::RUNS_IN_FOR_UPDATE;
+    const GRANT_LOCKED: &'static str = crate::runs::access_usage::GRANT_EXISTS_FOR_UPDATE;
 
     /// `$N` in generated statements, like every other statement.
     const PARAMS: Params = Params::Numbered;

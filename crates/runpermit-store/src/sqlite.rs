@@ -94,6 +94,7 @@ impl Backend for SqliteStore {
 
     /// `BEGIN IMMEDIATE` already serializes ingestion batches: the runs need no row lock.
     const RUNS_LOCKED: &'static SizedSql = &crate::runs::usage::RUNS_IN;
+    const GRANT_LOCKED: &'static str = crate::runs::access_usage::GRANT_EXISTS;
 
     /// Plain `?` in long generated statements: binding named ones is quadratic on SQLite.
     const PARAMS: Params = Params::Anonymous;

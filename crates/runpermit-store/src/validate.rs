@@ -82,6 +82,59 @@ pub(crate) fn usage(records: &[UsageRecord]) -> Result<(), StoreError> {
     }
 }
 
+/// Access-usage records, all problems at once ([`crate::RunStore::ingest_access_usage`]).
+pub(crate) fn access_usage(records: &[crate::AccessUsageRecord]) -> Result<(), StoreError> {
+    let mut p = Problems::default();
+    for (i, r) in records.iter().enumerate() {
+        let start = p.list.len();
+        p.id("iss", &r.iss);
+        p.id("grant_id", &r.grant_id);
+        p.id("model_id", &r.model_id);
+        if r.seq < 1 {
+            p.push("seq", format!("must be 1 or more (got {})", r.seq));
+        }
+        if r.to_s <= r.from_s {
+            p.push(
+                "to_s",
+                format!(
+                    "must be after from_s (got from_s {}, to_s {})",
+                    r.from_s, r.to_s
+                ),
+            );
+        }
+        for (field, value) in [
+            ("requests", r.requests),
+            ("prompt_tokens", r.prompt_tokens),
+            ("completion_tokens", r.completion_tokens),
+            ("refused", r.refused),
+        ] {
+            if value < 0 {
+                p.push(field, format!("must be 0 or more (got {value})"));
+            }
+        }
+        p.sha256_hex(
+            "digest",
+            &r.digest,
+            "the lowercase hex SHA-256 of the token",
+        );
+        p.id("token", &r.token);
+        if p.list.len() > start {
+            let at = format!(
+                "records[{i}] (iss {:?} grant {:?} seq {})",
+                r.iss, r.grant_id, r.seq
+            );
+            for problem in &mut p.list[start..] {
+                problem.insert_str(0, &at);
+            }
+        }
+    }
+    if p.list.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(p.list.join("; ")))
+    }
+}
+
 /// The largest tree size [`log_batch`] accepts (2^53): far beyond any real log, and small enough
 /// that every stored-hash index fits an `i64` without overflow checks downstream.
 const MAX_LOG_SIZE: i64 = 1 << 53;

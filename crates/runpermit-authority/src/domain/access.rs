@@ -265,6 +265,12 @@ fn sign(
         exp_s: c.exp,
         version: 1,
         created_at: now_ms,
+        usage_reports: 0,
+        usage_requests: 0,
+        usage_prompt_tokens: 0,
+        usage_completion_tokens: 0,
+        usage_refused: 0,
+        usage_last_to_s: None,
     };
     let subject = grant_subject(&grant.id);
     let writes = vec![

@@ -24,6 +24,7 @@ use runpermit_policy::Policy;
 use runpermit_store::Store;
 
 pub mod access;
+pub mod access_usage;
 pub mod applications;
 pub mod audit;
 pub mod caller;

@@ -1,5 +1,8 @@
-//! The providers' usage-reporting keys: registered and revoked by the provider's admins, held
-//! in memory and read again from the store when they may have changed.
+//! The reporting keys: providers' (their gates' usage reports) and developers' (their access
+//! gateways' access-usage reports), registered and revoked by the organization's admins, held
+//! in memory and read again from the store when they may have changed. Each report names
+//! its `iss`, which must be the key's organization, so one kind of reporter cannot sign for
+//! another.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -86,8 +89,8 @@ impl ProviderKeys {
     }
 }
 
-/// The provider organization `id`, when `caller` may see it: not found otherwise, and invalid
-/// when it is not a provider.
+/// The provider or developer organization `id`, when `caller` may see it: not found
+/// otherwise, and invalid when it is neither.
 pub async fn provider_org(state: &Authority, caller: &Caller, id: &str) -> Result<(), DomainError> {
     let org = state
         .store
@@ -95,11 +98,13 @@ pub async fn provider_org(state: &Authority, caller: &Caller, id: &str) -> Resul
         .await?
         .filter(|_| caller.sees_org(id))
         .ok_or_else(|| DomainError::NotFound(format!("no organization {id}")))?;
-    if org.kind != OrgKind::Provider {
+    // Providers sign usage reports with theirs; developers, their access gateways'
+    // access-usage reports.
+    if !matches!(org.kind, OrgKind::Provider | OrgKind::Developer) {
         return Err(DomainError::field(
             "id",
             format!(
-                "{id} is {} organization: only providers have reporting keys",
+                "{id} is {} organization: only providers and developers have reporting keys",
                 runpermit_types::names::with_article(org.kind.as_str())
             ),
         ));

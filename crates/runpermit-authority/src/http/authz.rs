@@ -352,16 +352,16 @@ endpoints! {
         response Body::json::<usage::IngestAnswer>(),
         request Body::json::<usage::UsageBatch>(),
         others USAGE_REFUSED;
-    REPORTING_KEYS_CREATE = "POST" "/v1/orgs/{id}/reporting-keys" 201 "createReportingKey", "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]),
-        "Register a provider's Ed25519 usage-reporting public key (JWK).",
+    REPORTING_KEYS_CREATE = "POST" "/v1/orgs/{id}/reporting-keys" 201 "createReportingKey", "oversight", Access::Only(&[(OrgKind::Developer, Role::Admin), (OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]),
+        "Register a provider's Ed25519 usage-reporting public key (JWK), or a developer's for its access gateway's access-usage reports.",
         "Its `kid` is the key's RFC 7638 thumbprint, which the gate puts in its reports' headers.",
         response Body::json::<usage::ReportingKeyView>(),
         request Body::json::<usage::NewReportingKey>();
-    REPORTING_KEYS_LIST = "GET" "/v1/orgs/{id}/reporting-keys" 200 "listReportingKeys", "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Provider, Role::ProviderOperator), (OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Reviewer), (OrgKind::Authority, Role::Auditor)]),
-        "List a provider's reporting keys.",
+    REPORTING_KEYS_LIST = "GET" "/v1/orgs/{id}/reporting-keys" 200 "listReportingKeys", "oversight", Access::Only(&[(OrgKind::Developer, Role::Admin), (OrgKind::Provider, Role::Admin), (OrgKind::Provider, Role::ProviderOperator), (OrgKind::Authority, Role::Admin), (OrgKind::Authority, Role::Reviewer), (OrgKind::Authority, Role::Auditor)]),
+        "List a provider's or developer's reporting keys.",
         "Revoked keys included.",
         response Body::json_list::<usage::ReportingKeyView>();
-    REPORTING_KEYS_REVOKE = "POST" "/v1/reporting-keys/{kid}/revoke" 200 "revokeReportingKey", "oversight", Access::Only(&[(OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]),
+    REPORTING_KEYS_REVOKE = "POST" "/v1/reporting-keys/{kid}/revoke" 200 "revokeReportingKey", "oversight", Access::Only(&[(OrgKind::Developer, Role::Admin), (OrgKind::Provider, Role::Admin), (OrgKind::Authority, Role::Admin)]),
         "Revoke a reporting key: reports signed with it are refused from now on.",
         "Reports already stored stay. No request body.",
         response Body::json::<usage::ReportingKeyView>();
@@ -483,6 +483,12 @@ endpoints! {
         "Approvals come from distinct reviewers; the grant's token is served once its access_granted entry is in the log.",
         response Body::json::<access::AccessRequestView>(),
         request Body::json::<access::AccessReview>();
+    ACCESS_USAGE_INGEST = "POST" "/v1/access-usage" 200 "ingestAccessUsage", "access", Access::Public,
+        "Ingest signed access-usage reports from developers' access gateways (authenticated by each report's signature with the developer's registered reporting key); idempotent on (developer, grant, seq); a batch is stored whole or not at all.",
+        "Each report is verified with the key its `kid` names, whose organization must be the report's `iss`, the grant's developer; its `model_id` must be the grant's. Stored reports add to the grant's `usage`. A batch with any refused report stores nothing and answers `UsageRefused` with every report's result (`grant_id` set, `provider_id` unset).",
+        response Body::json::<usage::IngestAnswer>(),
+        request Body::json::<access::AccessUsageBatch>(),
+        others USAGE_REFUSED;
     GRANTS_LIST = "GET" "/v1/grants" 200 "listGrants", "access", Access::Only(ACCESS_READERS),
         "Access grants: your organization's and those to its models (authority staff: all).",
         "Newest first, each with its standing.",

@@ -132,6 +132,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/access-requests/{id}", get(access::get_request))
         .route("/v1/access-requests/{id}/consent", post(access::consent))
         .route("/v1/access-requests/{id}/review", post(access::review))
+        .route(
+            "/v1/access-usage",
+            post(access::ingest_usage).layer(axum::extract::DefaultBodyLimit::max(
+                usage::MAX_USAGE_BODY_BYTES,
+            )),
+        )
         .route("/v1/grants", get(access::list_grants))
         .route("/v1/grants/{id}", get(access::get_grant))
         .route("/v1/grants/{id}/suspend", post(access::suspend))

@@ -1,14 +1,15 @@
 //! Permitted runs as the authority follows them: runs, providers' signed usage reports,
 //! milestones, incidents and providers' KYC reports.
 
+pub(crate) mod access_usage;
 mod records;
 pub(crate) mod sql;
 pub(crate) mod usage;
 
 use crate::StoreError;
 pub use records::{
-    AccessRequest, Grant, Incident, Ingested, KycReport, KycTotal, Milestone, Model, ProviderUsage,
-    Run, RunFlag, UsageRecord,
+    AccessRequest, AccessUsageRecord, Grant, Incident, Ingested, KycReport, KycTotal, Milestone,
+    Model, ProviderUsage, Run, RunFlag, UsageRecord,
 };
 use runpermit_types::UsageFigure;
 
@@ -92,6 +93,34 @@ pub trait RunStore: Send + Sync + 'static {
     -> Result<Vec<AccessRequest>, StoreError>;
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Stores signed access-usage reports in one transaction and returns what became of
+    /// each, in order, as [`RunStore::ingest_usage`] does for usage reports: keyed by
+    /// `(iss, grant_id, seq)`, [`Ingested::Duplicate`] for the same digest,
+    /// [`Ingested::Conflict`] for another (then nothing of the batch is written and the rest
+    /// is [`Ingested::Withheld`]). For each grant with stored records, `usage_reports`,
+    /// `usage_requests`, `usage_prompt_tokens`, `usage_completion_tokens` and `usage_refused`
+    /// grow by their count and sums and `usage_last_to_s` moves to their latest `to_s` if
+    /// later; the grant's `version` does not change.
+    ///
+    /// - `Invalid` (before touching the database), listing every problem: an empty `iss`,
+    ///   `grant_id`, `model_id` or `token`; `seq` below 1; `to_s <= from_s`; a negative count;
+    ///   `digest` not 64 lowercase hex characters.
+    /// - `NotFound` naming the grant when a record's grant does not exist: nothing is written.
+    ///
+    /// Batches of the same grants take turns (PostgreSQL locks the grant rows, in id order;
+    /// SQLite writes one transaction at a time). An empty batch is a no-op.
+    async fn ingest_access_usage(
+        &self,
+        records: Vec<AccessUsageRecord>,
+    ) -> Result<Vec<Ingested>, StoreError>;
+
+    /// A grant's access-usage reports in `(iss, seq)` order, at most `limit` (at least 1).
+    async fn access_usage_reports(
+        &self,
+        grant_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AccessUsageRecord>, StoreError>;
 
     /// Grants, newest first: all, or those `org_id` holds or is the model developer of.
     async fn grants(&self, org_id: Option<&str>) -> Result<Vec<Grant>, StoreError>;

@@ -260,6 +260,45 @@ pub struct Grant {
     pub exp_s: i64,
     pub version: i64,
     pub created_at: i64,
+    /// Sums over the grant's stored access-usage reports (raised by
+    /// [`crate::RunStore::ingest_access_usage`]; not part of the grant's `version`).
+    #[serde(default)]
+    pub usage_reports: i64,
+    #[serde(default)]
+    pub usage_requests: i64,
+    #[serde(default)]
+    pub usage_prompt_tokens: i64,
+    #[serde(default)]
+    pub usage_completion_tokens: i64,
+    #[serde(default)]
+    pub usage_refused: i64,
+    /// The latest `to_s` of its stored reports, `None` before the first.
+    #[serde(default)]
+    pub usage_last_to_s: Option<i64>,
+}
+
+/// One signed access-usage report as stored ([`crate::RunStore::ingest_access_usage`]). Key:
+/// `(iss, grant_id, seq)`. Times ending in `_s` are unix seconds; counts are at least 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AccessUsageRecord {
+    /// The reporting developer organization.
+    pub iss: String,
+    pub grant_id: String,
+    /// The developer's report number for this grant: 1, 2, …
+    pub seq: i64,
+    pub model_id: String,
+    pub from_s: i64,
+    pub to_s: i64,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub refused: i64,
+    /// Lowercase hex SHA-256 of `token`.
+    pub digest: String,
+    /// The signed report (compact JWS).
+    pub token: String,
+    /// Unix milliseconds.
+    pub received_at: i64,
 }
 
 /// A reported safety or security incident.

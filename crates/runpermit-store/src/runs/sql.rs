@@ -3,13 +3,13 @@
 
 use sqlx::{Encode, Executor, Type};
 
-use super::usage;
+use super::{access_usage, usage};
 use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, Row};
 use crate::error::{DbResult as _, write_error};
 use crate::{
-    AccessRequest, Grant, Incident, Ingested, KycTotal, Milestone, Model, ProviderUsage, Run,
-    RunFlag, RunStore, StoreError, UsageRecord, Write,
+    AccessRequest, AccessUsageRecord, Grant, Incident, Ingested, KycTotal, Milestone, Model,
+    ProviderUsage, Run, RunFlag, RunStore, StoreError, UsageRecord, Write,
 };
 use runpermit_types::UsageFigure;
 
@@ -172,15 +172,26 @@ const ACCESS_REQUESTS_OF_ORG: &str = concat!(
      ORDER BY created_at DESC, id DESC"
 );
 
-macro_rules! grant_columns {
+macro_rules! grant_insert_columns {
     () => {
         "id, request_id, milestone_id, model_id, org_id, developer_org_id, tier, origin, \
      token, claims_json, status, reason, status_since, exp_s, version, created_at"
     };
 }
+/// What a grant is read with: its columns and its usage sums (which only
+/// [`RunStore::ingest_access_usage`] writes).
+macro_rules! grant_columns {
+    () => {
+        concat!(
+            grant_insert_columns!(),
+            ", usage_reports, usage_requests, usage_prompt_tokens, usage_completion_tokens, \
+             usage_refused, usage_last_to_s"
+        )
+    };
+}
 const INSERT_GRANT: &str = concat!(
     "INSERT INTO access_grants (",
-    grant_columns!(),
+    grant_insert_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
 const UPDATE_GRANT: &str = "UPDATE access_grants SET status = $2, reason = $3, \
@@ -802,6 +813,47 @@ where
         sqlx::query_as(GRANT)
             .bind(id)
             .fetch_optional(self.connections())
+            .await
+            .db()
+    }
+
+    async fn ingest_access_usage(
+        &self,
+        records: Vec<AccessUsageRecord>,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        crate::validate::access_usage(&records)?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write(&[]).await?;
+        let outcomes = match access_usage::ingest::<B>(&mut *tx, &records).await {
+            Ok(outcomes)
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, Ingested::Conflict { .. })) =>
+            {
+                tx.rollback().await.db()?;
+                return Ok(outcomes);
+            }
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
+        tx.commit().await.db()?;
+        Ok(outcomes)
+    }
+
+    async fn access_usage_reports(
+        &self,
+        grant_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AccessUsageRecord>, StoreError> {
+        sqlx::query_as(access_usage::REPORTS)
+            .bind(grant_id)
+            .bind(limit.max(1))
+            .fetch_all(self.connections())
             .await
             .db()
     }

@@ -88,6 +88,7 @@ pub async fn ingest(
             status: "stored".into(),
             provider_id: None,
             run_id: None,
+            grant_id: None,
             seq: None,
             gap: None,
             late: false,

@@ -16,7 +16,7 @@ use crate::domain::{Authority, Caller, DomainError};
 mod flags;
 pub mod ingestion;
 pub mod milestones;
-mod signatures;
+pub(crate) mod signatures;
 pub mod status_list;
 pub mod supervision;
 pub mod transitions;

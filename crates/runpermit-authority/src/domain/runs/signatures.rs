@@ -19,19 +19,19 @@ use crate::domain::usage_batch::{IngestAnswer, MAX_REPORT_BYTES, ReportResult, W
 
 /// One report's verification: `None` when it was not verified because another report's
 /// signature failed first.
-pub(super) type Verified = Option<Result<UsageReportClaims, ReportError>>;
+pub(crate) type Verified<T = UsageReportClaims> = Option<Result<T, ReportError>>;
 
 /// What the cheap checks found: each report's `kid`, the registered keys, and the
 /// organization that registered each `kid`.
-pub(super) struct Keys {
-    pub(super) kids: Vec<Option<String>>,
-    pub(super) jwks: Jwks,
-    pub(super) org_of: HashMap<String, String>,
+pub(crate) struct Keys {
+    pub(crate) kids: Vec<Option<String>>,
+    pub(crate) jwks: Jwks,
+    pub(crate) org_of: HashMap<String, String>,
 }
 
 /// The cheap checks on a batch from `source` at `now`: the batch refused whole when a report
 /// is too large or names an unknown `kid`, 429 when a `kid`'s failure bucket is empty.
-pub(super) async fn before_verifying(
+pub(crate) async fn before_verifying(
     state: &Authority,
     tokens: &[String],
     source: Option<&str>,
@@ -70,8 +70,20 @@ pub(super) async fn verify(
     source: Option<&str>,
     now: i64,
 ) -> Result<Vec<Verified>, DomainError> {
+    verify_with(state, tokens, keys, source, now, verify_usage_report).await
+}
+
+/// [`verify`] with another kind of signed report (`check` verifies one against the keys).
+pub(crate) async fn verify_with<T: Send + 'static>(
+    state: &Authority,
+    tokens: Arc<Vec<String>>,
+    keys: &Keys,
+    source: Option<&str>,
+    now: i64,
+    check: fn(&str, &Jwks) -> Result<T, ReportError>,
+) -> Result<Vec<Verified<T>>, DomainError> {
     let jwks = keys.jwks.clone();
-    let verified = tokio::task::spawn_blocking(move || verify_all(&tokens, &jwks))
+    let verified = tokio::task::spawn_blocking(move || verify_all(&tokens, &jwks, check))
         .await
         .map_err(|e| DomainError::Internal(format!("verifying usage reports: {e}")))?;
     charge_failures(state, now, &verified, &keys.kids, source);
@@ -101,8 +113,9 @@ fn unverifiable(
             Some(kid) if !org_of.contains_key(kid) => Some((
                 RefusalKind::Unauthenticated,
                 format!(
-                    "no registered reporting key has kid {kid:?}: the provider registers its \
-                     key with POST /v1/orgs/{{id}}/reporting-keys (runpermit org add-reporting-key)"
+                    "no registered reporting key has kid {kid:?}: the provider (or, for \
+                     access-usage reports, the developer) registers its key with \
+                     POST /v1/orgs/{{id}}/reporting-keys (runpermit org add-reporting-key)"
                 ),
             )),
             _ => None,
@@ -115,6 +128,7 @@ fn unverifiable(
             status: if error.is_some() { "refused" } else { WITHHELD }.into(),
             provider_id: None,
             run_id: None,
+            grant_id: None,
             seq: None,
             gap: None,
             late: false,
@@ -135,10 +149,10 @@ fn unverifiable(
 
 /// Counts each failed signature against its `kid`'s bucket of failed verifications from
 /// `source`.
-fn charge_failures(
+fn charge_failures<T>(
     state: &Authority,
     now: i64,
-    verified: &[Verified],
+    verified: &[Verified<T>],
     kids: &[Option<String>],
     source: Option<&str>,
 ) {
@@ -173,7 +187,11 @@ fn bad_signature(e: &ReportError) -> bool {
 
 /// Each report's verification, in order, until a signature fails: the reports not verified
 /// by then are `None`.
-fn verify_all(tokens: &[String], jwks: &Jwks) -> Vec<Verified> {
+fn verify_all<T: Send>(
+    tokens: &[String],
+    jwks: &Jwks,
+    check: fn(&str, &Jwks) -> Result<T, ReportError>,
+) -> Vec<Verified<T>> {
     let failed = AtomicBool::new(false);
     let verify_part = |part: &[String]| {
         part.iter()
@@ -181,7 +199,7 @@ fn verify_all(tokens: &[String], jwks: &Jwks) -> Vec<Verified> {
                 if failed.load(Ordering::Relaxed) {
                     return None;
                 }
-                let outcome = verify_usage_report(t, jwks);
+                let outcome = check(t, jwks);
                 if let Err(e) = &outcome
                     && bad_signature(e)
                 {

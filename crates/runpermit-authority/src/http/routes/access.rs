@@ -1,22 +1,27 @@
 //! Structured access: applications, the developer's consent, reviewers' decisions, and grants
 //! with their tokens and log proofs.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Extension, Json};
 use runpermit_api::access::{
-    AccessRequestView, AccessReview, Consent, GrantView, NewAccessRequest,
+    AccessRequestView, AccessReview, AccessUsageBatch, Consent, GrantUsage, GrantView,
+    NewAccessRequest,
 };
 use runpermit_api::runs::Reason;
 use runpermit_store::{AccessRequest, Grant};
 use serde_json::Value;
 
+use crate::domain::access_usage::{self, MAX_ACCESS_REPORTS_PER_REQUEST};
 use crate::domain::audit::rfc3339;
+use crate::domain::limits::Limit;
 use crate::domain::log as tlog;
 use crate::domain::{Caller, access};
 use crate::http::authz::{self, Endpoint};
 use crate::http::error::{ApiError, ApiJson};
-use crate::http::state::AppState;
+use crate::http::routes::usage;
+use crate::http::state::{AppState, ClientAddress};
 
 fn request_view(state: &AppState, r: AccessRequest) -> AccessRequestView {
     let policy = &state.policy.access;
@@ -77,7 +82,44 @@ async fn grant_view(state: &AppState, g: Grant) -> Result<GrantView, ApiError> {
         token,
         log_index,
         proof,
+        usage: GrantUsage {
+            requests: count(g.usage_requests),
+            prompt_tokens: count(g.usage_prompt_tokens),
+            completion_tokens: count(g.usage_completion_tokens),
+            refused: count(g.usage_refused),
+            reports: count(g.usage_reports),
+            last_to: g.usage_last_to_s.map(|s| rfc3339(s.saturating_mul(1000))),
+        },
     })
+}
+
+/// A stored sum, never negative.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// `POST /v1/access-usage`: developers' gateways' signed access-usage reports, each
+/// authenticated by its signature (no caller).
+pub(crate) async fn ingest_usage(
+    State(state): State<AppState>,
+    address: Option<Extension<ClientAddress>>,
+    ApiJson(body): ApiJson<AccessUsageBatch>,
+) -> Result<Response, ApiError> {
+    // Each report is a signature to check: the source address pays per report, in the same
+    // bucket as compute usage reports.
+    let address = address.and_then(|Extension(ClientAddress(a))| a);
+    if let Some(address) = &address {
+        let reports = body.reports.len().min(MAX_ACCESS_REPORTS_PER_REQUEST);
+        state.limits.admit(
+            state.clock.now_ms(),
+            &[(
+                Limit::UsageReportsPerAddress,
+                address,
+                u32::try_from(reports).unwrap_or(u32::MAX),
+            )],
+        )?;
+    }
+    usage::answer_batch(access_usage::ingest(&state, body.reports, address.as_deref()).await)
 }
 
 pub(crate) async fn apply(

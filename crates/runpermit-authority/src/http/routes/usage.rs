@@ -45,7 +45,15 @@ pub(crate) async fn ingest(
             )],
         )?;
     }
-    match ingestion::ingest(&state, body.reports, address.as_deref()).await {
+    answer_batch(ingestion::ingest(&state, body.reports, address.as_deref()).await)
+}
+
+/// The answer to a batch of signed reports: 200 with every report's result, or the batch's
+/// refusal (401, 409 or 422) with every report's result.
+pub(crate) fn answer_batch(
+    outcome: Result<runpermit_api::usage::IngestAnswer, DomainError>,
+) -> Result<Response, ApiError> {
+    match outcome {
         Ok(answer) => Ok((StatusCode::OK, Json(answer)).into_response()),
         Err(DomainError::Refused(refused)) => {
             let status = match refused.reason {
