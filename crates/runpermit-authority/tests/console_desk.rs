@@ -538,6 +538,244 @@ async fn refusals_on_postgres() {
     }
 }
 
+/// Structured access through the console: a researcher applies through the form; a reviewer
+/// cannot approve before the developer's consent (the tier needs it); a forged consent is
+/// refused; the developer consents and two reviewers approve through the forms; the grantee's
+/// grant page shows the token once it is logged, the developer's does not; a reviewer
+/// suspends it through the form; another lab sees none of it.
+async fn access_through_the_console(d: Desk) {
+    let run = d.apply("standard").await;
+    assert!(run["permit_id"].is_string(), "{run}");
+    let (_, runs) = d.api.call("GET", "/v1/runs", Some(&d.lab), None).await;
+    let run_id = runs[0]["id"].as_str().expect("a run").to_owned();
+    let (status, model) = d
+        .api
+        .call(
+            "POST",
+            "/v1/models",
+            Some(&d.lab),
+            Some(json!({"name": "Frontier-1", "run_id": run_id,
+                        "checkpoint_digest": format!("sha256:{}", "ab".repeat(32)),
+                        "release_plan": "staged API"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{model}");
+    let model_id = model["id"].as_str().expect("a model").to_owned();
+    let (_, _, researcher) = d
+        .api
+        .authority
+        .member(("org_uni", "University Lab"), "developer", "applicant")
+        .await;
+
+    let researcher = sign_in(&d.api, &researcher).await;
+    let access = researcher.page("/console/access").await;
+    assert!(
+        access.contains("<a href=\"/console/access\">Access</a>"),
+        "nav"
+    );
+    assert!(
+        access.contains("<form class=\"stack\" id=\"apply\"")
+            && access.contains(&format!("<option value=\"{model_id}\">Frontier-1")),
+        "{access}"
+    );
+    let plan_digest = format!("sha256:{}", "01".repeat(32));
+    let location = researcher
+        .act(
+            "/console/access/apply",
+            &[
+                ("model_id", &model_id),
+                ("tier", "logprobs"),
+                ("purpose", "interpretability of refusals"),
+                ("research_plan_digest", &plan_digest),
+                ("agreement_digest", &format!("sha256:{}", "02".repeat(32))),
+                ("tokens", "1M"),
+                ("requests", "10k"),
+                ("days", "90"),
+            ],
+        )
+        .await;
+    let request_page = location.split('?').next().expect("a path").to_owned();
+    let id = request_page.rsplit('/').next().expect("an id").to_owned();
+    assert!(location.ends_with("?done=applied"), "{location}");
+    let html = researcher.page(&location).await;
+    assert!(
+        html.contains("interpretability of refusals")
+            && html.contains(&plan_digest)
+            && html.contains("requests 10k, tokens 1M")
+            && html.contains("awaited (required)")
+            && html.contains("0 of 2"),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"consent\"") && !html.contains("id=\"access-review\""));
+    let (_, api_view) = d
+        .api
+        .call(
+            "GET",
+            &format!("/v1/access-requests/{id}"),
+            Some(&d.lab),
+            None,
+        )
+        .await;
+    assert_eq!(
+        api_view["quotas"],
+        json!({"tokens": 1_000_000, "requests": 10_000})
+    );
+
+    // A reviewer cannot approve before the developer consents: the API's refusal, as a page.
+    let r1 = sign_in(&d.api, &d.reviewer1.1).await;
+    let html = r1.page(&request_page).await;
+    assert!(html.contains("id=\"access-review\"") && !html.contains("id=\"consent\""));
+    let answer = r1
+        .post(
+            &format!("{request_page}/review"),
+            &[("decision", "approve"), ("reason", "too early")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.html);
+    assert!(answer.html.contains("consent"), "{}", answer.html);
+
+    // A forged consent (no anti-forgery token) is refused and changes nothing.
+    let lab = sign_in(&d.api, &d.lab).await;
+    let answer = lab
+        .post_raw(
+            &format!("{request_page}/consent"),
+            &[("answer", "consent"), ("reason", "forged")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.html);
+    let (_, api_view) = d
+        .api
+        .call(
+            "GET",
+            &format!("/v1/access-requests/{id}"),
+            Some(&d.lab),
+            None,
+        )
+        .await;
+    assert!(api_view.get("consent").is_none(), "{api_view}");
+
+    // The developer sees it and consents through its form.
+    let list = lab.page("/console/access").await;
+    assert!(table(&list, "access-requests").contains(&id), "{list}");
+    assert!(lab.page(&request_page).await.contains("id=\"consent\""));
+    lab.act(
+        &format!("{request_page}/consent"),
+        &[
+            ("answer", "consent"),
+            ("reason", "research in the public interest"),
+        ],
+    )
+    .await;
+    // Two reviewers approve through the form.
+    r1.act(
+        &format!("{request_page}/review"),
+        &[("decision", "approve"), ("reason", "sound plan")],
+    )
+    .await;
+    let html = r1.page(&request_page).await;
+    assert!(
+        html.contains("1 of 2") && html.contains("consented"),
+        "{html}"
+    );
+    let r2 = sign_in(&d.api, &d.reviewer2.1).await;
+    r2.act(
+        &format!("{request_page}/review"),
+        &[("decision", "approve"), ("reason", "concur")],
+    )
+    .await;
+    let (_, api_view) = d
+        .api
+        .call(
+            "GET",
+            &format!("/v1/access-requests/{id}"),
+            Some(&d.lab),
+            None,
+        )
+        .await;
+    assert_eq!(api_view["status"], "granted", "{api_view}");
+    let grant_id = api_view["grant_id"].as_str().expect("a grant").to_owned();
+    let grant_page = format!("/console/access/grants/{grant_id}");
+    assert!(researcher.page(&request_page).await.contains(&grant_page));
+
+    // Not yet logged: no token; once sequenced, the grantee's page shows it to copy.
+    let html = researcher.page(&grant_page).await;
+    assert!(
+        !html.contains("id=\"grant-token\"") && html.contains("not yet"),
+        "{html}"
+    );
+    while runpermit_authority::domain::log::sequence_once(&d.api.authority.state)
+        .await
+        .expect("sequencing")
+        > 0
+    {}
+    let (_, grant) = d
+        .api
+        .call("GET", &format!("/v1/grants/{grant_id}"), Some(&d.lab), None)
+        .await;
+    let token = grant["token"].as_str().expect("a token once logged");
+    let html = researcher.page(&grant_page).await;
+    assert!(
+        html.contains(&format!(
+            "<pre class=\"mono\" id=\"grant-token\">{token}</pre>"
+        )) && html.contains("id=\"grant-proof\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("id=\"grant-action\""),
+        "the grantee has no actions"
+    );
+    let list = researcher.page("/console/access").await;
+    assert!(table(&list, "grants").contains(&grant_id), "{list}");
+    // The developer reads the grant, without its token; a reviewer suspends it.
+    let html = lab.page(&grant_page).await;
+    assert!(
+        !html.contains("id=\"grant-token\"") && !html.contains(token),
+        "{html}"
+    );
+    let html = r1.page(&grant_page).await;
+    assert!(html.contains("id=\"grant-action\""), "{html}");
+    r1.act(
+        &format!("{grant_page}/action"),
+        &[
+            ("action", "suspend"),
+            ("reason", "quota abuse under review"),
+        ],
+    )
+    .await;
+    let (_, grant) = d
+        .api
+        .call("GET", &format!("/v1/grants/{grant_id}"), Some(&d.lab), None)
+        .await;
+    assert_eq!(grant["status"], "suspended", "{grant}");
+    assert!(
+        d.audit(&format!("grant/{grant_id}"))
+            .await
+            .iter()
+            .any(|e| e["action"] == "access.suspended"
+                && e["actor_member_id"] == d.reviewer1.0.as_str()),
+        "audited as the reviewer"
+    );
+
+    // Another lab sees none of it.
+    let other = sign_in(&d.api, &d.other_lab).await;
+    assert_eq!(other.get(&request_page).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.get(&grant_page).await.status, StatusCode::NOT_FOUND);
+    let list = other.page("/console/access").await;
+    assert!(!list.contains(&id) && !list.contains(&grant_id));
+}
+
+#[tokio::test]
+async fn access_through_the_console_on_sqlite() {
+    access_through_the_console(desk(None).await).await;
+}
+
+#[tokio::test]
+async fn access_through_the_console_on_postgres() {
+    if let Some(db) = PgSchema::create("console_access") {
+        access_through_the_console(desk(Some(&db.url)).await).await;
+    }
+}
+
 /// A permitted run metered by two providers, which the policy assigns to `org_aisi` to
 /// evaluate (as in the oversight suite): its tranches end at 1e25, 4e25 and its budget.
 struct Metered2 {

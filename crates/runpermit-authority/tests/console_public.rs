@@ -29,6 +29,8 @@ const LAB_NAME: &str = "Frontier <Lab> & Co";
 
 struct World {
     api: Api,
+    /// The lab's API token.
+    lab: String,
     reviewers: [String; 2],
     /// The standard-tier permit (issued by the policy) and its run.
     standard: (String, String),
@@ -195,6 +197,7 @@ async fn world(database_url: &str) -> World {
     let full = run_of(full).await;
     World {
         api,
+        lab,
         reviewers: [r1, r2],
         standard,
         full,
@@ -443,8 +446,125 @@ async fn filters_narrow_what_is_listed_and_standing_follows_the_log(w: World) {
     assert!(verify.contains(&w.api.authority.state.log.vkey));
 }
 
+/// A model registered through the API is on `/models` and its own page, with its developer,
+/// run, permit, checkpoint, compute and release plan, and the permit's page links it; no
+/// public page shows a grant of access to it, even once one is issued and logged.
+async fn registered_models_are_public_and_grants_are_not(w: World) {
+    let (permit, run) = &w.standard;
+    let checkpoint = format!("sha256:{}", "ab".repeat(32));
+    let (status, model) = w
+        .api
+        .call(
+            "POST",
+            "/v1/models",
+            Some(&w.lab),
+            Some(
+                json!({"name": "Osprey <1>", "run_id": run, "checkpoint_digest": checkpoint,
+                        "cumulative_flop": 8.4e24, "release_plan": "staged API access"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{model}");
+    let id = model["id"].as_str().expect("an id").to_owned();
+    let models = w.html("/models").await;
+    assert!(
+        models.contains("<a href=\"/models\">Models</a>"),
+        "in the public navigation"
+    );
+    let row = models
+        .split("<table id=\"models\"")
+        .nth(1)
+        .expect("table#models");
+    for text in [
+        format!("href=\"/models/{id}\""),
+        "Osprey &lt;1&gt;".to_owned(),
+        "Frontier &lt;Lab&gt; &amp; Co".to_owned(),
+        format!("href=\"/permits/{permit}\""),
+        run.clone(),
+        checkpoint.clone(),
+        "8.40e24 FLOP".to_owned(),
+        "staged API access".to_owned(),
+    ] {
+        assert!(row.contains(&text), "{text}: {models}");
+    }
+    let page = w.html(&format!("/models/{id}")).await;
+    assert!(
+        page.contains("Model Osprey &lt;1&gt;") && page.contains(&checkpoint),
+        "{page}"
+    );
+    assert!(page.contains(&format!("href=\"/permits/{permit}\"")));
+    let permit_page = w.html(&format!("/permits/{permit}")).await;
+    assert!(
+        permit_page.contains(&format!(
+            "<ul id=\"run-models\"><li><a href=\"/models/{id}\">"
+        )),
+        "{permit_page}"
+    );
+    let other = w.html(&format!("/permits/{}", w.full.0)).await;
+    assert!(
+        !other.contains("run-models"),
+        "another run's permit lists no model"
+    );
+    assert_eq!(
+        w.get("/models/mdl_nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A researcher is granted sampling access; the grant is logged, and still no public page
+    // shows it.
+    let (_, _, researcher) = w
+        .api
+        .authority
+        .member(("org_uni", "University Lab"), "developer", "applicant")
+        .await;
+    let (status, request) = w
+        .api
+        .call(
+            "POST",
+            "/v1/access-requests",
+            Some(&researcher),
+            Some(
+                json!({"model_id": id, "tier": "api_sampling", "purpose": "refusal study",
+                        "research_plan_digest": format!("sha256:{}", "01".repeat(32)),
+                        "agreement_digest": format!("sha256:{}", "02".repeat(32)),
+                        "days": 30}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let (status, decided) = w
+        .api
+        .call(
+            "POST",
+            &format!(
+                "/v1/access-requests/{}/review",
+                request["id"].as_str().unwrap()
+            ),
+            Some(&w.reviewers[0]),
+            Some(json!({"approve": true, "reason": "public interest"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let grant = decided["grant_id"].as_str().expect("a grant").to_owned();
+    w.sequence().await;
+    for path in [
+        "/models".to_owned(),
+        format!("/models/{id}"),
+        format!("/permits/{permit}"),
+        "/".to_owned(),
+    ] {
+        let html = w.html(&path).await;
+        assert!(
+            !html.contains(&grant) && !html.contains("refusal study"),
+            "{path} shows a grant"
+        );
+    }
+}
+
 common::on_both! {
     world:
+    models_on_sqlite, models_on_postgres
+        => registered_models_are_public_and_grants_are_not;
     registry_on_sqlite, registry_on_postgres
         => a_permit_issued_through_the_api_is_public_and_its_proof_verifies;
     filters_on_sqlite, filters_on_postgres

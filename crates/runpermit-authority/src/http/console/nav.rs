@@ -20,6 +20,9 @@ pub fn nav(caller: &Caller) -> Vec<(&'static str, &'static str)> {
     if caller.org_kind == OrgKind::Evaluator && may(authz::MILESTONES_LIST) {
         links.push(("Milestones", "/console/milestones"));
     }
+    if may(authz::ACCESS_REQUESTS_LIST) {
+        links.push(("Access", "/console/access"));
+    }
     if may(authz::INCIDENTS_LIST) {
         links.push(("Incidents", "/console/incidents"));
     }
@@ -66,6 +69,7 @@ mod tests {
                 "/console/reviews",
                 "/console/applications",
                 "/console/runs",
+                "/console/access",
                 "/console/incidents",
                 "/console/kyc"
             ]
@@ -76,12 +80,18 @@ mod tests {
                 "/console",
                 "/console/applications",
                 "/console/runs",
+                "/console/access",
                 "/console/incidents"
             ]
         );
         assert_eq!(
             paths(OrgKind::Evaluator, Role::Evaluator),
-            ["/console", "/console/runs", "/console/milestones"]
+            [
+                "/console",
+                "/console/runs",
+                "/console/milestones",
+                "/console/access"
+            ]
         );
         assert_eq!(
             paths(OrgKind::Provider, Role::ProviderOperator),

@@ -16,6 +16,7 @@ use crate::http::console::viewer::{Viewer, csrf_field};
 /// The public sections, in the header of every page: (label, path).
 pub const PUBLIC_SECTIONS: &[(&str, &str)] = &[
     ("Registry", "/"),
+    ("Models", "/models"),
     ("Decisions", "/decisions"),
     ("Log", "/log"),
     ("Status list", "/status"),

@@ -13,8 +13,11 @@
 //! - `runs`: runs, one run with its chart (`chart`), its actions and the milestone form;
 //! - `milestones`: the evaluator's queue and decisions;
 //! - `incidents`: incidents with their deadlines, and split-run flags;
+//! - `access`: applications for access to registered models, grants, their forms, and the
+//!   researcher's application form;
 //! - `provider`: a provider's runs, reports, gaps and reporting keys.
 
+mod access;
 mod applications;
 mod chart;
 mod home;
@@ -57,4 +60,17 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/kyc", get(incidents::kyc))
         .route("/console/provider", get(provider::page))
+        .route("/console/access", get(access::list))
+        .route("/console/access/apply", post(access::apply))
+        .route("/console/access/requests/{id}", get(access::show_request))
+        .route(
+            "/console/access/requests/{id}/consent",
+            post(access::consent),
+        )
+        .route("/console/access/requests/{id}/review", post(access::review))
+        .route("/console/access/grants/{id}", get(access::show_grant))
+        .route(
+            "/console/access/grants/{id}/action",
+            post(access::act_on_grant),
+        )
 }

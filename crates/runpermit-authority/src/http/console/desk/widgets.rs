@@ -101,6 +101,12 @@ impl Done {
             Some("milestone") => "Your milestone report is submitted for evaluation.",
             Some("decide") => "Your decision on the milestone report is recorded.",
             Some("follow_up") => "Your follow-up is recorded.",
+            Some("applied") => {
+                "Your application for access is recorded: the model's developer and the \
+                 authority's reviewers see it."
+            }
+            Some("consent") => "Your answer as the model's developer is recorded.",
+            Some("grant") => "The grant's status changed.",
             _ => return html! {},
         };
         html! { p.good role="status" { (message) } }

@@ -8,6 +8,8 @@
 //! - `/decisions` ([`decisions`]): every logged decision with its public reason.
 //! - `/log`, `/log/entries/{index}`, `…/raw` ([`log`]): the checkpoint and the entries,
 //!   decoded, searchable by type, permit, run and organization.
+//! - `/models`, `/models/{id}` ([`models`]): the registry of models permitted runs produced,
+//!   through `GET /v1/models`; grants of access to them are not public and are not shown.
 //! - `/status` ([`status`]): the signed status list, decoded.
 //! - `/orgs` ([`orgs`]): the organizations the log names.
 //! - `/verify` ([`verify`]): how to check all of it without trusting these pages.
@@ -25,6 +27,7 @@ pub mod chart;
 pub mod decisions;
 pub mod entry;
 pub mod log;
+pub mod models;
 pub mod orgs;
 pub mod permit;
 pub mod registry;
@@ -52,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/log", get(log::page))
         .route("/log/entries/{index}", get(log::entry_page))
         .route("/log/entries/{index}/raw", get(log::raw))
+        .route("/models", get(models::list))
+        .route("/models/{id}", get(models::show))
         .route("/status", get(status::page))
         .route("/orgs", get(orgs::page))
         .route("/verify", get(verify::page))

@@ -13,6 +13,7 @@ use crate::http::console::error::ConsoleError;
 use crate::http::console::format;
 use crate::http::console::page;
 use crate::http::console::public::entry::summary;
+use crate::http::console::public::models;
 use crate::http::console::public::{link, providers, standing_badge};
 use crate::http::console::session::Viewer;
 use crate::http::state::AppState;
@@ -69,6 +70,7 @@ pub async fn page(
         )
         .await?;
     let last_usage = usage.first().and_then(|row| decode(&row.entry).ok());
+    let models = models::of_run(&state, &r.run_id).await?;
     let title = format!("Permit {}", r.permit_id);
     let body = html! {
         h1 { "Permit " code { (r.permit_id) } }
@@ -96,6 +98,9 @@ pub async fn page(
                 dl.facts {
                     dt { "Holder" } dd { (c.holder.name) " (" a href=(link("/log", &[("org", Some(c.holder.org_id.clone()))])) { code { (c.holder.org_id) } } ")" }
                     dt { "Run" } dd { code { (c.sub) } " " span.muted { "(its public name; the descriptive name is in the confidential plan)" } }
+                    @if !models.0.is_empty() {
+                        dt { "Models registered" } dd { (models) }
+                    }
                     dt { "Application" } dd { a href=(link("/log", &[("application", Some(c.application_id.clone()))])) { code { (c.application_id) } } }
                     dt { "Tier" } dd { (c.tier) }
                     dt { "FLOP budget" } dd { (format::flop(c.flop_budget.get())) }
