@@ -536,6 +536,42 @@ async fn access_usage_reports_are_verified_stored_and_summed(w: World) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["kid"], key.kid());
+    // A developer's key signs access usage, never compute usage, whatever a permit names.
+    let (_, run) = w
+        .api
+        .call("GET", &format!("/v1/runs/{}", w.run_id), Some(&w.lab), None)
+        .await;
+    let chip = runpermit_compute::HardwareTable::builtin()
+        .lookup("H100 SXM")
+        .expect("H100");
+    let f = runpermit_compute::accounting::over_time(chip, 3600.0, None).expect("figures");
+    let now_s = a.clock.now_s();
+    let compute = runpermit_permit::UsageReportClaims::new(
+        "org_lab",
+        &w.run_id,
+        run["permit_id"].as_str().expect("permit"),
+        "a-east",
+        1,
+        (now_s - 3600, now_s - 60),
+        now_s,
+        runpermit_permit::Metered {
+            method: runpermit_permit::MeterMethod::SchedulerAccounting,
+            accelerator_seconds: std::collections::BTreeMap::from([(chip.id.clone(), 3600.0)]),
+            flop: f.central,
+            lower: f.lower,
+            upper: f.upper,
+        },
+    );
+    let token = runpermit_permit::sign_usage_report(&compute, &key).expect("signed");
+    let (status, body) = w
+        .api
+        .call("POST", "/v1/usage", None, Some(json!({"reports": [token]})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body.to_string().contains("not a compute provider"),
+        "{body}"
+    );
     // The grantee registers one too: it signs for org_uni, not for the lab.
     let uni_key = SigningKey::generate();
     let (status, body) = w

@@ -488,9 +488,9 @@ fn every_optional_field_is_answerable() {
     assert_eq!(plan.has_field("model.parameters"), None);
 }
 
-/// The first ```toml block of a document.
+/// The first ```toml block of a document that starts a line (not one indented in a list).
 fn toml_block(doc: &str) -> &str {
-    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let start = doc.find("\n```toml\n").expect("a toml block") + "\n```toml\n".len();
     let len = doc[start..].find("```").expect("a closed block");
     &doc[start..start + len]
 }

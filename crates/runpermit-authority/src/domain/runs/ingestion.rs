@@ -80,6 +80,7 @@ pub async fn ingest(
         gravest = gravest.max(kind);
     };
     let mut scopes: HashMap<String, Option<RunScope>> = HashMap::new();
+    let mut provider_orgs: HashMap<String, bool> = HashMap::new();
     let mut records = Vec::new();
     let mut record_index = Vec::new();
     for (index, (outcome, kid)) in verified.into_iter().zip(&kids).enumerate() {
@@ -134,6 +135,29 @@ pub async fn ingest(
                     "iss {:?} is not the organization that registered the signing key ({})",
                     claims.iss,
                     signer_org.map_or("none", String::as_str)
+                ),
+            );
+            results.push(r);
+            continue;
+        }
+        // Developers register reporting keys too (for access-usage reports): only a compute
+        // provider's key signs compute usage, whatever a permit's providers list names.
+        if !provider_orgs.contains_key(&claims.iss) {
+            let is_provider = state
+                .store
+                .organization(&claims.iss)
+                .await?
+                .is_some_and(|o| o.kind == runpermit_types::OrgKind::Provider);
+            provider_orgs.insert(claims.iss.clone(), is_provider);
+        }
+        if provider_orgs.get(&claims.iss) != Some(&true) {
+            refuse(
+                &mut r,
+                RefusalKind::Unauthenticated,
+                format!(
+                    "iss {:?} is not a compute provider: only a provider's reporting key signs \
+                     compute usage reports",
+                    claims.iss
                 ),
             );
             results.push(r);
