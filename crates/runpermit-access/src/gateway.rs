@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::check::{AccessRequest, Anchors, check};
 use crate::config::{GatewayConfig, Served};
 use crate::decision::AccessDecision;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, PendingReport};
 
 /// The header carrying the grant's proof bundle, base64 (standard alphabet).
 pub const PROOF_HEADER: &str = "x-runpermit-grant-proof";
@@ -202,6 +202,23 @@ impl Gateway {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let text = response.body_mut().read_to_string().unwrap_or_default();
+            // A batch is stored whole or not at all. On a refusal for good (4xx but a timeout
+            // or rate limit) the reports the answer names as refused become dead letters and
+            // the others (withheld) are sent again next time; an answer naming none refuses
+            // the batch as a whole.
+            if (400..500).contains(&status) && status != 408 && status != 429 {
+                let refused = refused_reports(&pending, status, &text);
+                let moved = self
+                    .ledger()
+                    .dead_letter(&refused)
+                    .map_err(|e| e.to_string())?;
+                tracing::error!(status, moved, answer = %text.trim(), "access-usage reports refused for good: kept as dead letters");
+                return Err(format!(
+                    "POST {url}: HTTP {status}: {}; {moved} report(s) refused for good, kept as \
+                     dead letters in the ledger; the others stay queued",
+                    text.trim()
+                ));
+            }
             return Err(format!(
                 "POST {url}: HTTP {status}: {}; the reports stay queued",
                 text.trim()
@@ -508,4 +525,74 @@ pub async fn serve(
         Err(e) => tracing::error!(error = %e, "report task failed"),
     }
     result
+}
+
+/// The reports of `pending` a refused batch's answer names as `refused` (by index), with the
+/// reason; every report when the answer names none (a body that is not a per-report answer).
+fn refused_reports(
+    pending: &[PendingReport],
+    status: u16,
+    text: &str,
+) -> Vec<(String, u64, String)> {
+    let answer: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let named: Vec<(String, u64, String)> = answer["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == "refused")
+        .filter_map(|r| {
+            let p = pending.get(usize::try_from(r["index"].as_u64()?).ok()?)?;
+            Some((
+                p.grant_id.clone(),
+                p.seq,
+                format!(
+                    "HTTP {status}: {}",
+                    r["error"].as_str().unwrap_or("refused")
+                ),
+            ))
+        })
+        .collect();
+    if !named.is_empty() {
+        return named;
+    }
+    pending
+        .iter()
+        .map(|p| {
+            (
+                p.grant_id.clone(),
+                p.seq,
+                format!("HTTP {status}: {}", text.trim()),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(seq: u64) -> PendingReport {
+        PendingReport {
+            grant_id: "grt_1".into(),
+            seq,
+            token: format!("t{seq}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_batch_dead_letters_the_reports_it_names_and_keeps_the_rest() {
+        let pending = [report(1), report(2), report(3)];
+        let answer = r#"{"error":"usage_refused","results":[
+            {"index":0,"status":"withheld"},
+            {"index":1,"status":"refused","error":"seq 2 of org_lab for grt_1 was already stored with other content"},
+            {"index":2,"status":"withheld"}]}"#;
+        let refused = refused_reports(&pending, 409, answer);
+        assert_eq!(refused.len(), 1);
+        assert_eq!((refused[0].0.as_str(), refused[0].1), ("grt_1", 2));
+        assert!(refused[0].2.contains("HTTP 409: seq 2"), "{refused:?}");
+        // An answer naming none refuses the batch as a whole.
+        let all = refused_reports(&pending, 413, "too large");
+        assert_eq!(all.len(), 3);
+        assert!(all[0].2.contains("HTTP 413: too large"));
+    }
 }

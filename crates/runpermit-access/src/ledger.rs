@@ -90,11 +90,24 @@ struct GrantState {
     interval: Option<Interval>,
 }
 
+/// A report the authority refused for good: kept, with why, never sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    /// The report.
+    pub report: PendingReport,
+    /// The authority's answer.
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct State {
     grants: BTreeMap<String, GrantState>,
     pending: Vec<PendingReport>,
+    /// Reports the authority refused for good (absent in ledgers written before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dead_letters: Vec<DeadLetter>,
 }
 
 /// The gateway's durable per-grant state; see the module documentation.
@@ -273,6 +286,37 @@ impl Ledger {
         &self.state.pending
     }
 
+    /// The reports the authority refused for good, oldest first.
+    pub fn dead_letters(&self) -> &[DeadLetter] {
+        &self.state.dead_letters
+    }
+
+    /// Moves the reports `refused` ((`grant_id`, `seq`) → the authority's reason) from the
+    /// queue to the dead letters, in one durable write: they are kept as evidence and never
+    /// sent again, so that one report the authority refuses does not hold back the others.
+    pub fn dead_letter(&mut self, refused: &[(String, u64, String)]) -> Result<usize, LedgerError> {
+        let mut moved = 0;
+        for (grant_id, seq, reason) in refused {
+            if let Some(i) = self
+                .state
+                .pending
+                .iter()
+                .position(|p| &p.grant_id == grant_id && p.seq == *seq)
+            {
+                let report = self.state.pending.remove(i);
+                self.state.dead_letters.push(DeadLetter {
+                    report,
+                    reason: reason.clone(),
+                });
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            self.save()?;
+        }
+        Ok(moved)
+    }
+
     /// Drops the acknowledged report (`grant_id`, `seq`) from the queue.
     pub fn ack(&mut self, grant_id: &str, seq: u64) -> Result<bool, LedgerError> {
         let before = self.state.pending.len();
@@ -303,5 +347,39 @@ impl Ledger {
             .and_then(|d| d.sync_all())
             .map_err(io(&self.dir))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_leave_the_queue_durably_and_are_kept() {
+        let dir = std::env::temp_dir().join(format!("runpermit-ledger-{}", std::process::id()));
+        let mut ledger = Ledger::open(&dir, SigningKey::generate(), "org_lab", 3600).unwrap();
+        for seq in 1..=3 {
+            ledger.state.pending.push(PendingReport {
+                grant_id: "grt_1".into(),
+                seq,
+                token: format!("t{seq}"),
+            });
+        }
+        ledger.save().unwrap();
+        let moved = ledger
+            .dead_letter(&[
+                ("grt_1".into(), 2, "HTTP 409: conflict".into()),
+                ("grt_1".into(), 9, "no such report".into()),
+            ])
+            .unwrap();
+        assert_eq!(moved, 1);
+        // Reopened: the queue holds the others, the dead letter is kept with its reason.
+        let again = Ledger::open(&dir, SigningKey::generate(), "org_lab", 3600).unwrap();
+        let seqs: Vec<u64> = again.pending().iter().map(|p| p.seq).collect();
+        assert_eq!(seqs, [1, 3]);
+        assert_eq!(again.dead_letters().len(), 1);
+        assert_eq!(again.dead_letters()[0].report.seq, 2);
+        assert_eq!(again.dead_letters()[0].reason, "HTTP 409: conflict");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

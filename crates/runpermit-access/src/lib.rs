@@ -17,4 +17,4 @@ mod ledger;
 pub use check::{AccessRequest, Anchors, GrantUsage, check, gcra};
 pub use config::{ConfigError, GatewayConfig, Served};
 pub use decision::{AccessDecision, Code};
-pub use ledger::{Ledger, LedgerError, PendingReport};
+pub use ledger::{DeadLetter, Ledger, LedgerError, PendingReport};

@@ -58,18 +58,18 @@ enum OrgCommand {
         /// Organization id.
         org: String,
     },
-    /// Register a provider's usage-reporting key: the public half of the gate's
-    /// `reporting_key` (only the public key is sent).
+    /// Register a reporting key: the public half of a provider gate's `reporting_key`, or of
+    /// a developer's access gateway's (only the public key is sent).
     AddReportingKey {
-        /// Provider organization id.
+        /// Provider or developer organization id.
         org: String,
         /// The gate's reporting key: PKCS#8 PEM private key, or a public JWK (JSON).
         #[arg(long, value_name = "FILE")]
         key: std::path::PathBuf,
     },
-    /// List a provider's reporting keys.
+    /// List an organization's reporting keys.
     ReportingKeys {
-        /// Provider organization id.
+        /// Provider or developer organization id.
         org: String,
     },
 }

@@ -260,6 +260,18 @@ fn a_researcher_reaches_a_registered_model_through_the_gateway_within_its_grant(
         SigningKey::generate().to_pkcs8_pem().as_bytes(),
     )
     .expect("key");
+    // The lab's gateway signs access-usage reports with it: its public half is registered.
+    ok(
+        &[
+            "org",
+            "add-reporting-key",
+            &lab_org,
+            "--key",
+            path_str(&dir.join("reporting-key.pem")),
+        ],
+        &a,
+        &a.admin_token.clone(),
+    );
     let port = free_port();
     let config = dir.join("gateway.toml");
     std::fs::write(
@@ -284,7 +296,7 @@ status_poll_seconds = 1
         ),
     )
     .expect("config");
-    let _gateway = Gateway(
+    let mut gateway_process = Gateway(
         Command::new(BIN)
             .args(["access", "gateway", "--config", path_str(&config)])
             .stdout(Stdio::null())
@@ -383,4 +395,38 @@ status_poll_seconds = 1
     );
     let decision = check(false);
     assert_eq!(decision["code"], "grant_revoked", "{decision}");
+
+    // Stopped, the gateway closes its report interval and ships it: the authority counts what
+    // it served under the grant, once (3 requests of 10 + 5 tokens each), and what it
+    // refused after the grant's proof checked.
+    let pid = gateway_process.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let started = Instant::now();
+    while gateway_process.0.try_wait().expect("wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the gateway did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = json(&["access", "grant", &grant_id], &a, &lab);
+    let usage = &shown["usage"];
+    assert_eq!(
+        (
+            usage["reports"].as_u64(),
+            usage["requests"].as_u64(),
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(1), Some(3), Some(30), Some(15)),
+        "{shown}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(usage["refused"].as_u64() >= Some(2), "{shown}");
 }
