@@ -10,9 +10,8 @@ use runpermit_compute::{FieldError, limits, text};
 use serde::{Deserialize, Serialize};
 
 use crate::jwks::Jwks;
-use crate::jws::{sign_jws, verify_jws};
 use crate::keys::SigningKey;
-use crate::report::ReportError;
+use crate::report::{ReportError, SoundClaims, sign_sound, verify_sound};
 
 /// The header `typ` of an access-usage report.
 pub const ACCESS_USAGE_TYP: &str = "runpermit-access-usage+jwt";
@@ -129,11 +128,7 @@ pub fn sign_access_usage(
     claims: &AccessUsageClaims,
     key: &SigningKey,
 ) -> Result<String, ReportError> {
-    let problems = claims.problems();
-    if !problems.is_empty() {
-        return Err(ReportError::Invalid(problems));
-    }
-    Ok(sign_jws(ACCESS_USAGE_TYP, claims, key))
+    sign_sound(ACCESS_USAGE_TYP, claims, key)
 }
 
 /// Verifies an access-usage report against the developer's keys: signature, `typ`, claims of
@@ -142,18 +137,19 @@ pub fn verify_access_usage(
     token: &str,
     developer_keys: &Jwks,
 ) -> Result<AccessUsageClaims, ReportError> {
-    let (_, claims): (_, AccessUsageClaims) = verify_jws(token, ACCESS_USAGE_TYP, developer_keys)?;
-    let problems = claims.problems();
-    if problems.is_empty() {
-        Ok(claims)
-    } else {
-        Err(ReportError::Invalid(problems))
+    verify_sound(token, ACCESS_USAGE_TYP, developer_keys)
+}
+
+impl SoundClaims for AccessUsageClaims {
+    fn problems(&self) -> Vec<FieldError> {
+        AccessUsageClaims::problems(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jws::sign_jws;
     use crate::report::USAGE_TYP;
 
     const NOW: i64 = 1_767_225_600;

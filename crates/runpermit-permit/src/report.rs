@@ -297,17 +297,54 @@ pub enum ReportError {
     Invalid(Vec<FieldError>),
 }
 
-/// Signs a report with the provider's key. Refuses unsound claims, so that nothing unsound is
-/// ever signed.
-pub fn sign_usage_report(
-    claims: &UsageReportClaims,
+/// A report's claims, which can say everything wrong with them.
+pub(crate) trait SoundClaims: Serialize + serde::de::DeserializeOwned {
+    /// Everything wrong, each naming its field; empty when sound.
+    fn problems(&self) -> Vec<FieldError>;
+}
+
+impl SoundClaims for UsageReportClaims {
+    fn problems(&self) -> Vec<FieldError> {
+        UsageReportClaims::problems(self)
+    }
+}
+
+/// Signs `claims` as a JWS of `typ` with `key`, refusing unsound claims, so that nothing
+/// unsound is ever signed.
+pub(crate) fn sign_sound<T: SoundClaims>(
+    typ: &str,
+    claims: &T,
     key: &SigningKey,
 ) -> Result<String, ReportError> {
     let problems = claims.problems();
     if !problems.is_empty() {
         return Err(ReportError::Invalid(problems));
     }
-    Ok(sign_jws(USAGE_TYP, claims, key))
+    Ok(sign_jws(typ, claims, key))
+}
+
+/// Verifies a JWS of `typ` against `keys` and that its claims are sound.
+pub(crate) fn verify_sound<T: SoundClaims>(
+    token: &str,
+    typ: &str,
+    keys: &Jwks,
+) -> Result<T, ReportError> {
+    let (_, claims): (_, T) = verify_jws(token, typ, keys)?;
+    let problems = claims.problems();
+    if problems.is_empty() {
+        Ok(claims)
+    } else {
+        Err(ReportError::Invalid(problems))
+    }
+}
+
+/// Signs a report with the provider's key. Refuses unsound claims, so that nothing unsound is
+/// ever signed.
+pub fn sign_usage_report(
+    claims: &UsageReportClaims,
+    key: &SigningKey,
+) -> Result<String, ReportError> {
+    sign_sound(USAGE_TYP, claims, key)
 }
 
 /// Verifies a report against the provider's published keys.
@@ -315,13 +352,7 @@ pub fn verify_usage_report(
     token: &str,
     provider_keys: &Jwks,
 ) -> Result<UsageReportClaims, ReportError> {
-    let (_, claims): (_, UsageReportClaims) = verify_jws(token, USAGE_TYP, provider_keys)?;
-    let problems = claims.problems();
-    if problems.is_empty() {
-        Ok(claims)
-    } else {
-        Err(ReportError::Invalid(problems))
-    }
+    verify_sound(token, USAGE_TYP, provider_keys)
 }
 
 #[cfg(test)]

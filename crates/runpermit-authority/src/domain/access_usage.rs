@@ -18,7 +18,7 @@ use crate::domain::Authority;
 use crate::domain::error::{DomainError, Refusal, RefusalKind};
 use crate::domain::ids::sha256_hex;
 use crate::domain::runs::signatures;
-use crate::domain::usage_batch::{IngestAnswer, ReportResult, WITHHELD};
+use crate::domain::usage_batch::{IngestAnswer, ReportResult, WITHHELD, refuse_whole_batch};
 
 /// Most reports one `POST /v1/access-usage` may carry (a gateway ships what it rolled since
 /// its last acknowledgement: one report per grant and interval).
@@ -114,23 +114,7 @@ pub async fn ingest(
         }
         results.push(r);
     }
-    let refused = results.iter().filter(|r| r.status == "refused").count();
-    if refused > 0 {
-        for r in &mut results {
-            if r.status == "stored" {
-                r.status = WITHHELD.into();
-            }
-        }
-        return Err(DomainError::Refused(Box::new(Refusal {
-            reason: gravest,
-            answer: IngestAnswer {
-                stored: 0,
-                duplicates: 0,
-                refused,
-                results,
-            },
-        })));
-    }
+    let mut results = refuse_whole_batch(results, gravest)?;
 
     let outcomes = state.store.ingest_access_usage(records).await?;
     let mut conflicts = 0;

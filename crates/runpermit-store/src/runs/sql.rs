@@ -235,6 +235,37 @@ const KYC_TOTALS: &str = "SELECT customer, provider_id, COUNT(*) AS reports, \
      SUM(flop) AS flop FROM kyc_reports WHERE to_s > $1 \
      GROUP BY customer, provider_id ORDER BY customer, provider_id";
 
+/// Why a compare-and-set update of `what` `id` (expected at `expected_version`) changed no
+/// row: `NotFound` when the row is gone, else `Conflict` naming the stored version.
+/// `version_sql` reads the row's version by id.
+async fn lost_race<B: Backend>(
+    conn: &mut Conn<B>,
+    version_sql: &'static str,
+    what: &str,
+    id: &str,
+    expected_version: i64,
+) -> StoreError
+where
+    for<'c> &'c mut Conn<B>: Executor<'c, Database = Db<B>>,
+    for<'q> &'q str: Encode<'q, Db<B>> + Type<Db<B>>,
+    i64: Column<Db<B>>,
+    usize: sqlx::ColumnIndex<Row<B>>,
+{
+    let stored: Result<Option<i64>, StoreError> = sqlx::query_scalar(version_sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db();
+    match stored {
+        Err(e) => e,
+        Ok(None) => StoreError::NotFound(format!("{what} {id:?}")),
+        Ok(Some(stored)) => StoreError::Conflict(format!(
+            "{what} {id:?} was changed concurrently: expected version {expected_version}, \
+             stored version {stored}"
+        )),
+    }
+}
+
 /// Applies one runs write inside the batch's transaction.
 pub(crate) async fn apply<B: Backend>(conn: &mut Conn<B>, write: &Write) -> Result<(), StoreError>
 where
@@ -306,19 +337,9 @@ where
                 .await
                 .map_err(fail)?;
             if done.rows_affected() == 0 {
-                let stored: Option<i64> = sqlx::query_scalar(RUN_VERSION)
-                    .bind(&r.id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .db()?;
-                return Err(match stored {
-                    None => StoreError::NotFound(format!("run {:?}", r.id)),
-                    Some(stored) => StoreError::Conflict(format!(
-                        "run {:?} was changed concurrently: \
-                             expected version {}, stored version {}",
-                        r.id, expected_version, stored
-                    )),
-                });
+                return Err(
+                    lost_race::<B>(conn, RUN_VERSION, "run", &r.id, *expected_version).await,
+                );
             }
         }
         Write::SetRunSummarized {
@@ -449,19 +470,14 @@ where
                 .await
                 .map_err(fail)?;
             if done.rows_affected() == 0 {
-                let stored: Option<i64> = sqlx::query_scalar(ACCESS_REQUEST_VERSION)
-                    .bind(&r.id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .db()?;
-                return Err(match stored {
-                    None => StoreError::NotFound(format!("access request {:?}", r.id)),
-                    Some(v) => StoreError::Conflict(format!(
-                        "access request {:?} was changed concurrently: expected version {}, \
-                         stored version {v}",
-                        r.id, expected_version
-                    )),
-                });
+                return Err(lost_race::<B>(
+                    conn,
+                    ACCESS_REQUEST_VERSION,
+                    "access request",
+                    &r.id,
+                    *expected_version,
+                )
+                .await);
             }
         }
         Write::InsertGrant(g) => {
@@ -500,19 +516,9 @@ where
                 .await
                 .map_err(fail)?;
             if done.rows_affected() == 0 {
-                let stored: Option<i64> = sqlx::query_scalar(GRANT_VERSION)
-                    .bind(&g.id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .db()?;
-                return Err(match stored {
-                    None => StoreError::NotFound(format!("grant {:?}", g.id)),
-                    Some(v) => StoreError::Conflict(format!(
-                        "grant {:?} was changed concurrently: expected version {}, stored \
-                         version {v}",
-                        g.id, expected_version
-                    )),
-                });
+                return Err(
+                    lost_race::<B>(conn, GRANT_VERSION, "grant", &g.id, *expected_version).await,
+                );
             }
         }
         Write::InsertModel(m) => {

@@ -21,7 +21,9 @@ use crate::domain::Authority;
 use crate::domain::error::{DomainError, Refusal, RefusalKind};
 use crate::domain::ids::sha256_hex;
 use crate::domain::permits::signed_permit;
-use crate::domain::usage_batch::{IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD};
+use crate::domain::usage_batch::{
+    IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD, refuse_whole_batch,
+};
 
 /// How far a report's times may lie ahead of the authority's clock: the clock skew tolerated
 /// between a gate and the authority.
@@ -245,23 +247,7 @@ pub async fn ingest(
         records.push(record(&claims, &scope.permit, &tokens[index], now)?);
         results.push(r);
     }
-    let refused = results.iter().filter(|r| r.status == "refused").count();
-    if refused > 0 {
-        for r in &mut results {
-            if r.status == "stored" {
-                r.status = WITHHELD.into();
-            }
-        }
-        return Err(DomainError::Refused(Box::new(Refusal {
-            reason: gravest,
-            answer: IngestAnswer {
-                stored: 0,
-                duplicates: 0,
-                refused,
-                results,
-            },
-        })));
-    }
+    let mut results = refuse_whole_batch(results, gravest)?;
 
     let outcomes = state.store.ingest_usage(records).await?;
     let mut conflicts = 0;
