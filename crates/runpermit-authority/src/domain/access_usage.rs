@@ -15,10 +15,10 @@ use runpermit_permit::{AccessUsageClaims, ReportError, VerifyError, verify_acces
 use runpermit_store::{AccessUsageRecord, Ingested};
 
 use crate::domain::Authority;
-use crate::domain::error::{DomainError, Refusal, RefusalKind};
+use crate::domain::error::{DomainError, Refusal, RefusalKind, refuse_whole_batch};
 use crate::domain::ids::sha256_hex;
 use crate::domain::runs::signatures;
-use crate::domain::usage_batch::{IngestAnswer, ReportResult, WITHHELD, refuse_whole_batch};
+use crate::domain::usage_batch::{IngestAnswer, ReportResult, WITHHELD};
 
 /// Most reports one `POST /v1/access-usage` may carry (a gateway ships what it rolled since
 /// its last acknowledgement: one report per grant and interval).

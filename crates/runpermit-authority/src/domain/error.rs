@@ -124,3 +124,30 @@ pub fn checked_text(
         None => Ok(value.to_owned()),
     }
 }
+
+/// A batch is stored whole or not at all: when any report of `results` is refused, every
+/// sound one becomes `withheld` and the batch is refused, its kind the `gravest` of the
+/// refusals; otherwise the results come back as they are, to be stored.
+pub fn refuse_whole_batch(
+    mut results: Vec<crate::domain::usage_batch::ReportResult>,
+    gravest: RefusalKind,
+) -> Result<Vec<crate::domain::usage_batch::ReportResult>, DomainError> {
+    let refused = results.iter().filter(|r| r.status == "refused").count();
+    if refused == 0 {
+        return Ok(results);
+    }
+    for r in &mut results {
+        if r.status == "stored" {
+            r.status = crate::domain::usage_batch::WITHHELD.into();
+        }
+    }
+    Err(DomainError::Refused(Box::new(Refusal {
+        reason: gravest,
+        answer: crate::domain::usage_batch::IngestAnswer {
+            stored: 0,
+            duplicates: 0,
+            refused,
+            results,
+        },
+    })))
+}

@@ -12,32 +12,3 @@ pub const MAX_REPORT_BYTES: usize = 16 * 1024;
 pub const WITHHELD: &str = "withheld";
 
 pub use runpermit_api::usage::{IngestAnswer, ReportResult};
-
-use crate::domain::error::{DomainError, Refusal, RefusalKind};
-
-/// A batch is stored whole or not at all: when any report of `results` is refused, every
-/// sound one becomes [`WITHHELD`] and the batch is refused, its kind the `gravest` of the
-/// refusals; otherwise the results come back as they are, to be stored.
-pub fn refuse_whole_batch(
-    mut results: Vec<ReportResult>,
-    gravest: RefusalKind,
-) -> Result<Vec<ReportResult>, DomainError> {
-    let refused = results.iter().filter(|r| r.status == "refused").count();
-    if refused == 0 {
-        return Ok(results);
-    }
-    for r in &mut results {
-        if r.status == "stored" {
-            r.status = WITHHELD.into();
-        }
-    }
-    Err(DomainError::Refused(Box::new(Refusal {
-        reason: gravest,
-        answer: IngestAnswer {
-            stored: 0,
-            duplicates: 0,
-            refused,
-            results,
-        },
-    })))
-}

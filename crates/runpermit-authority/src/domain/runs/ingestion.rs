@@ -18,12 +18,10 @@ use runpermit_store::{Ingested, Run, UsageRecord};
 use super::signatures;
 use super::transitions::evaluate_run;
 use crate::domain::Authority;
-use crate::domain::error::{DomainError, Refusal, RefusalKind};
+use crate::domain::error::{DomainError, Refusal, RefusalKind, refuse_whole_batch};
 use crate::domain::ids::sha256_hex;
 use crate::domain::permits::signed_permit;
-use crate::domain::usage_batch::{
-    IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD, refuse_whole_batch,
-};
+use crate::domain::usage_batch::{IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD};
 
 /// How far a report's times may lie ahead of the authority's clock: the clock skew tolerated
 /// between a gate and the authority.
