@@ -244,10 +244,18 @@ impl Ledger {
         for (grant_id, g) in &mut next.grants {
             let Some(i) = &g.interval else { continue };
             let elapsed = now.saturating_sub(i.from);
-            if elapsed <= 0 || !(all || elapsed >= i.every) {
+            if !(all || (elapsed > 0 && elapsed >= i.every)) {
                 continue;
             }
-            let to = now.min(i.from.saturating_add(MAX_REPORT_SECONDS));
+            // Closing everything (at shutdown), an interval opened within the current second
+            // is reported as that whole second, rather than left out: what was served is
+            // always reported.
+            let to = if elapsed <= 0 {
+                i.from.saturating_add(1)
+            } else {
+                now.min(i.from.saturating_add(MAX_REPORT_SECONDS))
+            };
+            let now = now.max(to);
             let claims = AccessUsageClaims {
                 iss: self.developer_id.clone(),
                 grant_id: grant_id.clone(),
@@ -353,6 +361,46 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_shutdown_an_interval_opened_this_second_is_reported_not_lost() {
+        let dir =
+            std::env::temp_dir().join(format!("runpermit-ledger-roll-{}", std::process::id()));
+        let key = SigningKey::generate();
+        let jwks = runpermit_permit::Jwks::from_keys(&[key.public()]);
+        let mut ledger = Ledger::open(&dir, key, "org_lab", 3600).unwrap();
+        ledger.state.grants.insert(
+            "grt_1".into(),
+            GrantState {
+                model_id: "mdl_1".into(),
+                requests: 2,
+                interval: Some(Interval {
+                    from: 1_000,
+                    every: 3600,
+                    requests: 2,
+                    prompt_tokens: 20,
+                    completion_tokens: 10,
+                    refused: 0,
+                }),
+                ..GrantState::default()
+            },
+        );
+        // Not yet due, and no time has passed: nothing, unless everything is closed.
+        assert_eq!(ledger.roll(1_000, false).unwrap(), 0);
+        assert_eq!(ledger.roll(1_000, true).unwrap(), 1);
+        let report = runpermit_permit::verify_access_usage(&ledger.pending()[0].token, &jwks)
+            .expect("a sound, signed report");
+        assert_eq!(
+            (
+                report.from,
+                report.to,
+                report.requests,
+                report.prompt_tokens
+            ),
+            (1_000, 1_001, 2, 20)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn dead_letters_leave_the_queue_durably_and_are_kept() {
