@@ -10,15 +10,14 @@
 
 use std::sync::Arc;
 
-use runpermit_compute::FieldError;
-use runpermit_permit::{AccessUsageClaims, ReportError, VerifyError, verify_access_usage};
+use runpermit_permit::{AccessUsageClaims, verify_access_usage};
 use runpermit_store::{AccessUsageRecord, Ingested};
 
 use crate::domain::Authority;
-use crate::domain::error::{DomainError, Refusal, RefusalKind, refuse_whole_batch};
+use crate::domain::error::{DomainError, Refusal, RefusalKind, refuse_whole_batch, report_refusal};
 use crate::domain::ids::sha256_hex;
 use crate::domain::runs::signatures;
-use crate::domain::usage_batch::{IngestAnswer, ReportResult, WITHHELD};
+use crate::domain::usage_batch::{IngestAnswer, ReportResult, WITHHELD, fresh_result};
 
 /// Most reports one `POST /v1/access-usage` may carry (a gateway ships what it rolled since
 /// its last acknowledgement: one report per grant and interval).
@@ -68,17 +67,7 @@ pub async fn ingest(
     let mut records = Vec::new();
     let mut record_index = Vec::new();
     for (index, (outcome, kid)) in verified.into_iter().zip(&keys.kids).enumerate() {
-        let mut r = ReportResult {
-            index,
-            status: "stored".into(),
-            provider_id: None,
-            run_id: None,
-            grant_id: None,
-            seq: None,
-            gap: None,
-            late: false,
-            error: None,
-        };
+        let mut r = fresh_result(index);
         let Some(outcome) = outcome else {
             r.status = WITHHELD.into();
             results.push(r);
@@ -93,13 +82,7 @@ pub async fn ingest(
                     .await?
                     .map(|()| claims)
             }
-            Err(ReportError::Invalid(errors)) => Err((RefusalKind::Invalid, field_errors(&errors))),
-            Err(ReportError::Verify(
-                e @ (VerifyError::Malformed(_)
-                | VerifyError::UnsupportedAlgorithm(_)
-                | VerifyError::WrongType { .. }),
-            )) => Err((RefusalKind::Invalid, e.to_string())),
-            Err(e) => Err((RefusalKind::Unauthenticated, e.to_string())),
+            Err(e) => Err(report_refusal(e)),
         };
         match judged {
             Ok(claims) => {
@@ -217,14 +200,6 @@ async fn judge(
         }
     }
     Ok(Ok(()))
-}
-
-fn field_errors(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn record(

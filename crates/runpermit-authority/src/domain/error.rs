@@ -151,3 +151,28 @@ pub fn refuse_whole_batch(
         },
     })))
 }
+
+/// Field errors as one line: `field: message; field: message`.
+pub fn field_errors(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How a signed report that did not verify is refused: unsound claims and a token that is
+/// no report at all are invalid input; a key or signature that does not check out is
+/// unauthenticated. The same for compute and access-usage reports.
+pub fn report_refusal(e: runpermit_permit::ReportError) -> (RefusalKind, String) {
+    use runpermit_permit::{ReportError, VerifyError};
+    match e {
+        ReportError::Invalid(errors) => (RefusalKind::Invalid, field_errors(&errors)),
+        ReportError::Verify(
+            e @ (VerifyError::Malformed(_)
+            | VerifyError::UnsupportedAlgorithm(_)
+            | VerifyError::WrongType { .. }),
+        ) => (RefusalKind::Invalid, e.to_string()),
+        e => (RefusalKind::Unauthenticated, e.to_string()),
+    }
+}

@@ -12,3 +12,18 @@ pub const MAX_REPORT_BYTES: usize = 16 * 1024;
 pub const WITHHELD: &str = "withheld";
 
 pub use runpermit_api::usage::{IngestAnswer, ReportResult};
+
+/// The result of report `index` of a batch before it is judged: to be stored.
+pub fn fresh_result(index: usize) -> ReportResult {
+    ReportResult {
+        index,
+        status: "stored".into(),
+        provider_id: None,
+        run_id: None,
+        grant_id: None,
+        seq: None,
+        gap: None,
+        late: false,
+        error: None,
+    }
+}

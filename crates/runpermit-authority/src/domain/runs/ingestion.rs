@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use runpermit_compute::FieldError;
 use runpermit_permit::PermitClaims;
 use runpermit_permit::UsageReportClaims;
 use runpermit_store::{Ingested, Run, UsageRecord};
@@ -18,10 +17,14 @@ use runpermit_store::{Ingested, Run, UsageRecord};
 use super::signatures;
 use super::transitions::evaluate_run;
 use crate::domain::Authority;
-use crate::domain::error::{DomainError, Refusal, RefusalKind, refuse_whole_batch};
+use crate::domain::error::{
+    DomainError, Refusal, RefusalKind, field_errors, refuse_whole_batch, report_refusal,
+};
 use crate::domain::ids::sha256_hex;
 use crate::domain::permits::signed_permit;
-use crate::domain::usage_batch::{IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD};
+use crate::domain::usage_batch::{
+    IngestAnswer, MAX_REPORTS_PER_REQUEST, ReportResult, WITHHELD, fresh_result,
+};
 
 /// How far a report's times may lie ahead of the authority's clock: the clock skew tolerated
 /// between a gate and the authority.
@@ -84,17 +87,7 @@ pub async fn ingest(
     let mut records = Vec::new();
     let mut record_index = Vec::new();
     for (index, (outcome, kid)) in verified.into_iter().zip(&kids).enumerate() {
-        let mut r = ReportResult {
-            index,
-            status: "stored".into(),
-            provider_id: None,
-            run_id: None,
-            grant_id: None,
-            seq: None,
-            gap: None,
-            late: false,
-            error: None,
-        };
+        let mut r = fresh_result(index);
         let Some(outcome) = outcome else {
             // Not verified: another report's signature failed first.
             r.status = WITHHELD.into();
@@ -103,22 +96,9 @@ pub async fn ingest(
         };
         let claims = match outcome {
             Ok(claims) => claims,
-            Err(runpermit_permit::ReportError::Invalid(errors)) => {
-                refuse(&mut r, RefusalKind::Invalid, field_errors(&errors));
-                results.push(r);
-                continue;
-            }
-            Err(runpermit_permit::ReportError::Verify(
-                e @ (runpermit_permit::VerifyError::Malformed(_)
-                | runpermit_permit::VerifyError::UnsupportedAlgorithm(_)
-                | runpermit_permit::VerifyError::WrongType { .. }),
-            )) => {
-                refuse(&mut r, RefusalKind::Invalid, e.to_string());
-                results.push(r);
-                continue;
-            }
             Err(e) => {
-                refuse(&mut r, RefusalKind::Unauthenticated, e.to_string());
+                let (kind, error) = report_refusal(e);
+                refuse(&mut r, kind, error);
                 results.push(r);
                 continue;
             }
@@ -334,14 +314,6 @@ fn implausible_times(
         }
     }
     None
-}
-
-fn field_errors(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// What the report's accelerator-seconds compute at full utilization at the permit's declared
