@@ -23,6 +23,7 @@
 //! `docs/log.md`.
 
 mod checkpoint;
+mod cosignature;
 mod entry;
 mod error;
 mod jcs;
@@ -32,6 +33,10 @@ mod tree;
 mod verify;
 
 pub use checkpoint::{Checkpoint, LogKey, VerifierKey, sign_checkpoint, verify_checkpoint};
+pub use cosignature::{
+    ALG_COSIGNATURE_V1, Cosigned, CosignerKey, CosignerVerifier, MAX_COSIGNATURE_TIME,
+    add_signature_lines, cosigned_message, verify_cosignatures,
+};
 pub use entry::{
     DecisionKind, ENTRY_VERSION, LogEntry, MAX_ENTRY_BYTES, MAX_SAFE_INTEGER, decode, encode,
 };
