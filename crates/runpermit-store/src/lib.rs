@@ -59,8 +59,8 @@ pub use identity::{
     IdentityStore, Member, Organization, Principal, ProviderKey, Session, SigningKey, Token,
 };
 pub use log::{
-    LogBatch, LogFilter, LogRow, LogState, LogStore, MAX_LOG_ENTRY_BYTES, QueuedLogEntry,
-    RegistryFilter, RegistryPage, RegistryRow, SequencedEntry,
+    Cosignature, LogBatch, LogFilter, LogRow, LogState, LogStore, MAX_LOG_ENTRY_BYTES,
+    QueuedLogEntry, RegistryFilter, RegistryPage, RegistryRow, SequencedEntry,
 };
 pub use ops::{AuditEvent, Deployment, Idempotency, OpsStore};
 pub use postgres::PgStore;

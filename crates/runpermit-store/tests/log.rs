@@ -4,8 +4,8 @@ mod common;
 
 use common::{Backend, Db, application, audit, expect_err, seed};
 use runpermit_store::{
-    LogBatch, LogState, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, SequencedEntry, Store, StoreError,
-    Write,
+    Cosignature, LogBatch, LogState, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, SequencedEntry, Store,
+    StoreError, Write,
 };
 
 common::suite!(
@@ -22,6 +22,7 @@ common::suite!(
     concurrent_sequencers_never_fork,
     first_log_state_is_compare_and_set,
     sequence_log_chunks_large_batches,
+    checkpoints_by_size_and_their_cosignatures,
 );
 
 fn queue(subject: &str, entry: &[u8], at: i64) -> Write {
@@ -704,4 +705,79 @@ async fn sequence_log_chunks_large_batches(db: Db) {
             .unwrap(),
         Some(N as i64 - 1)
     );
+}
+
+async fn checkpoints_by_size_and_their_cosignatures(db: Db) {
+    let store = db.store();
+    assert_eq!(store.log_checkpoint(0).await.unwrap(), None);
+    store.sequence_log(log_batch(0, &[], 10)).await.unwrap();
+    let queued = queue_many(store, 4, 2).await;
+    store
+        .sequence_log(log_batch(0, &queued[..3], 20))
+        .await
+        .unwrap();
+    // Every sequenced size keeps its checkpoint; a re-signed one keeps the first.
+    let mut resign = log_batch(3, &[], 25);
+    resign.checkpoint = "re-signed".into();
+    store.sequence_log(resign).await.unwrap();
+    store
+        .sequence_log(log_batch(3, &queued[3..], 30))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log_checkpoint(0).await.unwrap().as_deref(),
+        Some("runpermit.example/log\n0\nroot\n")
+    );
+    assert_eq!(
+        store.log_checkpoint(3).await.unwrap().as_deref(),
+        Some("runpermit.example/log\n3\nroot\n")
+    );
+    assert_eq!(store.log_checkpoint(2).await.unwrap(), None);
+
+    assert!(store.witness_progress().await.unwrap().is_empty());
+    assert!(store.cosigned_sizes(10).await.unwrap().is_empty());
+    store
+        .record_cosignature("w1", 3, "— w1 AAAA\n", 31)
+        .await
+        .unwrap();
+    store
+        .record_cosignature("w2", 3, "— w2 BBBB\n", 32)
+        .await
+        .unwrap();
+    store
+        .record_cosignature("w1", 4, "— w1 CCCC\n", 33)
+        .await
+        .unwrap();
+    // The same witness on the same size again: the newer line replaces the older.
+    store
+        .record_cosignature("w2", 3, "— w2 DDDD\n", 34)
+        .await
+        .unwrap();
+    let w = |witness: &str, size: i64, signature: &str, cosigned_at: i64| Cosignature {
+        witness: witness.into(),
+        size,
+        signature: signature.into(),
+        cosigned_at,
+    };
+    assert_eq!(
+        store.log_cosignatures(3).await.unwrap(),
+        [w("w1", 3, "— w1 AAAA\n", 31), w("w2", 3, "— w2 DDDD\n", 34)]
+    );
+    assert_eq!(
+        store.witness_progress().await.unwrap(),
+        [w("w1", 4, "— w1 CCCC\n", 33), w("w2", 3, "— w2 DDDD\n", 34)]
+    );
+    assert_eq!(store.cosigned_sizes(10).await.unwrap(), [4, 3]);
+    assert_eq!(store.cosigned_sizes(1).await.unwrap(), [4]);
+    let e = expect_err(store.record_cosignature("w1", 2, "— w1 EEEE\n", 35).await);
+    assert!(
+        matches!(&e, StoreError::Invalid(m) if m.contains("no checkpoint of size 2")),
+        "{e}"
+    );
+    let e = expect_err(store.record_cosignature("", 3, "x", 35).await);
+    assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+    assert!(matches!(
+        store.cosigned_sizes(0).await,
+        Err(StoreError::Invalid(_))
+    ));
 }

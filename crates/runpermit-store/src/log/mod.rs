@@ -1,6 +1,7 @@
 //! The public transparency log: entries queued with the state changes they record, the one
 //! sequencer's batches, and the entries, stored hashes and tree state it reads back.
 
+mod cosignatures;
 mod records;
 pub(crate) mod sql;
 
@@ -8,8 +9,8 @@ use crate::StoreError;
 #[cfg(doc)]
 use crate::Write;
 pub use records::{
-    LogBatch, LogFilter, LogRow, LogState, MAX_LOG_ENTRY_BYTES, QueuedLogEntry, RegistryFilter,
-    RegistryPage, RegistryRow, SequencedEntry,
+    Cosignature, LogBatch, LogFilter, LogRow, LogState, MAX_LOG_ENTRY_BYTES, QueuedLogEntry,
+    RegistryFilter, RegistryPage, RegistryRow, SequencedEntry,
 };
 
 /// The transparency log's storage. Times are unix milliseconds.
@@ -59,6 +60,32 @@ pub trait LogStore: Send + Sync + 'static {
     /// before `until` (and must stop sequencing if renewal fails; [`LogStore::sequence_log`]'s
     /// size check keeps the log linear even if it does not). `Invalid` if `holder` is empty.
     async fn take_log_lease(&self, holder: &str, now: i64, until: i64) -> Result<bool, StoreError>;
+
+    /// The checkpoint the sequencer signed for tree size `size`, if it signed one (every
+    /// [`LogStore::sequence_log`] stores its checkpoint by size; older sizes are kept).
+    async fn log_checkpoint(&self, size: i64) -> Result<Option<String>, StoreError>;
+
+    /// Stores witness `witness`'s cosignature line on the checkpoint of tree size `size`
+    /// (replacing an earlier one by the same witness on the same size). The caller verifies
+    /// the line first. `Invalid` for an empty witness or line, or a size with no stored
+    /// checkpoint.
+    async fn record_cosignature(
+        &self,
+        witness: &str,
+        size: i64,
+        signature: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The cosignatures on the checkpoint of tree size `size`, by witness name.
+    async fn log_cosignatures(&self, size: i64) -> Result<Vec<Cosignature>, StoreError>;
+
+    /// Each witness's latest cosignature (on the largest size it cosigned), by witness name.
+    async fn witness_progress(&self) -> Result<Vec<Cosignature>, StoreError>;
+
+    /// The tree sizes that carry at least one cosignature, largest first, at most `limit`
+    /// (1 to 1000, else `Invalid`).
+    async fn cosigned_sizes(&self, limit: i64) -> Result<Vec<i64>, StoreError>;
 
     /// Sequenced entries matching `filter`, newest first, at most `limit` (1 to 1000, else
     /// `Invalid`). Served from the entries' references (`log_entry_refs`, `log_entry_orgs`),

@@ -159,3 +159,17 @@ pub struct RegistryPage {
     pub rows: Vec<RegistryRow>,
     pub total: i64,
 }
+
+/// One witness's cosignature on the checkpoint of tree size `size`
+/// ([`crate::LogStore::record_cosignature`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Cosignature {
+    /// The witness's name in the authority's witness policy.
+    pub witness: String,
+    /// The tree size of the checkpoint it cosigned.
+    pub size: i64,
+    /// The signature line as the witness returned it (`— name base64`, with its newline).
+    pub signature: String,
+    /// When the authority stored it (unix ms).
+    pub cosigned_at: i64,
+}

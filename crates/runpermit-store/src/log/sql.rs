@@ -7,8 +7,8 @@ use crate::backend::Affected as _;
 use crate::backend::{Backend, Column, Conn, Db, IN_LIST_ROWS, Row, SizedSql, pieces};
 use crate::error::{DbResult as _, write_error};
 use crate::{
-    LogBatch, LogFilter, LogRow, LogState, LogStore, Organization, QueuedLogEntry, RegistryFilter,
-    RegistryPage, RegistryRow, StoreError, Write,
+    Cosignature, LogBatch, LogFilter, LogRow, LogState, LogStore, Organization, QueuedLogEntry,
+    RegistryFilter, RegistryPage, RegistryRow, StoreError, Write,
 };
 
 const LOG_QUEUE: &str = "SELECT id, subject, entry, created_at FROM log_queue ORDER BY id LIMIT $1";
@@ -184,6 +184,8 @@ where
     if done.rows_affected() != 1 {
         return Err(moved_on("no longer that"));
     }
+    super::cosignatures::put_checkpoint::<B>(&mut *conn, batch.size, &batch.checkpoint, batch.at)
+        .await?;
     take_queued::<B>(&mut *conn, queue_ids).await?;
     let mut rest = &batch.entries[..];
     let max_rows = INSERT_LOG_ENTRIES.max_rows();
@@ -666,6 +668,32 @@ where
             .db()?;
         Ok(done.rows_affected() == 1)
     }
+    async fn log_checkpoint(&self, size: i64) -> Result<Option<String>, StoreError> {
+        super::cosignatures::checkpoint(self, size).await
+    }
+
+    async fn record_cosignature(
+        &self,
+        witness: &str,
+        size: i64,
+        signature: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        super::cosignatures::record(self, witness, size, signature, at).await
+    }
+
+    async fn log_cosignatures(&self, size: i64) -> Result<Vec<Cosignature>, StoreError> {
+        super::cosignatures::on_size(self, size).await
+    }
+
+    async fn witness_progress(&self) -> Result<Vec<Cosignature>, StoreError> {
+        super::cosignatures::progress(self).await
+    }
+
+    async fn cosigned_sizes(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        super::cosignatures::sizes(self, limit).await
+    }
+
     async fn log_search(&self, filter: &LogFilter, limit: i64) -> Result<Vec<LogRow>, StoreError> {
         page_limit("log search", limit)?;
         let mut n = 0;
