@@ -12,6 +12,8 @@
 //! - [`inclusion_proof`], [`consistency_proof`], [`verify_inclusion`],
 //!   [`verify_consistency`], [`ProofBundle`]: RFC 6962/9162 proofs, and C2SP `tlog-proof`
 //!   bundles that let a permit be checked offline as public.
+//! - [`WitnessPolicy`]: C2SP `tlog-policy` witness policies (also in Sigsum's hex-key
+//!   form) and the quorum check on cosigned checkpoints.
 //! - [`verify_log`]: everything `runpermit log verify` checks, given a [`TileFetcher`];
 //!   [`verify_log_visiting`] also hands each new entry to the caller.
 //!
@@ -27,6 +29,7 @@ mod cosignature;
 mod entry;
 mod error;
 mod jcs;
+mod policy;
 mod proof;
 mod tile;
 mod tree;
@@ -43,6 +46,10 @@ pub use entry::{
 pub use error::{
     BundleError, CheckpointError, EntryError, HashParseError, KeyError, MissingHash, ProofError,
     TreeError, VerifyError,
+};
+pub use policy::{
+    MAX_POLICY_GROUPS, MAX_POLICY_LOGS, MAX_POLICY_WITNESSES, PolicyError, PolicyLog,
+    PolicyWitness, WitnessPolicy, Witnessed,
 };
 pub use proof::{
     MAX_PROOF_HASHES, ProofBundle, ProvedEntry, consistency_proof, inclusion_proof,
