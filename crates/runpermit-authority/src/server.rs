@@ -1,6 +1,6 @@
 //! The authority as a process: [`start`] binds its address, prepares its database and keys
 //! ([`crate::setup`]), builds the [`Authority`] and spawns the background tasks (the log's
-//! sequencer, the runs' supervisor); [`Started::serve`] serves HTTP until shutdown. [`run`]
+//! sequencer, the witnesses' client, the runs' supervisor); [`Started::serve`] serves HTTP until shutdown. [`run`]
 //! does both, for embedders and tests.
 //!
 //! The address is bound first: a busy port fails before anything is created or printed.
@@ -40,6 +40,9 @@ pub struct Settings {
     pub sequence_interval: Duration,
     /// How often the supervisor re-evaluates every run.
     pub supervise_every: Duration,
+    /// The witnesses asked to cosign the log's checkpoints, and the quorum the published
+    /// checkpoint needs; `None` for an unwitnessed log.
+    pub witnesses: Option<runpermit_log::WitnessPolicy>,
 }
 
 /// Why the authority did not start or stopped.
@@ -59,6 +62,15 @@ pub enum ServeError {
     /// Serving failed.
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    /// The witness policy lists logs, but not this one.
+    #[error(
+        "the witness policy lists logs but not this one ({vkey}): add `log {vkey}` to it, or \
+         remove its log lines"
+    )]
+    WitnessPolicyLog {
+        /// This log's verifier key.
+        vkey: String,
+    },
 }
 
 /// What starting found and did, for the operator to read.
@@ -105,6 +117,17 @@ pub async fn start(
         source,
     })?;
     let prepared = bootstrap::prepare(&settings.setup, &SystemClock).await?;
+    if let Some(policy) = &settings.witnesses
+        && !policy.logs().is_empty()
+        && !policy
+            .logs()
+            .iter()
+            .any(|l| l.public_key == prepared.log_key.public_key())
+    {
+        return Err(ServeError::WitnessPolicyLog {
+            vkey: prepared.log_key.verifier_key(),
+        });
+    }
     let report = StartReport {
         addr,
         kid: prepared.signer.kid().to_owned(),
@@ -119,15 +142,22 @@ pub async fn start(
         policy: Arc::new(settings.policy),
         signer: Arc::new(prepared.signer),
         issuer: settings.issuer,
-        log: Arc::new(LogService::new(
-            prepared.log_key,
-            settings.sequence_interval.max(Duration::from_millis(1)),
-        )),
+        log: Arc::new(
+            LogService::new(
+                prepared.log_key,
+                settings.sequence_interval.max(Duration::from_millis(1)),
+            )
+            .with_witnesses(settings.witnesses),
+        ),
         provider_keys: Default::default(),
         limits: Arc::new(settings.limits),
     };
     let tasks = vec![
         tokio::spawn(crate::domain::log::run_sequencer(
+            authority.clone(),
+            std::future::pending(),
+        )),
+        tokio::spawn(crate::domain::witnessing::run_witnessing(
             authority.clone(),
             std::future::pending(),
         )),

@@ -22,7 +22,7 @@ use crate::args::ArgError;
 #[derive(Debug, Args)]
 pub struct AuthorityArgs {
     /// TOML file with any of: listen, data_dir, database_url, signing_key, issuer, policy,
-    /// log_key, log_origin, and a [limits] section for rate limits (docs/operations.md).
+    /// log_key, log_origin, witness_policy, and a [limits] section for rate limits (docs/operations.md).
     #[arg(long, value_name = "FILE", env = "RUNPERMIT_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory: the embedded SQLite database and the signing key [default: ./runpermit-data].
@@ -69,6 +69,11 @@ pub struct ServeArgs {
         default_value_t = 100
     )]
     sequence_interval_ms: u64,
+    /// Witness policy file (C2SP tlog-policy; docs/log.md): the witnesses asked to cosign
+    /// each checkpoint (those with a URL) and the quorum the published checkpoint needs.
+    /// Without it the log is not witnessed.
+    #[arg(long, value_name = "FILE", env = "RUNPERMIT_WITNESS_POLICY")]
+    witness_policy: Option<PathBuf>,
     #[command(flatten)]
     authority: AuthorityArgs,
 }
@@ -85,6 +90,7 @@ struct ConfigFile {
     issuer: Option<String>,
     log_key: Option<PathBuf>,
     log_origin: Option<String>,
+    witness_policy: Option<PathBuf>,
     #[serde(default)]
     limits: LimitsConfig,
 }
@@ -97,6 +103,7 @@ pub struct AuthoritySettings {
     policy: Policy,
     issuer: String,
     limits: Limits,
+    witness_policy: Option<PathBuf>,
 }
 
 fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthoritySettings> {
@@ -165,6 +172,7 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
             .or(file.issuer)
             .unwrap_or_else(|| format!("http://{listen}")),
         limits,
+        witness_policy: file.witness_policy,
     })
 }
 
@@ -319,7 +327,18 @@ pub fn rotate(args: AuthorityArgs, json: bool) -> Result<()> {
 /// and evaluating it) and considers summarising usage into the log.
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
-    let settings = resolve(args.listen, args.authority)?;
+    let mut settings = resolve(args.listen, args.authority)?;
+    let witnesses = match args.witness_policy.or(settings.witness_policy.take()) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading --witness-policy {}", path.display()))?;
+            Some(
+                runpermit_log::WitnessPolicy::parse(&text)
+                    .map_err(|e| ArgError(format!("--witness-policy {}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
     let (setup, policy_version, limits) = (
         settings.setup.clone(),
         settings.policy.version.clone(),
@@ -333,6 +352,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         limits: settings.limits,
         sequence_interval: std::time::Duration::from_millis(args.sequence_interval_ms.max(1)),
         supervise_every: server::SUPERVISE_EVERY,
+        witnesses,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

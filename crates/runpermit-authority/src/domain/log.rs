@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use runpermit_log::{
     Checkpoint, EMPTY_ROOT, Hash, HashReader, LogEntry, LogKey, MissingHash, ProofBundle,
-    TreeError, append, decode, encode, inclusion_proof, leaf_hash, sign_checkpoint,
+    TreeError, WitnessPolicy, add_signature_lines, append, decode, encode, inclusion_proof,
+    leaf_hash, sign_checkpoint,
 };
 use runpermit_permit::LogStanding;
 use runpermit_permit::{Jwks, PublicKey};
@@ -44,6 +45,11 @@ pub struct LogService {
     /// What the sequenced log says about each permit's standing, folded as far as this
     /// process has read ([`log_standing`]).
     pub standing: tokio::sync::Mutex<FoldedStanding>,
+    /// The witnesses asked to cosign each checkpoint and the quorum the published checkpoint
+    /// needs; `None`: the log is not witnessed.
+    pub witnesses: Option<WitnessPolicy>,
+    /// Woken after each sequencing round that signed a new checkpoint.
+    pub sequenced: tokio::sync::Notify,
 }
 
 /// A [`LogStanding`] and how many entries it has folded.
@@ -74,7 +80,16 @@ impl LogService {
             interval,
             holder: crate::domain::ids::new_id("seq"),
             standing: tokio::sync::Mutex::new(FoldedStanding::default()),
+            witnesses: None,
+            sequenced: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The same service, asking the witnesses of `policy` to cosign and publishing the
+    /// latest checkpoint that meets its quorum.
+    pub fn with_witnesses(mut self, policy: Option<WitnessPolicy>) -> LogService {
+        self.witnesses = policy;
+        self
     }
 }
 
@@ -91,7 +106,7 @@ pub fn queue(subject: &str, entry: &LogEntry, at_ms: i64) -> Result<Write, Domai
 
 /// A hash reader over hashes fetched ahead; it records what it lacked so that the caller can
 /// fetch those and run the computation again.
-struct Prefetched {
+pub(crate) struct Prefetched {
     hashes: HashMap<u64, Hash>,
     missing: RefCell<Vec<u64>>,
 }
@@ -120,7 +135,7 @@ fn internal(e: impl std::fmt::Display) -> DomainError {
 
 /// Runs a tree computation over stored hashes, fetching from the store whatever it asks for
 /// (a few rounds at most: a proof or an append reads O(log n) hashes).
-async fn with_stored_hashes<T>(
+pub(crate) async fn with_stored_hashes<T>(
     store: &dyn Store,
     mut compute: impl FnMut(&Prefetched) -> Result<T, TreeError<MissingHash>>,
 ) -> Result<T, DomainError> {
@@ -224,7 +239,10 @@ pub async fn sequence_once(state: &Authority) -> Result<usize, DomainError> {
         at: now,
     };
     match store.sequence_log(batch).await {
-        Ok(()) => Ok(n),
+        Ok(()) => {
+            log.sequenced.notify_waiters();
+            Ok(n)
+        }
         // Another sequencer integrated first; the next round starts from its tree.
         Err(StoreError::Conflict(m)) => {
             tracing::debug!(reason = %m, "lost a sequencing race");
@@ -337,7 +355,71 @@ pub async fn await_inclusion(
     }
 }
 
-/// An inclusion proof bundle for the entry at `index`, against the latest checkpoint.
+/// The checkpoint the log publishes (at `/log/checkpoint` and in proof bundles), with the
+/// witnesses' cosignature lines it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its tree size.
+    pub size: i64,
+    /// The signed note: the log's signature, then the cosignatures.
+    pub checkpoint: String,
+    /// Whether its cosignatures meet the quorum of the log's witness policy.
+    pub witnessed: bool,
+}
+
+/// Cosigned sizes looked at, newest first, for one that meets the quorum.
+const PUBLISH_SEARCH: i64 = 64;
+
+/// The checkpoint the log publishes. Unwitnessed logs publish the latest. A witnessed log
+/// publishes the latest checkpoint whose cosignatures meet its policy's quorum, so that what
+/// anyone fetches can be checked against the same witnesses; until one does, the latest with
+/// whatever cosignatures it has. `None` before the first checkpoint.
+pub async fn published_checkpoint(state: &Authority) -> Result<Option<Published>, DomainError> {
+    let store = state.store.as_ref();
+    let Some(current) = store.log_state().await? else {
+        return Ok(None);
+    };
+    let with_lines = |note: &str, cosignatures: &[runpermit_store::Cosignature]| {
+        let lines: Vec<String> = cosignatures.iter().map(|c| c.signature.clone()).collect();
+        add_signature_lines(note, &lines)
+    };
+    let Some(policy) = &state.log.witnesses else {
+        return Ok(Some(Published {
+            size: current.size,
+            checkpoint: current.checkpoint,
+            witnessed: false,
+        }));
+    };
+    if !policy.requires_no_cosignature() {
+        for size in store.cosigned_sizes(PUBLISH_SEARCH).await? {
+            let cosignatures = store.log_cosignatures(size).await?;
+            let names: Vec<&str> = cosignatures.iter().map(|c| c.witness.as_str()).collect();
+            if policy.quorum_met(&names) {
+                let note = store.log_checkpoint(size).await?.ok_or_else(|| {
+                    DomainError::Internal(format!(
+                        "the checkpoint of cosigned size {size} is missing"
+                    ))
+                })?;
+                return Ok(Some(Published {
+                    size,
+                    checkpoint: with_lines(&note, &cosignatures),
+                    witnessed: true,
+                }));
+            }
+        }
+    }
+    let cosignatures = store.log_cosignatures(current.size).await?;
+    let names: Vec<&str> = cosignatures.iter().map(|c| c.witness.as_str()).collect();
+    Ok(Some(Published {
+        size: current.size,
+        witnessed: policy.quorum_met(&names),
+        checkpoint: with_lines(&current.checkpoint, &cosignatures),
+    }))
+}
+
+/// An inclusion proof bundle for the entry at `index`, against the published checkpoint when
+/// it covers the entry (so a witnessed log's bundles carry cosignatures), else against the
+/// latest checkpoint with the cosignatures it has so far.
 pub async fn proof_bundle(state: &Authority, index: i64) -> Result<ProofBundle, DomainError> {
     let store = state.store.as_ref();
     let current = store
@@ -350,6 +432,19 @@ pub async fn proof_bundle(state: &Authority, index: i64) -> Result<ProofBundle, 
             current.size
         )));
     }
+    let published = published_checkpoint(state)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("the log is empty".into()))?;
+    let (size, checkpoint) = if published.size > index {
+        (published.size, published.checkpoint)
+    } else {
+        let cosignatures = store.log_cosignatures(current.size).await?;
+        let lines: Vec<String> = cosignatures.iter().map(|c| c.signature.clone()).collect();
+        (
+            current.size,
+            add_signature_lines(&current.checkpoint, &lines),
+        )
+    };
     let entry = store
         .log_entries(index, index + 1)
         .await?
@@ -357,13 +452,13 @@ pub async fn proof_bundle(state: &Authority, index: i64) -> Result<ProofBundle, 
         .ok_or_else(|| DomainError::Internal(format!("log entry {index} is missing")))?;
     let (i, size) = (
         u64::try_from(index).map_err(internal)?,
-        u64::try_from(current.size).map_err(internal)?,
+        u64::try_from(size).map_err(internal)?,
     );
     let proof = with_stored_hashes(store, |reader| inclusion_proof(i, size, reader)).await?;
     Ok(ProofBundle {
         index: i,
         entry: Some(entry),
         proof,
-        checkpoint: current.checkpoint,
+        checkpoint,
     })
 }

@@ -42,6 +42,7 @@ pub mod provider_keys;
 pub mod reviews;
 pub mod runs;
 pub mod usage_batch;
+pub mod witnessing;
 
 pub use caller::Caller;
 pub use error::DomainError;

@@ -21,14 +21,13 @@ fn text(body: String, cache: &'static str) -> Response {
     r
 }
 
-/// `GET /log/checkpoint`: the latest signed checkpoint.
+/// `GET /log/checkpoint`: the published checkpoint: the latest one, or for a witnessed log
+/// the latest whose cosignatures meet the witness policy's quorum, with its cosignatures.
 pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let current = state
-        .store
-        .log_state()
+    let published = tlog::published_checkpoint(&state)
         .await?
         .ok_or_else(|| ApiError::NotFound("the log has no checkpoint yet".into()))?;
-    Ok(text(current.checkpoint, "no-cache"))
+    Ok(text(published.checkpoint, "no-cache"))
 }
 
 /// `GET /log/vkey`: the verifier key of the checkpoint signatures.
