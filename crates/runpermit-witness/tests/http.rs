@@ -33,7 +33,7 @@ fn every_answer_of_add_checkpoint() {
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     assert!(line.starts_with(&format!("— {WITNESS} ")) && line.ends_with('\n'));
     assert_eq!(line.lines().count(), 1);
-    let cosigned = add_signature_lines(&log.note(), &[line.clone()]);
+    let cosigned = add_signature_lines(&log.note(), std::slice::from_ref(&line));
     assert_eq!(
         verify_cosignatures(&cosigned, &[witness_key().verifier()]).unwrap(),
         vec![Cosigned {
