@@ -38,6 +38,7 @@ mod permit;
 mod runs;
 mod serve;
 mod view;
+mod witness;
 
 /// Permits, compute metering and a public log for frontier AI training runs.
 #[derive(Debug, Parser)]
@@ -93,6 +94,9 @@ enum Command {
     Token(admin::TokenArgs),
     /// Show who the current token belongs to.
     Whoami(admin::WhoamiArgs),
+    /// Run a transparency-log witness: check each new checkpoint of the logs it follows
+    /// against the last one it cosigned, and cosign it (C2SP tlog-witness).
+    Witness(witness::WitnessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +153,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Org(args) => done(admin::org(args)),
         Command::Token(args) => done(admin::token(args)),
         Command::Whoami(args) => done(admin::whoami(args)),
+        Command::Witness(args) => done(witness::run(args)),
     }
 }
 
@@ -189,6 +194,7 @@ mod tests {
             "runpermit serve",
             "runpermit gate serve",
             "runpermit access gateway",
+            "runpermit witness serve",
         ];
         // Commands whose only output is one JSON line.
         let json_only = ["runpermit gate gpu-check"];
