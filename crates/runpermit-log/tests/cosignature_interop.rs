@@ -46,6 +46,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// A note, what Python must say for each vkey, and what `WitnessPolicy` must say.
+type Case<'a> = (&'a str, &'a String, [&'a str; 4], Result<(), PolicyError>);
+
 fn run(dir: &Path) -> bool {
     let log = LogKey::from_seed(LOG, &[7; 32]).unwrap();
     let witnesses: Vec<CosignerKey> = ["witness.example/a", "w2.example", "third.example/w"]
@@ -119,7 +122,7 @@ fn run(dir: &Path) -> bool {
         ],
     );
 
-    let cases: [(&str, &String, [&str; 4], Result<(), PolicyError>); 4] = [
+    let cases: [Case; 4] = [
         (
             "all valid",
             &good,
