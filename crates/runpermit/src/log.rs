@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use runpermit_log::{LogState, TileFetcher, TilePath, VerifySummary, verify_log_visiting};
+use runpermit_log::{
+    LogState, TileFetcher, TilePath, VerifySummary, WitnessPolicy, verify_log_visiting,
+};
 use runpermit_permit::Jwks;
 use runpermit_permit::{
     LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::ArgError;
 use crate::client::{base_url, transport_error};
 use crate::output::print_json;
-use crate::permit::load_jwks;
+use crate::permit::{load_jwks, load_witness_policy};
 
 /// `runpermit log`.
 #[derive(Debug, Args)]
@@ -54,6 +56,11 @@ enum LogCommand {
         /// Verify the log only (for a log served without the authority's API).
         #[arg(long)]
         no_status_list: bool,
+        /// A witness policy file (docs/log.md, "Witness policies"): the log's checkpoint must
+        /// be cosigned by a quorum of its witnesses, else exit 1 naming those still needed
+        /// (the state is then not advanced).
+        #[arg(long, value_name = "FILE")]
+        witness_policy: Option<PathBuf>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -161,6 +168,7 @@ pub fn run(args: LogArgs) -> Result<()> {
             status_list,
             jwks,
             no_status_list,
+            witness_policy,
             json,
         } => {
             let base = base_url("--url", &url)?;
@@ -168,7 +176,11 @@ pub fn run(args: LogArgs) -> Result<()> {
                 list: status_list.unwrap_or_else(|| format!("{base}/v1/status-list")),
                 jwks: jwks.unwrap_or_else(|| format!("{base}/.well-known/jwks.json")),
             });
-            verify(&agent, &base, vkey, state, status, json)
+            let policy = witness_policy
+                .as_deref()
+                .map(|p| load_witness_policy(p, "--witness-policy"))
+                .transpose()?;
+            verify(&agent, &base, vkey, state, status, policy.as_ref(), json)
         }
         LogCommand::Proof {
             url,
@@ -276,6 +288,9 @@ struct Report<'a> {
     summary: &'a VerifySummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_list: Option<ListReport>,
+    /// With --witness-policy: the policy witnesses that cosigned the checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    witnessed_by: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -294,6 +309,7 @@ fn verify(
     vkey: Option<String>,
     state: Option<PathBuf>,
     status: Option<StatusSource>,
+    policy: Option<&WitnessPolicy>,
     json: bool,
 ) -> Result<()> {
     let saved: Option<SavedState> = match &state {
@@ -367,6 +383,18 @@ fn verify(
         },
     );
     let summary = summary.map_err(|e| anyhow!("LOG VERIFICATION FAILED: {e}"))?;
+    // The tree verified; a policy also requires its witnesses, before the state moves on.
+    let witnessed = policy
+        .map(|p| {
+            p.verify_checkpoint(&note, &vkey).map_err(|e| {
+                bar.finish_and_clear();
+                anyhow!(
+                    "CHECKPOINT NOT WITNESSED: the log (size {}) verified, but {e}",
+                    summary.checkpoint.size
+                )
+            })
+        })
+        .transpose()?;
     if list.is_some() {
         standing = Some(folded);
     }
@@ -425,6 +453,8 @@ fn verify(
             lines.join("\n")
         ));
     }
+    let witnessed_by: Option<Vec<String>> =
+        witnessed.map(|w| w.cosigned_by.into_iter().map(|c| c.name).collect());
     if json {
         let report = Report {
             summary: &summary,
@@ -435,6 +465,7 @@ fn verify(
                 held_by_log: held,
                 agrees: true,
             }),
+            witnessed_by: witnessed_by.clone(),
         };
         return print_json(&serde_json::to_value(&report)?);
     }
@@ -448,6 +479,12 @@ fn verify(
     );
     for (kind, n) in &summary.entries_by_type {
         println!("  {kind}: {n}");
+    }
+    if let Some(names) = &witnessed_by {
+        println!(
+            "checkpoint cosigned by {} as the witness policy requires",
+            names.join(", ")
+        );
     }
     if let Some((l, held, _)) = checked {
         println!(
