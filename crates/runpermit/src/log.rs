@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use runpermit_log::{
-    LogState, TileFetcher, TilePath, VerifySummary, WitnessPolicy, verify_log_visiting,
+    LogState, Sighting, TileFetcher, TilePath, VerifySummary, WitnessPolicy, verify_log_visiting,
 };
 use runpermit_permit::Jwks;
 use runpermit_permit::{
     LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
 };
 use serde::{Deserialize, Serialize};
+
+mod gossip;
 
 use crate::args::ArgError;
 use crate::client::{base_url, transport_error};
@@ -61,6 +63,13 @@ enum LogCommand {
         /// (the state is then not advanced).
         #[arg(long, value_name = "FILE")]
         witness_policy: Option<PathBuf>,
+        /// Another view of this log to compare with (repeatable): a witness's monitoring
+        /// prefix (URL/<sha256 hex of the origin>/checkpoint is fetched) or another copy's
+        /// checkpoint URL ending in /checkpoint (such as https://mirror.example/log/checkpoint).
+        /// An inconsistent checkpoint is a fork: exit 1, printing both checkpoints. With
+        /// --state, the largest checkpoint seen is kept and compared on later runs.
+        #[arg(long, value_name = "URL")]
+        peer: Vec<String>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -104,6 +113,10 @@ struct SavedState {
     /// written before it was kept: then the whole log is read once more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     standing: Option<LogStanding>,
+    /// The largest checkpoint seen from any source (the log, --peer, earlier runs), when
+    /// larger than the verified tree: compared again on later runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    largest_seen: Option<Sighting>,
 }
 
 struct HttpTiles {
@@ -169,6 +182,7 @@ pub fn run(args: LogArgs) -> Result<()> {
             jwks,
             no_status_list,
             witness_policy,
+            peer,
             json,
         } => {
             let base = base_url("--url", &url)?;
@@ -180,7 +194,11 @@ pub fn run(args: LogArgs) -> Result<()> {
                 .as_deref()
                 .map(|p| load_witness_policy(p, "--witness-policy"))
                 .transpose()?;
-            verify(&agent, &base, vkey, state, status, policy.as_ref(), json)
+            let also = Also {
+                policy: policy.as_ref(),
+                peers: &peer,
+            };
+            verify(&agent, &base, vkey, state, status, also, json)
         }
         LogCommand::Proof {
             url,
@@ -281,6 +299,12 @@ fn fetch_status_list(agent: &ureq::Agent, source: &StatusSource) -> Result<Fetch
     })
 }
 
+/// The checks beyond the log itself: a witness policy and peers to gossip with.
+struct Also<'a> {
+    policy: Option<&'a WitnessPolicy>,
+    peers: &'a [String],
+}
+
 /// What `--json` prints: the log's summary, and the status list's check when there was one.
 #[derive(Serialize)]
 struct Report<'a> {
@@ -309,9 +333,10 @@ fn verify(
     vkey: Option<String>,
     state: Option<PathBuf>,
     status: Option<StatusSource>,
-    policy: Option<&WitnessPolicy>,
+    also: Also<'_>,
     json: bool,
 ) -> Result<()> {
+    let policy = also.policy;
     let saved: Option<SavedState> = match &state {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)
@@ -395,6 +420,24 @@ fn verify(
             })
         })
         .transpose()?;
+    // Gossip: other views of this log, and the largest seen before, against the verified
+    // tree; a fork stops here, before the state moves on.
+    let seen = gossip::gossip(
+        &gossip::Verified {
+            agent,
+            vkey: &vkey,
+            note: &note,
+            ours: Sighting {
+                checkpoint: summary.checkpoint.clone(),
+                source: format!("{base}/log/checkpoint"),
+            },
+            tiles: &fetcher,
+        },
+        also.peers,
+        saved.as_ref().and_then(|s| s.largest_seen.clone()),
+    )
+    .inspect_err(|_| bar.finish_and_clear())?;
+    let largest_seen = (seen.checkpoint.size > summary.checkpoint.size).then_some(seen);
     if list.is_some() {
         standing = Some(folded);
     }
@@ -425,6 +468,7 @@ fn verify(
             log: summary.state(),
             // Kept only when it covers every verified entry.
             standing: standing.clone(),
+            largest_seen: largest_seen.clone(),
         };
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&next)?)

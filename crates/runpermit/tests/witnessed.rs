@@ -210,3 +210,127 @@ fn verifiers_and_gates_require_the_policys_quorum() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(state.exists());
 }
+
+/// A one-route HTTP server answering every GET with `body` (changeable): a witness's
+/// monitoring endpoint or a mirror, as far as `log verify --peer` can tell.
+fn serve_text(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = body.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn log_verify_gossip_reports_a_fork_with_both_checkpoints() {
+    use runpermit_log::{Checkpoint, LogKey, leaf_hash, sign_checkpoint};
+    let dir = std::env::temp_dir().join(format!("runpermit-gossip-{}", std::process::id()));
+    let a = start_in(dir, None);
+    let alice = lab_applicant(&a, "Gossip Lab");
+    permit_valid_today(&a, &alice, "g");
+    let note = http_get(&a.server, "/log/checkpoint");
+    let body = note.split_once("\n\n").unwrap().0.to_owned() + "\n";
+    let honest = Checkpoint::from_body(&body).unwrap();
+    let pem = std::fs::read_to_string(a.dir.join("data/keys/log-signing.pem")).unwrap();
+    let key = LogKey::from_pkcs8_pem(&honest.origin, &pem).unwrap();
+    let forged = |size: u64| {
+        sign_checkpoint(
+            &Checkpoint {
+                origin: honest.origin.clone(),
+                size,
+                root_hash: leaf_hash(b"another history"),
+            },
+            &key,
+        )
+        .unwrap()
+    };
+    let served = std::sync::Arc::new(std::sync::Mutex::new(note.clone()));
+    let peer = serve_text(served.clone()) + "/witness";
+    let state = a.dir.join("gossip-state.json");
+    let verify = || {
+        run(
+            &[
+                "log",
+                "verify",
+                "--url",
+                &a.server,
+                "--vkey",
+                &a.log_vkey,
+                "--no-status-list",
+                "--state",
+                path_str(&state),
+                "--peer",
+                &peer,
+            ],
+            &a.server,
+            "",
+        )
+    };
+    // The same checkpoint from a witness: consistent.
+    let out = verify();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The same size with another root, validly signed: a fork, with both sides as evidence.
+    *served.lock().unwrap() = forged(honest.size);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    for needed in [
+        "fork:",
+        "same size, different roots",
+        &format!(
+            "{}/log/checkpoint: origin {}, size {}",
+            a.server, honest.origin, honest.size
+        ),
+        &format!("{peer}/"),
+        &honest.root_hash.to_string(),
+        &leaf_hash(b"another history").to_string(),
+    ] {
+        assert!(err.contains(needed), "{err} lacks {needed}");
+    }
+    // A smaller tree that is not a prefix of the verified log: a fork too.
+    *served.lock().unwrap() = forged(honest.size - 1);
+    let err = stderr(&verify());
+    assert!(
+        err.contains("fork:") && err.contains(&format!("size {}", honest.size - 1)),
+        "{err}"
+    );
+
+    // A larger checkpoint from a witness cannot be checked yet: kept as the largest seen.
+    *served.lock().unwrap() = forged(honest.size + 100);
+    let out = verify();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        saved["largest_seen"]["checkpoint"]["size"],
+        honest.size + 100
+    );
+    // A checkpoint not signed by the log key is no evidence: skipped with a warning.
+    *served.lock().unwrap() =
+        note.replace(&honest.root_hash.to_string(), &leaf_hash(b"x").to_string());
+    let out = verify();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checkpoint refused under the log key"),
+        "{}",
+        stderr(&out)
+    );
+}
