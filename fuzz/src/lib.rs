@@ -121,6 +121,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let anchors = TrustAnchors {
         jwks: jwks.clone(),
         log_vkey: vkey.clone(),
+        witness_policy: None,
     };
     let mut gate = Gate::new(params.clone(), anchors);
     gate.accept_status(status_claims())

@@ -112,6 +112,22 @@ impl Agent {
         cluster: impl Into<String>,
         status_file: impl Into<PathBuf>,
     ) -> Result<Agent, AgentError> {
+        let anchors = TrustAnchors {
+            jwks,
+            log_vkey: log_vkey.into(),
+            witness_policy: None,
+        };
+        Agent::with_anchors(params, anchors, cluster, status_file)
+    }
+
+    /// As [`Agent::new`], with every trust anchor given, the witness policy included (the
+    /// configuration's `witness_policy`, read and parsed by the caller).
+    pub fn with_anchors(
+        params: GateParams,
+        anchors: TrustAnchors,
+        cluster: impl Into<String>,
+        status_file: impl Into<PathBuf>,
+    ) -> Result<Agent, AgentError> {
         let cluster = cluster.into();
         if params.cluster(&cluster).is_none() {
             return Err(AgentError::UnknownCluster {
@@ -122,15 +138,9 @@ impl Agent {
         let status_file = status_file.into();
         let permits = Arc::new(PermitBook::load(
             PermitBook::dir_beside(&status_file),
-            jwks.clone(),
+            anchors.jwks.clone(),
         ));
-        let mut gate = Gate::new(
-            params.clone(),
-            TrustAnchors {
-                jwks,
-                log_vkey: log_vkey.into(),
-            },
-        );
+        let mut gate = Gate::new(params.clone(), anchors);
         let mut written = 0;
         match std::fs::read_to_string(&status_file) {
             Ok(held) => match gate.accept_status_token(&held) {

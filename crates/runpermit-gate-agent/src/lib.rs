@@ -198,14 +198,21 @@ fn load(
             path: settings.jwks.clone(),
             message: e.to_string(),
         })?;
+    let witness_policy = match &settings.witness_policy {
+        Some(path) => Some(
+            settings
+                .parse_witness_policy(&read("the witness policy", path)?)
+                .map_err(|e| invalid(&e))?,
+        ),
+        None => None,
+    };
     let status_file = status_file.unwrap_or_else(|| base.join(STATUS_FILE_NAME));
-    let agent = Agent::new(
-        params,
+    let anchors = runpermit_gate::TrustAnchors {
         jwks,
-        settings.log_vkey.clone(),
-        cluster,
-        status_file,
-    )?;
+        log_vkey: settings.log_vkey.clone(),
+        witness_policy,
+    };
+    let agent = Agent::with_anchors(params, anchors, cluster, status_file)?;
     Ok((agent, settings))
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use runpermit_compute::{
     Accelerator, FieldError, Flop, FlopRate, HardwareTable, Precision, UnknownAccelerator,
 };
-use runpermit_log::VerifierKey;
+use runpermit_log::{VerifierKey, WitnessPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::text::is_id;
@@ -50,6 +50,14 @@ pub struct GateConfig {
     /// (`<name>+<key id>+<base64 key>`, the text of the authority's `/log/vkey`). A permit's
     /// proof bundle must be under a checkpoint signed by this key.
     pub log_vkey: String,
+    /// `witness_policy`: path of a witness policy file (C2SP `tlog-policy`, or Sigsum's form
+    /// with hex keys; see `docs/log.md`). Optional. When set, a permit's proof bundle must
+    /// carry a checkpoint cosigned by a quorum of the policy's witnesses, else the job is
+    /// refused with `proof_not_witnessed`; without it, the log key's signature is enough (no
+    /// cosignature is required). The caller reads and parses the file when it loads the
+    /// configuration ([`GateConfig::parse_witness_policy`]) and refuses to start on an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_policy: Option<PathBuf>,
     /// `provider_id`: this compute provider's organization id at the authority. A permit
     /// admits a job here only if it lists this id in its `providers`.
     pub provider_id: String,
@@ -244,11 +252,28 @@ impl GateConfig {
         })
     }
 
-    /// Makes the relative paths (`jwks`, `reporting_key`, and `[metering]`'s `queue_dir` and
+    /// Reads `text`, the content of the `witness_policy` file, as a witness policy; an error
+    /// names the `witness_policy` key, the file and the policy's line.
+    pub fn parse_witness_policy(&self, text: &str) -> Result<WitnessPolicy, ConfigError> {
+        WitnessPolicy::parse(text).map_err(|e| {
+            let mut errors = Errors::default();
+            let path = self.witness_policy.as_deref().unwrap_or(Path::new(""));
+            errors.push(
+                "witness_policy",
+                format!("the witness policy {}: {e}", path.display()),
+            );
+            ConfigError { errors: errors.0 }
+        })
+    }
+
+    /// Makes the relative paths (`jwks`, `witness_policy`, `reporting_key`, and `[metering]`'s `queue_dir` and
     /// `spool_dir`) relative to `base`, the directory of the configuration file, as every
     /// program reading this file does. Pure path arithmetic: nothing is read.
     pub fn resolve_paths(&mut self, base: &Path) {
         let mut paths = vec![&mut self.jwks];
+        if let Some(policy) = &mut self.witness_policy {
+            paths.push(policy);
+        }
         if let Some(key) = &mut self.reporting_key {
             paths.push(key);
         }
@@ -279,6 +304,16 @@ impl GateConfig {
             errors.push(
                 "jwks",
                 "must be the path of the authority's JWKS file (its /.well-known/jwks.json, pinned out of band)",
+            );
+        }
+        if self
+            .witness_policy
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            errors.push(
+                "witness_policy",
+                "must be the path of a witness policy file (log, witness, group and quorum lines), or be left out to require no cosignatures",
             );
         }
         if let Err(e) = VerifierKey::parse(&self.log_vkey) {

@@ -133,7 +133,7 @@ pub(crate) fn decide(
         );
     }
 
-    if let Err((code, message)) = checks.proof(evidence, token, &claims, &anchors.log_vkey) {
+    if let Err((code, message)) = checks.proof(evidence, token, &claims, anchors) {
         return refuse(code, message);
     }
 

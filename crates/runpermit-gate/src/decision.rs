@@ -114,6 +114,9 @@ pub enum Code {
     ProofInvalid,
     /// The proof verifies, but for another log entry than this permit's `permit_issued`.
     ProofWrongPermit,
+    /// The gate has a witness policy and the proof's checkpoint lacks its quorum of valid
+    /// witness cosignatures.
+    ProofNotWitnessed,
     /// The gate has no status list yet (fail closed).
     StatusListMissing,
     /// The gate's status list is past its expiry and grace (fail closed).
@@ -132,7 +135,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, allows first, then refusals in the order [`Gate::decide`](crate::Gate::decide) checks them.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::BelowThreshold,
         Code::Permitted,
         Code::InvalidRequest,
@@ -151,6 +154,7 @@ impl Code {
         Code::ProofWrongLog,
         Code::ProofInvalid,
         Code::ProofWrongPermit,
+        Code::ProofNotWitnessed,
         Code::StatusListMissing,
         Code::StatusListStale,
         Code::PermitSuspended,
@@ -181,6 +185,7 @@ impl Code {
             Code::ProofWrongLog => "proof_wrong_log",
             Code::ProofInvalid => "proof_invalid",
             Code::ProofWrongPermit => "proof_wrong_permit",
+            Code::ProofNotWitnessed => "proof_not_witnessed",
             Code::StatusListMissing => "status_list_missing",
             Code::StatusListStale => "status_list_stale",
             Code::PermitSuspended => "permit_suspended",

@@ -5,10 +5,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use runpermit_log::{CheckpointError, LogEntry, ProofBundle, ProofError};
+use runpermit_log::{
+    CheckpointError, LogEntry, PolicyError, ProofBundle, ProofError, WitnessPolicy,
+};
 use runpermit_permit::{Jwks, PermitClaims, VerifyError, verify_permit_signature};
 
 use crate::decision::{Code, PermitEvidence};
+use crate::gate::TrustAnchors;
 
 /// The time-independent checks of a permit's evidence, cached or not.
 pub(crate) trait EvidenceChecks {
@@ -18,7 +21,7 @@ pub(crate) trait EvidenceChecks {
         evidence: &PermitEvidence,
         token: &str,
         claims: &PermitClaims,
-        log_vkey: &str,
+        anchors: &TrustAnchors,
     ) -> Result<(), (Code, String)>;
 }
 
@@ -35,9 +38,9 @@ impl EvidenceChecks for Uncached {
         evidence: &PermitEvidence,
         token: &str,
         claims: &PermitClaims,
-        log_vkey: &str,
+        anchors: &TrustAnchors,
     ) -> Result<(), (Code, String)> {
-        check_proof(evidence, token, claims, log_vkey)
+        check_proof(evidence, token, claims, anchors)
     }
 }
 
@@ -75,7 +78,7 @@ impl EvidenceChecks for EvidenceCache {
         evidence: &PermitEvidence,
         token: &str,
         claims: &PermitClaims,
-        log_vkey: &str,
+        anchors: &TrustAnchors,
     ) -> Result<(), (Code, String)> {
         let key = (token.to_owned(), evidence.proof_bundle.clone());
         if let Some(cached) = self.proofs.get(&key) {
@@ -84,20 +87,22 @@ impl EvidenceChecks for EvidenceCache {
         if self.proofs.len() >= Self::CAPACITY {
             self.proofs.clear();
         }
-        let result = check_proof(evidence, token, claims, log_vkey);
+        let result = check_proof(evidence, token, claims, anchors);
         self.proofs.insert(key, result.clone());
         result
     }
 }
 
 /// Checks that the evidence's proof bundle proves, under the pinned log key, the
-/// `permit_issued` entry whose token is exactly `token`.
+/// `permit_issued` entry whose token is exactly `token`, and, when the gate has a witness
+/// policy, that the bundle's checkpoint is cosigned by a quorum of its witnesses.
 pub(crate) fn check_proof(
     evidence: &PermitEvidence,
     token: &str,
     claims: &PermitClaims,
-    log_vkey: &str,
+    anchors: &TrustAnchors,
 ) -> Result<(), (Code, String)> {
+    let log_vkey = anchors.log_vkey.as_str();
     let fetch = format!(
         "`runpermit permit get {} --proof permit.tlog-proof`",
         claims.jti
@@ -147,21 +152,75 @@ pub(crate) fn check_proof(
         ),
     })?;
     match proved.entry {
-        LogEntry::PermitIssued { token: logged, .. } if logged == token => Ok(()),
-        LogEntry::PermitIssued { permit_id, .. } => Err((
-            Code::ProofWrongPermit,
+        LogEntry::PermitIssued { token: logged, .. } if logged == token => {}
+        LogEntry::PermitIssued { permit_id, .. } => {
+            return Err((
+                Code::ProofWrongPermit,
+                format!(
+                    "the attached log proof is for permit {permit_id}, not for this permit ({}). Attach \
+                     this permit's own proof ({fetch})",
+                    claims.jti
+                ),
+            ));
+        }
+        other => {
+            return Err((
+                Code::ProofWrongPermit,
+                format!(
+                    "the attached log proof is for a {} entry, not for this permit's permit_issued \
+                     entry. Attach this permit's own proof ({fetch})",
+                    other.type_name()
+                ),
+            ));
+        }
+    }
+    match &anchors.witness_policy {
+        Some(policy) => check_witnessed(policy, &bundle.checkpoint, log_vkey, claims, &fetch),
+        None => Ok(()),
+    }
+}
+
+/// The bundle's checkpoint (already verified under the log key) against the gate's witness
+/// policy.
+fn check_witnessed(
+    policy: &WitnessPolicy,
+    note: &str,
+    log_vkey: &str,
+    claims: &PermitClaims,
+    fetch: &str,
+) -> Result<(), (Code, String)> {
+    let refetch = format!(
+        "Once the witnesses have cosigned the log's checkpoint, fetch the proof again          ({fetch}) and attach it; the authority's /log/checkpoint shows the cosignatures it has"
+    );
+    match policy.verify_checkpoint(note, log_vkey) {
+        Ok(_) => Ok(()),
+        Err(PolicyError::QuorumNotMet {
+            cosigned_by,
+            missing,
+        }) => Err((
+            Code::ProofNotWitnessed,
             format!(
-                "the attached log proof is for permit {permit_id}, not for this permit ({}). Attach \
-                 this permit's own proof ({fetch})",
-                claims.jti
+                "the log proof of permit {} is under a checkpoint that this gate's witness policy                  does not accept: cosigned by {}, still needed: {}. {refetch}",
+                claims.jti,
+                if cosigned_by.is_empty() {
+                    "no witness of the policy".to_owned()
+                } else {
+                    cosigned_by.join(", ")
+                },
+                missing.join(", ")
             ),
         )),
-        other => Err((
-            Code::ProofWrongPermit,
+        Err(e @ PolicyError::UnknownLog { .. }) => Err((
+            Code::ProofWrongLog,
             format!(
-                "the attached log proof is for a {} entry, not for this permit's permit_issued \
-                 entry. Attach this permit's own proof ({fetch})",
-                other.type_name()
+                "the gate's witness policy does not list the pinned log ({e}); the gate's                  operator fixes witness_policy or log_vkey"
+            ),
+        )),
+        Err(e) => Err((
+            Code::ProofNotWitnessed,
+            format!(
+                "the log proof of permit {} is under a checkpoint whose cosignatures this gate                  cannot accept ({e}). {refetch}",
+                claims.jti
             ),
         )),
     }

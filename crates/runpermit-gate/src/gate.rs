@@ -1,6 +1,7 @@
 //! [`Gate`]: one gate's configuration, trust anchors, held status list and evidence cache, and
 //! the decision it makes with them.
 
+use runpermit_log::WitnessPolicy;
 use runpermit_permit::{Jwks, StatusListClaims, verify_status_list};
 
 use crate::config::GateParams;
@@ -18,6 +19,10 @@ pub struct TrustAnchors {
     pub jwks: Jwks,
     /// The log's verifier key (`<name>+<key id>+<base64 key>`, the authority's `/log/vkey`).
     pub log_vkey: String,
+    /// The witness policy (the configuration's `witness_policy`), if any: a permit's proof
+    /// must then be under a checkpoint cosigned by a quorum of its witnesses. `None`: the
+    /// log key's signature is enough.
+    pub witness_policy: Option<WitnessPolicy>,
 }
 
 /// A gate: its validated configuration, its trust anchors, the newest status list it has
@@ -99,7 +104,8 @@ impl Gate {
     ///    (`too_many_accelerators`; the gate sees one job, not the run's other jobs);
     /// 6. its proof bundle verifies under the pinned log key and proves the `permit_issued` entry whose
     ///    token is exactly this permit (`proof_missing`, `proof_malformed`, `proof_wrong_log`,
-    ///    `proof_invalid`, `proof_wrong_permit`);
+    ///    `proof_invalid`, `proof_wrong_permit`) and, with a witness policy, that the
+    ///    bundle's checkpoint is cosigned by a quorum of its witnesses (`proof_not_witnessed`);
     /// 7. the status list is present and fresh, else fail closed (`status_list_missing`,
     ///    `status_list_stale`), and does not name the permit (`permit_suspended`,
     ///    `permit_revoked`, `permit_milestone_hold`, `permit_paused`);

@@ -53,6 +53,7 @@
 //! | `proof_wrong_log` | no | The proof's checkpoint is not signed by the pinned log key (another log or key). | Attach the proof from the permit's own authority. |
 //! | `proof_invalid` | no | The checkpoint signature or the inclusion path does not verify: altered or damaged. | Fetch the proof again. |
 //! | `proof_wrong_permit` | no | The proof verifies, but for another entry than the `permit_issued` entry carrying exactly this token. | Attach this permit's own proof. |
+//! | `proof_not_witnessed` | no | Only with `witness_policy` set: the proof's checkpoint is not cosigned by a quorum of the policy's witnesses (the message names those still needed), or a policy witness's cosignature does not verify. Without `witness_policy` no cosignature is required. | Once the witnesses have cosigned, fetch the proof again (`runpermit permit get ID --proof FILE`) and attach it; if the log has no witnesses yet, the gate's operator decides whether to require them. |
 //! | `status_list_missing` | no | The gate has no status list yet, so it cannot confirm good standing (fail closed). | Retry later; the gate's operator restores its connection to the authority. |
 //! | `status_list_stale` | no | The gate's status list is past `exp` plus `status_grace_seconds` (fail closed). | Retry later; the gate's operator restores its connection to the authority. |
 //! | `permit_suspended` | no | The status list shows the permit suspended (with the authority's reason). | The holder contacts the authority; jobs run again once it is reinstated. |

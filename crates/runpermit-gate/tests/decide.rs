@@ -200,6 +200,16 @@ fn scenarios() -> Vec<(&'static str, Decision, Code, String)> {
         Code::ProofWrongPermit,
         "is for permit pmt_other, not for this permit (pmt_main)",
     );
+    let mut unwitnessed = World::new();
+    let policy = common::two_of_three(&unwitnessed.vkey);
+    unwitnessed.require_witnesses(Some(policy));
+    let [w1, ..] = common::witnesses();
+    add(
+        "too few cosignatures",
+        unwitnessed.decide(&with_proof(&job, common::cosigned(&w.main.proof, &[&w1]))),
+        Code::ProofNotWitnessed,
+        "cosigned by w1.example, still needed: w2.example, w3.example",
+    );
     let mut missing = World::new();
     missing.forget_status();
     add(

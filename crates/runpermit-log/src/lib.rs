@@ -14,6 +14,8 @@
 //!   bundles that let a permit be checked offline as public.
 //! - [`WitnessPolicy`]: C2SP `tlog-policy` witness policies (also in Sigsum's hex-key
 //!   form) and the quorum check on cosigned checkpoints.
+//! - [`Sighting`], [`relate`], [`check_prefix`], [`check_consistency`], [`Fork`]: gossip,
+//!   comparing checkpoints of one log seen from different places.
 //! - [`verify_log`]: everything `runpermit log verify` checks, given a [`TileFetcher`];
 //!   [`verify_log_visiting`] also hands each new entry to the caller.
 //!
@@ -28,6 +30,7 @@ mod checkpoint;
 mod cosignature;
 mod entry;
 mod error;
+mod gossip;
 mod jcs;
 mod policy;
 mod proof;
@@ -46,6 +49,9 @@ pub use entry::{
 pub use error::{
     BundleError, CheckpointError, EntryError, HashParseError, KeyError, MissingHash, ProofError,
     TreeError, VerifyError,
+};
+pub use gossip::{
+    Fork, Relation, Sighting, check_consistency, check_prefix, fork, largest, relate,
 };
 pub use policy::{
     MAX_POLICY_GROUPS, MAX_POLICY_LOGS, MAX_POLICY_WITNESSES, PolicyError, PolicyLog,

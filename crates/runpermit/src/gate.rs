@@ -344,6 +344,14 @@ impl Loaded {
             .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?;
         let jwks = Jwks::from_json(&read(&settings.jwks, "the pinned JWKS")?)
             .map_err(|e| UsageError(format!("{}: {e}", settings.jwks.display())))?;
+        let witness_policy = match &settings.witness_policy {
+            Some(path) => Some(
+                settings
+                    .parse_witness_policy(&read(path, "the witness policy")?)
+                    .map_err(|e| UsageError(format!("--config {}: {e}", config.display())))?,
+            ),
+            None => None,
+        };
         let held_path = base.join("status-list.jwt");
         let authority = params.authority_url().to_owned();
         let mut gate = Gate::new(
@@ -351,6 +359,7 @@ impl Loaded {
             TrustAnchors {
                 jwks,
                 log_vkey: settings.log_vkey.clone(),
+                witness_policy,
             },
         );
         if let Ok(held) = std::fs::read_to_string(&held_path) {

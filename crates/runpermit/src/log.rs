@@ -4,17 +4,21 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use runpermit_log::{LogState, TileFetcher, TilePath, VerifySummary, verify_log_visiting};
+use runpermit_log::{
+    LogState, Sighting, TileFetcher, TilePath, VerifySummary, WitnessPolicy, verify_log_visiting,
+};
 use runpermit_permit::Jwks;
 use runpermit_permit::{
     LogStanding, SETTLE_SECONDS, StatusListClaims, check_status_list, verify_status_list,
 };
 use serde::{Deserialize, Serialize};
 
+mod gossip;
+
 use crate::args::ArgError;
 use crate::client::{base_url, transport_error};
 use crate::output::print_json;
-use crate::permit::load_jwks;
+use crate::permit::{load_jwks, load_witness_policy};
 
 /// `runpermit log`.
 #[derive(Debug, Args)]
@@ -54,6 +58,18 @@ enum LogCommand {
         /// Verify the log only (for a log served without the authority's API).
         #[arg(long)]
         no_status_list: bool,
+        /// A witness policy file (docs/log.md, "Witness policies"): the log's checkpoint must
+        /// be cosigned by a quorum of its witnesses, else exit 1 naming those still needed
+        /// (the state is then not advanced).
+        #[arg(long, value_name = "FILE")]
+        witness_policy: Option<PathBuf>,
+        /// Another view of this log to compare with (repeatable): a witness's monitoring
+        /// prefix (URL/<sha256 hex of the origin>/checkpoint is fetched) or another copy's
+        /// checkpoint URL ending in /checkpoint (such as https://mirror.example/log/checkpoint).
+        /// An inconsistent checkpoint is a fork: exit 1, printing both checkpoints. With
+        /// --state, the largest checkpoint seen is kept and compared on later runs.
+        #[arg(long, value_name = "URL")]
+        peer: Vec<String>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -97,6 +113,10 @@ struct SavedState {
     /// written before it was kept: then the whole log is read once more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     standing: Option<LogStanding>,
+    /// The largest checkpoint seen from any source (the log, --peer, earlier runs), when
+    /// larger than the verified tree: compared again on later runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    largest_seen: Option<Sighting>,
 }
 
 struct HttpTiles {
@@ -161,6 +181,8 @@ pub fn run(args: LogArgs) -> Result<()> {
             status_list,
             jwks,
             no_status_list,
+            witness_policy,
+            peer,
             json,
         } => {
             let base = base_url("--url", &url)?;
@@ -168,7 +190,15 @@ pub fn run(args: LogArgs) -> Result<()> {
                 list: status_list.unwrap_or_else(|| format!("{base}/v1/status-list")),
                 jwks: jwks.unwrap_or_else(|| format!("{base}/.well-known/jwks.json")),
             });
-            verify(&agent, &base, vkey, state, status, json)
+            let policy = witness_policy
+                .as_deref()
+                .map(|p| load_witness_policy(p, "--witness-policy"))
+                .transpose()?;
+            let also = Also {
+                policy: policy.as_ref(),
+                peers: &peer,
+            };
+            verify(&agent, &base, vkey, state, status, also, json)
         }
         LogCommand::Proof {
             url,
@@ -269,6 +299,12 @@ fn fetch_status_list(agent: &ureq::Agent, source: &StatusSource) -> Result<Fetch
     })
 }
 
+/// The checks beyond the log itself: a witness policy and peers to gossip with.
+struct Also<'a> {
+    policy: Option<&'a WitnessPolicy>,
+    peers: &'a [String],
+}
+
 /// What `--json` prints: the log's summary, and the status list's check when there was one.
 #[derive(Serialize)]
 struct Report<'a> {
@@ -276,6 +312,9 @@ struct Report<'a> {
     summary: &'a VerifySummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_list: Option<ListReport>,
+    /// With --witness-policy: the policy witnesses that cosigned the checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    witnessed_by: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -294,8 +333,10 @@ fn verify(
     vkey: Option<String>,
     state: Option<PathBuf>,
     status: Option<StatusSource>,
+    also: Also<'_>,
     json: bool,
 ) -> Result<()> {
+    let policy = also.policy;
     let saved: Option<SavedState> = match &state {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)
@@ -367,6 +408,36 @@ fn verify(
         },
     );
     let summary = summary.map_err(|e| anyhow!("LOG VERIFICATION FAILED: {e}"))?;
+    // The tree verified; a policy also requires its witnesses, before the state moves on.
+    let witnessed = policy
+        .map(|p| {
+            p.verify_checkpoint(&note, &vkey).map_err(|e| {
+                bar.finish_and_clear();
+                anyhow!(
+                    "CHECKPOINT NOT WITNESSED: the log (size {}) verified, but {e}",
+                    summary.checkpoint.size
+                )
+            })
+        })
+        .transpose()?;
+    // Gossip: other views of this log, and the largest seen before, against the verified
+    // tree; a fork stops here, before the state moves on.
+    let seen = gossip::gossip(
+        &gossip::Verified {
+            agent,
+            vkey: &vkey,
+            note: &note,
+            ours: Sighting {
+                checkpoint: summary.checkpoint.clone(),
+                source: format!("{base}/log/checkpoint"),
+            },
+            tiles: &fetcher,
+        },
+        also.peers,
+        saved.as_ref().and_then(|s| s.largest_seen.clone()),
+    )
+    .inspect_err(|_| bar.finish_and_clear())?;
+    let largest_seen = (seen.checkpoint.size > summary.checkpoint.size).then_some(seen);
     if list.is_some() {
         standing = Some(folded);
     }
@@ -397,6 +468,7 @@ fn verify(
             log: summary.state(),
             // Kept only when it covers every verified entry.
             standing: standing.clone(),
+            largest_seen: largest_seen.clone(),
         };
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&next)?)
@@ -425,6 +497,8 @@ fn verify(
             lines.join("\n")
         ));
     }
+    let witnessed_by: Option<Vec<String>> =
+        witnessed.map(|w| w.cosigned_by.into_iter().map(|c| c.name).collect());
     if json {
         let report = Report {
             summary: &summary,
@@ -435,6 +509,7 @@ fn verify(
                 held_by_log: held,
                 agrees: true,
             }),
+            witnessed_by: witnessed_by.clone(),
         };
         return print_json(&serde_json::to_value(&report)?);
     }
@@ -448,6 +523,12 @@ fn verify(
     );
     for (kind, n) in &summary.entries_by_type {
         println!("  {kind}: {n}");
+    }
+    if let Some(names) = &witnessed_by {
+        println!(
+            "checkpoint cosigned by {} as the witness policy requires",
+            names.join(", ")
+        );
     }
     if let Some((l, held, _)) = checked {
         println!(

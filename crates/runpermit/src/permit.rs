@@ -1,9 +1,10 @@
 //! `runpermit permit get` and `runpermit permit verify` (offline).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use runpermit_log::WitnessPolicy;
 use runpermit_permit::{EXEMPTION_TYP, Jwks, PERMIT_TYP, verify_exemption, verify_permit};
 use serde_json::Value;
 
@@ -54,6 +55,10 @@ enum PermitCommand {
         /// The log's verifier key (name+hash+base64), pinned out of band.
         #[arg(long, value_name = "VKEY")]
         log_vkey: Option<String>,
+        /// A witness policy file (docs/log.md, "Witness policies"): the proof's checkpoint
+        /// must also be cosigned by a quorum of its witnesses. Needs --proof.
+        #[arg(long, value_name = "FILE", requires = "proof")]
+        witness_policy: Option<PathBuf>,
         /// Print the verified claims as JSON.
         #[arg(long)]
         json: bool,
@@ -76,24 +81,50 @@ pub fn run(args: PermitArgs) -> Result<()> {
             leeway,
             proof,
             log_vkey,
+            witness_policy,
             json,
         } => {
+            let policy = witness_policy
+                .as_deref()
+                .map(|p| load_witness_policy(p, "--witness-policy"))
+                .transpose()?;
             let logged = match (proof, log_vkey) {
-                (Some(p), Some(v)) => Some(check_logged(&token, &p, &v)?),
+                (Some(p), Some(v)) => Some(check_logged(&token, &p, &v, policy.as_ref())?),
                 _ => None,
             };
             verify(&token, &jwks, at.as_deref(), leeway, json)?;
-            if let (Some((index, size)), false) = (logged, json) {
+            if let (Some((index, size, witnessed)), false) = (logged, json) {
                 println!("  public log:       entry {index}, under a checkpoint of {size} entries");
+                if let Some(names) = witnessed {
+                    println!("  witnessed by:     {}", names.join(", "));
+                }
             }
             Ok(())
         }
     }
 }
 
-/// Checks that `proof` proves the permit in `token_path` is in the log signed by `vkey`;
-/// returns the entry index and the checkpoint size.
-fn check_logged(token_path: &PathBuf, proof: &PathBuf, vkey: &str) -> Result<(u64, u64)> {
+/// Reads a witness policy file named by `flag`; a problem is a usage error naming the file
+/// and line.
+pub(crate) fn load_witness_policy(path: &Path, flag: &str) -> Result<WitnessPolicy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {flag} {}", path.display()))?;
+    Ok(WitnessPolicy::parse(&text)
+        .map_err(|e| ArgError(format!("{flag} {}: {e}", path.display())))?)
+}
+
+/// The verified log position and witnesses: entry index, checkpoint size, and the policy
+/// witnesses that cosigned (when a policy was given).
+type Logged = (u64, u64, Option<Vec<String>>);
+
+/// Checks that `proof` proves the permit in `token_path` is in the log signed by `vkey`, and
+/// that its checkpoint meets `policy`'s quorum when one is given.
+fn check_logged(
+    token_path: &PathBuf,
+    proof: &PathBuf,
+    vkey: &str,
+    policy: Option<&WitnessPolicy>,
+) -> Result<Logged> {
     let token = std::fs::read_to_string(token_path)
         .with_context(|| format!("reading {}", token_path.display()))?;
     let text =
@@ -105,7 +136,20 @@ fn check_logged(token_path: &PathBuf, proof: &PathBuf, vkey: &str) -> Result<(u6
         .map_err(|e| anyhow::anyhow!("INVALID: the log proof does not verify: {e}"))?;
     match proved.entry {
         runpermit_log::LogEntry::PermitIssued { token: logged, .. } if logged == token.trim() => {
-            Ok((proved.index, proved.checkpoint.size))
+            let witnessed = policy
+                .map(|p| {
+                    p.verify_checkpoint(&bundle.checkpoint, vkey.trim())
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "INVALID: the log proof is not witnessed as the policy requires: {e}. \
+                                 Once the witnesses have cosigned, fetch the proof again \
+                                 (`runpermit permit get ID --proof FILE`)"
+                            )
+                        })
+                        .map(|w| w.cosigned_by.into_iter().map(|c| c.name).collect())
+                })
+                .transpose()?;
+            Ok((proved.index, proved.checkpoint.size, witnessed))
         }
         runpermit_log::LogEntry::PermitIssued { permit_id, .. } => {
             bail!("INVALID: the log proof is for another permit ({permit_id})")

@@ -46,6 +46,7 @@ fn the_shipped_example_is_valid_and_documents_every_key() {
         "authority_url",
         "jwks",
         "log_vkey",
+        "witness_policy",
         "provider_id",
         "reporting_key",
         "clock_skew_seconds",
@@ -329,6 +330,36 @@ fn relative_paths_resolve_against_the_file() {
     assert_eq!(
         config.reporting_key,
         Some(PathBuf::from("/srv/gate/reporting-key.pem"))
+    );
+}
+
+#[test]
+fn the_witness_policy_is_optional_resolved_and_read_with_its_key_named() {
+    let config = GateConfig::from_toml(&minimal()).unwrap();
+    assert_eq!(config.witness_policy, None);
+    let with = minimal().replace(
+        "provider_id =",
+        "witness_policy = \"witnesses.policy\"\nprovider_id =",
+    );
+    let mut config = GateConfig::from_toml(&with).unwrap();
+    config.resolve_paths(Path::new("/srv/gate"));
+    assert_eq!(
+        config.witness_policy,
+        Some(PathBuf::from("/srv/gate/witnesses.policy"))
+    );
+    let errors =
+        config_errors(&minimal().replace("provider_id =", "witness_policy = \"\"\nprovider_id ="));
+    assert_eq!(fields(&errors), ["witness_policy"]);
+    // The file's content: a good policy parses, a bad one names the key, file and line.
+    assert!(config.parse_witness_policy("quorum none\n").is_ok());
+    let errors = config
+        .parse_witness_policy("quorum none\nquorum none\n")
+        .unwrap_err();
+    assert_eq!(fields(&errors.errors), ["witness_policy"]);
+    let shown = errors.to_string();
+    assert!(
+        shown.contains("/srv/gate/witnesses.policy") && shown.contains("line 2"),
+        "{shown}"
     );
 }
 

@@ -9,8 +9,8 @@ use runpermit_gate::{
     Decision, Gate, GateConfig, GateParams, JobRequest, PermitEvidence, TrustAnchors, Usage,
 };
 use runpermit_log::{
-    Checkpoint, DecisionKind, Hash, LogEntry, LogKey, ProofBundle, append, encode, inclusion_proof,
-    leaf_hash, sign_checkpoint,
+    Checkpoint, CosignerKey, DecisionKind, Hash, LogEntry, LogKey, ProofBundle, WitnessPolicy,
+    add_signature_lines, append, encode, inclusion_proof, leaf_hash, sign_checkpoint,
 };
 use runpermit_permit::{
     Holder, Jwks, PermitClaims, PermitRequest, ProviderScope, SigningKey, StatusEntry,
@@ -84,6 +84,35 @@ pub struct World {
     pub future: Logged,
     /// The proof of the log's `decision` entry (not a permit).
     pub decision_proof: String,
+    /// The gate's witness policy (none unless [`World::require_witnesses`]).
+    pub witness_policy: Option<WitnessPolicy>,
+}
+
+/// Three witnesses, `w1.example` to `w3.example`, from fixed seeds.
+pub fn witnesses() -> [CosignerKey; 3] {
+    [1u8, 2, 3].map(|i| CosignerKey::from_seed(&format!("w{i}.example"), &[0x40 + i; 32]).unwrap())
+}
+
+/// A policy naming the log key `vkey` and [`witnesses`], requiring two of the three.
+pub fn two_of_three(vkey: &str) -> WitnessPolicy {
+    let mut text = format!("log {vkey}\n");
+    for w in witnesses() {
+        text.push_str(&format!("witness {} {}\n", w.name(), w.verifier_key()));
+    }
+    text.push_str("group witnesses 2 w1.example w2.example w3.example\nquorum witnesses\n");
+    WitnessPolicy::parse(&text).unwrap()
+}
+
+/// `proof` with its checkpoint cosigned by `by`.
+pub fn cosigned(proof: &str, by: &[&CosignerKey]) -> String {
+    let mut bundle = ProofBundle::parse(proof).unwrap();
+    let body = bundle.checkpoint.split_once("\n\n").unwrap().0.to_owned() + "\n";
+    let lines: Vec<String> = by
+        .iter()
+        .map(|w| w.cosign_body(&body, NOW as u64 - 5).unwrap())
+        .collect();
+    bundle.checkpoint = add_signature_lines(&bundle.checkpoint, &lines);
+    bundle.to_string()
 }
 
 /// The main permit's request; others are variations of it.
@@ -238,6 +267,7 @@ impl World {
         let anchors = TrustAnchors {
             jwks: jwks.clone(),
             log_vkey: vkey.clone(),
+            witness_policy: None,
         };
         let mut world = World {
             gate: Gate::new(params.clone(), anchors).into(),
@@ -251,6 +281,7 @@ impl World {
             jwks,
             log_key,
             vkey,
+            witness_policy: None,
         };
         world.publish(1, NOW - 60, vec![]);
         world
@@ -268,7 +299,20 @@ impl World {
         TrustAnchors {
             jwks: self.jwks.clone(),
             log_vkey: self.vkey.clone(),
+            witness_policy: self.witness_policy.clone(),
         }
+    }
+
+    /// A fresh gate whose anchors include `policy` (or none), holding the world's current
+    /// status list: a gate restarted with another `witness_policy`.
+    pub fn require_witnesses(&mut self, policy: Option<WitnessPolicy>) {
+        self.witness_policy = policy;
+        let held = self.gate.borrow().status().current().cloned();
+        let mut gate = Gate::new(self.params.clone(), self.anchors());
+        if let Some(list) = held {
+            gate.accept_status(list).unwrap();
+        }
+        *self.gate.get_mut() = gate;
     }
 
     /// A fresh gate with `params` and no status list: as if the gate had just started.

@@ -431,3 +431,29 @@ fn a_hex_log_line_matches_the_pinned_key_by_public_key() {
         Err(PolicyError::UnknownLog { .. })
     ));
 }
+
+#[test]
+fn the_documented_policies_parse_and_mean_two_of_three() {
+    let doc = include_str!("../../../../docs/log.md");
+    let blocks: Vec<&str> = doc
+        .split("```policy\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2);
+    for block in blocks {
+        let policy = WitnessPolicy::parse(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert_eq!(policy.witnesses().len(), 3);
+        let names: Vec<&str> = policy.witnesses().iter().map(|w| w.name.as_str()).collect();
+        assert!(!policy.quorum_met(&names[..1]));
+        assert!(policy.quorum_met(&names[1..]));
+        // The documented log key is the one this crate's docs pin.
+        assert_eq!(
+            policy.logs()[0].public_key.to_vec(),
+            STANDARD
+                .decode("ARl/ayPhbIUyxqvIOPrNXqeJvgx2spIDNAOb+os9No1h")
+                .unwrap()[1..]
+                .to_vec()
+        );
+    }
+}
