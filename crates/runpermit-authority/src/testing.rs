@@ -35,6 +35,22 @@ impl TestAuthority {
         database_url: Option<&str>,
         interval: std::time::Duration,
     ) -> TestAuthority {
+        Self::with_log(
+            database_url,
+            crate::domain::log::LogService::new(
+                runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
+                interval,
+            ),
+        )
+        .await
+    }
+
+    /// As [`TestAuthority::new`], with the log service `log` (its key, interval and
+    /// witnesses).
+    pub async fn with_log(
+        database_url: Option<&str>,
+        log: crate::domain::log::LogService,
+    ) -> TestAuthority {
         let store = runpermit_store::open(database_url.unwrap_or("sqlite::memory:"))
             .await
             .expect("opening the test store");
@@ -58,10 +74,7 @@ impl TestAuthority {
                     policy: Arc::new(Policy::builtin().clone()),
                     signer: Arc::new(signer),
                     issuer: "https://authority.test".to_owned(),
-                    log: Arc::new(crate::domain::log::LogService::new(
-                        runpermit_log::LogKey::generate("authority.test/log").expect("a log key"),
-                        interval,
-                    )),
+                    log: Arc::new(log),
                     provider_keys: Default::default(),
                     limits: Default::default(),
                 },

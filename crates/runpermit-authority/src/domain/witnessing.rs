@@ -51,8 +51,8 @@ struct WitnessMemory {
 pub enum Outcome {
     /// The witness had already cosigned this size.
     UpToDate,
-    /// A new cosignature was stored.
-    Cosigned,
+    /// A new cosignature was stored, on the checkpoint of this size.
+    Cosigned(i64),
 }
 
 /// Why a submission failed, for the log and the `outcome` label.
@@ -158,7 +158,7 @@ async fn submit(
                     }
                 }
                 return if stored {
-                    Ok(Outcome::Cosigned)
+                    Ok(Outcome::Cosigned(current.size))
                 } else {
                     Err(Failure::new(
                         "bad_answer",
@@ -317,8 +317,18 @@ async fn round(
         let (witness, result) = joined.map_err(|e| DomainError::Internal(e.to_string()))?;
         let m = memory.entry(witness.name.clone()).or_default();
         let outcome = match result {
-            Ok(Outcome::Cosigned) => {
+            Ok(Outcome::Cosigned(size)) => {
                 cosigned += 1;
+                let lag = (current.size - size).max(0);
+                let name = witness.name.clone();
+                metrics::gauge!("runpermit_witness_lag_entries", "witness" => name.clone())
+                    .set(lag as f64);
+                metrics::gauge!("runpermit_witness_cosigned_size", "witness" => name.clone())
+                    .set(size as f64);
+                if lag == 0 {
+                    m.behind_since = None;
+                    metrics::gauge!("runpermit_witness_lag_seconds", "witness" => name).set(0.0);
+                }
                 m.failures = 0;
                 m.retry_at = None;
                 m.hint = None;

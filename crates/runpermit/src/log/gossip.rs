@@ -127,8 +127,15 @@ fn compare(v: &Verified<'_>, peer: &Sighting, peer_log: Option<(&str, &HttpTiles
                 }
             }
             // A witness's checkpoint ahead of the log: kept as the largest seen, and
-            // checked when the log reaches it.
-            None => Ok(()),
+            // checked when the log reaches it. Said aloud: a log that stays behind what its
+            // witnesses cosigned is stale, or shows this auditor another history.
+            None => {
+                eprintln!(
+                    "warning: {} has cosigned a larger tree (size {}) than this log serves                      (size {}): the log is behind what others see, or shows you another                      history; kept as the largest seen and checked when the log reaches it",
+                    peer.source, peer.checkpoint.size, v.ours.checkpoint.size
+                );
+                Ok(())
+            }
         },
     }
 }
