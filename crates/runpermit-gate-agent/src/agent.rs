@@ -249,12 +249,14 @@ impl Agent {
         match (status.freshness(now), status.current()) {
             (Freshness::Fresh, _) => Ok(()),
             (Freshness::Stale { age }, Some(list)) => Err(format!(
-                "the held status list (version {}) is {age} s old, past its expiry and {} s of                  grace: jobs that need a permit are refused until a fresh list arrives from {from}",
+                "the held status list (version {}) is {age} s old, past its expiry and {} s of \
+                 grace: jobs that need a permit are refused until a fresh list arrives from {from}",
                 list.version,
                 status.grace_seconds()
             )),
             _ => Err(format!(
-                "no verified status list yet: jobs that need a permit are refused until one                  arrives from {from}"
+                "no verified status list yet: jobs that need a permit are refused until one \
+                 arrives from {from}"
             )),
         }
     }

@@ -151,6 +151,7 @@ async fn ready_only_with_a_fresh_verified_status_list() {
         "{reason}"
     );
     assert!(reason.contains(AUTHORITY), "{reason}");
+    assert!(!reason.contains("  "), "one space between words: {reason}");
     // A fresh list.
     let agent = world.agent(dir.path());
     let (status, body) = get(agent, "/readyz").await;
@@ -171,6 +172,7 @@ async fn ready_only_with_a_fresh_verified_status_list() {
         reason.starts_with("the held status list (version 1) is 4060 s old"),
         "{reason}"
     );
+    assert!(!reason.contains("  "), "one space between words: {reason}");
     // A list that does not verify is never held, so it does not make the gate ready.
     let stranger = runpermit_permit::SigningKey::from_seed(&[9; 32]);
     let claims =

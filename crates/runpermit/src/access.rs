@@ -9,15 +9,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use runpermit_access::{AccessRequest, GatewayConfig, gateway};
-use runpermit_api::access::{AccessReview, Consent, NewAccessRequest};
+use runpermit_api::access::{
+    AccessRequestView, AccessReview, Consent, GrantView, NewAccessRequest,
+};
 use runpermit_api::runs::Reason;
 use runpermit_permit::AccessTier;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::args::ArgError;
 use crate::client::{Client, ClientArgs};
 use crate::output::print_json;
-use crate::view::{items, text};
+use crate::view;
 
 /// `runpermit access`.
 #[derive(Debug, Args)]
@@ -182,42 +184,30 @@ fn digest_of(arg: &str, flag: &str) -> Result<String> {
     ))
 }
 
-fn print_request(r: &Value) {
+fn print_request(r: &AccessRequestView) {
     println!(
         "{}  {}  {} of {} (by {})",
-        text(r, "id"),
-        text(r, "status"),
-        text(r, "tier"),
-        text(r, "model_id"),
-        text(r, "org_id")
+        r.id, r.status, r.tier, r.model_id, r.org_id
     );
-    let consent = match text(r, "consent") {
-        "" if r["consent_required"] == true => "required, not yet given".to_owned(),
-        "" => "not required; no answer".to_owned(),
-        c => format!("{c}: {}", text(r, "consent_reason")),
+    let consent = match r.consent.as_deref() {
+        None | Some("") if r.consent_required => "required, not yet given".to_owned(),
+        None | Some("") => "not required; no answer".to_owned(),
+        Some(c) => format!("{c}: {}", view::opt(&r.consent_reason)),
     };
     println!("  consent     {consent}");
-    println!(
-        "  approvals   {} of {}",
-        r["approvals"], r["approvals_needed"]
-    );
-    if !text(r, "grant_id").is_empty() {
-        println!("  grant       {}", text(r, "grant_id"));
+    println!("  approvals   {} of {}", r.approvals, r.approvals_needed);
+    if let Some(grant) = r.grant_id.as_deref().filter(|id| !id.is_empty()) {
+        println!("  grant       {grant}");
     }
 }
 
-fn print_grant(g: &Value) {
+fn print_grant(g: &GrantView) {
     println!(
         "{}  {}  {} of {} for {} (until {})",
-        text(g, "id"),
-        text(g, "status"),
-        text(g, "tier"),
-        text(g, "model_id"),
-        text(g, "org_id"),
-        text(g, "expires_at")
+        g.id, g.status, g.tier, g.model_id, g.org_id, g.expires_at
     );
-    if !text(g, "reason").is_empty() {
-        println!("  reason      {}", text(g, "reason"));
+    if !g.reason.is_empty() {
+        println!("  reason      {}", g.reason);
     }
 }
 
@@ -278,46 +268,40 @@ pub fn run(args: AccessArgs) -> Result<u8> {
             Ok(if decision.allowed() { 0 } else { 1 })
         }
         AccessCommand::Apply(WithClient { args: a, client }) => {
-            let quotas = json!({"tokens": a.tokens, "requests": a.requests});
+            // Only the quotas given are sent.
+            let quotas: serde_json::Map<String, Value> =
+                [("tokens", a.tokens), ("requests", a.requests)]
+                    .into_iter()
+                    .filter_map(|(name, n)| Some((name.to_owned(), Value::from(n?))))
+                    .collect();
             let body = NewAccessRequest {
                 model_id: a.model,
                 tier: a.tier,
                 purpose: a.purpose,
                 research_plan_digest: digest_of(&a.research_plan, "--research-plan")?,
                 agreement_digest: digest_of(&a.agreement, "--agreement")?,
-                quotas: Value::Object(
-                    quotas
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .filter(|(_, v)| !v.is_null())
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                ),
+                quotas: Value::Object(quotas),
                 days: a.days,
             };
             let c = Client::new(&client)?;
-            show(
-                &client,
-                c.post("/v1/access-requests", &body, &[])?,
-                print_request,
-            )
+            let r: AccessRequestView = c.post("/v1/access-requests", &body, &[])?;
+            show(client.json, &r, print_request)
         }
         AccessCommand::Requests(WithClient { client, .. }) => {
             let c = Client::new(&client)?;
-            show(&client, c.get("/v1/access-requests")?, print_request)
+            let list: Vec<AccessRequestView> = c.get("/v1/access-requests")?;
+            show(client.json, &list, |list| {
+                list.iter().for_each(print_request)
+            })
         }
         AccessCommand::Request(WithClient { args, client }) => {
             let c = Client::new(&client)?;
-            show(
-                &client,
-                c.get(&format!("/v1/access-requests/{}", args.id))?,
-                print_request,
-            )
+            let r: AccessRequestView = c.get(&format!("/v1/access-requests/{}", args.id))?;
+            show(client.json, &r, print_request)
         }
         AccessCommand::Consent(WithClient { args, client }) => {
             let c = Client::new(&client)?;
-            let out = c.post(
+            let out: AccessRequestView = c.post(
                 &format!("/v1/access-requests/{}/consent", args.id),
                 &Consent {
                     consent: !args.object,
@@ -325,11 +309,11 @@ pub fn run(args: AccessArgs) -> Result<u8> {
                 },
                 &[],
             )?;
-            show(&client, out, print_request)
+            show(client.json, &out, print_request)
         }
         AccessCommand::Review(WithClient { args, client }) => {
             let c = Client::new(&client)?;
-            let out = c.post(
+            let out: AccessRequestView = c.post(
                 &format!("/v1/access-requests/{}/review", args.id),
                 &AccessReview {
                     approve: !args.deny,
@@ -337,30 +321,33 @@ pub fn run(args: AccessArgs) -> Result<u8> {
                 },
                 &[],
             )?;
-            show(&client, out, print_request)
+            show(client.json, &out, print_request)
         }
         AccessCommand::Grants(WithClient { client, .. }) => {
             let c = Client::new(&client)?;
-            show(&client, c.get("/v1/grants")?, print_grant)
+            let list: Vec<GrantView> = c.get("/v1/grants")?;
+            show(client.json, &list, |list| list.iter().for_each(print_grant))
         }
         AccessCommand::Grant(WithClient { args, client }) => {
             let c = Client::new(&client)?;
-            let g = c.get(&format!("/v1/grants/{}", args.id))?;
-            for (path, field) in [(&args.output, "token"), (&args.proof, "proof")] {
+            let g: GrantView = c.get(&format!("/v1/grants/{}", args.id))?;
+            for (path, field, value) in [
+                (&args.output, "token", &g.token),
+                (&args.proof, "proof", &g.proof),
+            ] {
                 if let Some(path) = path {
-                    let value = g[field].as_str().ok_or_else(|| {
+                    let value = value.as_deref().ok_or_else(|| {
                         ArgError(format!(
                             "grant {} has no {field} yet: it is {} (a grant is served once it \
                              is in the public log; try again in a moment)",
-                            args.id,
-                            text(&g, "status")
+                            args.id, g.status
                         ))
                     })?;
                     std::fs::write(path, value)
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
             }
-            show(&client, g, print_grant)
+            show(client.json, &g, print_grant)
         }
         AccessCommand::Suspend(w) => change(w, "suspend"),
         AccessCommand::Reinstate(w) => change(w, "reinstate"),
@@ -370,23 +357,18 @@ pub fn run(args: AccessArgs) -> Result<u8> {
 
 fn change(w: WithClient<Change>, action: &str) -> Result<u8> {
     let c = Client::new(&w.client)?;
-    let out = c.post(
+    let out: GrantView = c.post(
         &format!("/v1/grants/{}/{action}", w.args.id),
         &Reason {
             reason: w.args.reason,
         },
         &[],
     )?;
-    show(&w.client, out, print_grant)
+    show(w.client.json, &out, print_grant)
 }
 
-fn show(client: &ClientArgs, out: Value, print: fn(&Value)) -> Result<u8> {
-    if client.json {
-        print_json(&out)?;
-    } else {
-        for item in items(&out) {
-            print(item);
-        }
-    }
+/// Shows an answer (`view::show`); the exit status of every client subcommand is 0.
+fn show<T: serde::Serialize + ?Sized>(json: bool, answer: &T, text: impl FnOnce(&T)) -> Result<u8> {
+    view::show(json, answer, text)?;
     Ok(0)
 }

@@ -2,13 +2,14 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use runpermit_api::identity::{NewToken, Revocation};
-use runpermit_api::usage::NewReportingKey;
-use serde_json::{Value, json};
+use runpermit_api::identity::{
+    MemberView, NewToken, OrganizationView, Revocation, TokenView, WhoAmI,
+};
+use runpermit_api::usage::{NewReportingKey, ReportingKeyView};
+use serde_json::json;
 
 use crate::client::{Client, ClientArgs};
-use crate::output::print_json;
-use crate::view::{items, text};
+use crate::view::show;
 
 /// `runpermit org`.
 #[derive(Debug, Args)]
@@ -98,66 +99,77 @@ fn reporting_jwk(path: &std::path::Path) -> Result<runpermit_permit::Jwk> {
 /// Runs `runpermit org`.
 pub fn org(args: OrgArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let out = match args.command {
+    let json = args.client.json;
+    match args.command {
         OrgCommand::Create { name, kind, handle } => {
+            // The kind goes as written: the authority's answer names it if it is not one.
             let mut body = json!({"name": name, "kind": kind});
             if let Some(handle) = handle {
                 body["handle"] = json!(handle);
             }
-            client.post("/v1/orgs", &body, &[])?
+            let org: OrganizationView = client.post("/v1/orgs", &body, &[])?;
+            show(json, &org, print_org)
         }
-        OrgCommand::List => client.get("/v1/orgs")?,
-        OrgCommand::Show { id } => client.get(&format!("/v1/orgs/{id}"))?,
-        OrgCommand::AddMember { org, name, role } => client.post(
-            &format!("/v1/orgs/{org}/members"),
-            &json!({"name": name, "role": role}),
-            &[],
-        )?,
-        OrgCommand::Members { org } => client.get(&format!("/v1/orgs/{org}/members"))?,
-        OrgCommand::AddReportingKey { org, key } => client.post(
-            &format!("/v1/orgs/{org}/reporting-keys"),
-            &NewReportingKey {
-                jwk: reporting_jwk(&key)?,
-            },
-            &[],
-        )?,
+        OrgCommand::List => {
+            let list: Vec<OrganizationView> = client.get("/v1/orgs")?;
+            show(json, &list, |list| list.iter().for_each(print_org))
+        }
+        OrgCommand::Show { id } => {
+            let org: OrganizationView = client.get(&format!("/v1/orgs/{id}"))?;
+            show(json, &org, print_org)
+        }
+        OrgCommand::AddMember { org, name, role } => {
+            // As for the kind: the authority names a role that is not one, or not the org's.
+            let member: MemberView = client.post(
+                &format!("/v1/orgs/{org}/members"),
+                &json!({"name": name, "role": role}),
+                &[],
+            )?;
+            show(json, &member, print_member)
+        }
+        OrgCommand::Members { org } => {
+            let list: Vec<MemberView> = client.get(&format!("/v1/orgs/{org}/members"))?;
+            show(json, &list, |list| list.iter().for_each(print_member))
+        }
+        OrgCommand::AddReportingKey { org, key } => {
+            let key: ReportingKeyView = client.post(
+                &format!("/v1/orgs/{org}/reporting-keys"),
+                &NewReportingKey {
+                    jwk: reporting_jwk(&key)?,
+                },
+                &[],
+            )?;
+            show(json, &key, print_reporting_key)
+        }
         OrgCommand::ReportingKeys { org } => {
-            client.get(&format!("/v1/orgs/{org}/reporting-keys"))?
+            let list: Vec<ReportingKeyView> =
+                client.get(&format!("/v1/orgs/{org}/reporting-keys"))?;
+            show(json, &list, |list| {
+                list.iter().for_each(print_reporting_key)
+            })
         }
-    };
-    if args.client.json {
-        return print_json(&out);
     }
-    for row in items(&out) {
-        if row.get("jwk").is_some() {
-            println!(
-                "{}  reporting key of {}{}",
-                text(row, "kid"),
-                text(row, "org_id"),
-                if row.get("revoked_at").is_some() {
-                    "  (revoked)"
-                } else {
-                    ""
-                }
-            );
-        } else if row.get("role").is_some() {
-            println!(
-                "{}  {:<18}  {}  (org {})",
-                text(row, "id"),
-                text(row, "role"),
-                text(row, "name"),
-                text(row, "org_id")
-            );
+}
+
+fn print_org(org: &OrganizationView) {
+    println!("{}  {:<10}  {}", org.id, org.kind, org.name);
+}
+
+fn print_member(m: &MemberView) {
+    println!("{}  {:<18}  {}  (org {})", m.id, m.role, m.name, m.org_id);
+}
+
+fn print_reporting_key(k: &ReportingKeyView) {
+    println!(
+        "{}  reporting key of {}{}",
+        k.kid,
+        k.org_id,
+        if k.revoked_at.is_some() {
+            "  (revoked)"
         } else {
-            println!(
-                "{}  {:<10}  {}",
-                text(row, "id"),
-                text(row, "kind"),
-                text(row, "name")
-            );
+            ""
         }
-    }
-    Ok(())
+    );
 }
 
 /// `runpermit token`.
@@ -203,49 +215,51 @@ enum TokenCommand {
 /// Runs `runpermit token`.
 pub fn token(args: TokenArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let out = match args.command {
+    let json = args.client.json;
+    match args.command {
         TokenCommand::Create {
             member,
             label,
             expires_in_days,
-        } => client.post(
-            &format!("/v1/members/{member}/tokens"),
-            &NewToken {
-                label,
-                expires_in_days: expires_in_days.map(i64::from),
-            },
-            &[],
-        )?,
-        TokenCommand::List { member } => client.get(&format!("/v1/members/{member}/tokens"))?,
-        TokenCommand::Revoke { id, reason } => client.post(
-            &format!("/v1/tokens/{id}/revoke"),
-            &Revocation { reason },
-            &[],
-        )?,
-    };
-    if args.client.json {
-        return print_json(&out);
+        } => {
+            let t: TokenView = client.post(
+                &format!("/v1/members/{member}/tokens"),
+                &NewToken {
+                    label,
+                    expires_in_days: expires_in_days.map(i64::from),
+                },
+                &[],
+            )?;
+            show(json, &t, print_token)
+        }
+        TokenCommand::List { member } => {
+            let list: Vec<TokenView> = client.get(&format!("/v1/members/{member}/tokens"))?;
+            show(json, &list, |list| list.iter().for_each(print_token))
+        }
+        TokenCommand::Revoke { id, reason } => {
+            let t: TokenView = client.post(
+                &format!("/v1/tokens/{id}/revoke"),
+                &Revocation { reason },
+                &[],
+            )?;
+            show(json, &t, print_token)
+        }
     }
-    if let Some(secret) = out.get("secret").and_then(Value::as_str) {
-        println!(
-            "token {} for member {} (shown once):",
-            text(&out, "id"),
-            text(&out, "member_id")
-        );
+}
+
+/// A token: its secret when the answer carries it (once, at creation), else its state.
+fn print_token(t: &TokenView) {
+    if let Some(secret) = &t.secret {
+        println!("token {} for member {} (shown once):", t.id, t.member_id);
         println!("{secret}");
-        return Ok(());
+        return;
     }
-    for t in items(&out) {
-        let state = if !text(t, "revoked_at").is_empty() {
-            format!("revoked {}", text(t, "revoked_at"))
-        } else if !text(t, "expires_at").is_empty() {
-            format!("expires {}", text(t, "expires_at"))
-        } else {
-            "active".to_owned()
-        };
-        println!("{}  {:<12}  {state}", text(t, "id"), text(t, "label"));
-    }
-    Ok(())
+    let state = match (&t.revoked_at, &t.expires_at) {
+        (Some(at), _) if !at.is_empty() => format!("revoked {at}"),
+        (_, Some(at)) if !at.is_empty() => format!("expires {at}"),
+        _ => "active".to_owned(),
+    };
+    println!("{}  {:<12}  {state}", t.id, t.label);
 }
 
 /// `runpermit whoami`.
@@ -258,28 +272,19 @@ pub struct WhoamiArgs {
 /// Runs `runpermit whoami`.
 pub fn whoami(args: WhoamiArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let me = client.get("/v1/whoami")?;
-    if args.client.json {
-        return print_json(&me);
-    }
-    println!(
-        "{} ({}), {} of {} ({}, {})",
-        text(&me, "member_name"),
-        text(&me, "member_id"),
-        text(&me, "role"),
-        text(&me, "org_name"),
-        text(&me, "org_kind"),
-        text(&me, "org_id")
-    );
-    let expires = text(&me, "token_expires_at");
-    println!(
-        "token {} ({})",
-        text(&me, "token_id"),
-        if expires.is_empty() {
-            "never expires".to_owned()
-        } else {
-            format!("expires {expires}")
-        }
-    );
-    Ok(())
+    let me: WhoAmI = client.get("/v1/whoami")?;
+    show(args.client.json, &me, |me| {
+        println!(
+            "{} ({}), {} of {} ({}, {})",
+            me.member_name, me.member_id, me.role, me.org_name, me.org_kind, me.org_id
+        );
+        println!(
+            "token {} ({})",
+            me.token_id,
+            match me.token_expires_at.as_deref() {
+                None | Some("") => "never expires".to_owned(),
+                Some(at) => format!("expires {at}"),
+            }
+        );
+    })
 }

@@ -6,15 +6,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use runpermit_api::applications::{NewApplication, PlanUpdate, StepBody};
+use runpermit_api::applications::{ApplicationView, NewApplication, PlanUpdate, StepBody};
+use runpermit_api::reviews::{NewReview, ReviewView};
 use runpermit_compute::{format_count, format_flop_number};
 use runpermit_policy::{RunPlan, Schedule, Timestamp, parse_timestamp};
-use serde_json::{Value, json};
+use runpermit_types::ReviewDecision;
+use serde_json::json;
 
 use crate::args::ArgError;
 use crate::client::{Client, ClientArgs};
-use crate::output::print_json;
-use crate::view::{self, Table, field, flop, int, items, text};
+use crate::output::{print_answer, print_json};
+use crate::view::{self, Table, field, flop};
 
 /// `runpermit apply` flags.
 #[derive(Debug, Args)]
@@ -137,90 +139,80 @@ pub fn apply(args: ApplyArgs) -> Result<()> {
         .as_deref()
         .map(|k| vec![("Idempotency-Key", k)])
         .unwrap_or_default();
-    let app = client.post("/v1/applications", &body, &headers)?;
+    let app: ApplicationView = client.post("/v1/applications", &body, &headers)?;
     finish(args.client.json, &app)
+}
+
+/// The run plan an application carries, as the authority stored it; `None` for one this CLI
+/// cannot read (written under another plan schema).
+fn plan_of(app: &ApplicationView) -> Option<RunPlan> {
+    RunPlan::from_json(&app.plan.to_string()).ok()
 }
 
 /// Human summary of an application. `names` holds the organization names known by id;
 /// `reviews` its reviews, when read.
-pub fn print_application(app: &Value, names: &BTreeMap<String, String>, reviews: Option<&Value>) {
-    let id = text(app, "id");
-    println!("Application {id}: {}", text(app, "status"));
-    let plan = app
-        .get("plan")
-        .and_then(|p| RunPlan::from_json(&p.to_string()).ok());
+pub fn print_application(
+    app: &ApplicationView,
+    names: &BTreeMap<String, String>,
+    reviews: Option<&[ReviewView]>,
+) {
+    let id = &app.id;
+    println!("Application {id}: {}", app.status);
+    let plan = plan_of(app);
     if let Some(plan) = &plan {
         match &plan.run.description {
             Some(d) if !d.is_empty() => field("run", format!("{} ({d})", plan.run.name)),
             _ => field("run", &plan.run.name),
         }
     }
-    field("organization", view::org(names, text(app, "org_id")));
+    field("organization", view::org(names, &app.org_id));
+    field("tier", format!("{} ({})", app.tier, app.decision));
     field(
-        "tier",
-        format!("{} ({})", text(app, "tier"), text(app, "decision")),
+        "estimate",
+        format!(
+            "{} ({})",
+            flop(app.estimate.flop.get()),
+            json_name(&app.estimate.method)
+        ),
     );
-    if let Some(est) = app.get("estimate") {
-        field(
-            "estimate",
-            format!("{} ({})", flop(est, "flop"), text(est, "method")),
-        );
-    }
     if let Some(plan) = &plan {
         print_plan(plan);
     }
-    field("plan digest", text(app, "plan_digest"));
-    field("policy", text(app, "policy_version"));
-    if text(app, "decision") == "review" {
-        field(
-            "approvals",
-            format!("{} required", int(app, "approvals_required")),
-        );
+    field("plan digest", &app.plan_digest);
+    field("policy", &app.policy_version);
+    if app.decision == "review" {
+        field("approvals", format!("{} required", app.approvals_required));
     }
-    let reasons = app.get("review_reasons").and_then(Value::as_array);
-    for reason in reasons.into_iter().flatten().filter_map(Value::as_str) {
+    for reason in &app.review_reasons {
         field("review reason", reason);
     }
-    for r in reviews.map(items).unwrap_or_default() {
+    for r in reviews.unwrap_or_default() {
         field(
             "review",
             format!(
                 "{} by {} ({}) at {}: {}",
-                text(r, "decision"),
-                text(r, "reviewer_id"),
-                text(r, "reviewer_org_id"),
-                text(r, "created_at"),
-                text(r, "reason")
+                r.decision, r.reviewer_id, r.reviewer_org_id, r.created_at, r.reason
             ),
         );
-        for condition in strings(r, "conditions") {
+        for condition in &r.conditions {
             field("  condition", condition);
         }
-        for evaluator in strings(r, "evaluators") {
+        for evaluator in &r.evaluators {
             field("  evaluator", evaluator);
         }
     }
-    if let Some(p) = app.get("permit_id").and_then(Value::as_str) {
+    if let Some(p) = &app.permit_id {
         field(
             "permit",
             format!("{p}  (runpermit permit get {p} -o permit.jwt)"),
         );
     }
-    if let Some(r) = app.get("receipt_id").and_then(Value::as_str) {
+    if let Some(r) = &app.receipt_id {
         field(
             "exemption",
             format!("{r}  (runpermit permit get {id} -o exemption.jwt)"),
         );
     }
-}
-
-/// The strings of list field `key` of `v`.
-fn strings<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
 }
 
 /// What a reviewer reads first of a plan: the model, data and compute, where and when it
@@ -368,12 +360,11 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
     let json_out = args.client.json;
     match args.command.unwrap_or(ApplicationsCommand::List) {
         ApplicationsCommand::List => {
-            let list = client.get("/v1/applications")?;
+            let apps: Vec<ApplicationView> = client.get("/v1/applications")?;
             if json_out {
-                return print_json(&list);
+                return print_answer(&apps);
             }
-            let apps = items(&list);
-            let names = view::org_names(&client, apps.iter().map(|a| text(a, "org_id")));
+            let names = view::org_names(&client, apps.iter().map(|a| a.org_id.as_str()));
             let mut table = Table::new(&[
                 "ID",
                 "STATUS",
@@ -384,44 +375,38 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
                 "UPDATED",
             ]);
             for app in &apps {
-                let run = app
-                    .get("plan")
-                    .and_then(|p| p.get("run"))
-                    .map(|r| text(r, "name"))
-                    .unwrap_or("");
                 table.row(vec![
-                    text(app, "id").to_owned(),
-                    text(app, "status").to_owned(),
-                    text(app, "tier").to_owned(),
-                    app.get("estimate")
-                        .and_then(|e| e.get("flop"))
-                        .and_then(Value::as_f64)
-                        .map(format_flop_number)
-                        .unwrap_or_default(),
+                    app.id.clone(),
+                    app.status.clone(),
+                    app.tier.clone(),
+                    format_flop_number(app.estimate.flop.get()),
                     names
-                        .get(text(app, "org_id"))
+                        .get(&app.org_id)
                         .filter(|n| !n.is_empty())
                         .cloned()
-                        .unwrap_or_else(|| text(app, "org_id").to_owned()),
-                    run.to_owned(),
-                    text(app, "updated_at").to_owned(),
+                        .unwrap_or_else(|| app.org_id.clone()),
+                    plan_of(app).map(|p| p.run.name).unwrap_or_default(),
+                    app.updated_at.clone(),
                 ]);
             }
             table.print();
             Ok(())
         }
         ApplicationsCommand::Show { id } => {
-            let app = client.get(&format!("/v1/applications/{id}"))?;
-            let reviews = client.get(&format!("/v1/applications/{id}/reviews"))?;
+            let app: ApplicationView = client.get(&format!("/v1/applications/{id}"))?;
+            let reviews: Vec<ReviewView> = client.get(&format!("/v1/applications/{id}/reviews"))?;
             if json_out {
-                return print_json(&json!({"application": app, "reviews": reviews}));
+                return print_json(&json!({
+                    "application": serde_json::to_value(&app)?,
+                    "reviews": serde_json::to_value(&reviews)?,
+                }));
             }
-            let names = view::org_names(&client, [text(&app, "org_id")]);
+            let names = view::org_names(&client, [app.org_id.as_str()]);
             print_application(&app, &names, Some(&reviews));
             Ok(())
         }
         ApplicationsCommand::Submit { id } => {
-            let app = client.post(
+            let app: ApplicationView = client.post(
                 &format!("/v1/applications/{id}/submit"),
                 &StepBody { reason: None },
                 &[],
@@ -430,19 +415,18 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
         }
         ApplicationsCommand::Update { id, plan, start } => {
             let plan = start.apply(read_plan(&plan)?, crate::now_unix())?;
-            let current = client.get(&format!("/v1/applications/{id}"))?;
-            let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
-            let app = client.put(
+            let current: ApplicationView = client.get(&format!("/v1/applications/{id}"))?;
+            let app: ApplicationView = client.put(
                 &format!("/v1/applications/{id}"),
                 &PlanUpdate {
                     plan: serde_json::to_value(&plan)?,
-                    version,
+                    version: current.version,
                 },
             )?;
             finish(json_out, &app)
         }
         ApplicationsCommand::Withdraw { id, reason } => {
-            let app = client.post(
+            let app: ApplicationView = client.post(
                 &format!("/v1/applications/{id}/withdraw"),
                 &StepBody {
                     reason: Some(reason),
@@ -452,7 +436,7 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
             finish(json_out, &app)
         }
         ApplicationsCommand::Appeal { id, reason } => {
-            let app = client.post(
+            let app: ApplicationView = client.post(
                 &format!("/v1/applications/{id}/appeal"),
                 &StepBody {
                     reason: Some(reason),
@@ -464,13 +448,10 @@ pub fn applications(args: ApplicationsArgs) -> Result<()> {
     }
 }
 
-fn finish(json_out: bool, app: &Value) -> Result<()> {
-    if json_out {
-        print_json(app)
-    } else {
-        print_application(app, &BTreeMap::new(), None);
-        Ok(())
-    }
+fn finish(json_out: bool, app: &ApplicationView) -> Result<()> {
+    view::show(json_out, app, |app| {
+        print_application(app, &BTreeMap::new(), None)
+    })
 }
 
 /// A reviewer's decision.
@@ -508,14 +489,18 @@ pub struct ReviewArgs {
 pub fn review(args: ReviewArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
     let decision = match args.decision {
-        Decision::Approve => "approve",
-        Decision::Deny => "deny",
-        Decision::RequestChanges => "request_changes",
+        Decision::Approve => ReviewDecision::Approve,
+        Decision::Deny => ReviewDecision::Deny,
+        Decision::RequestChanges => ReviewDecision::RequestChanges,
     };
-    let app = client.post(
+    let app: ApplicationView = client.post(
         &format!("/v1/applications/{}/reviews", args.id),
-        &json!({"decision": decision, "reason": args.reason, "conditions": args.conditions,
-                "evaluators": args.evaluators}),
+        &NewReview {
+            decision,
+            reason: args.reason,
+            conditions: args.conditions,
+            evaluators: args.evaluators,
+        },
         &[],
     )?;
     finish(args.client.json, &app)

@@ -9,8 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use runpermit_api::error::ErrorBody;
+use runpermit_types::FieldError;
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::args::ArgError;
 
@@ -61,10 +63,8 @@ pub struct ApiFailure {
     pub code: String,
     /// The body's `message`.
     pub message: String,
-    /// The body's `errors`, as the authority sent them (an empty list when none).
-    pub errors: Value,
-    /// The body's `errors`, as field and message for people.
-    pub fields: Vec<(String, String)>,
+    /// The body's `errors`, each invalid field (an empty list when none).
+    pub errors: Vec<FieldError>,
     /// The URL asked.
     pub url: String,
 }
@@ -72,19 +72,20 @@ pub struct ApiFailure {
 impl fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "the authority answered {}: ", self.status)?;
-        if self.fields.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            for (field, message) in &self.fields {
-                f.write_str("\n  ")?;
-                if field.is_empty() {
-                    f.write_str(message)?;
-                } else {
-                    write!(f, "{field}: {message}")?;
-                }
-            }
-            Ok(())
+        if self.errors.is_empty() {
+            return f.write_str(&self.message);
         }
+        for e in &self.errors {
+            f.write_str("\n  ")?;
+            if !e.field.is_empty() {
+                write!(f, "{}: ", e.field)?;
+            }
+            f.write_str(&e.message)?;
+            if !e.suggestions.is_empty() {
+                write!(f, " (closest: {})", e.suggestions.join(", "))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -227,8 +228,9 @@ impl Client {
         })
     }
 
-    /// `GET path` with the token.
-    pub fn get(&self, path: &str) -> Result<Value> {
+    /// `GET path` with the token; the answer read as a `T` (a response type of
+    /// `runpermit_api`).
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let url = self.url(path);
         let response = self
             .agent
@@ -239,28 +241,32 @@ impl Client {
         read(&url, response)
     }
 
-    /// `POST path` with a JSON body and optional headers.
-    pub fn post<B: serde::Serialize + ?Sized>(
+    /// `POST path` with a JSON body and optional headers; the answer read as a `T`.
+    pub fn post<T: DeserializeOwned, B: serde::Serialize + ?Sized>(
         &self,
         path: &str,
         body: &B,
         headers: &[(&str, &str)],
-    ) -> Result<Value> {
+    ) -> Result<T> {
         self.send("POST", path, body, headers)
     }
 
-    /// `PUT path` with a JSON body.
-    pub fn put<B: serde::Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value> {
+    /// `PUT path` with a JSON body; the answer read as a `T`.
+    pub fn put<T: DeserializeOwned, B: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         self.send("PUT", path, body, &[])
     }
 
-    fn send<B: serde::Serialize + ?Sized>(
+    fn send<T: DeserializeOwned, B: serde::Serialize + ?Sized>(
         &self,
         method: &str,
         path: &str,
         body: &B,
         headers: &[(&str, &str)],
-    ) -> Result<Value> {
+    ) -> Result<T> {
         let url = self.url(path);
         let mut request = match method {
             "PUT" => self.agent.put(&url),
@@ -277,67 +283,135 @@ impl Client {
     }
 }
 
-fn read(url: &str, mut response: ureq::http::Response<ureq::Body>) -> Result<Value> {
+/// Reads an answer: a 2xx body as a `T`, anything else as an [`ApiFailure`]. A 2xx body that
+/// is not a `T` is an error naming the URL and what did not fit (an authority of another
+/// version, or another server at that address), never a view of zeros.
+fn read<T: DeserializeOwned>(
+    url: &str,
+    mut response: ureq::http::Response<ureq::Body>,
+) -> Result<T> {
     let status = response.status().as_u16();
     let text = response
         .body_mut()
         .read_to_string()
         .context("reading the authority's answer")?;
-    if (200..300).contains(&status) {
-        return Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+    answer(url, status, &text)
+}
+
+/// An answer's body `text` with its `status`, read as [`read`] says.
+fn answer<T: DeserializeOwned>(url: &str, status: u16, text: &str) -> Result<T> {
+    if !(200..300).contains(&status) {
+        return Err(failure(url, status, text).into());
     }
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let message = match body.get("message").and_then(Value::as_str) {
-        Some(message) => message.to_owned(),
-        // The authority's every error has a JSON body: an empty 404 is another path's.
-        None if status == 404 && text.trim().is_empty() => format!(
-            "nothing at {url}: is --server the authority's base URL (such as \
-             http://127.0.0.1:8080, without /v1)?"
-        ),
-        None if text.trim().is_empty() => "no message".to_owned(),
-        None => text.trim().to_owned(),
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." {
+            String::new()
+        } else {
+            format!(" at {at}")
+        };
+        anyhow::anyhow!(
+            "the answer from {url} is not what this runpermit expects{at}: {} (is the \
+             authority the same version as this CLI?)",
+            e.inner()
+        )
+    })
+}
+
+/// The failure an error answer tells: the authority's error body (`runpermit_api::error`), or
+/// for a body that is not one (another server at the address), its text.
+fn failure(url: &str, status: u16, text: &str) -> ApiFailure {
+    let body: Option<ErrorBody> = serde_json::from_str(text).ok();
+    let Some(body) = body else {
+        let message = if text.trim().is_empty() {
+            if status == 404 {
+                // The authority's every error has a JSON body: an empty 404 is another path's.
+                format!(
+                    "nothing at {url}: is --server the authority's base URL (such as \
+                     http://127.0.0.1:8080, without /v1)?"
+                )
+            } else {
+                "no message".to_owned()
+            }
+        } else {
+            text.trim().to_owned()
+        };
+        return ApiFailure {
+            status,
+            code: format!("http_{status}"),
+            message,
+            errors: Vec::new(),
+            url: url.to_owned(),
+        };
     };
-    let fields = body
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|e| {
-                    let field = e
-                        .get("field")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    let mut message = e
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    if let Some(s) = e.get("suggestions").and_then(Value::as_array)
-                        && !s.is_empty()
-                    {
-                        let names: Vec<&str> = s.iter().filter_map(Value::as_str).collect();
-                        message.push_str(&format!(" (closest: {})", names.join(", ")));
-                    }
-                    (field, message)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Err(ApiFailure {
+    let code = serde_json::to_value(body.error)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("http_{status}"));
+    ApiFailure {
         status,
-        code: body
-            .get("error")
-            .and_then(Value::as_str)
-            .map_or_else(|| format!("http_{status}"), str::to_owned),
-        message,
-        errors: body
-            .get("errors")
-            .cloned()
-            .unwrap_or_else(|| Value::Array(Vec::new())),
-        fields,
+        code,
+        message: body.message,
+        errors: body.errors,
         url: url.to_owned(),
     }
-    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runpermit_api::identity::WhoAmI;
+
+    const URL: &str = "http://127.0.0.1:8080/v1/whoami";
+
+    #[test]
+    fn an_answer_is_read_as_its_type_or_refused_naming_what_does_not_fit() {
+        let body = r#"{"member_id":"mem_1","member_name":"Ada","role":"admin",
+            "org_id":"org_1","org_name":"Authority","org_kind":"authority",
+            "token_id":"tok_1","token_expires_at":null}"#;
+        let me: WhoAmI = answer(URL, 200, body).unwrap();
+        assert_eq!(
+            (me.member_name.as_str(), me.token_expires_at),
+            ("Ada", None)
+        );
+        // A field missing or of another type is an error naming it, never a default.
+        let err = answer::<WhoAmI>(URL, 200, r#"{"member_id":"mem_1"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("not what this runpermit expects")
+                && err.to_string().contains("member_name"),
+            "{err}"
+        );
+        let err = answer::<WhoAmI>(URL, 200, &body.replace(r#""Ada""#, "7")).unwrap_err();
+        assert!(err.to_string().contains("at member_name"), "{err}");
+    }
+
+    #[test]
+    fn an_error_answer_is_the_authoritys_error_body() {
+        let body = r#"{"error":"invalid_input","message":"1 invalid field",
+            "errors":[{"field":"kind","message":"unknown kind","suggestions":["developer"]}]}"#;
+        let err = answer::<WhoAmI>(URL, 422, body).unwrap_err();
+        let failure = err.downcast_ref::<ApiFailure>().expect("an ApiFailure");
+        assert_eq!(
+            (failure.status, failure.code.as_str()),
+            (422, "invalid_input")
+        );
+        assert_eq!(
+            failure.to_string(),
+            "the authority answered 422: \n  kind: unknown kind (closest: developer)"
+        );
+        // Another server's page is told as it is, with its status as the code.
+        let err = answer::<WhoAmI>(URL, 502, "Bad Gateway").unwrap_err();
+        let failure = err.downcast_ref::<ApiFailure>().expect("an ApiFailure");
+        assert_eq!(
+            (failure.code.as_str(), failure.message.as_str()),
+            ("http_502", "Bad Gateway")
+        );
+        let err = answer::<WhoAmI>(URL, 404, "").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is --server the authority's base URL"),
+            "{err}"
+        );
+    }
 }

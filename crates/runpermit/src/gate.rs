@@ -138,6 +138,10 @@ struct ServeArgs {
     /// Seconds between polls of the authority's status list.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     poll_every: u64,
+    /// Write the gate's log (its start-up line with the listening address first) as JSON
+    /// lines on stderr, and tell a failure as a JSON object there.
+    #[arg(long)]
+    json: bool,
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
@@ -155,8 +159,9 @@ pub fn run(args: GateArgs) -> Result<u8> {
             tls_key,
             state,
             poll_every,
+            json,
         }) => {
-            crate::serve::init_logging();
+            crate::serve::init_logging_as(json);
             let mut options = runpermit_gate_agent::ServeOptions::new(config, cluster, listen);
             options.tls = tls_cert
                 .zip(tls_key)

@@ -2,13 +2,11 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use runpermit_api::models::NewModel;
-use serde_json::Value;
+use runpermit_api::models::{ModelView, NewModel};
 
 use crate::args::ArgError;
 use crate::client::{Client, ClientArgs};
-use crate::output::print_json;
-use crate::view::{flop, items, text};
+use crate::view::{flop, show};
 
 /// `runpermit model`.
 #[derive(Debug, Args)]
@@ -53,27 +51,26 @@ enum ModelCommand {
     },
 }
 
-fn print_model(m: &Value) {
-    println!("model {}  {}", text(m, "id"), text(m, "name"));
+fn print_model(m: &ModelView) {
+    println!("model {}  {}", m.id, m.name);
     println!(
         "  developer   {}  run {}  permit {}",
-        text(m, "org_id"),
-        text(m, "run_id"),
-        text(m, "permit_id")
+        m.org_id, m.run_id, m.permit_id
     );
-    if !text(m, "milestone_id").is_empty() {
-        println!("  milestone   {}", text(m, "milestone_id"));
+    if let Some(milestone) = m.milestone_id.as_deref().filter(|id| !id.is_empty()) {
+        println!("  milestone   {milestone}");
     }
-    println!("  checkpoint  {}", text(m, "checkpoint_digest"));
-    println!("  compute     {}", flop(m, "cumulative_flop"));
-    println!("  release     {}", text(m, "release_plan"));
-    println!("  registered  {}", text(m, "registered_at"));
+    println!("  checkpoint  {}", m.checkpoint_digest);
+    println!("  compute     {}", flop(m.cumulative_flop));
+    println!("  release     {}", m.release_plan);
+    println!("  registered  {}", m.registered_at);
 }
 
 /// Runs `runpermit model`.
 pub fn model(args: ModelArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let out = match args.command {
+    let json = args.client.json;
+    match args.command {
         ModelCommand::Register {
             name,
             run,
@@ -88,7 +85,7 @@ pub fn model(args: ModelArgs) -> Result<()> {
                         .map_err(|e| ArgError(format!("--flop {f:?}: {e}")))
                 })
                 .transpose()?;
-            client.post(
+            let m: ModelView = client.post(
                 "/v1/models",
                 &NewModel {
                     name,
@@ -99,16 +96,16 @@ pub fn model(args: ModelArgs) -> Result<()> {
                     release_plan,
                 },
                 &[],
-            )?
+            )?;
+            show(json, &m, print_model)
         }
-        ModelCommand::List => client.get("/v1/models")?,
-        ModelCommand::Show { id } => client.get(&format!("/v1/models/{id}"))?,
-    };
-    if args.client.json {
-        return print_json(&out);
+        ModelCommand::List => {
+            let list: Vec<ModelView> = client.get("/v1/models")?;
+            show(json, &list, |list| list.iter().for_each(print_model))
+        }
+        ModelCommand::Show { id } => {
+            let m: ModelView = client.get(&format!("/v1/models/{id}"))?;
+            show(json, &m, print_model)
+        }
     }
-    for m in items(&out) {
-        print_model(m);
-    }
-    Ok(())
 }

@@ -54,6 +54,13 @@ pub fn print_json(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints an answer of the authority (a `runpermit_api` type) as pretty JSON on stdout, its
+/// keys in the order `print_json` writes them (sorted), so `--json` shows each body the same
+/// way whichever type carried it.
+pub fn print_answer<T: serde::Serialize + ?Sized>(answer: &T) -> anyhow::Result<()> {
+    print_json(&serde_json::to_value(answer)?)
+}
+
 /// Whether the command line asks for JSON: a `--json` before any `--`. Read from the raw
 /// arguments so that errors clap finds while parsing are JSON too.
 pub fn wants_json(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {

@@ -6,17 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use runpermit_api::incidents::{FollowUp, NewIncident};
-use runpermit_api::runs::{NewMilestone, Reason};
-use runpermit_api::usage::NewKycReport;
+use runpermit_api::identity::WhoAmI;
+use runpermit_api::incidents::{FollowUp, IncidentView, NewIncident};
+use runpermit_api::runs::{MilestoneView, NewMilestone, Reason, RunDetail, RunUsage, RunView};
+use runpermit_api::usage::{KycAnswer, KycFlags, NewKycReport};
 use runpermit_compute::format_flop;
 use runpermit_policy::{RunAction, RunActor};
 use serde_json::Value;
 
 use crate::args::{self, ArgError};
 use crate::client::{Client, ClientArgs};
-use crate::output::print_json;
-use crate::view::{self, flop, int, items, num, text, yes};
+use crate::view::{self, flop, show};
 
 /// `runpermit run`.
 #[derive(Debug, Args)]
@@ -136,34 +136,39 @@ fn read_evals(path: &PathBuf) -> Result<Value> {
     serde_json::to_value(table).context("converting the evaluation results")
 }
 
-fn print_run(run: &Value, names: &BTreeMap<String, String>, caller: Option<&Value>) {
-    println!("run {}  ({})", text(run, "id"), text(run, "status"));
-    println!("  permit      {}", text(run, "permit_id"));
-    println!("  holder      {}", view::org(names, text(run, "org_id")));
-    if !text(run, "reason").is_empty() {
-        println!("  reason      {}", text(run, "reason"));
+/// A run for people; `detail` adds what `GET /v1/runs/{id}` shows beside the run (usage by
+/// provider, milestone reports, the accounting basis, flags).
+fn print_run(
+    run: &RunView,
+    detail: Option<&RunDetail>,
+    names: &BTreeMap<String, String>,
+    caller: Option<&WhoAmI>,
+) {
+    println!("run {}  ({})", run.id, run.status);
+    println!("  permit      {}", run.permit_id);
+    println!("  holder      {}", view::org(names, &run.org_id));
+    if !run.reason.is_empty() {
+        println!("  reason      {}", run.reason);
     }
     println!(
         "  tranche     {} released to {} (budget {})",
-        int(run, "tranche"),
-        flop(run, "released_flop"),
-        flop(run, "budget_flop")
+        run.tranche,
+        flop(run.released_flop),
+        flop(run.budget_flop)
     );
     println!(
         "  usage       central {}  (lower {}, upper {})",
-        flop(run, "cumulative_flop"),
-        flop(run, "cumulative_lower_flop"),
-        flop(run, "cumulative_upper_flop")
+        flop(run.cumulative_flop),
+        flop(run.cumulative_lower_flop),
+        flop(run.cumulative_upper_flop)
     );
     println!(
         "  judged on   the {} figure: {:.1}% of the released tranche",
-        text(run, "tranche_figure"),
-        num(run, "tranche_percent")
+        run.tranche_figure, run.tranche_percent
     );
-    if let Some(b) = run.get("accounting").filter(|b| b.is_object()) {
+    if let Some(b) = detail.and_then(|d| d.accounting.as_ref()) {
         let parameters = b
-            .get("parameters")
-            .and_then(Value::as_f64)
+            .parameters
             .map(|n| {
                 format!(
                     ", {} parameters per token",
@@ -173,80 +178,59 @@ fn print_run(run: &Value, names: &BTreeMap<String, String>, caller: Option<&Valu
             .unwrap_or_default();
         println!(
             "  declared    {} at {:.0}% utilization ({:.0}–{:.0}%){parameters}",
-            text(b, "precision"),
-            num(b, "utilization") * 100.0,
-            num(b, "utilization_low") * 100.0,
-            num(b, "utilization_high") * 100.0
+            b.precision,
+            b.utilization * 100.0,
+            b.utilization_low * 100.0,
+            b.utilization_high * 100.0
         );
     }
-    if let Some(measured) = run.get("measured_utilization").and_then(Value::as_f64) {
+    if let Some(measured) = run.measured_utilization {
         println!(
             "  measured    {:.0}% utilization (DCGM tensor-pipe activity)",
             measured * 100.0
         );
     }
-    if yes(run, "appeal_pending") {
+    if run.appeal_pending {
         println!("  appeal      pending");
     }
-    if let Some(by) = run.get("usage_by_provider").and_then(Value::as_object) {
-        for (provider, u) in by {
-            let missing = int(u, "missing_reports");
+    if let Some(d) = detail {
+        for (provider, u) in &d.usage_by_provider {
             println!(
                 "  provider    {}: {} in {} report(s){}",
                 view::org(names, provider),
-                flop(u, "flop"),
-                int(u, "reports"),
-                if missing > 0 {
-                    format!(", {missing} missing")
+                flop(u.flop),
+                u.reports,
+                if u.missing_reports > 0 {
+                    format!(", {} missing", u.missing_reports)
                 } else {
                     String::new()
                 }
             );
         }
-    }
-    if let Some(ms) = run.get("milestones").and_then(Value::as_array) {
-        for m in ms {
+        for m in &d.milestones {
             println!(
                 "  milestone   {}  tranche {}  {}  {}",
-                text(m, "id"),
-                int(m, "tranche"),
-                text(m, "status"),
-                text(m, "checkpoint_digest")
+                m.id, m.tranche, m.status, m.checkpoint_digest
             );
-            if m.get("operation_count_flop").is_some_and(Value::is_number) {
+            if let Some(counted) = m.operation_count_flop {
                 println!(
                     "              6·N·D {} vs metered {} ({:.2}×)",
-                    flop(m, "operation_count_flop"),
-                    flop(m, "metered_flop"),
-                    num(m, "operation_count_factor")
+                    flop(counted),
+                    m.metered_flop.map(flop).unwrap_or_default(),
+                    m.operation_count_factor.unwrap_or_default()
                 );
             }
         }
-    }
-    if let Some(flags) = run.get("flags").and_then(Value::as_array) {
-        for f in flags {
-            println!(
-                "  flag        {} ({}): {}",
-                text(f, "kind"),
-                text(f, "subject"),
-                text(f, "message")
-            );
+        for f in &d.flags {
+            println!("  flag        {} ({}): {}", f.kind, f.subject, f.message);
         }
     }
     let actions: Vec<RunAction> = run
-        .get("allowed_actions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str()?.parse().ok())
+        .allowed_actions
+        .iter()
+        .filter_map(|a| a.parse().ok())
         .collect();
-    let yours: Vec<&str> = run
-        .get("your_actions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let yours: Vec<&str> = run.your_actions.iter().map(String::as_str).collect();
     for line in next_steps(&actions, &yours, caller) {
         println!("  {line}");
     }
@@ -265,7 +249,7 @@ fn actor_name(actor: RunActor) -> &'static str {
 /// What may happen next to a run whose status allows `actions`, by whom; then `yours`, what
 /// the authority says the caller may take now (its role, organization and assignment), labelled
 /// with who the caller is when `whoami` was read.
-fn next_steps(actions: &[RunAction], yours: &[&str], whoami: Option<&Value>) -> Vec<String> {
+fn next_steps(actions: &[RunAction], yours: &[&str], whoami: Option<&WhoAmI>) -> Vec<String> {
     let mut by_actor: Vec<(RunActor, Vec<&str>)> = Vec::new();
     for action in actions {
         match by_actor.iter_mut().find(|(a, _)| *a == action.actor()) {
@@ -281,7 +265,7 @@ fn next_steps(actions: &[RunAction], yours: &[&str], whoami: Option<&Value>) -> 
         .map(|(actor, names)| format!("next        {} ({})", names.join(", "), actor_name(*actor)))
         .collect();
     let who = whoami
-        .map(|me| format!(" (as {} of {})", text(me, "role"), text(me, "org_name")))
+        .map(|me| format!(" (as {} of {})", me.role, me.org_name))
         .unwrap_or_default();
     lines.push(if yours.is_empty() {
         format!("you may     none of these{who}")
@@ -294,20 +278,38 @@ fn next_steps(actions: &[RunAction], yours: &[&str], whoami: Option<&Value>) -> 
 /// Runs `runpermit run`.
 pub fn run(args: RunArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let transition = |action: &str, t: Transition| {
-        client.post(
+    let json = args.client.json;
+    let transition = |action: &str, t: Transition| -> Result<()> {
+        let run: RunView = client.post(
             &format!("/v1/runs/{}/{action}", t.id),
             &Reason { reason: t.reason },
             &[],
-        )
+        )?;
+        show(json, &run, |run| show_run(&client, run, None))
     };
-    let out = match args.command {
-        RunCommand::List => client.get("/v1/runs")?,
-        RunCommand::Show { id } => client.get(&format!("/v1/runs/{id}"))?,
-        RunCommand::Usage { id, limit } => client.get(&format!(
-            "/v1/runs/{id}/usage?limit={}",
-            limit.clamp(1, 1000)
-        ))?,
+    match args.command {
+        RunCommand::List => {
+            let runs: Vec<RunView> = client.get("/v1/runs")?;
+            show(json, &runs, |runs| {
+                for r in runs {
+                    println!(
+                        "{}  {:<13}  {:>6.1}% of tranche {}  {}",
+                        r.id, r.status, r.tranche_percent, r.tranche, r.permit_id
+                    );
+                }
+            })
+        }
+        RunCommand::Show { id } => {
+            let detail: RunDetail = client.get(&format!("/v1/runs/{id}"))?;
+            show(json, &detail, |d| show_run(&client, &d.run, Some(d)))
+        }
+        RunCommand::Usage { id, limit } => {
+            let usage: RunUsage = client.get(&format!(
+                "/v1/runs/{id}/usage?limit={}",
+                limit.clamp(1, 1000)
+            ))?;
+            show(json, &usage, print_usage)
+        }
         RunCommand::Milestone {
             id,
             checkpoint_digest,
@@ -343,77 +345,72 @@ pub fn run(args: RunArgs) -> Result<()> {
                 evals: evals.unwrap_or(Value::Null),
                 inspect_logs,
             };
-            client.post(&format!("/v1/runs/{id}/milestones"), &body, &[])?
+            let m: MilestoneView = client.post(&format!("/v1/runs/{id}/milestones"), &body, &[])?;
+            show(json, &m, print_milestone)
         }
-        RunCommand::Accept { milestone, reason } => client.post(
-            &format!("/v1/milestones/{milestone}/accept"),
-            &Reason { reason },
-            &[],
-        )?,
-        RunCommand::Reject { milestone, reason } => client.post(
-            &format!("/v1/milestones/{milestone}/reject"),
-            &Reason { reason },
-            &[],
-        )?,
-        RunCommand::Pause(t) => transition("pause", t)?,
-        RunCommand::Resume(t) => transition("resume", t)?,
-        RunCommand::Suspend(t) => transition("suspend", t)?,
-        RunCommand::Revoke(t) => transition("revoke", t)?,
-        RunCommand::Terminate(t) => transition("terminate", t)?,
-        RunCommand::Complete(t) => transition("complete", t)?,
-        RunCommand::Appeal(t) => transition("appeal", t)?,
-    };
-    if args.client.json {
-        return print_json(&out);
+        RunCommand::Accept { milestone, reason } => {
+            let m: MilestoneView = client.post(
+                &format!("/v1/milestones/{milestone}/accept"),
+                &Reason { reason },
+                &[],
+            )?;
+            show(json, &m, print_milestone)
+        }
+        RunCommand::Reject { milestone, reason } => {
+            let m: MilestoneView = client.post(
+                &format!("/v1/milestones/{milestone}/reject"),
+                &Reason { reason },
+                &[],
+            )?;
+            show(json, &m, print_milestone)
+        }
+        RunCommand::Pause(t) => transition("pause", t),
+        RunCommand::Resume(t) => transition("resume", t),
+        RunCommand::Suspend(t) => transition("suspend", t),
+        RunCommand::Revoke(t) => transition("revoke", t),
+        RunCommand::Terminate(t) => transition("terminate", t),
+        RunCommand::Complete(t) => transition("complete", t),
+        RunCommand::Appeal(t) => transition("appeal", t),
     }
-    if let Some(list) = out.as_array() {
-        for r in list {
-            println!(
-                "{}  {:<13}  {:>6.1}% of tranche {}  {}",
-                text(r, "id"),
-                text(r, "status"),
-                num(r, "tranche_percent"),
-                int(r, "tranche"),
-                text(r, "permit_id")
-            );
-        }
-    } else if out.get("reports").is_some() {
-        for r in out["reports"].as_array().into_iter().flatten() {
-            println!(
-                "{}  seq {:<5}  {}..{}  {}  ({})",
-                text(r, "provider_id"),
-                int(r, "seq"),
-                int(r, "from"),
-                int(r, "to"),
-                flop(r, "flop"),
-                text(r, "method")
-            );
-        }
+}
+
+/// A run with its organizations by name and what the caller may do (`whoami` says who it
+/// is).
+fn show_run(client: &Client, run: &RunView, detail: Option<&RunDetail>) {
+    let me: Option<WhoAmI> = client.get("/v1/whoami").ok();
+    let providers = detail
+        .into_iter()
+        .flat_map(|d| d.usage_by_provider.keys().map(String::as_str));
+    let names = view::org_names(client, providers.chain([run.org_id.as_str()]));
+    print_run(run, detail, &names, me.as_ref());
+}
+
+/// A page of a run's usage reports, report by report, then the run's cumulative figures.
+fn print_usage(usage: &RunUsage) {
+    for r in &usage.reports {
         println!(
-            "cumulative {} (lower {}, upper {})",
-            flop(&out, "cumulative_flop"),
-            flop(&out, "cumulative_lower_flop"),
-            flop(&out, "cumulative_upper_flop")
+            "{}  seq {:<5}  {}..{}  {}  ({})",
+            r.provider_id,
+            r.seq,
+            r.from,
+            r.to,
+            flop(r.flop),
+            r.method
         );
-    } else if out.get("checkpoint_digest").is_some() {
-        println!(
-            "milestone report {}  run {}  tranche {}  {}",
-            text(&out, "id"),
-            text(&out, "run_id"),
-            int(&out, "tranche"),
-            text(&out, "status")
-        );
-    } else {
-        // What the caller may do of what the status allows: `whoami` says who it is.
-        let me = client.get("/v1/whoami").ok();
-        let providers = out.get("usage_by_provider").and_then(Value::as_object);
-        let ids = providers
-            .into_iter()
-            .flat_map(|p| p.keys().map(String::as_str));
-        let names = view::org_names(&client, ids.chain([text(&out, "org_id")]));
-        print_run(&out, &names, me.as_ref());
     }
-    Ok(())
+    println!(
+        "cumulative {} (lower {}, upper {})",
+        flop(usage.cumulative_flop),
+        flop(usage.cumulative_lower_flop),
+        flop(usage.cumulative_upper_flop)
+    );
+}
+
+fn print_milestone(m: &MilestoneView) {
+    println!(
+        "milestone report {}  run {}  tranche {}  {}",
+        m.id, m.run_id, m.tranche, m.status
+    );
 }
 
 /// `runpermit incident`.
@@ -465,81 +462,74 @@ enum IncidentCommand {
 /// Runs `runpermit incident`.
 pub fn incident(args: IncidentArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let out = match args.command {
+    let json = args.client.json;
+    match args.command {
         IncidentCommand::File {
             category,
             summary,
             run,
             occurred_at,
-        } => client.post(
-            "/v1/incidents",
-            &NewIncident {
-                category,
-                summary,
-                run_id: run,
-                occurred_at,
-                details: None,
-            },
-            &[],
-        )?,
-        IncidentCommand::List { overdue } => client.get(if overdue {
-            "/v1/incidents?overdue=true"
-        } else {
-            "/v1/incidents"
-        })?,
+        } => {
+            let i: IncidentView = client.post(
+                "/v1/incidents",
+                &NewIncident {
+                    category,
+                    summary,
+                    run_id: run,
+                    occurred_at,
+                    details: None,
+                },
+                &[],
+            )?;
+            show(json, &i, print_incident)
+        }
+        IncidentCommand::List { overdue } => {
+            let list: Vec<IncidentView> = client.get(if overdue {
+                "/v1/incidents?overdue=true"
+            } else {
+                "/v1/incidents"
+            })?;
+            show(json, &list, |list| list.iter().for_each(print_incident))
+        }
         IncidentCommand::FollowUp {
             id,
             text,
             keep_open,
-        } => client.post(
-            &format!("/v1/incidents/{id}/follow-up"),
-            &FollowUp {
-                text,
-                close: !keep_open,
-            },
-            &[],
-        )?,
-    };
-    if args.client.json {
-        return print_json(&out);
+        } => {
+            let i: IncidentView = client.post(
+                &format!("/v1/incidents/{id}/follow-up"),
+                &FollowUp {
+                    text,
+                    close: !keep_open,
+                },
+                &[],
+            )?;
+            show(json, &i, print_incident)
+        }
     }
-    for i in items(&out) {
-        print_incident(i);
-    }
-    Ok(())
 }
 
 /// An incident with its deadlines: when it was reported against when it was due, and when
 /// its follow-up is (or was) due.
-fn print_incident(i: &Value) {
-    let run = match text(i, "run_id") {
-        "" => String::new(),
-        id => format!("  run {id}"),
+fn print_incident(i: &IncidentView) {
+    let run = match &i.run_id {
+        Some(id) if !id.is_empty() => format!("  run {id}"),
+        _ => String::new(),
     };
-    println!(
-        "{}  {}  {}{run}  {}",
-        text(i, "id"),
-        text(i, "category"),
-        text(i, "status"),
-        text(i, "summary")
-    );
+    println!("{}  {}  {}{run}  {}", i.id, i.category, i.status, i.summary);
     println!(
         "  reported {} (due {}{})",
-        text(i, "reported_at"),
-        text(i, "report_due"),
-        if yes(i, "reported_late") {
-            ", LATE"
-        } else {
-            ""
-        }
+        i.reported_at,
+        i.report_due,
+        if i.reported_late { ", LATE" } else { "" }
     );
-    match text(i, "followed_up_at") {
-        "" => println!(
+    match i.followed_up_at.as_deref() {
+        None | Some("") => println!(
             "  follow-up due {}{}",
-            text(i, "follow_up_due"),
-            if yes(i, "overdue") { "  OVERDUE" } else { "" }
+            i.follow_up_due,
+            if i.overdue { "  OVERDUE" } else { "" }
         ),
-        at => println!("  followed up {at} (due {})", text(i, "follow_up_due")),
+        Some(at) => println!("  followed up {at} (due {})", i.follow_up_due),
     }
 }
 
@@ -591,7 +581,8 @@ fn unix_time(flag: &str, text: &str) -> Result<i64> {
 /// Runs `runpermit kyc`.
 pub fn kyc(args: KycArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let out = match args.command {
+    let json = args.client.json;
+    match args.command {
         KycCommand::Report {
             customer,
             from,
@@ -603,7 +594,7 @@ pub fn kyc(args: KycArgs) -> Result<()> {
             let parsed: runpermit_compute::Flop = flop
                 .parse()
                 .map_err(|e| ArgError(format!("--flop {flop:?}: {e}")))?;
-            client.post(
+            let answer: KycAnswer = client.post(
                 "/v1/kyc-reports",
                 &NewKycReport {
                     customer,
@@ -615,54 +606,47 @@ pub fn kyc(args: KycArgs) -> Result<()> {
                     flop: parsed,
                 },
                 &[],
-            )?
+            )?;
+            show(json, &answer, |a| {
+                println!(
+                    "recorded {} for customer {}{}",
+                    a.id,
+                    a.customer,
+                    if a.flag.is_some() {
+                        ": its unpermitted compute over all providers reaches the permit threshold"
+                    } else {
+                        ""
+                    }
+                );
+            })
         }
-        KycCommand::Flags => client.get("/v1/kyc/flags")?,
-    };
-    if args.client.json {
-        return print_json(&out);
+        KycCommand::Flags => {
+            let flags: KycFlags = client.get("/v1/kyc/flags")?;
+            show(json, &flags, print_kyc_flags)
+        }
     }
-    if let Some(flags) = out.get("flags").and_then(Value::as_array) {
-        if flags.is_empty() {
-            println!("no customer's unpermitted compute reaches the permit threshold");
-        }
-        for flag in flags {
-            let providers: Vec<String> = flag
-                .get("providers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|p| {
-                    Some(format!(
-                        "{} {}",
-                        p.get(0)?.as_str()?,
-                        format_flop(p.get(1)?.as_f64()?)
-                    ))
-                })
-                .collect();
-            println!(
-                "{}  {}{}  ({})",
-                text(flag, "customer"),
-                flop(flag, "total"),
-                if yes(flag, "split") {
-                    "  SPLIT RUN SUSPECTED"
-                } else {
-                    "  unpermitted"
-                },
-                providers.join(", ")
-            );
-        }
-    } else {
+}
+
+fn print_kyc_flags(flags: &KycFlags) {
+    if flags.flags.is_empty() {
+        println!("no customer's unpermitted compute reaches the permit threshold");
+    }
+    for flag in &flags.flags {
+        let providers: Vec<String> = flag
+            .providers
+            .iter()
+            .map(|(provider, f)| format!("{provider} {}", format_flop(f.get())))
+            .collect();
         println!(
-            "recorded {} for customer {}{}",
-            text(&out, "id"),
-            text(&out, "customer"),
-            if out.get("flag").is_some_and(|f| !f.is_null()) {
-                ": its unpermitted compute over all providers reaches the permit threshold"
+            "{}  {}{}  ({})",
+            flag.customer,
+            format_flop(flag.total.get()),
+            if flag.split {
+                "  SPLIT RUN SUSPECTED"
             } else {
-                ""
-            }
+                "  unpermitted"
+            },
+            providers.join(", ")
         );
     }
-    Ok(())
 }

@@ -74,6 +74,11 @@ pub struct ServeArgs {
     /// Without it the log is not witnessed.
     #[arg(long, value_name = "FILE", env = "RUNPERMIT_WITNESS_POLICY")]
     witness_policy: Option<PathBuf>,
+    /// Print the start-up report and the listening address as one JSON object on stdout
+    /// (with the bootstrap admin token on the very first start), write logs as JSON lines,
+    /// and tell a failure as a JSON object on stderr.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     authority: AuthorityArgs,
 }
@@ -179,6 +184,12 @@ fn resolve(listen: Option<SocketAddr>, args: AuthorityArgs) -> Result<AuthorityS
 /// Logs go to stderr: human-readable by default, one JSON object per line with
 /// `RUNPERMIT_LOG_FORMAT=json`; `RUNPERMIT_LOG` sets the filter (default `info`).
 pub(crate) fn init_logging() {
+    init_logging_as(false);
+}
+
+/// [`init_logging`], with JSON lines whatever `RUNPERMIT_LOG_FORMAT` says when `json` (a
+/// serve command's `--json`).
+pub(crate) fn init_logging_as(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNPERMIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only for a person at a terminal: a log file or a collector gets plain text.
@@ -186,7 +197,7 @@ pub(crate) fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if std::env::var("RUNPERMIT_LOG_FORMAT").is_ok_and(|f| f == "json") {
+    if json || std::env::var("RUNPERMIT_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
         builder.init();
@@ -326,7 +337,7 @@ pub fn rotate(args: AuthorityArgs, json: bool) -> Result<()> {
 /// How often the oversight supervisor re-evaluates runs (after a crash between storing usage
 /// and evaluating it) and considers summarising usage into the log.
 pub fn run(args: ServeArgs) -> Result<()> {
-    init_logging();
+    init_logging_as(args.json);
     let mut settings = resolve(args.listen, args.authority)?;
     let witnesses = match args.witness_policy.or(settings.witness_policy.take()) {
         Some(path) => {
@@ -360,11 +371,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .install_recorder()
             .ok();
         let started = server::start(settings, metrics).await?;
-        report(&setup, &policy_version, &limits, &started.report);
-        println!(
-            "runpermit authority listening on http://{}",
-            started.report.addr
-        );
+        let listening = format!("http://{}", started.report.addr);
+        if args.json {
+            let mut object = report_json(&setup, &policy_version, &limits, &started.report);
+            object["listening"] = serde_json::json!(listening);
+            println!("{object}");
+        } else {
+            report(&setup, &policy_version, &limits, &started.report);
+            println!("runpermit authority listening on {listening}");
+        }
+        crate::output::flush();
         started.serve(shutdown_signal()).await?;
         Ok(())
     })

@@ -1,47 +1,22 @@
-//! Text views of the authority's answers: reading fields of its JSON, figures written the one
-//! way people read them (`runpermit_compute::format_flop`), and aligned tables.
+//! Text views of the authority's answers (the `runpermit_api` response types): figures
+//! written the one way people read them (`runpermit_compute::format_flop`), labelled lines,
+//! aligned tables, and organizations by name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use runpermit_api::identity::OrganizationView;
 use runpermit_compute::format_flop;
-use serde_json::Value;
 
 use crate::client::Client;
 
-/// The string field `key` of `v`, or "" when absent.
-pub fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
+/// A FLOP figure for people (`2.18e26 FLOP`).
+pub fn flop(value: f64) -> String {
+    format_flop(value)
 }
 
-/// The integer field `key` of `v`, or 0 when absent.
-pub fn int(v: &Value, key: &str) -> i64 {
-    v.get(key).and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// The number field `key` of `v`, or 0 when absent.
-pub fn num(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
-}
-
-/// The FLOP figure in field `key` of `v` (`2.18e26 FLOP`), or "" when absent.
-pub fn flop(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_f64)
-        .map(format_flop)
-        .unwrap_or_default()
-}
-
-/// Whether the boolean field `key` of `v` is true.
-pub fn yes(v: &Value, key: &str) -> bool {
-    v.get(key).and_then(Value::as_bool) == Some(true)
-}
-
-/// The items of a list answer, or the answer itself as the one item.
-pub fn items(v: &Value) -> Vec<&Value> {
-    match v.as_array() {
-        Some(list) => list.iter().collect(),
-        None => vec![v],
-    }
+/// An optional text for people: the text, or "" when absent.
+pub fn opt(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("")
 }
 
 /// A labelled line of a record: `  label:        value`.
@@ -106,16 +81,16 @@ pub fn org_names<'a>(
     let ids: BTreeSet<&str> = ids.into_iter().filter(|id| !id.is_empty()).collect();
     let mut names = BTreeMap::new();
     if ids.len() > 1
-        && let Ok(all) = client.get("/v1/orgs")
+        && let Ok(all) = client.get::<Vec<OrganizationView>>("/v1/orgs")
     {
-        for org in all.as_array().into_iter().flatten() {
-            names.insert(text(org, "id").to_owned(), text(org, "name").to_owned());
+        for org in all {
+            names.insert(org.id, org.name);
         }
         return names;
     }
     for id in ids {
-        if let Ok(org) = client.get(&format!("/v1/orgs/{id}")) {
-            names.insert(id.to_owned(), text(&org, "name").to_owned());
+        if let Ok(org) = client.get::<OrganizationView>(&format!("/v1/orgs/{id}")) {
+            names.insert(id.to_owned(), org.name);
         }
     }
     names
@@ -127,5 +102,20 @@ pub fn org(names: &BTreeMap<String, String>, id: &str) -> String {
     match names.get(id) {
         Some(name) if !name.is_empty() => format!("{name} ({id})"),
         _ => id.to_owned(),
+    }
+}
+
+/// Shows an answer of the authority: as JSON with `json` (`output::print_answer`), else as
+/// `text` renders it for people.
+pub fn show<T: serde::Serialize + ?Sized>(
+    json: bool,
+    answer: &T,
+    text: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if json {
+        crate::output::print_answer(answer)
+    } else {
+        text(answer);
+        Ok(())
     }
 }

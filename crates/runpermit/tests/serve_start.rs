@@ -134,3 +134,80 @@ fn a_missing_postgres_database_is_named_once_without_internals() {
     );
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn with_json_the_start_up_and_a_failure_are_json() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("runpermit-serve-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env_remove("RUNPERMIT_DATABASE_URL")
+        .env_remove("RUNPERMIT_CONFIG")
+        .env_remove("RUNPERMIT_LOG_FORMAT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("a log file"))
+        .spawn()
+        .expect("runpermit serve --json");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve's output");
+    let _ = child.kill();
+    let _ = child.wait();
+    let started: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert!(
+        started["listening"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("http://127.0.0.1:")),
+        "{started}"
+    );
+    assert!(
+        started["admin_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("rpt_")),
+        "the first start's bootstrap token: {started}"
+    );
+    let log = std::fs::read_to_string(dir.join("stderr.log")).expect("the log");
+    for l in log.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<serde_json::Value>(l)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}"));
+    }
+
+    // A failure is one JSON object on stderr, for both serve commands.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = busy.local_addr().expect("its address").to_string();
+    let out = Command::new(BIN)
+        .args(["serve", "--json", "--listen", &addr, "--data-dir"])
+        .arg(dir.join("other"))
+        .env_remove("RUNPERMIT_DATABASE_URL")
+        .env_remove("RUNPERMIT_CONFIG")
+        .output()
+        .expect("running serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    let err: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(err["error"], "failed", "{err}");
+    assert!(out.stdout.is_empty());
+    let out = Command::new(BIN)
+        .args(["gate", "serve", "--json", "--cluster", "c1", "--config"])
+        .arg(dir.join("no-such-gate.toml"))
+        .env_remove("RUNPERMIT_GATE_CONFIG")
+        .output()
+        .expect("running gate serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    let err: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert!(err["message"].as_str().is_some(), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing configuration is a usage error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

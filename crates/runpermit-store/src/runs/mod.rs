@@ -1,6 +1,7 @@
 //! Permitted runs as the authority follows them: runs, providers' signed usage reports,
 //! milestones, incidents and providers' KYC reports.
 
+mod access_sql;
 pub(crate) mod access_usage;
 mod records;
 pub(crate) mod sql;

@@ -10,7 +10,8 @@
 //! - `home`: what is waiting for me, by role;
 //! - `reviews`: the reviewer's queue and the review form's action;
 //! - `applications`: applications, and one application with its whole plan (`plan`);
-//! - `runs`: runs, one run with its chart (`chart`), its actions and the milestone form;
+//! - `runs`: runs, one run with its chart (`chart`), its actions and the milestone form
+//!   (`run_actions`);
 //! - `milestones`: the evaluator's queue and decisions;
 //! - `incidents`: incidents with their deadlines, and split-run flags;
 //! - `access`: applications for access to registered models, grants, their forms, and the
@@ -26,6 +27,7 @@ mod milestones;
 mod plan;
 mod provider;
 mod reviews;
+mod run_actions;
 mod runs;
 mod widgets;
 
@@ -46,10 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/applications/{id}/review", post(reviews::decide))
         .route("/console/runs", get(runs::list))
         .route("/console/runs/{id}", get(runs::show))
-        .route("/console/runs/{id}/action", post(runs::act))
+        .route("/console/runs/{id}/action", post(run_actions::act))
         .route(
             "/console/runs/{id}/milestones",
-            post(runs::submit_milestone),
+            post(run_actions::submit_milestone),
         )
         .route("/console/milestones", get(milestones::queue))
         .route("/console/milestones/{id}/decide", post(milestones::decide))
