@@ -233,6 +233,22 @@ pub async fn run(
     if pruned > 0 {
         tracing::info!(pruned, "expired permits removed from the permit book");
     }
+    // A reporting key named but absent is a mistake found now, not when [metering] is
+    // added: a service refuses it at start (`gate check` never signs, so it does not care).
+    if let Some(path) = &settings.reporting_key
+        && !path.is_file()
+    {
+        return Err(AgentError::Config {
+            path: options.config.clone(),
+            message: format!(
+                "reporting_key: the reporting key {} does not exist; create it with `openssl genpkey -algorithm \
+                 ed25519 -out {}` and register it (`runpermit org add-reporting-key`), or remove \
+                 the line (only [metering] signs usage reports)",
+                path.display(),
+                path.display()
+            ),
+        });
+    }
     let meter = match settings.metering {
         Some(_) => Some(Meter::open(
             &settings,

@@ -784,6 +784,22 @@ async fn run_refuses_to_start_when_metering_cannot() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_reporting_key_named_but_missing_is_refused_at_start_even_without_metering() {
+    let world = World::new(AUTHORITY);
+    let dir = tempfile::tempdir().unwrap();
+    let config = gate_dir(dir.path(), &world, AUTHORITY, "");
+    let key = dir.path().join("reporting-key.pem");
+    std::fs::remove_file(&key).unwrap();
+    let err = run(ServeOptions::new(&config, CLUSTER, free_port()), async {})
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(message.contains(&key.display().to_string()), "{message}");
+    assert!(err.is_usage());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_metering_there_is_no_metering_status() {
     let world = World::new(AUTHORITY);
     let dir = tempfile::tempdir().unwrap();
