@@ -30,10 +30,10 @@ use runpermit_gate::{
 };
 use runpermit_gate_agent::{ADMISSION_API_VERSION, Agent, slurm};
 use runpermit_log::{
-    Checkpoint, DecisionKind, Hash, LogEntry, LogKey, LogState, ProofBundle, TileFetcher, TilePath,
-    VerifierKey, append, decode, encode, entries_tile, inclusion_proof, leaf_hash, needed_paths,
-    parse_entries_tile, parse_path, sign_checkpoint, stored_hash_count, tile_bytes,
-    verify_checkpoint, verify_log,
+    Checkpoint, CosignerKey, DecisionKind, Hash, LogEntry, LogKey, LogState, ProofBundle,
+    TileFetcher, TilePath, VerifierKey, WitnessPolicy, append, decode, encode, entries_tile,
+    inclusion_proof, leaf_hash, needed_paths, parse_entries_tile, parse_path, sign_checkpoint,
+    stored_hash_count, tile_bytes, verify_checkpoint, verify_cosignatures, verify_log,
 };
 use runpermit_permit::{
     EXEMPTION_TYP, ExemptionClaims, Holder, Jwks, PERMIT_TYP, PermitClaims, PermitRequest,
@@ -73,6 +73,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("policy_toml", policy_toml),
     ("slurm_jobs", slurm_jobs),
     ("exposition", exposition),
+    ("witness_policy", witness_policy),
 ];
 
 /// The fixed time of every target (2026-01-01T00:00:00Z).
@@ -940,6 +941,37 @@ fn log() -> Log {
 
 /// One seed: its target, its file name in `fuzz/corpus/<target>/`, its bytes.
 pub type Seed = (&'static str, &'static str, Vec<u8>);
+
+/// A witness policy (`WitnessPolicy::parse`, both key forms), its quorum over every witness
+/// and over none, and `verify_checkpoint` of the fixture's checkpoint cosigned by a fixed
+/// witness; and the input as a note whose cosignatures `verify_cosignatures` reads.
+pub fn witness_policy(data: &[u8]) -> bool {
+    let Some(text) = text(data) else {
+        return false;
+    };
+    let f = fixture();
+    let witness = CosignerKey::from_seed("witness.example.org/w1", &[0x51; 32]).expect("key");
+    let _ = verify_cosignatures(text, &[witness.verifier()]);
+    let Ok(policy) = WitnessPolicy::parse(text) else {
+        return false;
+    };
+    let all: Vec<&str> = policy.witnesses().iter().map(|w| w.name.as_str()).collect();
+    assert!(policy.quorum_met(&all), "every witness meets any quorum");
+    assert!(policy.missing(&all).is_empty());
+    if !policy.requires_no_cosignature() {
+        assert!(!policy.quorum_met(&[]));
+        assert!(!policy.missing(&[]).is_empty());
+    }
+    let checkpoint = Checkpoint {
+        origin: LOG_NAME.into(),
+        size: 1,
+        root_hash: leaf_hash(b"fuzz"),
+    };
+    let note = sign_checkpoint(&checkpoint, &f.log_key).expect("sign");
+    let line = witness.cosign(&checkpoint, NOW as u64).expect("cosign");
+    let _ = policy.verify_checkpoint(&format!("{note}{line}"), &f.vkey);
+    true
+}
 
 /// The seeds that are signed with (or name) the fixed keys, so that the fuzzer starts
 /// past the signature checks. Deterministic (Ed25519 signatures are), so the replay test
