@@ -298,6 +298,12 @@ pub(crate) fn verify_checkpoint_with(
                 .into(),
         )
     })?;
+    // Every line by the key must verify, not only the first (signed-note: a line matching a
+    // known key's name and id MUST be verified; one that fails rejects the note).
+    verify_every_line(note, |name, id, text, sig| {
+        (name == key.name && id == key.id)
+            .then(|| signed_note::Verifier::verify(&StrictVerifier(key.clone()), text, sig))
+    })?;
     let verifiers = VerifierList::new(vec![Box::new(StrictVerifier(key.clone()))]);
     parsed.verify(&verifiers).map_err(|e| match e {
         NoteError::UnverifiedNote => CheckpointError::NotSignedByKey {
@@ -315,6 +321,28 @@ pub(crate) fn verify_checkpoint_with(
         });
     }
     Ok(checkpoint)
+}
+
+/// Checks every signature line of `note` that `verify` knows (it answers `Some(valid)` for a
+/// known name and key id, `None` otherwise): `BadSignature` if any known line fails. The
+/// signed-note crate, like Go's, verifies only the first line per key; the spec asks for all.
+pub(crate) fn verify_every_line(
+    note: &str,
+    verify: impl Fn(&str, u32, &[u8], &[u8]) -> Option<bool>,
+) -> Result<(), CheckpointError> {
+    let Some((text, sigs)) = note.rsplit_once("\n\n") else {
+        return Ok(());
+    };
+    let text = format!("{text}\n");
+    for line in sigs.lines() {
+        let Ok(sig) = signed_note::Signature::from_bytes(line.as_bytes()) else {
+            continue;
+        };
+        if verify(sig.name(), sig.id(), text.as_bytes(), sig.signature()) == Some(false) {
+            return Err(CheckpointError::BadSignature);
+        }
+    }
+    Ok(())
 }
 
 fn parse_body(text: &str) -> Result<Checkpoint, CheckpointError> {

@@ -308,6 +308,12 @@ pub fn verify_cosignatures(
                 .into(),
         )
     })?;
+    crate::checkpoint::verify_every_line(note, |name, id, text, sig| {
+        cosigners
+            .iter()
+            .find(|c| c.name == name && c.id == id)
+            .map(|c| c.verify_signature(text, sig).is_some())
+    })?;
     let verifiers: Vec<Box<dyn signed_note::Verifier>> = cosigners
         .iter()
         .map(|c| Box::new(NoteCosigner(c.clone())) as Box<dyn signed_note::Verifier>)
@@ -469,5 +475,31 @@ mod tests {
             Err(CheckpointError::BadSignature)
         );
         assert!(w1.cosign(&checkpoint(), u64::MAX).is_err());
+        // A valid line followed by a broken one by the same key: the note is refused (the
+        // signed-note crate alone would verify only the first).
+        let good = w1.cosign(&checkpoint(), 100).unwrap();
+        let twice = add_signature_lines(&note, &[good, forged_line(&w1)]);
+        assert_eq!(
+            verify_cosignatures(&twice, &[w1.verifier()]),
+            Err(CheckpointError::BadSignature)
+        );
+        let (body, sigs) = note.split_once("\n\n").unwrap();
+        let log_line = sigs.lines().next().unwrap();
+        let (head, b64) = log_line.rsplit_once(' ').unwrap();
+        let mut raw = STANDARD.decode(b64).unwrap();
+        raw[10] ^= 1;
+        let doubled = format!("{body}\n\n{log_line}\n{head} {}\n", STANDARD.encode(raw));
+        assert_eq!(
+            verify_checkpoint(&doubled, &log.verifier_key()),
+            Err(CheckpointError::BadSignature)
+        );
+    }
+
+    fn forged_line(key: &CosignerKey) -> String {
+        let line = key.cosign(&checkpoint(), 200).unwrap();
+        let (head, b64) = line.trim_end().rsplit_once(' ').unwrap();
+        let mut raw = STANDARD.decode(b64).unwrap();
+        raw[20] ^= 1;
+        format!("{head} {}\n", STANDARD.encode(raw))
     }
 }
