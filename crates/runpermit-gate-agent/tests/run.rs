@@ -18,6 +18,14 @@ fn files(world: &World, dir: &std::path::Path) -> PathBuf {
         serde_json::to_string(&world.jwks).unwrap(),
     )
     .unwrap();
+    // The configuration names a reporting key; a service refuses one that does not exist.
+    std::fs::write(
+        dir.join("reporting-key.pem"),
+        runpermit_permit::SigningKey::from_seed(&[3; 32])
+            .to_pkcs8_pem()
+            .as_str(),
+    )
+    .unwrap();
     config
 }
 

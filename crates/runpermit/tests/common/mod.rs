@@ -366,6 +366,12 @@ pub fn write_gate(a: &Authority, min_accelerators: u64) -> (PathBuf, PathBuf) {
         http_get(&a.server, "/.well-known/jwks.json"),
     )
     .expect("jwks");
+    // The configuration names a reporting key; `gate serve` refuses one that does not exist.
+    std::fs::write(
+        gate.join("reporting-key.pem"),
+        runpermit_permit::SigningKey::generate().to_pkcs8_pem().as_str(),
+    )
+    .expect("reporting key");
     let config = gate.join("gate.toml");
     std::fs::write(
         &config,
