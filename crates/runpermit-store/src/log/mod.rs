@@ -3,6 +3,7 @@
 
 mod cosignatures;
 mod records;
+pub(crate) mod refs;
 pub(crate) mod sql;
 
 use crate::StoreError;

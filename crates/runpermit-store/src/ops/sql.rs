@@ -211,7 +211,7 @@ where
     async fn migrate(&self) -> Result<(), StoreError> {
         self.run_migrations().await?;
         // Entries sequenced before the log kept their references (migration 0009).
-        crate::log::sql::index_unindexed(self).await
+        crate::log::refs::index_unindexed(self).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -369,7 +369,9 @@ pub fn write_gate(a: &Authority, min_accelerators: u64) -> (PathBuf, PathBuf) {
     // The configuration names a reporting key; `gate serve` refuses one that does not exist.
     std::fs::write(
         gate.join("reporting-key.pem"),
-        runpermit_permit::SigningKey::generate().to_pkcs8_pem().as_str(),
+        runpermit_permit::SigningKey::generate()
+            .to_pkcs8_pem()
+            .as_str(),
     )
     .expect("reporting key");
     let config = gate.join("gate.toml");
