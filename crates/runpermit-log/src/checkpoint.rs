@@ -31,6 +31,21 @@ fn valid_name(name: &str) -> bool {
     signed_note::is_key_name_valid(name)
 }
 
+/// Reads an unencrypted PKCS#8 Ed25519 `PRIVATE KEY` PEM document (log and cosigner keys).
+pub(crate) fn key_from_pem(pem: &str) -> Result<SigningKey, KeyError> {
+    SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))
+}
+
+/// `key` as a PKCS#8 v1 `PRIVATE KEY` PEM document, the form OpenSSL writes.
+pub(crate) fn key_to_pem(key: &SigningKey) -> Zeroizing<String> {
+    KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .expect("encoding a 32-byte Ed25519 key as PKCS#8 cannot fail")
+}
+
 fn key_id(name: &str, public: &VerifyingKey) -> u32 {
     let mut encoded = vec![ALG_ED25519];
     encoded.extend_from_slice(public.as_bytes());
@@ -61,18 +76,12 @@ impl LogKey {
 
     /// Reads an unencrypted PKCS#8 Ed25519 `PRIVATE KEY` PEM document.
     pub fn from_pkcs8_pem(name: &str, pem: &str) -> Result<LogKey, KeyError> {
-        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
-        LogKey::new(name, key)
+        LogKey::new(name, key_from_pem(pem)?)
     }
 
     /// The key as a PKCS#8 v1 `PRIVATE KEY` PEM document, the form OpenSSL writes.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        KeypairBytes {
-            secret_key: self.key.to_bytes(),
-            public_key: None,
-        }
-        .to_pkcs8_pem(LineEnding::LF)
-        .expect("encoding a 32-byte Ed25519 key as PKCS#8 cannot fail")
+        key_to_pem(&self.key)
     }
 
     fn new(name: &str, key: SigningKey) -> Result<LogKey, KeyError> {

@@ -20,13 +20,11 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use signed_note::{Note, NoteError, VerifierList};
 use zeroize::Zeroizing;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, key_from_pem, key_to_pem};
 use crate::error::{CheckpointError, KeyError};
 
 /// The signed-note signature type byte of `cosignature/v1`.
@@ -69,18 +67,12 @@ impl CosignerKey {
 
     /// Reads an unencrypted PKCS#8 Ed25519 `PRIVATE KEY` PEM document.
     pub fn from_pkcs8_pem(name: &str, pem: &str) -> Result<CosignerKey, KeyError> {
-        let key = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Pem(e.to_string()))?;
-        CosignerKey::new(name, key)
+        CosignerKey::new(name, key_from_pem(pem)?)
     }
 
     /// The key as a PKCS#8 v1 `PRIVATE KEY` PEM document.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        KeypairBytes {
-            secret_key: self.key.to_bytes(),
-            public_key: None,
-        }
-        .to_pkcs8_pem(LineEnding::LF)
-        .expect("encoding a 32-byte Ed25519 key as PKCS#8 cannot fail")
+        key_to_pem(&self.key)
     }
 
     fn new(name: &str, key: SigningKey) -> Result<CosignerKey, KeyError> {
