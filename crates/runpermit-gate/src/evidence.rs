@@ -190,7 +190,8 @@ fn check_witnessed(
     fetch: &str,
 ) -> Result<(), (Code, String)> {
     let refetch = format!(
-        "Once the witnesses have cosigned the log's checkpoint, fetch the proof again          ({fetch}) and attach it; the authority's /log/checkpoint shows the cosignatures it has"
+        "Once the witnesses have cosigned the log's checkpoint, fetch the proof again \
+         ({fetch}) and attach it; the authority's /log/checkpoint shows the cosignatures it has"
     );
     match policy.verify_checkpoint(note, log_vkey) {
         Ok(_) => Ok(()),
@@ -200,7 +201,8 @@ fn check_witnessed(
         }) => Err((
             Code::ProofNotWitnessed,
             format!(
-                "the log proof of permit {} is under a checkpoint that this gate's witness policy                  does not accept: cosigned by {}, still needed: {}. {refetch}",
+                "the log proof of permit {} is under a checkpoint that this gate's witness policy \
+                 does not accept: cosigned by {}, still needed: {}. {refetch}",
                 claims.jti,
                 if cosigned_by.is_empty() {
                     "no witness of the policy".to_owned()
@@ -213,13 +215,15 @@ fn check_witnessed(
         Err(e @ PolicyError::UnknownLog { .. }) => Err((
             Code::ProofWrongLog,
             format!(
-                "the gate's witness policy does not list the pinned log ({e}); the gate's                  operator fixes witness_policy or log_vkey"
+                "the gate's witness policy does not list the pinned log ({e}); the gate's \
+                 operator fixes witness_policy or log_vkey"
             ),
         )),
         Err(e) => Err((
             Code::ProofNotWitnessed,
             format!(
-                "the log proof of permit {} is under a checkpoint whose cosignatures this gate                  cannot accept ({e}). {refetch}",
+                "the log proof of permit {} is under a checkpoint whose cosignatures this gate \
+                 cannot accept ({e}). {refetch}",
                 claims.jti
             ),
         )),

@@ -376,6 +376,10 @@ fn three_witnesses_cosign_and_a_split_view_is_refused() {
         message.contains("w1") && message.contains("w2"),
         "names the missing witnesses: {message}"
     );
+    assert!(
+        !message.contains("  "),
+        "one sentence, no runs of spaces: {message}"
+    );
     let refused = verify_with_policy(&fork, &fork_permit, &fork_proof, &policy);
     assert!(!refused.status.success());
     // An auditor of the forked log who requires the quorum is refused, naming the witnesses.

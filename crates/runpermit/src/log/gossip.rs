@@ -131,7 +131,9 @@ fn compare(v: &Verified<'_>, peer: &Sighting, peer_log: Option<(&str, &HttpTiles
             // witnesses cosigned is stale, or shows this auditor another history.
             None => {
                 eprintln!(
-                    "warning: {} has cosigned a larger tree (size {}) than this log serves                      (size {}): the log is behind what others see, or shows you another                      history; kept as the largest seen and checked when the log reaches it",
+                    "warning: {} has cosigned a larger tree (size {}) than this log serves \
+                     (size {}): the log is behind what others see, or shows you another \
+                     history; kept as the largest seen and checked when the log reaches it",
                     peer.source, peer.checkpoint.size, v.ours.checkpoint.size
                 );
                 Ok(())
