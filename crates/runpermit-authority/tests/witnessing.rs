@@ -215,6 +215,18 @@ async fn a_witness_that_is_down_lags_and_without_quorum_the_last_witnessed_check
         message.contains("w2") && message.contains("w3"),
         "{message}"
     );
+
+    // The quorum stays lost for longer than the sizes searched (w1 alone cosigns 70 more
+    // checkpoints): the last witnessed checkpoint is still the one published.
+    for i in 0..70 {
+        append(&a, &format!("c{i}"), 1).await;
+        assert_eq!(witness_once(&a.state).await.expect("round"), 1);
+    }
+    let p = published(&a).await;
+    assert_eq!((p.size as u64, p.witnessed), (first, true));
+    policy
+        .verify_checkpoint(&p.checkpoint, &log_key().verifier_key())
+        .expect("still the witnessed one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

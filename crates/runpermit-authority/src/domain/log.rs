@@ -50,6 +50,9 @@ pub struct LogService {
     pub witnesses: Option<WitnessPolicy>,
     /// Woken after each sequencing round that signed a new checkpoint.
     pub sequenced: tokio::sync::Notify,
+    /// The size of the last checkpoint this process found to meet the witness quorum: what
+    /// stays published when the quorum has failed for longer than the sizes searched.
+    pub last_witnessed: std::sync::Mutex<Option<i64>>,
 }
 
 /// A [`LogStanding`] and how many entries it has folded.
@@ -82,6 +85,7 @@ impl LogService {
             standing: tokio::sync::Mutex::new(FoldedStanding::default()),
             witnesses: None,
             sequenced: tokio::sync::Notify::new(),
+            last_witnessed: std::sync::Mutex::new(None),
         }
     }
 
@@ -391,7 +395,19 @@ pub async fn published_checkpoint(state: &Authority) -> Result<Option<Published>
         }));
     };
     if !policy.requires_no_cosignature() {
-        for size in store.cosigned_sizes(PUBLISH_SEARCH).await? {
+        let searched = store.cosigned_sizes(PUBLISH_SEARCH).await?;
+        // The newest sizes first; then, when the quorum has failed for longer than that, the
+        // last size this process saw meet it.
+        let remembered = *state
+            .log
+            .last_witnessed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let candidates = searched
+            .iter()
+            .copied()
+            .chain(remembered.filter(|r| !searched.contains(r)));
+        for size in candidates {
             let cosignatures = store.log_cosignatures(size).await?;
             let names: Vec<&str> = cosignatures.iter().map(|c| c.witness.as_str()).collect();
             if policy.quorum_met(&names) {
@@ -400,6 +416,12 @@ pub async fn published_checkpoint(state: &Authority) -> Result<Option<Published>
                         "the checkpoint of cosigned size {size} is missing"
                     ))
                 })?;
+                let mut last = state
+                    .log
+                    .last_witnessed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *last = Some(last.map_or(size, |l| l.max(size)));
                 return Ok(Some(Published {
                     size,
                     checkpoint: with_lines(&note, &cosignatures),
