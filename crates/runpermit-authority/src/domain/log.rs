@@ -379,20 +379,46 @@ const PUBLISH_SEARCH: i64 = 64;
 /// anyone fetches can be checked against the same witnesses; until one does, the latest with
 /// whatever cosignatures it has. `None` before the first checkpoint.
 pub async fn published_checkpoint(state: &Authority) -> Result<Option<Published>, DomainError> {
+    match state.store.log_state().await? {
+        Some(current) => published_from(state, current).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `note` with the signature lines of `cosignatures` after its own.
+fn with_lines(note: &str, cosignatures: &[runpermit_store::Cosignature]) -> String {
+    let lines: Vec<String> = cosignatures.iter().map(|c| c.signature.clone()).collect();
+    add_signature_lines(note, &lines)
+}
+
+/// The latest checkpoint, `current`, with the cosignatures stored on its size, and whether
+/// they meet `policy`'s quorum.
+async fn latest(
+    state: &Authority,
+    current: runpermit_store::LogState,
+    policy: Option<&WitnessPolicy>,
+) -> Result<Published, DomainError> {
+    let cosignatures = state.store.log_cosignatures(current.size).await?;
+    let names: Vec<&str> = cosignatures.iter().map(|c| c.witness.as_str()).collect();
+    Ok(Published {
+        size: current.size,
+        witnessed: policy.is_some_and(|p| p.quorum_met(&names)),
+        checkpoint: with_lines(&current.checkpoint, &cosignatures),
+    })
+}
+
+/// [`published_checkpoint`] when the latest checkpoint is `current`.
+async fn published_from(
+    state: &Authority,
+    current: runpermit_store::LogState,
+) -> Result<Published, DomainError> {
     let store = state.store.as_ref();
-    let Some(current) = store.log_state().await? else {
-        return Ok(None);
-    };
-    let with_lines = |note: &str, cosignatures: &[runpermit_store::Cosignature]| {
-        let lines: Vec<String> = cosignatures.iter().map(|c| c.signature.clone()).collect();
-        add_signature_lines(note, &lines)
-    };
     let Some(policy) = &state.log.witnesses else {
-        return Ok(Some(Published {
+        return Ok(Published {
             size: current.size,
             checkpoint: current.checkpoint,
             witnessed: false,
-        }));
+        });
     };
     if !policy.requires_no_cosignature() {
         let searched = store.cosigned_sizes(PUBLISH_SEARCH).await?;
@@ -422,21 +448,15 @@ pub async fn published_checkpoint(state: &Authority) -> Result<Option<Published>
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 *last = Some(last.map_or(size, |l| l.max(size)));
-                return Ok(Some(Published {
+                return Ok(Published {
                     size,
                     checkpoint: with_lines(&note, &cosignatures),
                     witnessed: true,
-                }));
+                });
             }
         }
     }
-    let cosignatures = store.log_cosignatures(current.size).await?;
-    let names: Vec<&str> = cosignatures.iter().map(|c| c.witness.as_str()).collect();
-    Ok(Some(Published {
-        size: current.size,
-        witnessed: policy.quorum_met(&names),
-        checkpoint: with_lines(&current.checkpoint, &cosignatures),
-    }))
+    latest(state, current, Some(policy)).await
 }
 
 /// An inclusion proof bundle for the entry at `index`, against the published checkpoint when
@@ -454,18 +474,13 @@ pub async fn proof_bundle(state: &Authority, index: i64) -> Result<ProofBundle, 
             current.size
         )));
     }
-    let published = published_checkpoint(state)
-        .await?
-        .ok_or_else(|| DomainError::NotFound("the log is empty".into()))?;
-    let (size, checkpoint) = if published.size > index {
-        (published.size, published.checkpoint)
+    let published = published_from(state, current.clone()).await?;
+    let Published {
+        size, checkpoint, ..
+    } = if published.size > index {
+        published
     } else {
-        let cosignatures = store.log_cosignatures(current.size).await?;
-        let lines: Vec<String> = cosignatures.iter().map(|c| c.signature.clone()).collect();
-        (
-            current.size,
-            add_signature_lines(&current.checkpoint, &lines),
-        )
+        latest(state, current, state.log.witnesses.as_ref()).await?
     };
     let entry = store
         .log_entries(index, index + 1)

@@ -25,6 +25,7 @@ use runpermit_log::{PolicyWitness, add_signature_lines, consistency_proof, verif
 use crate::domain::Authority;
 use crate::domain::error::DomainError;
 use crate::domain::log::with_stored_hashes;
+use runpermit_store::LogState;
 
 /// How long one request to a witness may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,23 +37,11 @@ const TICK: Duration = Duration::from_secs(1);
 /// What the loop remembers about one witness between rounds.
 #[derive(Debug, Default)]
 struct WitnessMemory {
-    /// The size the witness said it holds (from a 409), when that is newer than what we
-    /// stored.
-    hint: Option<u64>,
     /// Failures in a row, and when to try again.
     failures: u32,
     retry_at: Option<Instant>,
     /// Since when it has been behind the latest checkpoint.
     behind_since: Option<Instant>,
-}
-
-/// How one submission ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The witness had already cosigned this size.
-    UpToDate,
-    /// A new cosignature was stored, on the checkpoint of this size.
-    Cosigned(i64),
 }
 
 /// Why a submission failed, for the log and the `outcome` label.
@@ -83,25 +72,19 @@ impl From<DomainError> for Failure {
     }
 }
 
-/// Sends the latest checkpoint to `witness` and stores its cosignature; `old` is the size
-/// to start from (what it last cosigned, or what it said it holds). Follows one `409` to the
-/// size the witness names.
+/// Sends `current` (the latest checkpoint) to `witness` and stores its cosignature; `old` is
+/// the size it last cosigned. Follows a `409` to the size the witness names.
 async fn submit(
     state: &Authority,
     agent: &ureq::Agent,
     witness: &PolicyWitness,
     url: &str,
     mut old: u64,
-) -> Result<Outcome, Failure> {
+    current: &LogState,
+) -> Result<(), Failure> {
     let store = state.store.as_ref();
-    let Some(current) = store.log_state().await? else {
-        return Ok(Outcome::UpToDate);
-    };
     let size = u64::try_from(current.size).map_err(|e| Failure::new("internal", e.to_string()))?;
-    let note = store
-        .log_checkpoint(current.size)
-        .await?
-        .unwrap_or_else(|| current.checkpoint.clone());
+    let note = &current.checkpoint;
     for _ in 0..3 {
         if old > size {
             return Err(Failure::new(
@@ -125,7 +108,7 @@ async fn submit(
             body.push('\n');
         }
         body.push('\n');
-        body.push_str(&note);
+        body.push_str(note);
         let (status, answer) = post(agent, url, body).await.map_err(|e| {
             Failure::new(
                 "unreachable",
@@ -141,7 +124,7 @@ async fn submit(
                     .collect();
                 let mut stored = false;
                 for line in lines {
-                    let cosigned = add_signature_lines(&note, std::slice::from_ref(&line));
+                    let cosigned = add_signature_lines(note, std::slice::from_ref(&line));
                     let verified =
                         verify_cosignatures(&cosigned, std::slice::from_ref(&witness.verifier));
                     if matches!(verified.as_deref(), Ok([_])) {
@@ -158,7 +141,7 @@ async fn submit(
                     }
                 }
                 return if stored {
-                    Ok(Outcome::Cosigned(current.size))
+                    Ok(())
                 } else {
                     Err(Failure::new(
                         "bad_answer",
@@ -251,6 +234,30 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// Sets `witness`'s lag gauges: `cosigned` is the largest size it cosigned (`None`: none),
+/// `size` the latest checkpoint's; how long it has been behind is kept in `m`.
+fn report_lag(
+    witness: &str,
+    size: i64,
+    cosigned: Option<i64>,
+    m: &mut WitnessMemory,
+    now: Instant,
+) {
+    let behind_for = if cosigned == Some(size) {
+        m.behind_since = None;
+        Duration::ZERO
+    } else {
+        now.duration_since(*m.behind_since.get_or_insert(now))
+    };
+    let name = witness.to_owned();
+    metrics::gauge!("runpermit_witness_lag_entries", "witness" => name.clone())
+        .set((size - cosigned.unwrap_or(0)).max(0) as f64);
+    metrics::gauge!("runpermit_witness_cosigned_size", "witness" => name.clone())
+        .set(cosigned.unwrap_or(0) as f64);
+    metrics::gauge!("runpermit_witness_lag_seconds", "witness" => name)
+        .set(behind_for.as_secs_f64());
+}
+
 /// One round: every witness with a URL that is due and behind the latest checkpoint is sent
 /// it, concurrently. Returns how many new cosignatures were stored.
 async fn round(
@@ -274,41 +281,24 @@ async fn round(
     let now = Instant::now();
     let mut due = Vec::new();
     for witness in policy.witnesses() {
-        let cosigned = progress.get(&witness.name).copied().unwrap_or(-1);
+        let cosigned = progress.get(&witness.name).copied();
         let m = memory.entry(witness.name.clone()).or_default();
-        let lag = if cosigned < 0 {
-            current.size
-        } else {
-            current.size - cosigned
-        };
-        metrics::gauge!("runpermit_witness_lag_entries", "witness" => witness.name.clone())
-            .set(lag as f64);
-        metrics::gauge!("runpermit_witness_cosigned_size", "witness" => witness.name.clone())
-            .set(cosigned.max(0) as f64);
-        if cosigned == current.size {
-            m.behind_since = None;
-            m.hint = None;
-            metrics::gauge!("runpermit_witness_lag_seconds", "witness" => witness.name.clone())
-                .set(0.0);
+        report_lag(&witness.name, current.size, cosigned, m, now);
+        if cosigned == Some(current.size) {
             continue;
         }
-        let since = *m.behind_since.get_or_insert(now);
-        metrics::gauge!("runpermit_witness_lag_seconds", "witness" => witness.name.clone())
-            .set(now.duration_since(since).as_secs_f64());
         let Some(url) = &witness.url else { continue };
         if m.retry_at.is_some_and(|t| t > now) {
             continue;
         }
-        let from = m
-            .hint
-            .unwrap_or_else(|| u64::try_from(cosigned.max(0)).unwrap_or(0));
+        let from = u64::try_from(cosigned.unwrap_or(0)).unwrap_or(0);
         due.push((witness.clone(), url.clone(), from));
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (witness, url, from) in due {
-        let (state, agent) = (state.clone(), agent.clone());
+        let (state, agent, current) = (state.clone(), agent.clone(), current.clone());
         tasks.spawn(async move {
-            let result = submit(&state, &agent, &witness, &url, from).await;
+            let result = submit(&state, &agent, &witness, &url, from, &current).await;
             (witness, result)
         });
     }
@@ -317,24 +307,13 @@ async fn round(
         let (witness, result) = joined.map_err(|e| DomainError::Internal(e.to_string()))?;
         let m = memory.entry(witness.name.clone()).or_default();
         let outcome = match result {
-            Ok(Outcome::Cosigned(size)) => {
+            Ok(()) => {
                 cosigned += 1;
-                let lag = (current.size - size).max(0);
-                let name = witness.name.clone();
-                metrics::gauge!("runpermit_witness_lag_entries", "witness" => name.clone())
-                    .set(lag as f64);
-                metrics::gauge!("runpermit_witness_cosigned_size", "witness" => name.clone())
-                    .set(size as f64);
-                if lag == 0 {
-                    m.behind_since = None;
-                    metrics::gauge!("runpermit_witness_lag_seconds", "witness" => name).set(0.0);
-                }
+                report_lag(&witness.name, current.size, Some(current.size), m, now);
                 m.failures = 0;
                 m.retry_at = None;
-                m.hint = None;
                 "cosigned"
             }
-            Ok(Outcome::UpToDate) => "up_to_date",
             Err(failure) => {
                 m.failures = m.failures.saturating_add(1);
                 let pause = Duration::from_millis(250)

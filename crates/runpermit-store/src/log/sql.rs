@@ -3,6 +3,7 @@
 
 use sqlx::{Encode, Executor, Type};
 
+use super::cosignatures as cosign;
 use super::refs::{
     LOG_ORGANIZATIONS, REGISTRY_COLUMNS, REGISTRY_COUNT, REGISTRY_ENTRIES, contains_pattern,
     index_entries,
@@ -188,8 +189,7 @@ where
     if done.rows_affected() != 1 {
         return Err(moved_on("no longer that"));
     }
-    super::cosignatures::put_checkpoint::<B>(&mut *conn, batch.size, &batch.checkpoint, batch.at)
-        .await?;
+    cosign::put_checkpoint::<B>(&mut *conn, batch.size, &batch.checkpoint, batch.at).await?;
     take_queued::<B>(&mut *conn, queue_ids).await?;
     let mut rest = &batch.entries[..];
     let max_rows = INSERT_LOG_ENTRIES.max_rows();
@@ -425,7 +425,11 @@ where
         Ok(done.rows_affected() == 1)
     }
     async fn log_checkpoint(&self, size: i64) -> Result<Option<String>, StoreError> {
-        super::cosignatures::checkpoint(self, size).await
+        sqlx::query_scalar(cosign::LOG_CHECKPOINT)
+            .bind(size)
+            .fetch_optional(self.connections())
+            .await
+            .db()
     }
 
     async fn record_cosignature(
@@ -435,19 +439,54 @@ where
         signature: &str,
         at: i64,
     ) -> Result<(), StoreError> {
-        super::cosignatures::record(self, witness, size, signature, at).await
+        if witness.is_empty() || signature.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "cosignature: the witness and the signature line must not be empty".into(),
+            ));
+        }
+        let known: i64 = sqlx::query_scalar(cosign::HAS_CHECKPOINT)
+            .bind(size)
+            .fetch_one(self.connections())
+            .await
+            .db()?;
+        if known == 0 {
+            return Err(StoreError::Invalid(format!(
+                "cosignature by {witness}: no checkpoint of size {size} is stored"
+            )));
+        }
+        sqlx::query(cosign::PUT_COSIGNATURE)
+            .bind(witness)
+            .bind(size)
+            .bind(signature)
+            .bind(at)
+            .execute(self.connections())
+            .await
+            .db()?;
+        Ok(())
     }
 
     async fn log_cosignatures(&self, size: i64) -> Result<Vec<Cosignature>, StoreError> {
-        super::cosignatures::on_size(self, size).await
+        sqlx::query_as(cosign::COSIGNATURES)
+            .bind(size)
+            .fetch_all(self.connections())
+            .await
+            .db()
     }
 
     async fn witness_progress(&self) -> Result<Vec<Cosignature>, StoreError> {
-        super::cosignatures::progress(self).await
+        sqlx::query_as(cosign::PROGRESS)
+            .fetch_all(self.connections())
+            .await
+            .db()
     }
 
     async fn cosigned_sizes(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
-        super::cosignatures::sizes(self, limit).await
+        page_limit("cosigned sizes", limit)?;
+        sqlx::query_scalar(cosign::SIZES)
+            .bind(limit)
+            .fetch_all(self.connections())
+            .await
+            .db()
     }
 
     async fn log_search(&self, filter: &LogFilter, limit: i64) -> Result<Vec<LogRow>, StoreError> {
